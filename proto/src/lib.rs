@@ -1,0 +1,8 @@
+//! `nird-proto`: the shared language of nird-fleet.
+//!
+//! Architecture invariant: this crate does no I/O and no async. Everything
+//! here is a pure function of its inputs (bytes, a clock value given by the
+//! caller), so it cannot fail for environmental reasons and is cheap to test.
+
+pub mod hash;
+pub mod uai;

@@ -1,0 +1,1 @@
+//! `nird-server`: the central server, its admin CLI and the profile signing tools.
