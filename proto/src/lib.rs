@@ -4,5 +4,6 @@
 //! here is a pure function of its inputs (bytes, a clock value given by the
 //! caller), so it cannot fail for environmental reasons and is cheap to test.
 
+pub mod api;
 pub mod hash;
 pub mod uai;

@@ -1,0 +1,417 @@
+//! Wire types of the agent ↔ server API (`/api/v1`, JSON over HTTPS).
+//!
+//! This module is the contract between `nird-agent` and `nird-server`: both
+//! sides serialise exactly these types, so a field renamed here is a protocol
+//! change. Rules that keep it stable:
+//! - new fields are added with `#[serde(default)]` so an older peer's message
+//!   still parses, and unknown fields are ignored so a newer peer's message
+//!   parses too; fields are never renamed or re-typed within one
+//!   [`API_VERSION`];
+//! - enums are written in `snake_case` strings;
+//! - times are RFC 3339 strings (UTC);
+//! - hashes are lowercase hex SHA-256 ([`crate::hash::content_hash`] for JSON
+//!   documents, [`crate::hash::sha256_hex`] for bytes).
+//!
+//! # Endpoints (all under `/api/v1`)
+//! | method + path | body | reply |
+//! |---|---|---|
+//! | `POST /enroll` | [`EnrollRequest`] | [`EnrollResponse`] |
+//! | `POST /checkin` | [`CheckinRequest`] | [`CheckinResponse`] |
+//! | `GET /profiles/{name}/{version}` | — | the exact signed profile bytes |
+//! | `GET /profiles/{name}/{version}/minisig` | — | the detached minisign signature (text) |
+//! | `GET /blobs/{sha256}` | — | the bytes of a file pinned by a profile |
+//! | `GET /openapi.json` | — | the OpenAPI document of this API |
+//!
+//! # Authentication
+//! `enroll` is authenticated by the enrolment token inside its body. Every
+//! other agent call carries the per-machine credential returned by `enroll`:
+//!
+//! ```text
+//! Authorization: Bearer <machine_id>.<secret>
+//! ```
+//!
+//! ([`machine_authorization`] builds the header value.) The server stores
+//! only a hash of the secret. A missing or wrong credential gets `401`; a
+//! retired machine gets `403`.
+//!
+//! # Errors
+//! Every non-2xx reply carries an [`ApiError`] body: `400` malformed JSON or
+//! invalid field (the message names the field), `401` bad credential or
+//! token, `403` retired machine, `404` unknown profile / blob, `413` body
+//! over the limit, `503` overloaded (retry after the interval). A request
+//! that gets an error changed nothing on the server.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this wire contract. It is also the `/api/v{N}` path segment;
+/// it changes only for an incompatible change.
+pub const API_VERSION: u32 = 1;
+
+/// Path prefix of every agent endpoint.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Largest request body the server accepts, in bytes (a full inventory fits
+/// many times over). Larger bodies get `413`.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Most apply reports one check-in may carry; the agent sends the rest of its
+/// spool on the next check-in.
+pub const MAX_REPORTS_PER_CHECKIN: usize = 100;
+
+/// The value of the `Authorization` header for a machine credential.
+pub fn machine_authorization(machine_id: &str, secret: &str) -> String {
+    format!("Bearer {machine_id}.{secret}")
+}
+
+/// `POST /api/v1/enroll`: a freshly installed machine asks to join the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The enrolment token an administrator created for the school
+    /// (`nird-server token create`), exactly as printed.
+    pub token: String,
+    /// The machine's hostname, as shown on the dashboard until the inventory
+    /// says better. 1 to 253 characters.
+    pub hostname: String,
+    /// The full inventory document (`nird_proto::inventory::Inventory`
+    /// serialised). The server treats it as opaque JSON: it stores it and its
+    /// hash.
+    pub inventory: serde_json::Value,
+    /// `content_hash` of `inventory` (lowercase hex SHA-256 of its canonical
+    /// JSON). The server recomputes it and refuses a mismatch with `400`.
+    pub inventory_hash: String,
+}
+
+/// Reply to a successful enrolment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The machine's identifier, first half of its credential.
+    pub machine_id: String,
+    /// The machine's secret, second half of its credential. Shown once: the
+    /// server keeps only its hash. The agent stores it readable by root only.
+    pub secret: String,
+    /// Seconds the agent should wait before its first check-in.
+    pub checkin_interval_secs: u64,
+    /// The server's clock, RFC 3339 UTC, so the agent can detect clock skew
+    /// (profile expiry checks depend on its clock).
+    #[serde(with = "time::serde::rfc3339")]
+    pub server_time: time::OffsetDateTime,
+    /// The machine's status right after enrolment: `pending` when the school
+    /// requires approval, else `active`.
+    pub status: MachineStatus,
+}
+
+/// Where a machine stands in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineStatus {
+    /// Enrolled, waiting for an administrator's approval: checks in, gets no
+    /// profiles.
+    Pending,
+    /// Approved: gets its assigned profiles.
+    Active,
+    /// Taken out of the fleet: every call is refused with `403`.
+    Retired,
+}
+
+impl MachineStatus {
+    /// The lowercase name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineStatus::Pending => "pending",
+            MachineStatus::Active => "active",
+            MachineStatus::Retired => "retired",
+        }
+    }
+
+    /// Inverse of [`MachineStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(MachineStatus::Pending),
+            "active" => Some(MachineStatus::Active),
+            "retired" => Some(MachineStatus::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /api/v1/checkin`: the periodic heartbeat. Small when nothing
+/// changed: a hash, a few profile versions, no reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckinRequest {
+    /// `content_hash` of the machine's current inventory.
+    pub inventory_hash: String,
+    /// The full inventory, sent only when the server asked for it
+    /// (`send_inventory` in the previous reply) or when the hash changed.
+    /// Its `content_hash` must equal `inventory_hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<serde_json::Value>,
+    /// The profile releases currently applied on the machine.
+    #[serde(default)]
+    pub applied: Vec<ProfileRef>,
+    /// Apply reports queued in the agent's spool, oldest first, at most
+    /// [`MAX_REPORTS_PER_CHECKIN`].
+    #[serde(default)]
+    pub reports: Vec<ApplyReport>,
+}
+
+/// A profile release: its name and version (the signed profile's own
+/// `name` and `version` fields).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProfileRef {
+    /// Profile name, e.g. `primtux-base`.
+    pub name: String,
+    /// Monotonic release number of that profile.
+    pub version: u64,
+}
+
+/// Reply to a check-in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckinResponse {
+    /// The machine's status. `pending` machines get no profiles.
+    pub status: MachineStatus,
+    /// True when the server does not know `inventory_hash`: the agent sends
+    /// its full inventory on the next check-in (or retries this one at once
+    /// with it).
+    pub send_inventory: bool,
+    /// Highest apply report `seq` the server has stored for this machine
+    /// (0 when none). The agent drops every spooled report with
+    /// `seq <= acked_seq`.
+    pub acked_seq: u64,
+    /// The profile releases assigned to this machine, latest published
+    /// version of each, sorted by name. Empty for pending machines.
+    pub assigned: Vec<ProfileRef>,
+    /// Seconds until the next check-in. The server raises it under load; the
+    /// agent adds its own jitter.
+    pub next_checkin_secs: u64,
+    /// The server's clock, RFC 3339 UTC.
+    #[serde(with = "time::serde::rfc3339")]
+    pub server_time: time::OffsetDateTime,
+}
+
+/// What happened when the agent handled one profile release. Reports are
+/// stored idempotently by `(machine, seq)`: sending the same report twice
+/// (a retry after a lost reply) stores it once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyReport {
+    /// Per-machine sequence number, strictly increasing from 1, given by the
+    /// agent's spool.
+    pub seq: u64,
+    /// Profile name.
+    pub profile: String,
+    /// Profile version the agent handled.
+    pub version: u64,
+    /// The overall result.
+    pub outcome: ApplyOutcome,
+    /// Why the release was refused, when `outcome` is `refused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RefusalReason>,
+    /// Free-text detail for people (French or English), at most a few
+    /// hundred characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// One entry per resource of the profile the agent looked at.
+    #[serde(default)]
+    pub resources: Vec<ResourceResult>,
+    /// When the agent started handling the release.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: time::OffsetDateTime,
+    /// When it finished.
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: time::OffsetDateTime,
+}
+
+/// Overall result of handling one profile release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyOutcome {
+    /// Every resource is in the desired state.
+    Applied,
+    /// The release was not applied because verification failed (`reason`
+    /// says why); nothing was changed.
+    Refused,
+    /// At least one resource failed.
+    Failed,
+    /// Postponed (e.g. a user session is active and the change is
+    /// disruptive); it will be applied in a maintenance window.
+    Deferred,
+}
+
+impl ApplyOutcome {
+    /// The lowercase name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyOutcome::Applied => "applied",
+            ApplyOutcome::Refused => "refused",
+            ApplyOutcome::Failed => "failed",
+            ApplyOutcome::Deferred => "deferred",
+        }
+    }
+}
+
+/// Stable reason codes for a refused release. They match
+/// `ReleaseError::code()` of the signature module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The signature does not match the bytes.
+    BadSignature,
+    /// Signed by a key the machine does not trust.
+    UnknownKey,
+    /// The `.minisig` file could not be read.
+    MalformedSignature,
+    /// The profile's `name` is not the one that was assigned.
+    WrongName,
+    /// The version is lower than the last one applied.
+    Rollback,
+    /// The profile's `expires` date has passed.
+    Expired,
+    /// The profile does not parse.
+    ParseError,
+    /// A pinned file's bytes do not match its sha256 or size.
+    BlobMismatch,
+}
+
+impl RefusalReason {
+    /// The stable snake_case code (as on the wire).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::BadSignature => "bad_signature",
+            RefusalReason::UnknownKey => "unknown_key",
+            RefusalReason::MalformedSignature => "malformed_signature",
+            RefusalReason::WrongName => "wrong_name",
+            RefusalReason::Rollback => "rollback",
+            RefusalReason::Expired => "expired",
+            RefusalReason::ParseError => "parse_error",
+            RefusalReason::BlobMismatch => "blob_mismatch",
+        }
+    }
+}
+
+/// Result for one resource of a profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceResult {
+    /// The resource's identifier inside the profile, e.g. `package:gcompris`
+    /// or `file:/etc/nird/motd`.
+    pub id: String,
+    /// What the agent did to it.
+    pub status: ResourceStatus,
+    /// Detail, mostly for failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What the agent did to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceStatus {
+    /// Already in the desired state.
+    Unchanged,
+    /// Changed to the desired state.
+    Changed,
+    /// Could not be brought to the desired state.
+    Failed,
+}
+
+impl ResourceStatus {
+    /// The lowercase name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceStatus::Unchanged => "unchanged",
+            ResourceStatus::Changed => "changed",
+            ResourceStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Body of every error reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Stable machine-readable code: `bad_request`, `unauthorized`,
+    /// `forbidden`, `not_found`, `payload_too_large`, `overloaded`,
+    /// `internal`.
+    pub error: String,
+    /// A sentence for people, in French; for `bad_request` it names the
+    /// offending field.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> time::OffsetDateTime {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+    }
+
+    #[test]
+    fn checkin_roundtrip_and_wire_names() {
+        let req = CheckinRequest {
+            inventory_hash: "ab".repeat(32),
+            inventory: None,
+            applied: vec![ProfileRef {
+                name: "primtux-base".into(),
+                version: 3,
+            }],
+            reports: vec![ApplyReport {
+                seq: 7,
+                profile: "primtux-base".into(),
+                version: 3,
+                outcome: ApplyOutcome::Refused,
+                reason: Some(RefusalReason::BadSignature),
+                message: None,
+                resources: vec![ResourceResult {
+                    id: "package:gcompris".into(),
+                    status: ResourceStatus::Unchanged,
+                    message: None,
+                }],
+                started_at: at("2026-01-05T08:00:00Z"),
+                finished_at: at("2026-01-05T08:00:02Z"),
+            }],
+        };
+        let json = serde_json::to_value(&req).unwrap();
+        assert_eq!(json["reports"][0]["outcome"], "refused");
+        assert_eq!(json["reports"][0]["reason"], "bad_signature");
+        assert_eq!(json["reports"][0]["resources"][0]["status"], "unchanged");
+        assert_eq!(json["reports"][0]["started_at"], "2026-01-05T08:00:00Z");
+        assert!(json.get("inventory").is_none());
+        let back: CheckinRequest = serde_json::from_value(json).unwrap();
+        assert_eq!(back, req);
+    }
+
+    #[test]
+    fn minimal_heartbeat_parses_and_stays_small() {
+        let body = format!(r#"{{"inventory_hash":"{}"}}"#, "0".repeat(64));
+        let req: CheckinRequest = serde_json::from_str(&body).unwrap();
+        assert!(req.applied.is_empty() && req.reports.is_empty());
+        assert!(body.len() <= 512);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_for_forward_compatibility() {
+        // A newer agent may send fields an older server does not know yet.
+        let req: CheckinRequest =
+            serde_json::from_str(r#"{"inventory_hash":"x","added_in_v1_1":1}"#).unwrap();
+        assert_eq!(req.inventory_hash, "x");
+        let err = serde_json::from_str::<CheckinRequest>(r#"{"applied":[]}"#).unwrap_err();
+        assert!(err.to_string().contains("inventory_hash"), "{err}");
+    }
+
+    #[test]
+    fn status_names_roundtrip() {
+        for s in [
+            MachineStatus::Pending,
+            MachineStatus::Active,
+            MachineStatus::Retired,
+        ] {
+            assert_eq!(MachineStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for r in [
+            RefusalReason::BlobMismatch,
+            RefusalReason::MalformedSignature,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+        assert_eq!(machine_authorization("m1", "s"), "Bearer m1.s");
+    }
+}
