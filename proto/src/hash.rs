@@ -36,10 +36,15 @@ mod tests {
 
     #[test]
     fn key_order_does_not_change_the_hash() {
-        let a: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,2]}}"#).unwrap();
-        let b: serde_json::Value = serde_json::from_str(r#"{ "a": {"x":[1,2],"y":2}, "b":1 }"#).unwrap();
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,2]}}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{ "a": {"x":[1,2],"y":2}, "b":1 }"#).unwrap();
         assert_eq!(content_hash(&a).unwrap(), content_hash(&b).unwrap());
-        assert_eq!(canonical_json(&a).unwrap(), br#"{"a":{"x":[1,2],"y":2},"b":1}"#);
+        assert_eq!(
+            canonical_json(&a).unwrap(),
+            br#"{"a":{"x":[1,2],"y":2},"b":1}"#
+        );
     }
 
     #[test]

@@ -6,4 +6,6 @@
 
 pub mod api;
 pub mod hash;
+pub mod profile;
+pub mod signature;
 pub mod uai;

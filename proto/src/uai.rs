@@ -22,7 +22,9 @@ pub struct Uai(String);
 /// school IT staff typing the code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UaiError {
-    #[error("le code UAI « {0} » doit comporter 8 caractères (7 chiffres puis une lettre), par ex. 0620056Z")]
+    #[error(
+        "le code UAI « {0} » doit comporter 8 caractères (7 chiffres puis une lettre), par ex. 0620056Z"
+    )]
     Length(String),
     #[error("le code UAI « {0} » doit commencer par 7 chiffres")]
     NotDigits(String),

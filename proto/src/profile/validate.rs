@@ -1,0 +1,658 @@
+//! From raw TOML to a validated [`Profile`]: every rule a profile must obey,
+//! each broken rule reported with its location and a French sentence saying
+//! what to do.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use super::raw::{self, S};
+use super::{
+    AptRepository, Audience, BlobRef, DirectoryResource, Enablement, FileContent, FileResource,
+    GroupResource, Location, MAX_BLOB_BYTES, MAX_INLINE_CONTENT_BYTES, MAX_PROFILE_BYTES,
+    Ownership, PasswordPolicy, Problem, Profile, ProfileError, RunState, UnitResource,
+    UserResource, is_slug,
+};
+use crate::hash::is_sha256_hex;
+
+pub(super) fn parse(file_name: &str, bytes: &[u8]) -> Result<Profile, ProfileError> {
+    if bytes.len() > MAX_PROFILE_BYTES {
+        return Err(ProfileError::single(
+            file_name,
+            None,
+            format!(
+                "le fichier fait {} octets, plus que la limite de {} octets : découpez le profil avec `includes`",
+                bytes.len(),
+                MAX_PROFILE_BYTES
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
+        // The valid prefix is UTF-8 by definition.
+        let prefix = std::str::from_utf8(valid).unwrap_or_default();
+        ProfileError::single(
+            file_name,
+            Some(Location::of_offset(prefix, prefix.len())),
+            "le fichier n'est pas en UTF-8 : enregistrez-le en UTF-8".to_owned(),
+        )
+    })?;
+    let raw: raw::File = toml::from_str(text).map_err(|e| {
+        let location = e.span().map(|s| Location::of_offset(text, s.start));
+        ProfileError::single(file_name, location, translate_toml_message(e.message()))
+    })?;
+    let mut checker = Checker {
+        text,
+        problems: Vec::new(),
+    };
+    let profile = checker.profile(raw);
+    if checker.problems.is_empty() {
+        Ok(profile)
+    } else {
+        Err(ProfileError {
+            file: file_name.to_owned(),
+            problems: checker.problems,
+        })
+    }
+}
+
+/// The TOML parser speaks English; our readers mostly don't. Translate the
+/// shapes of message a maintainer meets most, keep the parser's details.
+fn translate_toml_message(msg: &str) -> String {
+    let msg = msg.trim();
+    if let Some(rest) = msg.strip_prefix("unknown field ") {
+        return format!("clé inconnue {rest} (vérifiez l'orthographe)");
+    }
+    if let Some(rest) = msg.strip_prefix("missing field ") {
+        return format!("clé obligatoire manquante : {rest}");
+    }
+    if msg.starts_with("duplicate key") {
+        return format!("clé en double : {msg}");
+    }
+    if msg.contains("invalid type") {
+        return format!("type de valeur incorrect : {msg}");
+    }
+    format!("syntaxe TOML invalide : {msg}")
+}
+
+struct Checker<'a> {
+    /// The profile text, to turn spans into line/column.
+    text: &'a str,
+    /// Everything found so far.
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            location: Some(Location::of_offset(self.text, span.start)),
+            message: message.into(),
+        });
+    }
+
+    fn profile(&mut self, raw: raw::File) -> Profile {
+        let header = raw.profile.into_inner();
+        let name = self.slug(&header.name, "nom de profil");
+        let version = match *header.version.get_ref() {
+            v if v >= 1 => v as u64,
+            v => {
+                self.err(
+                    header.version.span(),
+                    format!("version {v} invalide : la version est un entier ≥ 1, augmenté à chaque publication"),
+                );
+                0
+            }
+        };
+        let expires = self.date(&header.expires);
+        let description = header.description.get_ref().trim().to_owned();
+        if description.is_empty() {
+            self.err(
+                header.description.span(),
+                "description vide : dites en une phrase à quoi sert ce profil",
+            );
+        }
+        let audience = Audience::parse(header.audience.get_ref()).unwrap_or_else(|| {
+            self.err(
+                header.audience.span(),
+                format!(
+                    "public « {} » inconnu : utilisez « école », « collège », « lycée » ou « all »",
+                    header.audience.get_ref()
+                ),
+            );
+            Audience::All
+        });
+        let mut includes = Vec::new();
+        for inc in &header.includes {
+            let n = self.slug(inc, "profil inclus");
+            if n == name {
+                self.err(inc.span(), "un profil ne peut pas s'inclure lui-même");
+            } else if includes.contains(&n) {
+                self.err(inc.span(), format!("« {n} » est inclus deux fois"));
+            } else {
+                includes.push(n);
+            }
+        }
+
+        let (packages_install, packages_remove) = self.packages(raw.packages);
+        let mut paths = Dedup::new("chemin");
+        let repositories = raw
+            .repository
+            .iter()
+            .filter_map(|r| self.repository(r))
+            .collect::<Vec<_>>();
+        let mut repo_names = Dedup::new("dépôt APT");
+        for (r, raw) in repositories.iter().zip(&raw.repository) {
+            repo_names.check(self, &r.name, raw.get_ref().name.span());
+        }
+        let mut files = Vec::new();
+        for f in &raw.file {
+            if let Some(file) = self.file(f) {
+                paths.check(self, &file.path, f.get_ref().path.span());
+                files.push(file);
+            }
+        }
+        let mut directories = Vec::new();
+        for d in &raw.directory {
+            let d = d.get_ref();
+            let path = self.path(&d.path);
+            let ownership = self.ownership(&d.mode, &d.owner, &d.group, 0o755);
+            paths.check(self, &path, d.path.span());
+            directories.push(DirectoryResource { path, ownership });
+        }
+        let mut unit_names = Dedup::new("unité systemd");
+        let mut units = Vec::new();
+        for u in &raw.unit {
+            if let Some(unit) = self.unit(u) {
+                unit_names.check(self, &unit.name, u.get_ref().name.span());
+                units.push(unit);
+            }
+        }
+        let mut group_names = Dedup::new("groupe");
+        let mut groups = Vec::new();
+        for g in &raw.group {
+            let g = g.get_ref();
+            let name = self.account_name(&g.name, "groupe");
+            group_names.check(self, &name, g.name.span());
+            let gid = g.gid.as_ref().map(|id| self.id(id, "gid"));
+            groups.push(GroupResource {
+                name,
+                gid,
+                system: g.system,
+            });
+        }
+        let mut user_names = Dedup::new("compte");
+        let mut users = Vec::new();
+        for u in &raw.user {
+            let user = self.user(u.get_ref());
+            user_names.check(self, &user.name, u.get_ref().name.span());
+            users.push(user);
+        }
+
+        Profile {
+            name,
+            version,
+            expires,
+            description,
+            audience,
+            includes,
+            packages_install,
+            packages_remove,
+            repositories,
+            files,
+            directories,
+            units,
+            groups,
+            users,
+        }
+    }
+
+    fn slug(&mut self, s: &S<String>, what: &str) -> String {
+        let v = s.get_ref();
+        if !is_slug(v) {
+            self.err(
+                s.span(),
+                format!(
+                    "{what} « {v} » invalide : lettres minuscules, chiffres et tirets seulement (ex. « primtux »), 64 caractères au plus"
+                ),
+            );
+        }
+        v.clone()
+    }
+
+    fn date(&mut self, d: &S<toml::value::Datetime>) -> time::Date {
+        let dt = d.get_ref();
+        let parsed = match (dt.date, dt.time) {
+            (Some(date), None) => time::Month::try_from(date.month).ok().and_then(|m| {
+                time::Date::from_calendar_date(i32::from(date.year), m, date.day).ok()
+            }),
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| {
+            self.err(
+                d.span(),
+                format!("date d'expiration « {dt} » invalide : écrivez une date seule, sans guillemets, ex. expires = 2027-08-31"),
+            );
+            time::Date::MIN
+        })
+    }
+
+    fn packages(&mut self, raw: Option<S<raw::Packages>>) -> (Vec<String>, Vec<String>) {
+        let Some(raw) = raw else {
+            return (Vec::new(), Vec::new());
+        };
+        let raw = raw.into_inner();
+        let mut seen = Dedup::new("paquet");
+        let mut install = Vec::new();
+        for p in &raw.install {
+            let name = self.package_name(p);
+            if seen.check(self, &name, p.span()) {
+                install.push(name);
+            }
+        }
+        let mut remove = Vec::new();
+        for p in &raw.remove {
+            let name = self.package_name(p);
+            if install.contains(&name) {
+                self.err(
+                    p.span(),
+                    format!(
+                        "le paquet « {name} » est à la fois à installer et à retirer : choisissez"
+                    ),
+                );
+            } else if seen.check(self, &name, p.span()) {
+                remove.push(name);
+            }
+        }
+        (install, remove)
+    }
+
+    /// Debian policy §5.6.7: lowercase letters, digits, `+ - .`; at least two
+    /// characters; starts with a letter or digit.
+    fn package_name(&mut self, p: &S<String>) -> String {
+        let n = p.get_ref();
+        let ok = n.len() >= 2
+            && n.len() <= 128
+            && n.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && n.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.')
+            });
+        if !ok {
+            let msg = if n.trim().is_empty() {
+                "nom de paquet vide : retirez l'entrée ou écrivez le nom du paquet Debian"
+                    .to_owned()
+            } else {
+                format!(
+                    "nom de paquet « {n} » invalide : un nom Debian est en minuscules (lettres, chiffres, + - .), ex. « gcompris-qt »"
+                )
+            };
+            self.err(p.span(), msg);
+        }
+        n.clone()
+    }
+
+    fn path(&mut self, p: &S<String>) -> String {
+        let v = p.get_ref();
+        if let Some(msg) = path_problem(v) {
+            self.err(p.span(), format!("chemin « {v} » refusé : {msg}"));
+        }
+        v.clone()
+    }
+
+    fn blob(&mut self, b: &S<raw::Blob>) -> BlobRef {
+        let b = b.get_ref();
+        let sha256 = b.sha256.get_ref().to_ascii_lowercase();
+        if !is_sha256_hex(&sha256) {
+            self.err(
+                b.sha256.span(),
+                "sha256 invalide : 64 chiffres hexadécimaux, comme l'affiche `sha256sum FICHIER`",
+            );
+        }
+        let size = *b.size.get_ref();
+        if size < 0 || size as u64 > MAX_BLOB_BYTES {
+            self.err(
+                b.size.span(),
+                format!("taille {size} invalide : entre 0 et {MAX_BLOB_BYTES} octets"),
+            );
+        }
+        let source = b.source.as_ref().map(|s| {
+            let v = s.get_ref();
+            let relative_ok = !v.is_empty()
+                && !v.starts_with('/')
+                && !v.split('/').any(|c| c == ".." || c.is_empty())
+                && !v.contains('\0');
+            if !relative_ok {
+                self.err(
+                    s.span(),
+                    format!("source « {v} » invalide : un chemin relatif au fichier du profil, sans « .. »"),
+                );
+            }
+            v.clone()
+        });
+        BlobRef {
+            sha256,
+            size: size.max(0) as u64,
+            source,
+        }
+    }
+
+    fn repository(&mut self, r: &S<raw::Repository>) -> Option<AptRepository> {
+        let r = r.get_ref();
+        let name = self.slug(&r.name, "nom de dépôt");
+        if r.uris.is_empty() {
+            self.err(
+                r.name.span(),
+                "dépôt sans `uris` : donnez au moins une adresse http(s)://",
+            );
+        }
+        for u in &r.uris {
+            let v = u.get_ref();
+            let ok = (v.starts_with("https://") || v.starts_with("http://"))
+                && v.len() > "https://".len()
+                && !v.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                self.err(u.span(), format!("adresse de dépôt « {v} » invalide : http:// ou https:// suivi de l'hôte, sans espace"));
+            }
+        }
+        if r.suites.is_empty() {
+            self.err(
+                r.name.span(),
+                "dépôt sans `suites` : indiquez par ex. suites = [\"bookworm\"]",
+            );
+        }
+        for s in r.suites.iter().chain(&r.components) {
+            let v = s.get_ref();
+            let ok = !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+            if !ok {
+                self.err(
+                    s.span(),
+                    format!(
+                        "suite ou composant « {v} » invalide : lettres, chiffres, - _ . / seulement"
+                    ),
+                );
+            }
+        }
+        let key = self.blob(&r.key);
+        Some(AptRepository {
+            name,
+            uris: r.uris.iter().map(|u| u.get_ref().clone()).collect(),
+            suites: r.suites.iter().map(|u| u.get_ref().clone()).collect(),
+            components: r.components.iter().map(|u| u.get_ref().clone()).collect(),
+            key,
+        })
+    }
+
+    fn file(&mut self, f: &S<raw::FileEntry>) -> Option<FileResource> {
+        let span = f.span();
+        let f = f.get_ref();
+        let path = self.path(&f.path);
+        let ownership = self.ownership(&f.mode, &f.owner, &f.group, 0o644);
+        let content = match (&f.content, &f.blob) {
+            (Some(c), None) => {
+                if c.get_ref().len() > MAX_INLINE_CONTENT_BYTES {
+                    self.err(
+                        c.span(),
+                        format!("contenu de {} octets : au-delà de {MAX_INLINE_CONTENT_BYTES} octets, utilisez `blob` (sha256 + size)", c.get_ref().len()),
+                    );
+                }
+                FileContent::Inline(c.get_ref().clone())
+            }
+            (None, Some(b)) => FileContent::Blob(self.blob(b)),
+            (Some(_), Some(_)) => {
+                self.err(
+                    span,
+                    "un fichier a soit `content`, soit `blob`, pas les deux",
+                );
+                return None;
+            }
+            (None, None) => {
+                self.err(span, "fichier sans contenu : ajoutez `content = \"...\"` ou `blob = { sha256 = \"...\", size = N }`");
+                return None;
+            }
+        };
+        Some(FileResource {
+            path,
+            content,
+            ownership,
+        })
+    }
+
+    fn ownership(
+        &mut self,
+        mode: &Option<S<String>>,
+        owner: &Option<S<String>>,
+        group: &Option<S<String>>,
+        default_mode: u32,
+    ) -> Ownership {
+        let mode = match mode {
+            None => default_mode,
+            Some(m) => {
+                let v = m.get_ref();
+                let digits = v.strip_prefix("0o").unwrap_or(v);
+                match u32::from_str_radix(digits, 8) {
+                    Ok(n) if (3..=4).contains(&digits.len()) && n <= 0o7777 => n,
+                    _ => {
+                        self.err(m.span(), format!("mode « {v} » invalide : 3 ou 4 chiffres octaux entre guillemets, ex. mode = \"0644\""));
+                        default_mode
+                    }
+                }
+            }
+        };
+        let owner = owner.as_ref().map_or_else(
+            || "root".to_owned(),
+            |o| self.account_name(o, "propriétaire"),
+        );
+        let group = group
+            .as_ref()
+            .map_or_else(|| "root".to_owned(), |g| self.account_name(g, "groupe"));
+        Ownership { mode, owner, group }
+    }
+
+    /// Login and group names as Debian's `adduser` accepts them once
+    /// NAME_REGEX is relaxed for PrimTux's `01-mini`: lowercase letters,
+    /// digits, `_` and `-`, not all digits (that would read as an id).
+    fn account_name(&mut self, n: &S<String>, what: &str) -> String {
+        let v = n.get_ref();
+        let ok = !v.is_empty()
+            && v.len() <= 32
+            && !v.starts_with('-')
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+            && !v.bytes().all(|b| b.is_ascii_digit());
+        if !ok {
+            self.err(
+                n.span(),
+                format!("nom de {what} « {v} » invalide : minuscules, chiffres, _ et -, 32 caractères au plus, pas uniquement des chiffres"),
+            );
+        }
+        v.clone()
+    }
+
+    fn id(&mut self, id: &S<i64>, what: &str) -> u32 {
+        match u32::try_from(*id.get_ref()) {
+            Ok(n) if n < 65_534 => n,
+            _ => {
+                self.err(
+                    id.span(),
+                    format!("{what} {} invalide : entre 0 et 65533", id.get_ref()),
+                );
+                0
+            }
+        }
+    }
+
+    fn unit(&mut self, u: &S<raw::Unit>) -> Option<UnitResource> {
+        let span = u.span();
+        let u = u.get_ref();
+        let name = u.name.get_ref().clone();
+        const SUFFIXES: [&str; 7] = [
+            ".service",
+            ".socket",
+            ".timer",
+            ".target",
+            ".path",
+            ".mount",
+            ".automount",
+        ];
+        let stem = SUFFIXES.iter().find_map(|s| name.strip_suffix(s));
+        let ok = stem.is_some_and(|stem| {
+            !stem.is_empty()
+                && stem.len() <= 200
+                && stem.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b':' | b'_' | b'.' | b'@' | b'-' | b'\\')
+                })
+        });
+        if !ok {
+            self.err(u.name.span(), format!("unité « {name} » invalide : nom complet avec son suffixe, ex. « ssh.service » ou « apt-daily.timer »"));
+        }
+        let enablement = u.enablement.as_ref().and_then(|e| match e.get_ref().as_str() {
+            "enabled" => Some(Enablement::Enabled),
+            "disabled" => Some(Enablement::Disabled),
+            "masked" => Some(Enablement::Masked),
+            other => {
+                self.err(e.span(), format!("enablement « {other} » inconnu : « enabled », « disabled » ou « masked »"));
+                None
+            }
+        });
+        let state = u.state.as_ref().and_then(|s| match s.get_ref().as_str() {
+            "running" => Some(RunState::Running),
+            "stopped" => Some(RunState::Stopped),
+            other => {
+                self.err(
+                    s.span(),
+                    format!("state « {other} » inconnu : « running » ou « stopped »"),
+                );
+                None
+            }
+        });
+        if u.enablement.is_none() && u.state.is_none() {
+            self.err(span, "unité sans effet : donnez `enablement` et/ou `state`");
+            return None;
+        }
+        if enablement == Some(Enablement::Masked) && state == Some(RunState::Running) {
+            self.err(span, "une unité masquée ne peut pas être démarrée : state = \"stopped\" ou retirez `state`");
+        }
+        Some(UnitResource {
+            name,
+            enablement,
+            state,
+        })
+    }
+
+    fn user(&mut self, u: &raw::User) -> UserResource {
+        let name = self.account_name(&u.name, "compte");
+        let uid = u.uid.as_ref().map(|id| self.id(id, "uid"));
+        let mut groups: Vec<String> = Vec::new();
+        for g in &u.groups {
+            let g_name = self.account_name(g, "groupe");
+            if groups.contains(&g_name) {
+                self.err(g.span(), format!("groupe « {g_name} » listé deux fois"));
+            } else {
+                groups.push(g_name);
+            }
+        }
+        let shell = u
+            .shell
+            .as_ref()
+            .map_or_else(|| "/bin/bash".to_owned(), |s| self.path(s));
+        let home = u
+            .home
+            .as_ref()
+            .map_or_else(|| format!("/home/{name}"), |h| self.path(h));
+        let password = match u.password.as_ref() {
+            None => PasswordPolicy::Locked,
+            Some(p) => match p.get_ref().as_str() {
+                "locked" => PasswordPolicy::Locked,
+                "empty" => PasswordPolicy::Empty,
+                "unmanaged" => PasswordPolicy::Unmanaged,
+                other => {
+                    self.err(p.span(), format!("password « {other} » inconnu : « locked », « empty » ou « unmanaged » (jamais de mot de passe en clair dans un profil)"));
+                    PasswordPolicy::Locked
+                }
+            },
+        };
+        let full_name = u.full_name.as_ref().map(|f| {
+            let v = f.get_ref();
+            if v.contains([':', ',', '\n', '\0']) {
+                self.err(
+                    f.span(),
+                    "nom complet invalide : sans « : », « , » ni retour à la ligne",
+                );
+            }
+            v.clone()
+        });
+        UserResource {
+            name,
+            full_name,
+            uid,
+            groups,
+            shell,
+            home,
+            password,
+            system: u.system,
+        }
+    }
+}
+
+/// Why a managed path is refused, or `None` if it is fine: absolute,
+/// normalised (no `.`/`..`/empty components, no trailing slash), not the root
+/// itself, and not under the kernel's virtual filesystems.
+pub(crate) fn path_problem(p: &str) -> Option<&'static str> {
+    if !p.starts_with('/') {
+        return Some("un chemin doit être absolu (commencer par /)");
+    }
+    if p == "/" {
+        return Some("la racine elle-même ne peut pas être gérée");
+    }
+    if p.len() > 4096 || p.contains('\0') || p.contains('\n') {
+        return Some("chemin trop long ou avec un caractère interdit");
+    }
+    if p[1..]
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Some("pas de « .. », de « . », de « // » ni de / final");
+    }
+    for virt in ["/proc", "/sys", "/dev", "/run"] {
+        if p == virt || p.starts_with(&format!("{virt}/")) {
+            return Some(
+                "les systèmes de fichiers virtuels (/proc, /sys, /dev, /run) ne sont pas gérés",
+            );
+        }
+    }
+    None
+}
+
+/// Reports the second and later occurrences of a name.
+struct Dedup {
+    what: &'static str,
+    seen: BTreeSet<String>,
+}
+
+impl Dedup {
+    fn new(what: &'static str) -> Self {
+        Dedup {
+            what,
+            seen: BTreeSet::new(),
+        }
+    }
+
+    /// True the first time `name` is seen; reports a problem afterwards.
+    fn check(&mut self, checker: &mut Checker<'_>, name: &str, span: Range<usize>) -> bool {
+        if !self.seen.insert(name.to_owned()) {
+            checker.err(
+                span,
+                format!(
+                    "{} « {name} » déclaré deux fois : gardez une seule déclaration",
+                    self.what
+                ),
+            );
+            false
+        } else {
+            true
+        }
+    }
+}
