@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod hash;
+pub mod inventory;
 pub mod profile;
 pub mod signature;
 pub mod uai;
