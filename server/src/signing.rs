@@ -1,0 +1,399 @@
+//! The maintainer's offline tools: `nird-server profile keygen | sign |
+//! verify | lint`.
+//!
+//! Keys and signatures are minisign's formats (Ed25519, prehashed), so the
+//! standard `minisign` CLI verifies our signatures and we verify its. The
+//! signed bytes are the profile file exactly as published: nothing is
+//! normalised before signing.
+//!
+//! These commands never touch a server data directory: a maintainer runs them
+//! on an offline machine that holds the secret key.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Subcommand;
+use nird_proto::profile::{self, Profile};
+use nird_proto::signature::{TrustedKeys, check_blob};
+
+/// Environment variable holding the secret key password, for scripts. When
+/// unset, the password is asked on the terminal.
+pub const PASSWORD_ENV: &str = "NIRD_KEY_PASSWORD";
+
+/// Profile signing commands (offline, no data directory needed).
+#[derive(Debug, Subcommand)]
+pub enum SigningCommand {
+    /// Crée une paire de clés de signature (nird.pub, nird.key).
+    Keygen {
+        /// Dossier où écrire nird.pub et nird.key.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Clé secrète sans mot de passe (à réserver aux tests et à
+        /// l'intégration continue).
+        #[arg(long)]
+        no_password: bool,
+    },
+    /// Signe un fichier : écrit FICHIER.minisig à côté.
+    Sign {
+        /// Clé secrète (nird.key).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Commentaire signé (par défaut : horodatage et nom du fichier).
+        #[arg(long, value_name = "TEXT")]
+        trusted_comment: Option<String>,
+        /// Fichier à signer (un profil .toml est vérifié avant signature).
+        file: PathBuf,
+    },
+    /// Vérifie la signature FICHIER.minisig d'un fichier (code 0 si valide).
+    Verify {
+        /// Clé publique (nird.pub) ; peut être répétée.
+        #[arg(long, value_name = "FILE", required = true)]
+        pubkey: Vec<PathBuf>,
+        /// Signature à utiliser, par défaut FICHIER.minisig.
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
+        /// Fichier signé.
+        file: PathBuf,
+    },
+    /// Vérifie des profils : syntaxe, règles, inclusions, fichiers épinglés.
+    Lint {
+        /// Profils .toml à vérifier.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Runs one signing command; prints what it did on stdout.
+pub fn run(cmd: SigningCommand) -> Result<()> {
+    match cmd {
+        SigningCommand::Keygen { out, no_password } => {
+            let protection = if no_password {
+                KeyProtection::None
+            } else {
+                KeyProtection::Password(password_from_env()?)
+            };
+            let (public, secret) = keygen(&out, protection)?;
+            println!("Clé publique : {}", public.display());
+            println!(
+                "Clé secrète  : {} (mode 0600, à garder hors ligne)",
+                secret.display()
+            );
+            Ok(())
+        }
+        SigningCommand::Sign {
+            key,
+            trusted_comment,
+            file,
+        } => {
+            let sig = sign(
+                &key,
+                &file,
+                trusted_comment.as_deref(),
+                password_from_env()?,
+            )?;
+            println!("Signature écrite : {}", sig.display());
+            Ok(())
+        }
+        SigningCommand::Verify {
+            pubkey,
+            signature,
+            file,
+        } => {
+            let signature = signature.unwrap_or_else(|| minisig_path(&file));
+            let who = verify(&pubkey, &file, &signature)?;
+            println!("Signature valide ({who})");
+            Ok(())
+        }
+        SigningCommand::Lint { files } => {
+            let reports = lint(&files);
+            let mut failed = 0;
+            for r in &reports {
+                match &r.result {
+                    Ok(summary) => println!("{} : ok — {summary}", r.file.display()),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} profil(s) sur {} invalide(s)", reports.len());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `FILE.minisig`.
+pub fn minisig_path(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".minisig");
+    PathBuf::from(s)
+}
+
+/// How a new secret key is stored.
+#[derive(Debug, Clone)]
+pub enum KeyProtection {
+    /// Unencrypted (tests, CI): anyone who reads the file can sign.
+    None,
+    /// Encrypted with a password (scrypt, minisign's format); `None` asks on
+    /// the terminal.
+    Password(Option<String>),
+}
+
+/// Writes `DIR/nird.pub` and `DIR/nird.key` (0600). Refuses to overwrite an
+/// existing key: losing a signing key means re-keying every machine.
+pub fn keygen(out: &Path, protection: KeyProtection) -> Result<(PathBuf, PathBuf)> {
+    fs::create_dir_all(out)
+        .with_context(|| format!("impossible de créer le dossier {}", out.display()))?;
+    let public = out.join("nird.pub");
+    let secret = out.join("nird.key");
+    for p in [&public, &secret] {
+        if p.exists() {
+            bail!(
+                "{} existe déjà : une clé existante n'est jamais écrasée (déplacez-la ou choisissez un autre dossier)",
+                p.display()
+            );
+        }
+    }
+    let pair = match protection {
+        KeyProtection::Password(pw) => minisign::KeyPair::generate_encrypted_keypair(pw),
+        KeyProtection::None => minisign::KeyPair::generate_unencrypted_keypair(),
+    }
+    .map_err(|e| anyhow!("génération de la clé impossible : {e}"))?;
+    let pk_box = pair
+        .pk
+        .to_box()
+        .map_err(|e| anyhow!("encodage de la clé publique impossible : {e}"))?;
+    let sk_box = pair
+        .sk
+        .to_box(None)
+        .map_err(|e| anyhow!("encodage de la clé secrète impossible : {e}"))?;
+    write_new_file(&secret, sk_box.to_string().as_bytes(), 0o600)?;
+    write_new_file(&public, pk_box.to_string().as_bytes(), 0o644)?;
+    Ok((public, secret))
+}
+
+/// Signs `file` with the secret key at `key_path`, writing `FILE.minisig`.
+/// A `.toml` file must lint cleanly first: signing a broken profile would
+/// only get it refused by every machine. `password` is asked only if the key
+/// is encrypted (`None`: asked on the terminal).
+pub fn sign(
+    key_path: &Path,
+    file: &Path,
+    trusted_comment: Option<&str>,
+    password: Option<String>,
+) -> Result<PathBuf> {
+    let bytes =
+        fs::read(file).with_context(|| format!("lecture de {} impossible", file.display()))?;
+    if file.extension().is_some_and(|e| e == "toml") {
+        let report = lint_one(file, &bytes);
+        report
+            .result
+            .map_err(|e| anyhow!("{e}\nprofil non signé : corrigez-le d'abord"))?;
+    }
+    let key_text = fs::read_to_string(key_path).with_context(|| {
+        format!(
+            "lecture de la clé secrète {} impossible",
+            key_path.display()
+        )
+    })?;
+    let sk_box = minisign::SecretKeyBox::from_string(&key_text).map_err(|e| {
+        anyhow!(
+            "{} n'est pas une clé secrète minisign : {e}",
+            key_path.display()
+        )
+    })?;
+    let sk = match sk_box.clone().into_unencrypted_secret_key() {
+        Ok(sk) if !sk.is_encrypted() => sk,
+        _ => sk_box
+            .into_secret_key(password)
+            .map_err(|e| anyhow!("clé secrète illisible (mot de passe incorrect ?) : {e}"))?,
+    };
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let default_comment = format!(
+        "timestamp:{}\tfile:{name}\thashed",
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    );
+    let comment = trusted_comment.unwrap_or(&default_comment);
+    if comment.contains('\n') {
+        bail!("le commentaire signé doit tenir sur une ligne");
+    }
+    let sig = minisign::sign(
+        None,
+        &sk,
+        bytes.as_slice(),
+        Some(comment),
+        Some("signature from nird-server"),
+    )
+    .map_err(|e| anyhow!("signature impossible : {e}"))?;
+    let sig_path = minisig_path(file);
+    write_replace(&sig_path, sig.to_string().as_bytes())?;
+    Ok(sig_path)
+}
+
+/// Verifies `signature` over `file` against any of `pubkeys`; returns a short
+/// description of who signed.
+pub fn verify(pubkeys: &[PathBuf], file: &Path, signature: &Path) -> Result<String> {
+    let mut trusted = TrustedKeys::new();
+    for p in pubkeys {
+        let text = fs::read_to_string(p)
+            .with_context(|| format!("lecture de la clé publique {} impossible", p.display()))?;
+        trusted.add(&p.display().to_string(), &text)?;
+    }
+    let bytes =
+        fs::read(file).with_context(|| format!("lecture de {} impossible", file.display()))?;
+    let sig = fs::read_to_string(signature)
+        .with_context(|| format!("signature {} introuvable ou illisible", signature.display()))?;
+    let by = trusted
+        .verify(&bytes, &sig)
+        .map_err(|e| anyhow!("{} : {e}", file.display()))?;
+    Ok(format!(
+        "clé {}, commentaire signé « {} »",
+        by.key_label, by.trusted_comment
+    ))
+}
+
+/// Lint result of one file.
+#[derive(Debug)]
+pub struct LintReport {
+    /// The file checked.
+    pub file: PathBuf,
+    /// A one-line summary, or every problem found (French, file:line:col).
+    pub result: Result<String, String>,
+}
+
+/// Lints profile files: parse and validate each, check pinned blobs whose
+/// `source` is given, and resolve `includes` among the given files and the
+/// other `.toml` files of their directories (the catalogue).
+pub fn lint(files: &[PathBuf]) -> Vec<LintReport> {
+    files
+        .iter()
+        .map(|f| match fs::read(f) {
+            Ok(bytes) => lint_one(f, &bytes),
+            Err(e) => LintReport {
+                file: f.clone(),
+                result: Err(format!("{} : lecture impossible ({e})", f.display())),
+            },
+        })
+        .collect()
+}
+
+fn lint_one(file: &Path, bytes: &[u8]) -> LintReport {
+    let result = (|| {
+        let profile =
+            profile::parse(&file.display().to_string(), bytes).map_err(|e| e.to_string())?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        check_blob_sources(file, dir, &profile)?;
+        let catalogue = load_catalogue(dir, &profile);
+        let state = profile::resolve(&profile, |name| catalogue.iter().find(|p| p.name == name))
+            .map_err(|e| format!("{} : {e}", file.display()))?;
+        let layers: Vec<_> = state.layers.iter().map(|l| l.name.as_str()).collect();
+        Ok(format!(
+            "{} v{} (expire le {}), {} ressources via {}",
+            profile.name,
+            profile.version,
+            profile.expires,
+            state.resource_count(),
+            layers.join(" + ")
+        ))
+    })();
+    LintReport {
+        file: file.to_path_buf(),
+        result,
+    }
+}
+
+/// Checks every blob whose `source` is given against its pinned size and
+/// sha256, so a maintainer learns of a stale digest before publishing.
+fn check_blob_sources(file: &Path, dir: &Path, profile: &Profile) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for blob in profile.blobs() {
+        let Some(source) = &blob.source else { continue };
+        let path = dir.join(source);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                if let Err(e) = check_blob(blob, &bytes) {
+                    problems.push(format!("{} : {} : {e}", file.display(), path.display()));
+                }
+            }
+            Err(e) => problems.push(format!(
+                "{} : source {} illisible ({e})",
+                file.display(),
+                path.display()
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// Every other valid profile in `dir` (invalid ones are reported when they
+/// are linted themselves).
+fn load_catalogue(dir: &Path, current: &Profile) -> Vec<Profile> {
+    let mut out = vec![current.clone()];
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        if let Ok(bytes) = fs::read(&path)
+            && let Ok(p) = profile::parse(&path.display().to_string(), &bytes)
+            && p.name != current.name
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("création de {} impossible", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("écriture de {} impossible", path.display()))
+}
+
+/// Writes through a temporary file and a rename, so a signature file is
+/// never half-written.
+fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = minisig_tmp(path);
+    let _ = fs::remove_file(&tmp);
+    write_new_file(&tmp, bytes, 0o644)?;
+    fs::rename(&tmp, path).with_context(|| format!("écriture de {} impossible", path.display()))
+}
+
+fn minisig_tmp(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+/// Password for a key, from [`PASSWORD_ENV`]; `None` lets minisign ask on
+/// the terminal (twice for a new key).
+fn password_from_env() -> Result<Option<String>> {
+    match std::env::var(PASSWORD_ENV) {
+        Ok(pw) if pw.is_empty() => bail!(
+            "{PASSWORD_ENV} est vide : choisissez un mot de passe, ou --no-password pour une clé de test"
+        ),
+        Ok(pw) => Ok(Some(pw)),
+        Err(_) => Ok(None),
+    }
+}
