@@ -103,7 +103,7 @@ password = "empty"
     assert_eq!(p.name, "demo");
     assert_eq!(p.version, 2);
     assert_eq!(p.expires.to_string(), "2030-01-31");
-    assert_eq!(p.audience, Audience::Ecole);
+    assert_eq!(p.audience, [Audience::Ecole]);
     assert_eq!(p.includes, ["nird-base"]);
     assert_eq!(p.packages_install, ["gcompris-qt", "tuxpaint"]);
     assert_eq!(p.packages_remove, ["thunderbird"]);
@@ -145,9 +145,21 @@ fn audience_spellings() {
         let text = HEADER.replace("\"école\"", &format!("\"{word}\""));
         assert_eq!(
             parse("demo.toml", text.as_bytes()).unwrap().audience,
-            audience
+            [audience]
         );
     }
+    let both = HEADER.replace("\"école\"", "[\"collège\", \"lycée\"]");
+    assert_eq!(
+        parse("demo.toml", both.as_bytes()).unwrap().audience,
+        [Audience::College, Audience::Lycee]
+    );
+    fails(&HEADER.replace("\"école\"", "[]"), 6, 12, "public vide");
+    fails(
+        &HEADER.replace("\"école\"", "[\"lycée\", \"lycee\"]"),
+        6,
+        12,
+        "répété",
+    );
     fails(
         &HEADER.replace("\"école\"", "\"fac\""),
         6,

@@ -85,8 +85,8 @@ pub struct Profile {
     pub expires: time::Date,
     /// What the profile is for, in French.
     pub description: String,
-    /// Which schools it targets.
-    pub audience: Audience,
+    /// Which schools it targets (at least one, no repeats).
+    pub audience: Vec<Audience>,
     /// Profiles composed before this one, in order.
     pub includes: Vec<String>,
     /// Debian packages that must be installed.

@@ -35,7 +35,7 @@ pub struct Header {
     pub version: S<i64>,
     pub expires: S<Datetime>,
     pub description: S<String>,
-    pub audience: S<String>,
+    pub audience: S<OneOrMany>,
     #[serde(default)]
     pub includes: Vec<S<String>>,
 }
@@ -135,4 +135,12 @@ pub struct User {
     pub password: Option<S<String>>,
     #[serde(default)]
     pub system: bool,
+}
+
+/// `audience = "école"` or `audience = ["collège", "lycée"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }

@@ -110,16 +110,7 @@ impl Checker<'_> {
                 "description vide : dites en une phrase à quoi sert ce profil",
             );
         }
-        let audience = Audience::parse(header.audience.get_ref()).unwrap_or_else(|| {
-            self.err(
-                header.audience.span(),
-                format!(
-                    "public « {} » inconnu : utilisez « école », « collège », « lycée » ou « all »",
-                    header.audience.get_ref()
-                ),
-            );
-            Audience::All
-        });
+        let audience = self.audience(&header.audience);
         let mut includes = Vec::new();
         for inc in &header.includes {
             let n = self.slug(inc, "profil inclus");
@@ -203,6 +194,31 @@ impl Checker<'_> {
             groups,
             users,
         }
+    }
+
+    fn audience(&mut self, a: &S<raw::OneOrMany>) -> Vec<Audience> {
+        let words: Vec<&str> = match a.get_ref() {
+            raw::OneOrMany::One(w) => vec![w.as_str()],
+            raw::OneOrMany::Many(ws) => ws.iter().map(String::as_str).collect(),
+        };
+        let mut out = Vec::new();
+        for w in &words {
+            match Audience::parse(w) {
+                Some(aud) if !out.contains(&aud) => out.push(aud),
+                Some(_) => self.err(a.span(), format!("public « {w} » répété")),
+                None => self.err(
+                    a.span(),
+                    format!("public « {w} » inconnu : utilisez « école », « collège », « lycée » ou « all »"),
+                ),
+            }
+        }
+        if words.is_empty() {
+            self.err(
+                a.span(),
+                "public vide : au moins un de « école », « collège », « lycée », « all »",
+            );
+        }
+        out
     }
 
     fn slug(&mut self, s: &S<String>, what: &str) -> String {
