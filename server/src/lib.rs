@@ -1,1 +1,20 @@
 //! `nird-server`: the central server, its admin CLI and the profile signing tools.
+//!
+//! The binary (`main.rs`) only parses arguments; the work lives here:
+//! [`store`] keeps the data (SQLite behind the [`store::Store`] interface),
+//! [`http`] serves the agent API over TLS, [`init`], [`admin`] and
+//! [`publish`] are the operator's commands, [`tls`] makes and loads
+//! certificates, [`signing`] holds the maintainer's offline tools.
+
+pub mod admin;
+pub mod cli;
+pub mod data_dir;
+pub mod fs_util;
+pub mod http;
+pub mod init;
+pub mod publish;
+pub mod secrets;
+pub mod signing;
+pub mod store;
+pub mod tls;
+pub mod trust;

@@ -1,11 +1,12 @@
 use clap::Parser;
 
-/// nird-server : serveur central de la flotte NIRD.
-#[derive(Parser)]
-#[command(name = "nird-server", version, about)]
-struct Cli {}
-
 fn main() -> std::process::ExitCode {
-    let _cli = Cli::parse();
-    std::process::ExitCode::SUCCESS
+    let cli = nird_server::cli::Cli::parse();
+    match nird_server::cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nird-server : erreur : {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,395 @@
+//! The operator's commands on a data directory (`school`, `token`,
+//! `machine`, `assign`, `user`, `trust`). Each returns the text to print;
+//! `main` prints it. Every change goes through [`Store`] and lands in the
+//! audit log under `actor`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use nird_proto::api::MachineStatus;
+use nird_proto::uai::Uai;
+
+use crate::data_dir::DataDir;
+use crate::secrets;
+use crate::store::{NewToken, NewUser, Role, School, SchoolKind, Store};
+use crate::trust;
+
+/// Who runs the CLI, for the audit log: `cli:<unix user>`.
+pub fn cli_actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "inconnu".into());
+    format!("cli:{user}")
+}
+
+/// Refuses an empty (or blank) text argument.
+pub fn non_empty(what: &str, value: &str) -> anyhow::Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        bail!("{what} ne peut pas être vide");
+    }
+    if v.chars().any(char::is_control) {
+        bail!("{what} contient des caractères de contrôle");
+    }
+    Ok(v.to_owned())
+}
+
+/// Formats Unix seconds as an RFC 3339 UTC date for listings.
+pub fn format_time(t: Option<i64>) -> String {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Parses `--expires`: a date `AAAA-MM-JJ` (valid through that day, UTC) or
+/// a duration `30m`, `12h`, `7d`. Refuses the past.
+pub fn parse_expiry(text: &str, now: time::OffsetDateTime) -> anyhow::Result<i64> {
+    let t = text.trim();
+    let at = if let Some((n, unit)) = t
+        .char_indices()
+        .last()
+        .filter(|(_, c)| matches!(c, 'm' | 'h' | 'd' | 'j'))
+        .map(|(i, c)| (&t[..i], c))
+    {
+        let n: i64 = n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("durée « {t} » invalide (exemples : 30m, 12h, 7d)"))?;
+        let secs = match unit {
+            'm' => 60,
+            'h' => 3600,
+            _ => 86400,
+        };
+        now.unix_timestamp()
+            .checked_add(n.checked_mul(secs).context("durée trop longue")?)
+            .context("durée trop longue")?
+    } else {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let date = time::Date::parse(t, &format).with_context(|| {
+            format!("date d'expiration « {t} » invalide : attendu AAAA-MM-JJ ou une durée (7d)")
+        })?;
+        date.with_hms(23, 59, 59)
+            .context("date invalide")?
+            .assume_utc()
+            .unix_timestamp()
+    };
+    if at <= now.unix_timestamp() {
+        bail!("la date d'expiration « {t} » est déjà passée");
+    }
+    Ok(at)
+}
+
+/// `school add`.
+pub async fn school_add(store: &dyn Store, actor: &str, school: School) -> anyhow::Result<String> {
+    let uai = school.uai.clone();
+    store.add_school(actor, school).await?;
+    Ok(format!("Établissement {uai} ajouté."))
+}
+
+/// Builds a [`School`] from CLI text, validating each field.
+pub fn school_from_args(
+    uai: &str,
+    name: &str,
+    commune: &str,
+    departement: Option<&str>,
+    academie: &str,
+    kind: &str,
+    require_approval: bool,
+) -> anyhow::Result<School> {
+    let uai = Uai::parse(uai)?;
+    let departement = match departement {
+        Some(d) => non_empty("le département", d)?,
+        None => uai.departement().to_owned(),
+    };
+    Ok(School {
+        name: non_empty("le nom", name)?,
+        commune: non_empty("la commune", commune)?,
+        departement,
+        academie: non_empty("l'académie", academie)?,
+        kind: SchoolKind::parse(kind).with_context(|| {
+            format!("type d'établissement « {kind} » inconnu : ecole, college ou lycee")
+        })?,
+        require_approval,
+        uai,
+    })
+}
+
+/// `school list`.
+pub async fn school_list(store: &dyn Store) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for s in store.list_schools().await? {
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}{}",
+            s.uai,
+            s.kind.as_str(),
+            s.name,
+            s.commune,
+            s.departement,
+            s.academie,
+            if s.require_approval {
+                "\tapprobation requise"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(out)
+}
+
+/// `token create`: returns the clear token (printed alone on stdout).
+pub async fn token_create(
+    store: &dyn Store,
+    actor: &str,
+    school: &str,
+    uses: u32,
+    expires: Option<&str>,
+) -> anyhow::Result<String> {
+    let school = Uai::parse(school)?;
+    if uses == 0 {
+        bail!("le nombre d'utilisations doit être au moins 1");
+    }
+    let expires_at = expires
+        .map(|e| parse_expiry(e, time::OffsetDateTime::now_utc()))
+        .transpose()?;
+    let token = secrets::new_secret();
+    store
+        .create_token(
+            actor,
+            NewToken {
+                school,
+                token_hash: secrets::hash_secret(&token),
+                expires_at,
+                max_uses: uses,
+            },
+        )
+        .await?;
+    Ok(token)
+}
+
+/// `token list`.
+pub async fn token_list(store: &dyn Store) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for t in store.list_tokens().await? {
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}/{} utilisations\texpire : {}\t{}",
+            t.id,
+            t.school,
+            t.uses,
+            t.max_uses,
+            format_time(t.expires_at),
+            if t.revoked_at.is_some() {
+                "révoqué"
+            } else {
+                "actif"
+            }
+        );
+    }
+    Ok(out)
+}
+
+/// `machine list`.
+pub async fn machine_list(store: &dyn Store, school: Option<&str>) -> anyhow::Result<String> {
+    let school = school.map(Uai::parse).transpose()?;
+    let mut out = String::new();
+    for m in store.list_machines(school.as_ref()).await? {
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{}\tvue : {}\t{} check-ins",
+            m.id,
+            m.school,
+            m.hostname,
+            m.status.as_str(),
+            format_time(m.last_seen),
+            m.checkins
+        );
+    }
+    Ok(out)
+}
+
+/// Checks a machine id's shape before looking it up.
+pub fn machine_id(text: &str) -> anyhow::Result<String> {
+    let t = text.trim().to_ascii_lowercase();
+    if t.len() != 32 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("identifiant de machine « {text} » invalide (32 caractères hexadécimaux)");
+    }
+    Ok(t)
+}
+
+/// `machine approve` / `machine retire`.
+pub async fn machine_set_status(
+    store: &dyn Store,
+    actor: &str,
+    id: &str,
+    status: MachineStatus,
+) -> anyhow::Result<String> {
+    let id = machine_id(id)?;
+    store.set_machine_status(actor, &id, status).await?;
+    Ok(match status {
+        MachineStatus::Active => format!("Machine {id} approuvée."),
+        MachineStatus::Retired => format!("Machine {id} retirée de la flotte."),
+        MachineStatus::Pending => format!("Machine {id} en attente."),
+    })
+}
+
+/// Checks a profile name: a slug (`a-z`, `0-9`, `-`), 1 to 64 characters.
+pub fn profile_name(text: &str) -> anyhow::Result<String> {
+    let t = text.trim();
+    let ok = !t.is_empty()
+        && t.len() <= 64
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !t.starts_with('-');
+    if !ok {
+        bail!("nom de profil « {text} » invalide : lettres minuscules, chiffres et tirets");
+    }
+    Ok(t.to_owned())
+}
+
+/// `assign --school U PROFILE...`.
+pub async fn assign_school(
+    store: &dyn Store,
+    actor: &str,
+    school: &str,
+    profiles: &[String],
+) -> anyhow::Result<String> {
+    let school = Uai::parse(school)?;
+    let profiles = profiles
+        .iter()
+        .map(|p| profile_name(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    store
+        .assign_school(actor, &school, profiles.clone())
+        .await?;
+    Ok(if profiles.is_empty() {
+        format!("Plus aucun profil affecté à {school}.")
+    } else {
+        format!("Profils affectés à {school} : {}.", profiles.join(", "))
+    })
+}
+
+/// `assign --machine M [--exclude] PROFILE...`.
+pub async fn assign_machine(
+    store: &dyn Store,
+    actor: &str,
+    machine: &str,
+    profiles: &[String],
+    exclude: bool,
+) -> anyhow::Result<String> {
+    let id = machine_id(machine)?;
+    if profiles.is_empty() {
+        bail!("indiquez au moins un profil");
+    }
+    for p in profiles {
+        let p = profile_name(p)?;
+        store.override_machine(actor, &id, &p, !exclude).await?;
+    }
+    Ok(format!(
+        "Machine {id} : {} {}.",
+        if exclude { "exclue de" } else { "ajoutée à" },
+        profiles.join(", ")
+    ))
+}
+
+/// `user add`: returns the generated password (shown once).
+pub async fn user_add(
+    store: &dyn Store,
+    actor: &str,
+    login: &str,
+    role: Role,
+    schools: &[String],
+    territory: Option<&str>,
+) -> anyhow::Result<String> {
+    let login = non_empty("l'identifiant", login)?;
+    if !login
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'@'))
+    {
+        bail!("identifiant « {login} » invalide : lettres, chiffres, . - _ @");
+    }
+    let schools = schools
+        .iter()
+        .map(|s| Uai::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let territory = territory
+        .map(|t| non_empty("le territoire", t))
+        .transpose()?;
+    match role {
+        Role::School if schools.is_empty() => {
+            bail!("un compte « school » doit avoir au moins un --school")
+        }
+        Role::Auditor if territory.is_none() => {
+            bail!("un compte « auditor » doit avoir un --territory")
+        }
+        _ => {}
+    }
+    let password = secrets::new_password();
+    store
+        .add_user(
+            actor,
+            NewUser {
+                login: login.clone(),
+                password_hash: secrets::hash_password(&password)
+                    .map_err(|e| anyhow::anyhow!("argon2: {e}"))?,
+                role,
+                schools,
+                territory,
+            },
+        )
+        .await?;
+    Ok(format!(
+        "Compte « {login} » créé.\nMot de passe (affiché une seule fois) : {password}"
+    ))
+}
+
+/// `trust add KEYFILE`.
+pub fn trust_add(dir: &DataDir, key_file: &Path) -> anyhow::Result<String> {
+    let key = trust::read_public_key(key_file)?;
+    trust::install(dir, &key)?;
+    Ok(format!(
+        "Clé {} ajoutée aux clés de confiance.",
+        key.file_name
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_accepts_dates_and_durations_and_refuses_the_past() {
+        let now = time::macros::datetime!(2026-01-10 12:00 UTC);
+        assert_eq!(
+            parse_expiry("2h", now).unwrap(),
+            now.unix_timestamp() + 7200
+        );
+        assert_eq!(
+            parse_expiry("7d", now).unwrap(),
+            now.unix_timestamp() + 7 * 86400
+        );
+        assert_eq!(
+            parse_expiry("2026-01-11", now).unwrap(),
+            time::macros::datetime!(2026-01-11 23:59:59 UTC).unix_timestamp()
+        );
+        assert!(parse_expiry("2026-01-09", now).is_err());
+        assert!(parse_expiry("0d", now).is_err());
+        assert!(parse_expiry("demain", now).is_err());
+        assert!(parse_expiry("2026-13-01", now).is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(profile_name("primtux-base").is_ok());
+        assert!(profile_name("PrimTux").is_err());
+        assert!(profile_name("").is_err());
+        assert!(machine_id("0123456789abcdef0123456789ABCDEF").is_ok());
+        assert!(machine_id("xyz").is_err());
+        assert!(non_empty("le nom", "  ").is_err());
+    }
+}

@@ -1,0 +1,562 @@
+//! The command line: flag definitions (clap) and dispatch. `main` only
+//! calls [`run`] and prints the error chain.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nird_proto::api::MachineStatus;
+
+use crate::data_dir::DataDir;
+use crate::http::{ServeConfig, run as serve_https, shutdown_signal};
+use crate::init::{InitOptions, InitOutcome, init};
+use crate::signing::SigningCommand;
+use crate::store::{Role, SqliteStore, Store};
+use crate::{admin, publish};
+
+/// nird-server : serveur central de la flotte NIRD.
+#[derive(Debug, Parser)]
+#[command(name = "nird-server", version, about)]
+pub struct Cli {
+    /// La commande.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--data-dir`, shared by every command that works on a server.
+#[derive(Debug, Args)]
+pub struct DataDirArg {
+    /// Répertoire de données du serveur (base, certificats, clés).
+    #[arg(long, value_name = "DIR", env = "NIRD_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Crée la base, l'autorité de certification, le certificat et le compte admin.
+    Init {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Nom DNS ou adresse IP du serveur (répétable) ; par défaut localhost.
+        #[arg(long = "hostname", value_name = "NAME")]
+        hostnames: Vec<String>,
+        /// Clé publique minisign des mainteneurs de profils (répétable).
+        #[arg(long = "trusted-key", value_name = "FILE")]
+        trusted_keys: Vec<PathBuf>,
+    },
+    /// Sert l'API des agents en HTTPS.
+    Serve {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Adresse d'écoute.
+        #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Certificat du serveur (PEM, chaîne complète) à la place du certificat généré.
+        #[arg(long, value_name = "FILE", requires = "key")]
+        cert: Option<PathBuf>,
+        /// Clé privée (PEM) du certificat donné par --cert.
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+        /// Intervalle normal entre deux check-ins, en secondes.
+        #[arg(long, default_value_t = 900, value_name = "SECS",
+              value_parser = clap::value_parser!(u64).range(10..=86400))]
+        checkin_interval: u64,
+    },
+    /// Affiche l'empreinte SHA-256 de l'autorité de certification (pour les agents).
+    Fingerprint {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Établissements.
+    #[command(subcommand)]
+    School(SchoolCommand),
+    /// Jetons d'inscription des machines.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Machines.
+    #[command(subcommand)]
+    Machine(MachineCommand),
+    /// Profils : outils de signature hors ligne et publication.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Affecte des profils à un établissement, ou ajoute/exclut pour une machine.
+    Assign {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Établissement (code UAI) : remplace la liste de ses profils.
+        #[arg(
+            long,
+            value_name = "UAI",
+            conflicts_with = "machine",
+            required_unless_present = "machine"
+        )]
+        school: Option<String>,
+        /// Machine : ajoute (ou exclut avec --exclude) ces profils pour elle seule.
+        #[arg(long, value_name = "ID")]
+        machine: Option<String>,
+        /// Avec --machine : exclut les profils au lieu de les ajouter.
+        #[arg(long, requires = "machine")]
+        exclude: bool,
+        /// Noms des profils.
+        #[arg(value_name = "PROFILE")]
+        profiles: Vec<String>,
+    },
+    /// Comptes des personnes.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Clés de confiance pour la publication des profils.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+}
+
+/// `school ...`
+#[derive(Debug, Subcommand)]
+pub enum SchoolCommand {
+    /// Ajoute un établissement.
+    Add {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Code UAI (7 chiffres et une lettre de contrôle).
+        #[arg(long)]
+        uai: String,
+        /// Nom de l'établissement.
+        #[arg(long)]
+        name: String,
+        /// Commune.
+        #[arg(long)]
+        commune: String,
+        /// Département (par défaut : celui du code UAI).
+        #[arg(long)]
+        departement: Option<String>,
+        /// Académie.
+        #[arg(long)]
+        academie: String,
+        /// Type : ecole, college ou lycee.
+        #[arg(long)]
+        kind: String,
+        /// Les machines inscrites attendent une approbation avant de recevoir des profils.
+        #[arg(long)]
+        require_approval: bool,
+    },
+    /// Liste les établissements.
+    List {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+/// `token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Crée un jeton d'inscription ; seul le jeton est écrit sur la sortie standard.
+    Create {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Établissement (code UAI).
+        #[arg(long)]
+        school: String,
+        /// Nombre d'inscriptions permises.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        uses: u32,
+        /// Expiration : date AAAA-MM-JJ ou durée (30m, 12h, 7d).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Liste les jetons.
+    List {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Révoque un jeton (par son numéro, voir « token list »).
+    Revoke {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Numéro du jeton.
+        id: i64,
+    },
+}
+
+/// `machine ...`
+#[derive(Debug, Subcommand)]
+pub enum MachineCommand {
+    /// Liste les machines.
+    List {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Seulement celles de cet établissement.
+        #[arg(long)]
+        school: Option<String>,
+    },
+    /// Approuve une machine en attente.
+    Approve {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Identifiant de la machine.
+        id: String,
+    },
+    /// Retire une machine de la flotte (ses appels seront refusés).
+    Retire {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Identifiant de la machine.
+        id: String,
+    },
+}
+
+/// `profile ...`: the maintainer's offline tools plus publication.
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Outils de signature (hors ligne).
+    #[command(flatten)]
+    Tool(SigningCommand),
+    /// Publie un profil signé (FICHIER et FICHIER.minisig) sur ce serveur.
+    Publish {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Le profil (.toml) ; sa signature FICHIER.minisig doit être à côté.
+        file: PathBuf,
+    },
+    /// Liste les versions publiées.
+    List {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+/// A person's role on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// Tout.
+    Admin,
+    /// Équipe informatique de certains établissements.
+    School,
+    /// Lecture seule sur un territoire.
+    Auditor,
+}
+
+/// `user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Crée un compte ; son mot de passe est affiché une seule fois.
+    Add {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Identifiant de connexion.
+        login: String,
+        /// Rôle.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Établissement géré (rôle school ; répétable).
+        #[arg(long = "school", value_name = "UAI")]
+        schools: Vec<String>,
+        /// Territoire vu (rôle auditor) : académie, département...
+        #[arg(long)]
+        territory: Option<String>,
+    },
+}
+
+/// `trust ...`
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Ajoute une clé publique minisign aux clés de confiance.
+    Add {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Fichier .pub.
+        key_file: PathBuf,
+    },
+}
+
+/// Opens the store of an initialised data directory.
+fn open_store(dir: &DataDirArg) -> anyhow::Result<(DataDir, Arc<dyn Store>)> {
+    let data = DataDir::new(&dir.data_dir);
+    if !data.is_initialised() {
+        anyhow::bail!(
+            "{} n'est pas initialisé : lancez d'abord « nird-server init --data-dir {} »",
+            data.root().display(),
+            data.root().display()
+        );
+    }
+    let store = SqliteStore::open(&data.database())
+        .with_context(|| format!("impossible d'ouvrir {}", data.database().display()))?;
+    Ok((data, Arc::new(store)))
+}
+
+/// Runs an admin command on a store, closing it cleanly afterwards, and
+/// prints its output.
+async fn with_store<F, Fut>(dir: &DataDirArg, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(DataDir, Arc<dyn Store>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let (data, store) = open_store(dir)?;
+    let result = f(data, store.clone()).await;
+    store.close().await?;
+    let out = result?;
+    if !out.is_empty() {
+        if out.ends_with('\n') {
+            print!("{out}");
+        } else {
+            println!("{out}");
+        }
+    }
+    Ok(())
+}
+
+/// Sets up logging: English, to stderr, `RUST_LOG` overrides `default`.
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_logging(if serving { "info" } else { "warn" });
+    if let Command::Profile(ProfileCommand::Tool(cmd)) = cli.command {
+        return crate::signing::run(cmd);
+    }
+    let runtime = if serving {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()
+    .context("cannot start the tokio runtime")?;
+    runtime.block_on(run_async(cli.command))
+}
+
+async fn run_async(command: Command) -> anyhow::Result<()> {
+    let actor = admin::cli_actor();
+    let actor = actor.as_str();
+    match command {
+        Command::Init {
+            dir,
+            hostnames,
+            trusted_keys,
+        } => {
+            let data_dir = DataDir::new(&dir.data_dir);
+            let root = data_dir.root().display().to_string();
+            match init(&InitOptions {
+                data_dir,
+                hostnames,
+                trusted_keys,
+            })
+            .await?
+            {
+                InitOutcome::Created {
+                    admin_password,
+                    ca_fingerprint,
+                } => {
+                    println!("Serveur initialisé dans {root}.");
+                    println!("Compte administrateur : {}", crate::init::ADMIN_LOGIN);
+                    println!("Mot de passe (affiché une seule fois) : {admin_password}");
+                    println!(
+                        "Empreinte SHA-256 de l'autorité de certification, à donner aux agents :"
+                    );
+                    println!("{ca_fingerprint}");
+                }
+                InitOutcome::AlreadyInitialised { ca_fingerprint } => {
+                    println!("{root} est déjà initialisé : rien n'a été modifié.");
+                    if let Some(fp) = ca_fingerprint {
+                        println!("Empreinte SHA-256 de l'autorité de certification :");
+                        println!("{fp}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Serve {
+            dir,
+            listen,
+            cert,
+            key,
+            checkin_interval,
+        } => {
+            let data = DataDir::new(&dir.data_dir);
+            let mut config = ServeConfig::from_data_dir(&data, cert, key)?;
+            config.checkin_interval = Duration::from_secs(checkin_interval);
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("impossible d'écouter sur {listen}"))?;
+            eprintln!(
+                "nird-server : en écoute sur https://{}",
+                listener.local_addr()?
+            );
+            serve_https(listener, config, shutdown_signal()).await
+        }
+        Command::Fingerprint { dir } => {
+            let data = DataDir::new(&dir.data_dir);
+            println!("{}", crate::tls::fingerprint(&data.ca_cert())?);
+            Ok(())
+        }
+        Command::School(SchoolCommand::Add {
+            dir,
+            uai,
+            name,
+            commune,
+            departement,
+            academie,
+            kind,
+            require_approval,
+        }) => {
+            let school = admin::school_from_args(
+                &uai,
+                &name,
+                &commune,
+                departement.as_deref(),
+                &academie,
+                &kind,
+                require_approval,
+            )?;
+            with_store(&dir, |_, s| async move {
+                admin::school_add(s.as_ref(), actor, school).await
+            })
+            .await
+        }
+        Command::School(SchoolCommand::List { dir }) => {
+            with_store(
+                &dir,
+                |_, s| async move { admin::school_list(s.as_ref()).await },
+            )
+            .await
+        }
+        Command::Token(TokenCommand::Create {
+            dir,
+            school,
+            uses,
+            expires,
+        }) => {
+            with_store(&dir, |_, s| async move {
+                admin::token_create(s.as_ref(), actor, &school, uses, expires.as_deref()).await
+            })
+            .await
+        }
+        Command::Token(TokenCommand::List { dir }) => {
+            with_store(
+                &dir,
+                |_, s| async move { admin::token_list(s.as_ref()).await },
+            )
+            .await
+        }
+        Command::Token(TokenCommand::Revoke { dir, id }) => {
+            with_store(&dir, |_, s| async move {
+                s.revoke_token(actor, id).await?;
+                Ok(format!("Jeton n° {id} révoqué."))
+            })
+            .await
+        }
+        Command::Machine(MachineCommand::List { dir, school }) => {
+            with_store(&dir, |_, s| async move {
+                admin::machine_list(s.as_ref(), school.as_deref()).await
+            })
+            .await
+        }
+        Command::Machine(MachineCommand::Approve { dir, id }) => {
+            with_store(&dir, |_, s| async move {
+                admin::machine_set_status(s.as_ref(), actor, &id, MachineStatus::Active).await
+            })
+            .await
+        }
+        Command::Machine(MachineCommand::Retire { dir, id }) => {
+            with_store(&dir, |_, s| async move {
+                admin::machine_set_status(s.as_ref(), actor, &id, MachineStatus::Retired).await
+            })
+            .await
+        }
+        Command::Profile(ProfileCommand::Tool(_)) => unreachable!("handled before the runtime"),
+        Command::Profile(ProfileCommand::Publish { dir, file }) => {
+            with_store(&dir, |data, s| async move {
+                let published = publish::publish(
+                    s.as_ref(),
+                    &data,
+                    actor,
+                    &file,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await?;
+                Ok(published.to_string())
+            })
+            .await
+        }
+        Command::Profile(ProfileCommand::List { dir }) => {
+            with_store(&dir, |_, s| async move {
+                let mut out = String::new();
+                for r in s.list_releases().await? {
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}\t{}\n",
+                        r.name,
+                        r.version,
+                        r.sha256,
+                        r.published_by,
+                        admin::format_time(Some(r.published_at))
+                    ));
+                }
+                Ok(out)
+            })
+            .await
+        }
+        Command::Assign {
+            dir,
+            school,
+            machine,
+            exclude,
+            profiles,
+        } => {
+            with_store(&dir, |_, s| async move {
+                match (school, machine) {
+                    (Some(school), _) => {
+                        admin::assign_school(s.as_ref(), actor, &school, &profiles).await
+                    }
+                    (None, Some(machine)) => {
+                        admin::assign_machine(s.as_ref(), actor, &machine, &profiles, exclude).await
+                    }
+                    (None, None) => anyhow::bail!("indiquez --school ou --machine"),
+                }
+            })
+            .await
+        }
+        Command::User(UserCommand::Add {
+            dir,
+            login,
+            role,
+            schools,
+            territory,
+        }) => {
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::School => Role::School,
+                RoleArg::Auditor => Role::Auditor,
+            };
+            with_store(&dir, |_, s| async move {
+                admin::user_add(
+                    s.as_ref(),
+                    actor,
+                    &login,
+                    role,
+                    &schools,
+                    territory.as_deref(),
+                )
+                .await
+            })
+            .await
+        }
+        Command::Trust(TrustCommand::Add { dir, key_file }) => {
+            let data = DataDir::new(&dir.data_dir);
+            if !data.is_initialised() {
+                anyhow::bail!("{} n'est pas initialisé", data.root().display());
+            }
+            println!("{}", admin::trust_add(&data, &key_file)?);
+            Ok(())
+        }
+    }
+}

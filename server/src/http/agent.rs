@@ -1,0 +1,321 @@
+//! The agent API handlers (`/api/v1`): enrol, check in, fetch profiles and
+//! blobs. Each validates its input completely before touching the store.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use nird_proto::api::{
+    ApplyReport, CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse,
+    MAX_REPORTS_PER_CHECKIN,
+};
+use nird_proto::hash::{canonical_json, content_hash, is_sha256_hex};
+
+use super::AppState;
+use super::error::{ApiJson, HttpError};
+use crate::secrets;
+use crate::store::{Checkin, NewMachine};
+
+/// Longest free-text message accepted in a report, in bytes.
+const MAX_MESSAGE: usize = 4096;
+/// Most resources in one report.
+const MAX_RESOURCES: usize = 10_000;
+
+/// The credential of an authenticated agent call.
+pub struct Credential {
+    /// Machine id (first half).
+    pub machine_id: String,
+    /// SHA-256 of the secret (second half).
+    pub secret_hash: String,
+}
+
+/// Reads `Authorization: Bearer <machine_id>.<secret>`.
+pub fn credential(headers: &HeaderMap) -> Result<Credential, HttpError> {
+    let bad = || HttpError::unauthorized("identifiants de machine absents ou mal formés");
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(bad)?;
+    let token = value.strip_prefix("Bearer ").ok_or_else(bad)?;
+    let (id, secret) = token.trim().split_once('.').ok_or_else(bad)?;
+    if id.is_empty() || secret.is_empty() || id.len() > 64 || secret.len() > 128 {
+        return Err(bad());
+    }
+    Ok(Credential {
+        machine_id: id.to_owned(),
+        secret_hash: secrets::hash_secret(secret),
+    })
+}
+
+/// Checks the credential of a read-only agent call (profiles, blobs).
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
+    let cred = credential(headers)?;
+    state
+        .store
+        .authenticate(&cred.machine_id, &cred.secret_hash)
+        .await?;
+    Ok(())
+}
+
+/// A `200` with raw bytes of the given content type.
+fn reply(content_type: &'static str, body: impl IntoResponse) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Checks an inventory against its announced hash; returns its canonical
+/// JSON text.
+fn checked_inventory(
+    inventory: &serde_json::Value,
+    announced: &str,
+    field: &str,
+) -> Result<String, HttpError> {
+    if !inventory.is_object() {
+        return Err(HttpError::bad_request(format!(
+            "champ « {field} » : l'inventaire doit être un objet JSON"
+        )));
+    }
+    let actual = content_hash(inventory)
+        .map_err(|e| HttpError::bad_request(format!("champ « {field} » : {e}")))?;
+    if actual != announced {
+        return Err(HttpError::bad_request(format!(
+            "champ « inventory_hash » : ne correspond pas à l'inventaire envoyé (calculé : {actual})"
+        )));
+    }
+    let bytes = canonical_json(inventory)
+        .map_err(|e| HttpError::bad_request(format!("champ « {field} » : {e}")))?;
+    String::from_utf8(bytes).map_err(|_| HttpError::bad_request("inventaire non UTF-8"))
+}
+
+/// Checks a `sha256` hex field.
+fn check_hash(value: &str, field: &str) -> Result<(), HttpError> {
+    if is_sha256_hex(value) {
+        Ok(())
+    } else {
+        Err(HttpError::bad_request(format!(
+            "champ « {field} » : attendu 64 chiffres hexadécimaux minuscules (sha256)"
+        )))
+    }
+}
+
+/// Checks a profile name (slug) and version (fits SQLite's integers).
+fn check_profile_ref(name: &str, version: u64, field: &str) -> Result<(), HttpError> {
+    let slug = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !slug {
+        return Err(HttpError::bad_request(format!(
+            "champ « {field} » : nom de profil invalide"
+        )));
+    }
+    if i64::try_from(version).is_err() {
+        return Err(HttpError::bad_request(format!(
+            "champ « {field} » : version trop grande"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks every report of a check-in.
+fn check_reports(reports: &[ApplyReport]) -> Result<(), HttpError> {
+    if reports.len() > MAX_REPORTS_PER_CHECKIN {
+        return Err(HttpError::bad_request(format!(
+            "champ « reports » : au plus {MAX_REPORTS_PER_CHECKIN} rapports par check-in"
+        )));
+    }
+    for (i, r) in reports.iter().enumerate() {
+        if r.seq == 0 || i64::try_from(r.seq).is_err() {
+            return Err(HttpError::bad_request(format!(
+                "champ « reports[{i}].seq » : doit être entre 1 et 2^63-1"
+            )));
+        }
+        check_profile_ref(&r.profile, r.version, &format!("reports[{i}].profile"))?;
+        if r.message.as_ref().is_some_and(|m| m.len() > MAX_MESSAGE) {
+            return Err(HttpError::bad_request(format!(
+                "champ « reports[{i}].message » : trop long"
+            )));
+        }
+        if r.resources.len() > MAX_RESOURCES {
+            return Err(HttpError::bad_request(format!(
+                "champ « reports[{i}].resources » : trop de ressources"
+            )));
+        }
+        for (j, res) in r.resources.iter().enumerate() {
+            if res.id.is_empty() || res.id.len() > 1024 {
+                return Err(HttpError::bad_request(format!(
+                    "champ « reports[{i}].resources[{j}].id » : vide ou trop long"
+                )));
+            }
+            if res.message.as_ref().is_some_and(|m| m.len() > MAX_MESSAGE) {
+                return Err(HttpError::bad_request(format!(
+                    "champ « reports[{i}].resources[{j}].message » : trop long"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/enroll`.
+#[utoipa::path(post, path = "/api/v1/enroll", tag = "agent",
+    request_body = super::openapi::EnrollRequestDoc,
+    responses(
+        (status = 200, description = "Machine enrolled", body = super::openapi::EnrollResponseDoc),
+        (status = 400, description = "Invalid body (the message names the field)", body = super::openapi::ApiErrorDoc),
+        (status = 401, description = "Unknown, expired, exhausted or revoked token", body = super::openapi::ApiErrorDoc),
+        (status = 413, description = "Body over the limit", body = super::openapi::ApiErrorDoc),
+    ))]
+pub async fn enroll(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> Result<axum::Json<EnrollResponse>, HttpError> {
+    if req.token.is_empty() || req.token.len() > 256 {
+        return Err(HttpError::bad_request(
+            "champ « token » : vide ou trop long",
+        ));
+    }
+    let hostname = req.hostname.trim();
+    if hostname.is_empty() || hostname.len() > 253 || hostname.chars().any(char::is_control) {
+        return Err(HttpError::bad_request(
+            "champ « hostname » : 1 à 253 caractères imprimables",
+        ));
+    }
+    check_hash(&req.inventory_hash, "inventory_hash")?;
+    let inventory = checked_inventory(&req.inventory, &req.inventory_hash, "inventory")?;
+    let machine_id = secrets::new_machine_id();
+    let secret = secrets::new_secret();
+    let status = state
+        .store
+        .enroll(NewMachine {
+            token_hash: secrets::hash_secret(&req.token),
+            machine_id: machine_id.clone(),
+            secret_hash: secrets::hash_secret(&secret),
+            hostname: hostname.to_owned(),
+            inventory,
+            inventory_hash: req.inventory_hash,
+        })
+        .await?;
+    tracing::info!(machine = %machine_id, hostname, "machine enrolled");
+    Ok(axum::Json(EnrollResponse {
+        machine_id,
+        secret,
+        checkin_interval_secs: state.checkin_interval(),
+        server_time: time::OffsetDateTime::now_utc(),
+        status,
+    }))
+}
+
+/// `POST /api/v1/checkin`.
+#[utoipa::path(post, path = "/api/v1/checkin", tag = "agent",
+    request_body = super::openapi::CheckinRequestDoc,
+    security(("machine" = [])),
+    responses(
+        (status = 200, description = "Check-in recorded", body = super::openapi::CheckinResponseDoc),
+        (status = 400, description = "Invalid body (the message names the field)", body = super::openapi::ApiErrorDoc),
+        (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
+        (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
+        (status = 413, description = "Body over the limit", body = super::openapi::ApiErrorDoc),
+    ))]
+pub async fn checkin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<CheckinRequest>,
+) -> Result<axum::Json<CheckinResponse>, HttpError> {
+    let cred = credential(&headers)?;
+    check_hash(&req.inventory_hash, "inventory_hash")?;
+    let inventory = req
+        .inventory
+        .as_ref()
+        .map(|inv| checked_inventory(inv, &req.inventory_hash, "inventory"))
+        .transpose()?;
+    if req.applied.len() > 1000 {
+        return Err(HttpError::bad_request(
+            "champ « applied » : trop de profils",
+        ));
+    }
+    for (i, p) in req.applied.iter().enumerate() {
+        check_profile_ref(&p.name, p.version, &format!("applied[{i}].name"))?;
+    }
+    check_reports(&req.reports)?;
+    let outcome = state
+        .store
+        .checkin(Checkin {
+            machine_id: cred.machine_id,
+            secret_hash: cred.secret_hash,
+            inventory_hash: req.inventory_hash,
+            inventory,
+            applied: req.applied,
+            reports: req.reports,
+        })
+        .await?;
+    Ok(axum::Json(CheckinResponse {
+        status: outcome.status,
+        send_inventory: outcome.send_inventory,
+        acked_seq: outcome.acked_seq,
+        assigned: outcome.assigned,
+        next_checkin_secs: state.checkin_interval(),
+        server_time: time::OffsetDateTime::now_utc(),
+    }))
+}
+
+/// `GET /api/v1/profiles/{name}/{version}` (the signed bytes) and
+/// `GET /api/v1/profiles/{name}/{version}.minisig` (the signature).
+#[utoipa::path(get, path = "/api/v1/profiles/{name}/{file}", tag = "agent",
+    security(("machine" = [])),
+    params(
+        ("name" = String, Path, description = "Profile name"),
+        ("file" = String, Path, description = "`{version}` for the signed profile bytes, `{version}.minisig` for its detached signature"),
+    ),
+    responses(
+        (status = 200, description = "The exact bytes", content_type = "application/octet-stream"),
+        (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
+        (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
+        (status = 404, description = "No such release", body = super::openapi::ApiErrorDoc),
+    ))]
+pub async fn profile(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, file)): Path<(String, String)>,
+) -> Result<Response, HttpError> {
+    authenticate(&state, &headers).await?;
+    let (version, want_signature) = match file.strip_suffix(".minisig") {
+        Some(v) => (v, true),
+        None => (file.as_str(), false),
+    };
+    let not_found = || HttpError::not_found(format!("profil « {name} » version {file} inconnu"));
+    let version: u64 = version.parse().map_err(|_| not_found())?;
+    let release = state
+        .store
+        .release(&name, version)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(if want_signature {
+        reply("text/plain; charset=utf-8", release.minisig)
+    } else {
+        reply("application/octet-stream", release.bytes)
+    })
+}
+
+/// `GET /api/v1/blobs/{sha256}`.
+#[utoipa::path(get, path = "/api/v1/blobs/{sha256}", tag = "agent",
+    security(("machine" = [])),
+    params(("sha256" = String, Path, description = "Lowercase hex SHA-256 of the file")),
+    responses(
+        (status = 200, description = "The file's bytes", content_type = "application/octet-stream"),
+        (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
+        (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
+        (status = 404, description = "No such blob", body = super::openapi::ApiErrorDoc),
+    ))]
+pub async fn blob(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(sha256): Path<String>,
+) -> Result<Response, HttpError> {
+    authenticate(&state, &headers).await?;
+    let not_found = || HttpError::not_found(format!("fichier {sha256} inconnu"));
+    if !is_sha256_hex(&sha256) {
+        return Err(not_found());
+    }
+    let bytes = state.store.blob(&sha256).await?.ok_or_else(not_found)?;
+    Ok(reply("application/octet-stream", bytes))
+}

@@ -1,0 +1,296 @@
+//! The HTTPS server: axum routes served by hyper over rustls.
+//!
+//! Shaped like tokio's mini-redis: [`run`] takes its listener and its
+//! shutdown future, so the binary passes a real socket and SIGTERM while
+//! tests bind `127.0.0.1:0` and drive it in-process. Shutdown stops
+//! accepting, lets in-flight requests finish (up to a grace period), then
+//! closes the store, which commits every queued write first.
+
+pub mod agent;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use nird_proto::api::MAX_BODY_BYTES;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::data_dir::DataDir;
+use crate::store::{SqliteStore, Store};
+use error::HttpError;
+use metrics::Metrics;
+
+/// Everything `run` needs: options live in one struct.
+pub struct ServeConfig {
+    /// The data store (closed by `run` when it returns).
+    pub store: Arc<dyn Store>,
+    /// TLS certificate and key, loaded.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// Normal check-in interval given to agents.
+    pub checkin_interval: Duration,
+    /// Check-ins per second the server aims to stay under: with more
+    /// machines than `interval × rate`, agents are told to wait longer.
+    pub target_checkin_rate: u64,
+    /// Most connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// How long in-flight requests get to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl ServeConfig {
+    /// The configuration for a data directory: its database, and its
+    /// certificate unless `cert`/`key` name operator-supplied files.
+    pub fn from_data_dir(
+        dir: &DataDir,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        if !dir.is_initialised() {
+            anyhow::bail!(
+                "{} n'est pas initialisé : lancez d'abord « nird-server init --data-dir {} »",
+                dir.root().display(),
+                dir.root().display()
+            );
+        }
+        let cert = cert.unwrap_or_else(|| dir.server_cert());
+        let key = key.unwrap_or_else(|| dir.server_key());
+        let tls = crate::tls::server_config(&cert, &key)?;
+        let store = Arc::new(SqliteStore::open(&dir.database())?);
+        Ok(ServeConfig {
+            store,
+            tls,
+            checkin_interval: Duration::from_secs(900),
+            target_checkin_rate: 2000,
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(30),
+        })
+    }
+}
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    /// The data store.
+    pub store: Arc<dyn Store>,
+    /// Request counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Normal check-in interval, seconds.
+    base_interval: u64,
+    /// See [`ServeConfig::target_checkin_rate`].
+    target_rate: u64,
+    /// Machines known, refreshed in the background (load signal).
+    machines: Arc<AtomicU64>,
+}
+
+/// Writes queued above which the server doubles the interval it hands out.
+const WRITE_BACKLOG: usize = 2_000;
+
+impl AppState {
+    /// The interval to give an agent now: the normal one, stretched so that
+    /// all machines together stay under the target rate, doubled while the
+    /// database has a backlog.
+    pub fn checkin_interval(&self) -> u64 {
+        let machines = self.machines.load(Ordering::Relaxed);
+        let spread = machines / self.target_rate.max(1);
+        let interval = self.base_interval.max(spread);
+        if self.store.pending_writes() > WRITE_BACKLOG {
+            interval.saturating_mul(2)
+        } else {
+            interval
+        }
+    }
+}
+
+/// The routes, with metrics and the body limit.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/enroll", post(agent::enroll))
+        .route("/api/v1/checkin", post(agent::checkin))
+        .route("/api/v1/profiles/{name}/{file}", get(agent::profile))
+        .route("/api/v1/blobs/{sha256}", get(agent::blob))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            track_request,
+        ))
+        .with_state(state)
+}
+
+/// Counts each request and its latency under its route pattern.
+async fn track_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(req).await;
+    state
+        .metrics
+        .record(&route, response.status().as_u16(), start.elapsed());
+    response
+}
+
+async fn not_found() -> HttpError {
+    HttpError::not_found("cette adresse n'existe pas")
+}
+
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi::document(),
+    )
+        .into_response()
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Result<Response, HttpError> {
+    let counts = state.store.count_machines().await?;
+    let named: Vec<(&str, u64)> = counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&named),
+    )
+        .into_response())
+}
+
+/// Serves HTTPS on `listener` until `shutdown` completes, then drains
+/// in-flight requests and closes the store.
+pub async fn run(
+    listener: TcpListener,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let machines = Arc::new(AtomicU64::new(0));
+    let state = AppState {
+        store: config.store.clone(),
+        metrics: Arc::new(Metrics::default()),
+        base_interval: config.checkin_interval.as_secs().max(1),
+        target_rate: config.target_checkin_rate,
+        machines: machines.clone(),
+    };
+    let refresher = tokio::spawn(refresh_machine_count(config.store.clone(), machines));
+    let app = router(state);
+    let acceptor = TlsAcceptor::from(config.tls.clone());
+    let limit = Arc::new(Semaphore::new(config.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(60));
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving HTTPS");
+
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = builder
+                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over: dropping the remaining connections");
+    }
+    refresher.abort();
+    config.store.close().await?;
+    tracing::info!("database closed");
+    Ok(())
+}
+
+/// Keeps the machine count (the load signal) fresh.
+async fn refresh_machine_count(store: Arc<dyn Store>, machines: Arc<AtomicU64>) {
+    loop {
+        if let Ok(counts) = store.count_machines().await {
+            machines.store(counts.iter().map(|(_, n)| n).sum(), Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C: the shutdown future the binary passes.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

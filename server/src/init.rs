@@ -1,0 +1,108 @@
+//! `nird-server init`: makes a data directory a working server.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::data_dir::DataDir;
+use crate::fs_util::{create_private_dir, write_atomic};
+use crate::store::{NewUser, Role, SqliteStore, Store as _};
+use crate::{secrets, tls, trust};
+
+/// What `init` was asked to do.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The directory to initialise (created if missing).
+    pub data_dir: DataDir,
+    /// Names (DNS or IP) the server certificate is valid for; empty means
+    /// `localhost`, `127.0.0.1` and `::1`.
+    pub hostnames: Vec<String>,
+    /// minisign public key files to trust for profile publication.
+    pub trusted_keys: Vec<PathBuf>,
+}
+
+/// What `init` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// A new server was made.
+    Created {
+        /// The `admin` account's password, shown once.
+        admin_password: String,
+        /// SHA-256 of the CA certificate, for agents to pin.
+        ca_fingerprint: String,
+    },
+    /// The directory was initialised already: nothing changed.
+    AlreadyInitialised {
+        /// SHA-256 of the CA certificate in place.
+        ca_fingerprint: Option<String>,
+    },
+}
+
+/// Login of the account `init` creates.
+pub const ADMIN_LOGIN: &str = "admin";
+
+/// Initialises `opts.data_dir`, or does nothing if it already is.
+///
+/// The database is created under a temporary name and renamed last, so an
+/// interrupted `init` leaves a directory that `init` simply redoes.
+pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
+    let dir = &opts.data_dir;
+    if dir.is_initialised() {
+        return Ok(InitOutcome::AlreadyInitialised {
+            ca_fingerprint: tls::fingerprint(&dir.ca_cert()).ok(),
+        });
+    }
+    // Read and check every input before writing anything.
+    let keys = opts
+        .trusted_keys
+        .iter()
+        .map(|p| trust::read_public_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names = if opts.hostnames.is_empty() {
+        vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+    } else {
+        opts.hostnames.clone()
+    };
+    let pki = tls::generate(&names)?;
+
+    create_private_dir(dir.root())
+        .with_context(|| format!("impossible de créer {}", dir.root().display()))?;
+    create_private_dir(&dir.tls_dir())?;
+    std::fs::create_dir_all(dir.trusted_keys_dir())?;
+    write_atomic(&dir.ca_key(), pki.ca_key_pem.as_bytes(), 0o600)?;
+    write_atomic(&dir.ca_cert(), pki.ca_cert_pem.as_bytes(), 0o644)?;
+    write_atomic(&dir.server_key(), pki.server_key_pem.as_bytes(), 0o600)?;
+    write_atomic(&dir.server_cert(), pki.server_chain_pem.as_bytes(), 0o644)?;
+    for key in &keys {
+        trust::install(dir, key)?;
+    }
+
+    let staging = dir.root().join("nird.db.init");
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", staging.display()));
+        if p.exists() {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    let admin_password = secrets::new_password();
+    let store = SqliteStore::open(&staging)?;
+    store
+        .add_user(
+            "init",
+            NewUser {
+                login: ADMIN_LOGIN.into(),
+                password_hash: secrets::hash_password(&admin_password)
+                    .map_err(|e| anyhow::anyhow!("argon2: {e}"))?,
+                role: Role::Admin,
+                schools: Vec::new(),
+                territory: None,
+            },
+        )
+        .await?;
+    store.close().await?;
+    std::fs::rename(&staging, dir.database())?;
+    Ok(InitOutcome::Created {
+        admin_password,
+        ca_fingerprint: pki.ca_fingerprint,
+    })
+}

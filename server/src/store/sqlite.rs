@@ -1,0 +1,1118 @@
+//! The SQLite implementation of [`Store`].
+//!
+//! Durability: the database runs in WAL mode with `synchronous=FULL`, so a
+//! committed transaction has been fsync'ed to the WAL before `COMMIT`
+//! returns. A write method answers only after the commit that holds its
+//! change, so whatever the server acknowledged survives `kill -9` or a power
+//! cut.
+//!
+//! Throughput: one fsync per check-in would cap the server at the disk's
+//! fsync rate. All writes therefore go through one writer thread that does
+//! **group commit**: it takes every write waiting in its queue (up to
+//! [`MAX_BATCH`]), runs each inside its own `SAVEPOINT` within one
+//! transaction (a failing write rolls back alone, nothing half-written),
+//! commits once, then answers all of them. Under load the batch grows and
+//! the fsync cost per write shrinks; at rest a write commits alone at once.
+//!
+//! Reads run on a small pool of read-only connections on the blocking
+//! thread pool; WAL lets them proceed while the writer commits.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use nird_proto::api::{ApplyReport, MachineStatus, ProfileRef};
+use nird_proto::uai::Uai;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::migrations::MIGRATIONS;
+use super::{
+    AuditEntry, Checkin, CheckinOutcome, MachineAuth, MachineSummary, NewMachine, NewRelease,
+    NewToken, NewUser, PublishOutcome, Release, ReleaseInfo, School, SchoolKind, Store, StoreError,
+    StoreFuture, TokenInfo, TokenProblem,
+};
+use crate::secrets::constant_time_eq;
+
+/// Most writes committed together in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// How long a connection waits for another process's lock (the admin CLI
+/// and the server share the database file).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Most idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// A write waiting for the writer thread.
+trait Job: Send {
+    /// Runs the write on the writer's connection, inside a savepoint;
+    /// returns false if it failed (its savepoint is then rolled back).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Delivers the result once the transaction is committed (or failed).
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+/// A [`Job`] made of a closure and the channel its caller waits on.
+struct WriteJob<T, F> {
+    /// The write itself; taken when run.
+    work: Option<F>,
+    /// Its result, kept until the commit.
+    result: Option<Result<T, StoreError>>,
+    /// Where the caller waits.
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for WriteJob<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = match self.work.take() {
+            Some(work) => work(conn),
+            None => Err(StoreError::Backend("write run twice".into())),
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
+        let result = match (commit, self.result) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(r)) => r,
+            (Ok(()), None) => Err(StoreError::Backend("write never ran".into())),
+        };
+        // The caller may have gone away (request cancelled): nothing to do.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Idle read connections.
+struct ReaderPool {
+    /// Database file.
+    path: PathBuf,
+    /// Connections not in use.
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn take(&self) -> Result<Connection, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+        match idle {
+            Some(c) => Ok(c),
+            None => open_connection(&self.path, true),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+/// The SQLite store. Cheap to share (`Arc<SqliteStore>`).
+pub struct SqliteStore {
+    /// Queue of the writer thread; `None` once closed.
+    writer: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    /// The writer thread, joined on close.
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Read connections.
+    readers: Arc<ReaderPool>,
+    /// Writes queued or running (load signal).
+    pending: Arc<AtomicUsize>,
+}
+
+/// Opens one connection with the pragmas every connection needs.
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    if !read_only {
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!(
+                "cannot switch the database to WAL mode (got {mode})"
+            )));
+        }
+        // FULL: every commit fsyncs the WAL, so an acknowledged write
+        // survives a crash (NORMAL would only protect against corruption).
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Brings the schema up to date, in one transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current = usize::try_from(current).unwrap_or(0);
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "database schema version {current} is newer than this server ({}); upgrade nird-server",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The writer thread: group commit of everything queued.
+fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, pending: Arc<AtomicUsize>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len();
+        commit_batch(&conn, batch);
+        pending.fetch_sub(n, Ordering::Relaxed);
+    }
+    // Every sender is gone: the store is closing. Fold the WAL back into the
+    // main file so the database is one clean file at rest.
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "WAL checkpoint at close failed");
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the database failed");
+    }
+}
+
+/// Runs a batch of writes in one transaction and answers them.
+fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
+    let outcome = (|| -> Result<(), StoreError> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        for job in batch.iter_mut() {
+            conn.execute_batch("SAVEPOINT job")?;
+            if job.run(conn) {
+                conn.execute_batch("RELEASE job")?;
+            } else {
+                conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            }
+        }
+        conn.execute_batch("COMMIT")?;
+        Ok(())
+    })();
+    if let Err(e) = &outcome {
+        tracing::error!(error = %e, writes = batch.len(), "database transaction failed");
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+    for job in batch {
+        job.finish(outcome.clone());
+    }
+}
+
+/// Current Unix time in seconds.
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// u64 (wire) → i64 (SQLite), refusing values SQLite cannot hold.
+fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Conflict(format!("{what} trop grand : {v}")))
+}
+
+/// i64 (SQLite) → u64, treating negatives (never written) as 0.
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Appends one line to the audit log (inside the caller's transaction).
+fn audit(
+    conn: &Connection,
+    actor: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![now(), actor, action, detail.to_string()])?;
+    Ok(())
+}
+
+/// The database id of a school, or `NotFound`.
+fn school_id(conn: &Connection, uai: &Uai) -> Result<i64, StoreError> {
+    conn.prepare_cached("SELECT id FROM schools WHERE uai = ?1")?
+        .query_row([uai.as_str()], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("l'établissement {uai}")))
+}
+
+/// Reads a status column.
+fn status_of(s: &str) -> Result<MachineStatus, StoreError> {
+    MachineStatus::parse(s).ok_or_else(|| StoreError::Backend(format!("unknown status {s}")))
+}
+
+/// Parses a stored UAI (validated when written).
+fn stored_uai(s: String) -> Result<Uai, StoreError> {
+    Uai::parse(&s).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = open_connection(path, false)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let writer_pending = pending.clone();
+        let handle = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, writer_pending))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(handle)),
+            readers: Arc::new(ReaderPool {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
+            pending,
+        })
+    }
+
+    /// Queues a write and waits until it is committed.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(WriteJob {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        {
+            let writer = self.writer.lock().map_err(|_| StoreError::Closed)?;
+            let sender = writer.as_ref().ok_or(StoreError::Closed)?;
+            self.pending.fetch_add(1, Ordering::Relaxed);
+            if sender.send(job).is_err() {
+                self.pending.fetch_sub(1, Ordering::Relaxed);
+                return Err(StoreError::Closed);
+            }
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a read on a pooled connection, off the async threads.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.writer.lock().map(|w| w.is_none()).unwrap_or(true) {
+            return Err(StoreError::Closed);
+        }
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let result = work(&conn);
+            pool.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+}
+
+/// The check-in transaction body.
+fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT secret_hash, status, inventory_hash, school_id, acked_seq
+             FROM machines WHERE id = ?1",
+        )?
+        .query_row([&c.machine_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((secret_hash, status, stored_hash, school, acked)) = row else {
+        return Err(StoreError::BadCredential);
+    };
+    if !constant_time_eq(&secret_hash, &c.secret_hash) {
+        return Err(StoreError::BadCredential);
+    }
+    let status = status_of(&status)?;
+    if status == MachineStatus::Retired {
+        return Err(StoreError::Retired);
+    }
+    let at = now();
+    let mut send_inventory = false;
+    match &c.inventory {
+        Some(inventory) if c.inventory_hash != stored_hash => {
+            conn.prepare_cached(
+                "UPDATE machines SET inventory = ?2, inventory_hash = ?3 WHERE id = ?1",
+            )?
+            .execute(params![c.machine_id, inventory, c.inventory_hash])?;
+            conn.prepare_cached(
+                "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![c.machine_id, at, c.inventory_hash, inventory])?;
+        }
+        Some(_) => {}
+        None => send_inventory = c.inventory_hash != stored_hash,
+    }
+    let mut acked_seq = acked;
+    if !c.reports.is_empty() {
+        let mut insert = conn.prepare_cached(
+            "INSERT OR IGNORE INTO apply_reports
+             (machine_id, seq, profile, version, outcome, report, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for report in &c.reports {
+            let seq = to_i64(report.seq, "seq")?;
+            let json =
+                serde_json::to_string(report).map_err(|e| StoreError::Backend(e.to_string()))?;
+            insert.execute(params![
+                c.machine_id,
+                seq,
+                report.profile,
+                to_i64(report.version, "version")?,
+                report.outcome.as_str(),
+                json,
+                at
+            ])?;
+            acked_seq = acked_seq.max(seq);
+        }
+    }
+    let applied =
+        serde_json::to_string(&c.applied).map_err(|e| StoreError::Backend(e.to_string()))?;
+    conn.prepare_cached(
+        "UPDATE machines SET last_seen = ?2, checkins = checkins + 1, applied = ?3, acked_seq = ?4
+         WHERE id = ?1",
+    )?
+    .execute(params![c.machine_id, at, applied, acked_seq])?;
+    let assigned = if status == MachineStatus::Active {
+        assigned_releases(conn, school, &c.machine_id)?
+    } else {
+        Vec::new()
+    };
+    Ok(CheckinOutcome {
+        status,
+        send_inventory,
+        acked_seq: to_u64(acked_seq),
+        assigned,
+    })
+}
+
+/// Latest release of each profile assigned to a machine (school assignment
+/// plus the machine's own inclusions, minus its exclusions).
+fn assigned_releases(
+    conn: &Connection,
+    school: i64,
+    machine_id: &str,
+) -> Result<Vec<ProfileRef>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.name, MAX(r.version) FROM profile_releases r
+         WHERE r.name IN (
+             SELECT profile_name FROM school_assignments WHERE school_id = ?1
+             UNION SELECT profile_name FROM machine_overrides WHERE machine_id = ?2 AND include = 1)
+           AND r.name NOT IN (
+             SELECT profile_name FROM machine_overrides WHERE machine_id = ?2 AND include = 0)
+         GROUP BY r.name ORDER BY r.name",
+    )?;
+    let rows = stmt.query_map(params![school, machine_id], |r| {
+        Ok(ProfileRef {
+            name: r.get(0)?,
+            version: to_u64(r.get(1)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The enrolment transaction body.
+fn record_enrollment(conn: &Connection, m: NewMachine) -> Result<MachineStatus, StoreError> {
+    let token = conn
+        .prepare_cached(
+            "SELECT t.id, t.school_id, t.expires_at, t.max_uses, t.uses, t.revoked_at,
+                    s.require_approval
+             FROM enrollment_tokens t JOIN schools s ON s.id = t.school_id
+             WHERE t.token_hash = ?1",
+        )?
+        .query_row([&m.token_hash], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, bool>(6)?,
+            ))
+        })
+        .optional()?;
+    let Some((token_id, school, expires_at, max_uses, uses, revoked_at, require_approval)) = token
+    else {
+        return Err(StoreError::Token(TokenProblem::Unknown));
+    };
+    let at = now();
+    if revoked_at.is_some() {
+        return Err(StoreError::Token(TokenProblem::Revoked));
+    }
+    if expires_at.is_some_and(|e| e <= at) {
+        return Err(StoreError::Token(TokenProblem::Expired));
+    }
+    if uses >= max_uses {
+        return Err(StoreError::Token(TokenProblem::Exhausted));
+    }
+    conn.prepare_cached("UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?1")?
+        .execute([token_id])?;
+    let status = if require_approval {
+        MachineStatus::Pending
+    } else {
+        MachineStatus::Active
+    };
+    conn.prepare_cached(
+        "INSERT INTO machines (id, school_id, token_id, hostname, secret_hash, status,
+                               enrolled_at, inventory, inventory_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        m.machine_id,
+        school,
+        token_id,
+        m.hostname,
+        m.secret_hash,
+        status.as_str(),
+        at,
+        m.inventory,
+        m.inventory_hash
+    ])?;
+    conn.prepare_cached(
+        "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![m.machine_id, at, m.inventory_hash, m.inventory])?;
+    Ok(status)
+}
+
+/// The publication transaction body.
+fn record_release(
+    conn: &Connection,
+    actor: &str,
+    r: NewRelease,
+) -> Result<PublishOutcome, StoreError> {
+    let sha = nird_proto::hash::sha256_hex(&r.bytes);
+    let version = to_i64(r.version, "version")?;
+    let existing: Option<String> = conn
+        .prepare_cached("SELECT sha256 FROM profile_releases WHERE name = ?1 AND version = ?2")?
+        .query_row(params![r.name, version], |row| row.get(0))
+        .optional()?;
+    if let Some(existing) = existing {
+        if existing == sha {
+            return Ok(PublishOutcome::AlreadyPublished);
+        }
+        return Err(StoreError::Conflict(format!(
+            "la version {} du profil « {} » est déjà publiée avec un contenu différent",
+            r.version, r.name
+        )));
+    }
+    let latest: Option<i64> = conn
+        .prepare_cached("SELECT MAX(version) FROM profile_releases WHERE name = ?1")?
+        .query_row([&r.name], |row| row.get(0))?;
+    if let Some(latest) = latest
+        && latest >= version
+    {
+        return Err(StoreError::Conflict(format!(
+            "retour en arrière refusé : le profil « {} » est déjà publié en version {latest}, \
+             la version {} doit être plus grande",
+            r.name, r.version
+        )));
+    }
+    conn.prepare_cached(
+        "INSERT INTO profile_releases (name, version, bytes, sha256, minisig, published_by, published_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![r.name, version, r.bytes, sha, r.minisig, actor, now()])?;
+    let release_id = conn.last_insert_rowid();
+    for (blob_sha, bytes) in &r.blobs {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO blobs (sha256, size, bytes) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![blob_sha, bytes.len() as i64, bytes])?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO release_blobs (release_id, sha256) VALUES (?1, ?2)",
+        )?
+        .execute(params![release_id, blob_sha])?;
+    }
+    audit(
+        conn,
+        actor,
+        "profile.publish",
+        serde_json::json!({"name": r.name, "version": r.version, "sha256": sha,
+                           "blobs": r.blobs.len()}),
+    )?;
+    Ok(PublishOutcome::Published)
+}
+
+/// Maps a unique-constraint violation to `AlreadyExists(what)`.
+fn unique_as_exists(e: rusqlite::Error, what: impl FnOnce() -> String) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(err, _)
+            if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::AlreadyExists(what())
+        }
+        other => other.into(),
+    }
+}
+
+impl Store for SqliteStore {
+    fn add_school<'a>(&'a self, actor: &'a str, school: School) -> StoreFuture<'a, ()> {
+        let actor = actor.to_owned();
+        Box::pin(self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO schools (uai, name, commune, departement, academie, kind,
+                                      require_approval, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                school.uai.as_str(),
+                school.name,
+                school.commune,
+                school.departement,
+                school.academie,
+                school.kind.as_str(),
+                school.require_approval,
+                now()
+            ])
+            .map_err(|e| unique_as_exists(e, || format!("l'établissement {}", school.uai)))?;
+            audit(
+                conn,
+                &actor,
+                "school.add",
+                serde_json::json!({"uai": school.uai, "name": school.name}),
+            )
+        }))
+    }
+
+    fn list_schools(&self) -> StoreFuture<'_, Vec<School>> {
+        Box::pin(self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT uai, name, commune, departement, academie, kind, require_approval
+                 FROM schools ORDER BY uai",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, bool>(6)?,
+                ))
+            })?;
+            let mut schools = Vec::new();
+            for row in rows {
+                let (uai, name, commune, departement, academie, kind, require_approval) = row?;
+                schools.push(School {
+                    uai: stored_uai(uai)?,
+                    name,
+                    commune,
+                    departement,
+                    academie,
+                    kind: SchoolKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Backend(format!("unknown kind {kind}")))?,
+                    require_approval,
+                });
+            }
+            Ok(schools)
+        }))
+    }
+
+    fn create_token<'a>(&'a self, actor: &'a str, token: NewToken) -> StoreFuture<'a, i64> {
+        let actor = actor.to_owned();
+        Box::pin(self.write(move |conn| {
+            let school = school_id(conn, &token.school)?;
+            let at = now();
+            conn.prepare_cached(
+                "INSERT INTO enrollment_tokens
+                 (token_hash, school_id, created_by, created_at, expires_at, max_uses)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                token.token_hash,
+                school,
+                actor,
+                at,
+                token.expires_at,
+                token.max_uses
+            ])?;
+            let id = conn.last_insert_rowid();
+            audit(
+                conn,
+                &actor,
+                "token.create",
+                serde_json::json!({"id": id, "school": token.school,
+                                   "max_uses": token.max_uses, "expires_at": token.expires_at}),
+            )?;
+            Ok(id)
+        }))
+    }
+
+    fn list_tokens(&self) -> StoreFuture<'_, Vec<TokenInfo>> {
+        Box::pin(self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT t.id, s.uai, t.created_at, t.expires_at, t.max_uses, t.uses, t.revoked_at
+                 FROM enrollment_tokens t JOIN schools s ON s.id = t.school_id
+                 ORDER BY t.id DESC",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, u32>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            })?;
+            let mut tokens = Vec::new();
+            for row in rows {
+                let (id, uai, created_at, expires_at, max_uses, uses, revoked_at) = row?;
+                tokens.push(TokenInfo {
+                    id,
+                    school: stored_uai(uai)?,
+                    created_at,
+                    expires_at,
+                    max_uses,
+                    uses,
+                    revoked_at,
+                });
+            }
+            Ok(tokens)
+        }))
+    }
+
+    fn revoke_token<'a>(&'a self, actor: &'a str, id: i64) -> StoreFuture<'a, ()> {
+        let actor = actor.to_owned();
+        Box::pin(self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE enrollment_tokens SET revoked_at = ?2
+                     WHERE id = ?1 AND revoked_at IS NULL",
+                )?
+                .execute(params![id, now()])?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("le jeton actif n° {id}")));
+            }
+            audit(conn, &actor, "token.revoke", serde_json::json!({"id": id}))
+        }))
+    }
+
+    fn enroll(&self, machine: NewMachine) -> StoreFuture<'_, MachineStatus> {
+        Box::pin(self.write(move |conn| record_enrollment(conn, machine)))
+    }
+
+    fn authenticate<'a>(
+        &'a self,
+        machine_id: &'a str,
+        secret_hash: &'a str,
+    ) -> StoreFuture<'a, MachineAuth> {
+        let machine_id = machine_id.to_owned();
+        let secret_hash = secret_hash.to_owned();
+        Box::pin(self.read(move |conn| {
+            let row = conn
+                .prepare_cached("SELECT secret_hash, status FROM machines WHERE id = ?1")?
+                .query_row([&machine_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()?;
+            let Some((stored, status)) = row else {
+                return Err(StoreError::BadCredential);
+            };
+            if !constant_time_eq(&stored, &secret_hash) {
+                return Err(StoreError::BadCredential);
+            }
+            match status_of(&status)? {
+                MachineStatus::Retired => Err(StoreError::Retired),
+                status => Ok(MachineAuth { status }),
+            }
+        }))
+    }
+
+    fn checkin(&self, checkin: Checkin) -> StoreFuture<'_, CheckinOutcome> {
+        Box::pin(self.write(move |conn| record_checkin(conn, checkin)))
+    }
+
+    fn list_machines<'a>(
+        &'a self,
+        school: Option<&'a Uai>,
+    ) -> StoreFuture<'a, Vec<MachineSummary>> {
+        let school = school.map(|s| s.as_str().to_owned());
+        Box::pin(self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT m.id, s.uai, m.hostname, m.status, m.last_seen, m.checkins,
+                        m.inventory_hash, m.acked_seq
+                 FROM machines m JOIN schools s ON s.id = m.school_id
+                 WHERE ?1 IS NULL OR s.uai = ?1
+                 ORDER BY s.uai, m.hostname, m.id",
+            )?;
+            let rows = stmt.query_map([&school], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            })?;
+            let mut machines = Vec::new();
+            for row in rows {
+                let (id, uai, hostname, status, last_seen, checkins, inventory_hash, acked) = row?;
+                machines.push(MachineSummary {
+                    id,
+                    school: stored_uai(uai)?,
+                    hostname,
+                    status: status_of(&status)?,
+                    last_seen,
+                    checkins: to_u64(checkins),
+                    inventory_hash,
+                    acked_seq: to_u64(acked),
+                });
+            }
+            Ok(machines)
+        }))
+    }
+
+    fn set_machine_status<'a>(
+        &'a self,
+        actor: &'a str,
+        machine_id: &'a str,
+        status: MachineStatus,
+    ) -> StoreFuture<'a, ()> {
+        let actor = actor.to_owned();
+        let machine_id = machine_id.to_owned();
+        Box::pin(self.write(move |conn| {
+            let current: Option<String> = conn
+                .prepare_cached("SELECT status FROM machines WHERE id = ?1")?
+                .query_row([&machine_id], |r| r.get(0))
+                .optional()?;
+            let Some(current) = current else {
+                return Err(StoreError::NotFound(format!("la machine {machine_id}")));
+            };
+            if status_of(&current)? == MachineStatus::Retired && status != MachineStatus::Retired {
+                return Err(StoreError::Conflict(format!(
+                    "la machine {machine_id} est retirée : elle doit être réinscrite"
+                )));
+            }
+            conn.prepare_cached("UPDATE machines SET status = ?2 WHERE id = ?1")?
+                .execute(params![machine_id, status.as_str()])?;
+            audit(
+                conn,
+                &actor,
+                "machine.status",
+                serde_json::json!({"machine": machine_id, "from": current, "to": status.as_str()}),
+            )
+        }))
+    }
+
+    fn count_machines(&self) -> StoreFuture<'_, Vec<(MachineStatus, u64)>> {
+        Box::pin(self.read(|conn| {
+            let mut counts = vec![
+                (MachineStatus::Pending, 0),
+                (MachineStatus::Active, 0),
+                (MachineStatus::Retired, 0),
+            ];
+            let mut stmt =
+                conn.prepare_cached("SELECT status, COUNT(*) FROM machines GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (status, n) = row?;
+                let status = status_of(&status)?;
+                for (s, count) in counts.iter_mut() {
+                    if *s == status {
+                        *count = to_u64(n);
+                    }
+                }
+            }
+            Ok(counts)
+        }))
+    }
+
+    fn latest_version<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<u64>> {
+        let name = name.to_owned();
+        Box::pin(self.read(move |conn| {
+            let v: Option<i64> = conn
+                .prepare_cached("SELECT MAX(version) FROM profile_releases WHERE name = ?1")?
+                .query_row([&name], |r| r.get(0))?;
+            Ok(v.map(to_u64))
+        }))
+    }
+
+    fn publish_release<'a>(
+        &'a self,
+        actor: &'a str,
+        release: NewRelease,
+    ) -> StoreFuture<'a, PublishOutcome> {
+        let actor = actor.to_owned();
+        Box::pin(self.write(move |conn| record_release(conn, &actor, release)))
+    }
+
+    fn list_releases(&self) -> StoreFuture<'_, Vec<ReleaseInfo>> {
+        Box::pin(self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, version, sha256, published_by, published_at
+                 FROM profile_releases ORDER BY name, version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(ReleaseInfo {
+                    name: r.get(0)?,
+                    version: to_u64(r.get(1)?),
+                    sha256: r.get(2)?,
+                    published_by: r.get(3)?,
+                    published_at: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        }))
+    }
+
+    fn release<'a>(&'a self, name: &'a str, version: u64) -> StoreFuture<'a, Option<Release>> {
+        let name = name.to_owned();
+        Box::pin(self.read(move |conn| {
+            let Ok(version) = i64::try_from(version) else {
+                return Ok(None);
+            };
+            Ok(conn
+                .prepare_cached(
+                    "SELECT bytes, minisig FROM profile_releases WHERE name = ?1 AND version = ?2",
+                )?
+                .query_row(params![name, version], |r| {
+                    Ok(Release {
+                        bytes: r.get(0)?,
+                        minisig: r.get(1)?,
+                    })
+                })
+                .optional()?)
+        }))
+    }
+
+    fn blob<'a>(&'a self, sha256: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let sha256 = sha256.to_owned();
+        Box::pin(self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT bytes FROM blobs WHERE sha256 = ?1")?
+                .query_row([&sha256], |r| r.get(0))
+                .optional()?)
+        }))
+    }
+
+    fn assign_school<'a>(
+        &'a self,
+        actor: &'a str,
+        school: &'a Uai,
+        profiles: Vec<String>,
+    ) -> StoreFuture<'a, ()> {
+        let actor = actor.to_owned();
+        let school = school.clone();
+        Box::pin(self.write(move |conn| {
+            let id = school_id(conn, &school)?;
+            conn.prepare_cached("DELETE FROM school_assignments WHERE school_id = ?1")?
+                .execute([id])?;
+            for p in &profiles {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO school_assignments (school_id, profile_name)
+                     VALUES (?1, ?2)",
+                )?
+                .execute(params![id, p])?;
+            }
+            audit(
+                conn,
+                &actor,
+                "assign.school",
+                serde_json::json!({"school": school, "profiles": profiles}),
+            )
+        }))
+    }
+
+    fn override_machine<'a>(
+        &'a self,
+        actor: &'a str,
+        machine_id: &'a str,
+        profile: &'a str,
+        include: bool,
+    ) -> StoreFuture<'a, ()> {
+        let actor = actor.to_owned();
+        let machine_id = machine_id.to_owned();
+        let profile = profile.to_owned();
+        Box::pin(self.write(move |conn| {
+            let exists: Option<i64> = conn
+                .prepare_cached("SELECT 1 FROM machines WHERE id = ?1")?
+                .query_row([&machine_id], |r| r.get(0))
+                .optional()?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("la machine {machine_id}")));
+            }
+            conn.prepare_cached(
+                "INSERT INTO machine_overrides (machine_id, profile_name, include)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (machine_id, profile_name) DO UPDATE SET include = excluded.include",
+            )?
+            .execute(params![machine_id, profile, include])?;
+            audit(
+                conn,
+                &actor,
+                "assign.machine",
+                serde_json::json!({"machine": machine_id, "profile": profile, "include": include}),
+            )
+        }))
+    }
+
+    fn add_user<'a>(&'a self, actor: &'a str, user: NewUser) -> StoreFuture<'a, ()> {
+        let actor = actor.to_owned();
+        Box::pin(self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO users (login, password_hash, role, territory, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                user.login,
+                user.password_hash,
+                user.role.as_str(),
+                user.territory,
+                now()
+            ])
+            .map_err(|e| unique_as_exists(e, || format!("l'utilisateur « {} »", user.login)))?;
+            let user_id = conn.last_insert_rowid();
+            for uai in &user.schools {
+                let school = school_id(conn, uai)?;
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO user_schools (user_id, school_id) VALUES (?1, ?2)",
+                )?
+                .execute(params![user_id, school])?;
+            }
+            audit(
+                conn,
+                &actor,
+                "user.add",
+                serde_json::json!({"login": user.login, "role": user.role.as_str(),
+                                   "schools": user.schools, "territory": user.territory}),
+            )
+        }))
+    }
+
+    fn user_exists<'a>(&'a self, login: &'a str) -> StoreFuture<'a, bool> {
+        let fut = self.password_hash(login);
+        Box::pin(async move { Ok(fut.await?.is_some()) })
+    }
+
+    fn password_hash<'a>(&'a self, login: &'a str) -> StoreFuture<'a, Option<String>> {
+        let login = login.to_owned();
+        Box::pin(self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT password_hash FROM users WHERE login = ?1")?
+                .query_row([&login], |r| r.get(0))
+                .optional()?)
+        }))
+    }
+
+    fn reports<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Vec<ApplyReport>> {
+        let machine_id = machine_id.to_owned();
+        Box::pin(self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT report FROM apply_reports WHERE machine_id = ?1 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([&machine_id], |r| r.get::<_, String>(0))?;
+            let mut reports = Vec::new();
+            for row in rows {
+                reports.push(
+                    serde_json::from_str(&row?)
+                        .map_err(|e| StoreError::Backend(format!("stored report: {e}")))?,
+                );
+            }
+            Ok(reports)
+        }))
+    }
+
+    fn audit_log(&self) -> StoreFuture<'_, Vec<AuditEntry>> {
+        Box::pin(self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT at, actor, action, detail FROM audit_log ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(AuditEntry {
+                    at: r.get(0)?,
+                    actor: r.get(1)?,
+                    action: r.get(2)?,
+                    detail: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        }))
+    }
+
+    fn inventory_history_len<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, u64> {
+        let machine_id = machine_id.to_owned();
+        Box::pin(self.read(move |conn| {
+            let n: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM inventory_history WHERE machine_id = ?1")?
+                .query_row([&machine_id], |r| r.get(0))?;
+            Ok(to_u64(n))
+        }))
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            // Dropping the sender ends the writer loop once its queue is empty.
+            if let Ok(mut writer) = self.writer.lock() {
+                writer.take();
+            }
+            let handle = self.writer_thread.lock().ok().and_then(|mut h| h.take());
+            if let Some(handle) = handle {
+                tokio::task::spawn_blocking(move || handle.join())
+                    .await
+                    .map_err(|e| StoreError::Backend(e.to_string()))?
+                    .map_err(|_| StoreError::Backend("the writer thread panicked".into()))?;
+            }
+            if let Ok(mut idle) = self.readers.idle.lock() {
+                idle.clear();
+            }
+            Ok(())
+        })
+    }
+
+    fn pending_writes(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+}
