@@ -2,4 +2,5 @@
 //!
 //! The binary (`main.rs`) only parses arguments and calls into this library.
 
+pub mod inventory;
 pub mod paths;
