@@ -18,9 +18,11 @@
 //! | `POST /enroll` | [`EnrollRequest`] | [`EnrollResponse`] |
 //! | `POST /checkin` | [`CheckinRequest`] | [`CheckinResponse`] |
 //! | `GET /profiles/{name}/{version}` | — | the exact signed profile bytes |
-//! | `GET /profiles/{name}/{version}/minisig` | — | the detached minisign signature (text) |
+//! | `GET /profiles/{name}/{version}.minisig` | — | the detached minisign signature (text) |
 //! | `GET /blobs/{sha256}` | — | the bytes of a file pinned by a profile |
 //! | `GET /openapi.json` | — | the OpenAPI document of this API |
+//!
+//! The server also serves `GET /metrics` (Prometheus text) outside `/api/v1`.
 //!
 //! # Authentication
 //! `enroll` is authenticated by the enrolment token inside its body. Every
