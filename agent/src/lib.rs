@@ -2,5 +2,11 @@
 //!
 //! The binary (`main.rs`) only parses arguments and calls into this library.
 
+pub mod config;
+pub mod daemon;
+pub mod enroll;
 pub mod inventory;
 pub mod paths;
+pub mod spool;
+pub mod status;
+pub mod transport;

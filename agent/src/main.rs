@@ -20,6 +20,40 @@ struct Cli {
 enum Command {
     /// Inventaire matériel et logiciel de cette machine (résumé, JSON ou GLPI).
     Inventory(nird_agent::inventory::cli::InventoryArgs),
+    /// Enrôle cette machine auprès d'un serveur nird-fleet.
+    Enroll(EnrollArgs),
+    /// Lance l'agent : contacts périodiques avec le serveur, application des profils.
+    Run {
+        /// Un seul contact (et l'application des profils qu'il demande), puis quitter.
+        #[arg(long)]
+        once: bool,
+    },
+    /// État de l'agent : enrôlement, dernier contact, profils, rapports en attente.
+    Status {
+        /// Sortie JSON (pour les scripts).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("ca").required(true).args(["ca_fingerprint", "ca_file"])))]
+struct EnrollArgs {
+    /// Adresse du serveur, https://HÔTE:PORT.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// Jeton d'enrôlement donné par l'administrateur.
+    #[arg(long, value_name = "JETON")]
+    token: String,
+    /// Empreinte SHA-256 du certificat d'autorité du serveur (affichée par « nird-server init »).
+    #[arg(long, value_name = "SHA256")]
+    ca_fingerprint: Option<String>,
+    /// Le certificat d'autorité du serveur (PEM).
+    #[arg(long, value_name = "FICHIER")]
+    ca_file: Option<PathBuf>,
+    /// Ré-enrôler une machine déjà enrôlée.
+    #[arg(long)]
+    force: bool,
 }
 
 fn main() -> ExitCode {
@@ -33,8 +67,69 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs to journald when started by systemd (`JOURNAL_STREAM` set), else to
+/// stderr. `NIRD_LOG` (tracing filter syntax) overrides `default_level`.
+fn init_logging(default_level: &str) {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NIRD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    if std::env::var_os("JOURNAL_STREAM").is_some()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(journald)
+            .init();
+        return;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let paths = nird_agent::paths::AgentPaths::new(&cli.root);
+    let level = match &cli.command {
+        Command::Run { .. } => nird_agent::config::AgentConfig::load(&paths)
+            .map(|c| c.log_level)
+            .unwrap_or_else(|_| "info".into()),
+        _ => "warn".into(),
+    };
+    init_logging(&level);
     match cli.command {
+        Command::Enroll(args) => {
+            use nird_agent::enroll::{CaPin, EnrollOptions};
+            let ca = match (args.ca_fingerprint, args.ca_file) {
+                (Some(fp), _) => CaPin::Fingerprint(fp),
+                (None, Some(f)) => CaPin::File(f),
+                (None, None) => anyhow::bail!("indiquez --ca-fingerprint ou --ca-file"),
+            };
+            let options = EnrollOptions {
+                server: args.server,
+                token: args.token,
+                ca,
+                force: args.force,
+            };
+            let done = nird_agent::enroll::enroll_with_collected_inventory(&paths, &options)?;
+            println!("{}", done.summary());
+        }
+        Command::Run { once } => {
+            let mode = if once {
+                nird_agent::daemon::RunMode::Once
+            } else {
+                nird_agent::daemon::RunMode::Forever
+            };
+            nird_agent::daemon::service::run_service(paths, mode, None)?;
+        }
+        Command::Status { json } => {
+            let report = nird_agent::status::gather(&paths);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render(time::OffsetDateTime::now_utc()));
+            }
+        }
         Command::Inventory(args) => {
             let stdout = std::io::stdout();
             nird_agent::inventory::cli::run(&cli.root, &args, &mut stdout.lock())?;

@@ -1,0 +1,598 @@
+//! `nird-agent run`: the check-in loop.
+//!
+//! Two layers, so that the logic is testable without timers or signals:
+//! - [`Agent`] does one check-in *cycle*, synchronously (it blocks on the
+//!   network and the disk): collect the inventory, spool what changed, send a
+//!   heartbeat with the oldest spooled reports, drop what the server
+//!   acknowledged, apply newly assigned profiles (their reports go to the
+//!   spool and are delivered by a follow-up check-in in the same cycle), and
+//!   say how long to wait before the next cycle.
+//! - [`run`] is the async loop around it: the cycle runs on tokio's blocking
+//!   pool; waits go through the injectable [`Clock`], so tests simulate a
+//!   week offline in seconds; stop / reload requests arrive on a channel
+//!   (SIGTERM / SIGHUP in production, see [`service`]); service manager
+//!   notifications go through [`ServiceHooks`].
+//!
+//! Waiting rules: after a successful check-in, the server's
+//! `next_checkin_secs` (never less than the configured `interval_secs`),
+//! ± `jitter_secs`; right away (1 s) when more reports wait than one
+//! check-in carries or the server asked for the inventory; after a network
+//! failure or a 5xx, exponential backoff from 30 s up to a cap (1 h by
+//! default), jittered; after a refusal (401 / 403 / TLS), the normal interval.
+
+pub mod backoff;
+pub mod clock;
+pub mod service;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nird_proto::api::{
+    ApplyReport, CheckinRequest, CheckinResponse, MAX_REPORTS_PER_CHECKIN, MachineStatus,
+    ProfileRef,
+};
+
+pub use backoff::Backoff;
+pub use clock::{Clock, SimulatedClock, SystemClock};
+
+use crate::config::AgentConfig;
+use crate::paths::AgentPaths;
+use crate::spool::{Spool, SpoolError, SpoolLimits};
+use crate::status::DaemonStatus;
+use crate::transport::{Transport, TransportError};
+
+/// Interval used before the server has said anything (the product default).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// Delay before the follow-up check-in when work is left (more reports than
+/// one check-in carries, inventory requested).
+pub const FOLLOW_UP_DELAY: Duration = Duration::from_secs(1);
+
+/// An inventory document and its `content_hash`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventorySnapshot {
+    /// The document (serialised `nird_proto::inventory::Inventory`).
+    pub document: serde_json::Value,
+    /// Its canonical content hash.
+    pub hash: String,
+}
+
+impl InventorySnapshot {
+    /// Hashes `document`.
+    pub fn new(document: serde_json::Value) -> Result<Self, serde_json::Error> {
+        let hash = nird_proto::hash::content_hash(&document)?;
+        Ok(InventorySnapshot { document, hash })
+    }
+}
+
+/// Where the daemon gets the machine's inventory from (the real collector in
+/// production; tests change it to simulate hardware changes).
+pub trait InventorySource: Send {
+    /// Collects the current inventory.
+    fn collect(&mut self) -> Result<InventorySnapshot, String>;
+}
+
+/// The apply engine, as the daemon sees it.
+pub trait Applier: Send {
+    /// True when something must be applied now: the assigned set differs
+    /// from what was applied, or a deferred apply is due.
+    fn needs_apply(&self, assigned: &[ProfileRef], now: time::OffsetDateTime) -> bool;
+    /// Applies the assigned profiles, fetching releases through `transport`;
+    /// one report per profile handled (their `seq` is set by the spool).
+    fn apply(&mut self, assigned: &[ProfileRef], transport: &dyn Transport) -> Vec<ApplyReport>;
+}
+
+/// Tuning of the loop.
+#[derive(Debug, Clone, Copy)]
+pub struct DaemonOptions {
+    /// First backoff delay.
+    pub backoff_base: Duration,
+    /// Longest backoff delay.
+    pub backoff_cap: Duration,
+    /// Spool bounds.
+    pub spool_limits: SpoolLimits,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions {
+            backoff_base: Duration::from_secs(30),
+            backoff_cap: Duration::from_secs(3600),
+            spool_limits: SpoolLimits::default(),
+        }
+    }
+}
+
+/// How a cycle ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CycleResult {
+    /// The server answered; wait `next` (before jitter).
+    Delivered {
+        /// Nominal delay before the next cycle.
+        next: Duration,
+    },
+    /// The server was not reached or failed; retry after `retry` (jittered
+    /// backoff when transient).
+    Failed {
+        /// Delay before the next attempt.
+        retry: Duration,
+        /// The error, in French.
+        error: String,
+    },
+}
+
+impl CycleResult {
+    /// The delay before the next cycle.
+    pub fn wait(&self) -> Duration {
+        match self {
+            CycleResult::Delivered { next } => *next,
+            CycleResult::Failed { retry, .. } => *retry,
+        }
+    }
+}
+
+/// Why the daemon cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The spool cannot be opened.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// One agent's check-in state machine.
+pub struct Agent {
+    /// File layout.
+    paths: AgentPaths,
+    /// Current configuration (replaced on reload).
+    config: AgentConfig,
+    /// The way to the server.
+    transport: Arc<dyn Transport>,
+    /// The inventory collector.
+    inventory: Box<dyn InventorySource>,
+    /// The apply engine, if wired.
+    applier: Option<Box<dyn Applier>>,
+    /// Reports and inventory changes waiting for the server.
+    spool: Spool,
+    /// What we know of the server (persisted after each cycle).
+    status: DaemonStatus,
+    /// Retry delays.
+    backoff: Backoff,
+    /// The server asked for the full inventory.
+    server_wants_inventory: bool,
+    /// Interval the server last gave.
+    server_interval: Duration,
+}
+
+impl Agent {
+    /// An agent for the enrolled machine at `paths`.
+    pub fn new(
+        paths: AgentPaths,
+        config: AgentConfig,
+        transport: Arc<dyn Transport>,
+        inventory: Box<dyn InventorySource>,
+        options: DaemonOptions,
+    ) -> Result<Self, DaemonError> {
+        let spool = Spool::open(&paths.spool_dir(), options.spool_limits)?;
+        let status = DaemonStatus::load(&paths);
+        Ok(Agent {
+            paths,
+            config,
+            transport,
+            inventory,
+            applier: None,
+            spool,
+            status,
+            backoff: Backoff::new(options.backoff_base, options.backoff_cap),
+            server_wants_inventory: false,
+            server_interval: DEFAULT_INTERVAL,
+        })
+    }
+
+    /// Wires the apply engine.
+    pub fn with_applier(mut self, applier: Box<dyn Applier>) -> Self {
+        self.applier = Some(applier);
+        self
+    }
+
+    /// The spool (tests and `status` look at it).
+    pub fn spool(&mut self) -> &mut Spool {
+        &mut self.spool
+    }
+
+    /// The last persisted status.
+    pub fn status(&self) -> &DaemonStatus {
+        &self.status
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    /// Re-reads the configuration (SIGHUP). Interval, jitter, maintenance
+    /// windows and log level take effect; a different server, machine or CA
+    /// needs a restart (the transport is built once).
+    pub fn reload_config(&mut self) -> Result<(), crate::config::ConfigError> {
+        let new = AgentConfig::load(&self.paths)?;
+        if new.server != self.config.server
+            || new.machine_id != self.config.machine_id
+            || new.ca_file != self.config.ca_file
+        {
+            tracing::warn!("server, machine_id or ca_file changed: restart the agent to use them");
+        }
+        self.config = new;
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// The interval between successful check-ins, before jitter.
+    fn interval(&self) -> Duration {
+        let floor = Duration::from_secs(self.config.interval_secs.unwrap_or(0));
+        self.server_interval.max(floor)
+    }
+
+    /// `d` ± the configured jitter, at least one second.
+    pub fn jittered(&self, d: Duration) -> Duration {
+        let j = self.config.jitter_secs as i64;
+        let delta = if j > 0 { rand::random_range(-j..=j) } else { 0 };
+        let secs = (d.as_secs() as i64 + delta).max(1) as u64;
+        Duration::from_secs(secs)
+    }
+
+    /// One check-in cycle at time `now`.
+    pub fn cycle(&mut self, now: time::OffsetDateTime) -> CycleResult {
+        self.spool_inventory_change();
+        let result = match self.check_in(now) {
+            Ok(response) => {
+                let mut next = self.after_checkin(&response, now);
+                if self.run_applier(&response, now) {
+                    // Deliver the new reports right away, in this cycle.
+                    match self.check_in(now) {
+                        Ok(r) => next = self.after_checkin(&r, now),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "follow-up check-in failed; reports stay spooled")
+                        }
+                    }
+                }
+                CycleResult::Delivered { next }
+            }
+            Err(e) => self.after_failure(e, now),
+        };
+        self.status.next_checkin_at = Some(now + result.wait());
+        if let Err(e) = self.status.save(&self.paths) {
+            tracing::error!(error = %e, "cannot write status file");
+        }
+        result
+    }
+
+    /// Collects the inventory and spools it if its hash changed since what
+    /// the server has or what is already spooled.
+    fn spool_inventory_change(&mut self) {
+        let snapshot = match self.inventory.collect() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "inventory collection failed");
+                return;
+            }
+        };
+        let known = match self.spool.latest_inventory() {
+            Ok(Some((_, spooled))) => Some(spooled.hash),
+            _ => self.status.server_inventory_hash.clone(),
+        };
+        if known.as_deref() != Some(snapshot.hash.as_str()) {
+            match self
+                .spool
+                .push_inventory(&snapshot.document, &snapshot.hash)
+            {
+                Ok(seq) => tracing::info!(seq, hash = %snapshot.hash, "inventory changed; spooled"),
+                Err(e) => tracing::error!(error = %e, "cannot spool inventory"),
+            }
+        }
+    }
+
+    /// Builds and sends one check-in; on success drops what the server
+    /// acknowledged.
+    fn check_in(&mut self, now: time::OffsetDateTime) -> Result<CheckinResponse, TransportError> {
+        self.status.last_attempt_at = Some(now);
+        let pending_inventory = self.spool.latest_inventory().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read spooled inventory");
+            None
+        });
+        let reports = self
+            .spool
+            .pending_reports(MAX_REPORTS_PER_CHECKIN)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read spooled reports");
+                Vec::new()
+            });
+        let (inventory_hash, inventory, sent_inventory_seq) = match &pending_inventory {
+            Some((seq, inv)) => (inv.hash.clone(), Some(inv.inventory.clone()), Some(*seq)),
+            None if self.server_wants_inventory => match self.inventory.collect() {
+                Ok(s) => (s.hash, Some(s.document), None),
+                Err(_) => (self.known_hash(), None, None),
+            },
+            None => (self.known_hash(), None, None),
+        };
+        let request = CheckinRequest {
+            inventory_hash: inventory_hash.clone(),
+            inventory,
+            applied: applied_profiles(&self.paths),
+            reports,
+        };
+        let sent_reports = request.reports.len();
+        let sent_inventory = request.inventory.is_some();
+        let response = self.transport.checkin(&request)?;
+        tracing::debug!(
+            reports = sent_reports,
+            inventory = sent_inventory,
+            acked_seq = response.acked_seq,
+            "checked in"
+        );
+        if let Err(e) = self.acknowledge(&response, sent_inventory_seq) {
+            tracing::error!(error = %e, "cannot clean the spool");
+        }
+        if sent_inventory {
+            self.status.server_inventory_hash = Some(inventory_hash);
+        }
+        self.server_wants_inventory = response.send_inventory && !sent_inventory;
+        Ok(response)
+    }
+
+    fn known_hash(&self) -> String {
+        self.status
+            .server_inventory_hash
+            .clone()
+            .unwrap_or_else(|| "0".repeat(64))
+    }
+
+    fn acknowledge(
+        &mut self,
+        response: &CheckinResponse,
+        sent_inventory_seq: Option<u64>,
+    ) -> Result<(), SpoolError> {
+        let dropped = self.spool.ack_reports(response.acked_seq)?;
+        if dropped > 0 {
+            tracing::info!(dropped, acked_seq = response.acked_seq, "reports delivered");
+        }
+        self.spool.raise_seq_floor(response.acked_seq)?;
+        if let Some(seq) = sent_inventory_seq {
+            self.spool.ack_inventory(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Updates the state after a successful check-in; returns the delay
+    /// before the next one.
+    fn after_checkin(&mut self, r: &CheckinResponse, now: time::OffsetDateTime) -> Duration {
+        self.backoff.reset();
+        self.server_interval = Duration::from_secs(r.next_checkin_secs.max(1));
+        self.status.last_checkin_at = Some(now);
+        self.status.last_error = None;
+        self.status.consecutive_failures = 0;
+        self.status.machine_status = Some(r.status);
+        self.status.assigned = r.assigned.clone();
+        self.status.acked_seq = r.acked_seq;
+        let skew = (now - r.server_time).abs();
+        if skew > crate::enroll::MAX_CLOCK_SKEW {
+            tracing::warn!(
+                skew_secs = skew.whole_seconds(),
+                "local clock differs from the server's"
+            );
+        }
+        if self.server_wants_inventory || self.spool.report_count() > 0 {
+            FOLLOW_UP_DELAY
+        } else {
+            self.interval()
+        }
+    }
+
+    /// Runs the apply engine if the assignment needs it; true if it spooled
+    /// reports.
+    fn run_applier(&mut self, r: &CheckinResponse, now: time::OffsetDateTime) -> bool {
+        if r.status != MachineStatus::Active {
+            return false;
+        }
+        let Some(applier) = self.applier.as_mut() else {
+            return false;
+        };
+        if !applier.needs_apply(&r.assigned, now) {
+            return false;
+        }
+        let reports = applier.apply(&r.assigned, self.transport.as_ref());
+        let mut spooled = false;
+        for report in reports {
+            match self.spool.push_report(report) {
+                Ok(seq) => {
+                    spooled = true;
+                    tracing::info!(seq, "apply report spooled");
+                }
+                Err(e) => tracing::error!(error = %e, "cannot spool apply report"),
+            }
+        }
+        spooled
+    }
+
+    fn after_failure(&mut self, e: TransportError, _now: time::OffsetDateTime) -> CycleResult {
+        self.status.consecutive_failures = self.status.consecutive_failures.saturating_add(1);
+        self.status.last_error = Some(e.to_string());
+        let retry = if e.is_transient() {
+            let d = self.backoff.next_delay_jittered();
+            tracing::warn!(error = %e, retry_secs = d.as_secs(), failures = self.backoff.failures(), "check-in failed");
+            d
+        } else {
+            tracing::error!(error = %e, "check-in refused");
+            self.interval()
+        };
+        CycleResult::Failed {
+            retry,
+            error: e.to_string(),
+        }
+    }
+}
+
+/// The profiles applied on the machine at `paths` (name, version), from the
+/// apply engine's `applied.json`; empty if none or unreadable.
+pub fn applied_profiles(paths: &AgentPaths) -> Vec<ProfileRef> {
+    let Ok(bytes) = std::fs::read(paths.applied_file()) else {
+        return Vec::new();
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Vec::new();
+    };
+    let mut out: Vec<ProfileRef> = value
+        .get("profiles")
+        .and_then(|p| p.as_object())
+        .map(|profiles| {
+            profiles
+                .iter()
+                .filter(|(_, e)| e.get("outcome").and_then(|o| o.as_str()) == Some("applied"))
+                .filter_map(|(name, e)| {
+                    Some(ProfileRef {
+                        name: name.clone(),
+                        version: e.get("version")?.as_u64()?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// What the service manager is told (systemd `sd_notify` in production).
+pub trait ServiceHooks: Send + Sync {
+    /// The daemon is up (after its first cycle).
+    fn ready(&self) {}
+    /// Still alive (watchdog keep-alive).
+    fn watchdog(&self) {}
+    /// Reloading configuration.
+    fn reloading(&self) {}
+    /// Stopping.
+    fn stopping(&self) {}
+    /// A one-line status for `systemctl status`.
+    fn status(&self, _line: &str) {}
+    /// How often to call [`ServiceHooks::watchdog`], if at all.
+    fn watchdog_interval(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// No service manager.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoHooks;
+
+impl ServiceHooks for NoHooks {}
+
+/// A request to the running loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Finish the current cycle and return.
+    Stop,
+    /// Re-read the configuration.
+    Reload,
+}
+
+/// How [`run`] should loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Until told to stop.
+    Forever,
+    /// One cycle, then return (`run --once`).
+    Once,
+}
+
+/// The daemon loop. Returns the agent when stopped (tests inspect it, and
+/// may start a new loop on it to simulate a restart).
+pub async fn run(
+    agent: Agent,
+    clock: Arc<dyn Clock>,
+    mut control: tokio::sync::mpsc::UnboundedReceiver<Control>,
+    hooks: Arc<dyn ServiceHooks>,
+    mode: RunMode,
+) -> Agent {
+    let mut agent = agent;
+    let mut ready_sent = false;
+    let mut control_open = true;
+    let watchdog_every = hooks.watchdog_interval();
+    loop {
+        let now = clock.now();
+        let job = tokio::task::spawn_blocking(move || {
+            let result = agent.cycle(now);
+            (agent, result)
+        });
+        let (returned, result) = match await_alive(job, hooks.as_ref(), watchdog_every).await {
+            Ok(v) => v,
+            // The cycle panicked: nothing sane to continue with.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        agent = returned;
+        if !ready_sent {
+            hooks.ready();
+            ready_sent = true;
+        }
+        hooks.status(&match &result {
+            CycleResult::Delivered { .. } => format!(
+                "dernier contact réussi ; {} rapport(s) en attente",
+                agent.spool.report_count()
+            ),
+            CycleResult::Failed { error, .. } => format!("échec du contact : {error}"),
+        });
+        if mode == RunMode::Once {
+            break;
+        }
+        let wait = match &result {
+            CycleResult::Delivered { next } if *next > FOLLOW_UP_DELAY => agent.jittered(*next),
+            other => other.wait(),
+        };
+        // Wait, staying responsive to control messages and the watchdog.
+        let sleep = clock.sleep(wait);
+        tokio::pin!(sleep);
+        let stop = loop {
+            let tick = async {
+                match watchdog_every {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                msg = control.recv(), if control_open => match msg {
+                    Some(Control::Stop) => break true,
+                    Some(Control::Reload) => {
+                        hooks.reloading();
+                        if let Err(e) = agent.reload_config() {
+                            tracing::error!(error = %e, "configuration reload refused; keeping the old one");
+                        }
+                        hooks.ready();
+                    }
+                    None => control_open = false,
+                },
+                () = &mut sleep => break false,
+                () = tick => hooks.watchdog(),
+            }
+        };
+        if stop {
+            break;
+        }
+    }
+    hooks.stopping();
+    agent
+}
+
+/// Awaits a blocking job while keeping the watchdog fed: the event loop is
+/// alive even while a long apply runs.
+async fn await_alive<T>(
+    mut job: tokio::task::JoinHandle<T>,
+    hooks: &dyn ServiceHooks,
+    every: Option<Duration>,
+) -> Result<T, tokio::task::JoinError> {
+    let Some(every) = every else {
+        return job.await;
+    };
+    loop {
+        tokio::select! {
+            r = &mut job => return r,
+            () = tokio::time::sleep(every) => hooks.watchdog(),
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The production wiring of the daemon: real clock, HTTPS transport with the
+//! pinned CA, the inventory collector, systemd notifications (`READY=1`,
+//! `WATCHDOG=1`, `RELOADING=1`, `STOPPING=1`, `STATUS=`), SIGTERM / SIGINT to
+//! stop and SIGHUP to reload.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+use super::{Agent, Applier, Control, DaemonOptions, InventorySnapshot, InventorySource, RunMode};
+use crate::config::{AgentConfig, ConfigError, ServerUrl};
+use crate::enroll::{Credential, CredentialError};
+use crate::paths::AgentPaths;
+use crate::transport::{HttpsTransport, TransportError};
+
+/// Why the service cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Not enrolled or bad config.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Credential missing or unreadable.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// The pinned CA cannot be read.
+    #[error("impossible de lire le certificat d'autorité épinglé {path} : {reason}")]
+    Ca {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The transport cannot be built.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Spool or state.
+    #[error(transparent)]
+    Daemon(#[from] super::DaemonError),
+    /// Signal handlers.
+    #[error("impossible d'installer les gestionnaires de signaux : {0}")]
+    Signals(std::io::Error),
+    /// The last cycle of `--once` failed.
+    #[error("le contact avec le serveur a échoué : {0}")]
+    CycleFailed(String),
+}
+
+/// systemd notifications over `$NOTIFY_SOCKET` (no-ops without it).
+#[derive(Debug)]
+pub struct SystemdHooks {
+    /// Half the `WatchdogSec` systemd asked for, if it did.
+    watchdog: Option<Duration>,
+}
+
+impl SystemdHooks {
+    /// Reads `$WATCHDOG_USEC` (for this process only).
+    pub fn from_env() -> Self {
+        let mut usec = 0u64;
+        let watchdog = sd_notify::watchdog_enabled(false, &mut usec)
+            .then(|| Duration::from_micros(usec / 2))
+            .filter(|d| !d.is_zero());
+        SystemdHooks { watchdog }
+    }
+
+    fn notify(&self, state: &[NotifyState<'_>]) {
+        if let Err(e) = sd_notify::notify(false, state) {
+            tracing::debug!(error = %e, "sd_notify failed");
+        }
+    }
+}
+
+impl super::ServiceHooks for SystemdHooks {
+    fn ready(&self) {
+        self.notify(&[NotifyState::Ready]);
+    }
+    fn watchdog(&self) {
+        self.notify(&[NotifyState::Watchdog]);
+    }
+    fn reloading(&self) {
+        self.notify(&[NotifyState::Reloading]);
+    }
+    fn stopping(&self) {
+        self.notify(&[NotifyState::Stopping]);
+    }
+    fn status(&self, line: &str) {
+        self.notify(&[NotifyState::Status(line)]);
+    }
+    fn watchdog_interval(&self) -> Option<Duration> {
+        self.watchdog
+    }
+}
+
+/// The real inventory collector, under the agent's root.
+pub struct CollectedInventory {
+    /// Collection options (root, D-Bus).
+    options: crate::inventory::CollectOptions,
+}
+
+impl CollectedInventory {
+    /// Collects the system under `paths.root` (D-Bus only for the live
+    /// system).
+    pub fn new(paths: &AgentPaths) -> Self {
+        CollectedInventory {
+            options: crate::inventory::CollectOptions {
+                root: paths.root.clone(),
+                use_dbus: paths.root == std::path::Path::new("/"),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl InventorySource for CollectedInventory {
+    fn collect(&mut self) -> Result<InventorySnapshot, String> {
+        let inventory = crate::inventory::collect(&self.options);
+        let document = serde_json::to_value(&inventory).map_err(|e| e.to_string())?;
+        InventorySnapshot::new(document).map_err(|e| e.to_string())
+    }
+}
+
+/// The HTTPS transport of the enrolled agent at `paths`.
+pub fn transport_for(
+    paths: &AgentPaths,
+    config: &AgentConfig,
+) -> Result<HttpsTransport, ServiceError> {
+    let credential = Credential::load(paths)?;
+    let ca_path = config.ca_path(paths);
+    let ca_pem = std::fs::read(&ca_path).map_err(|e| ServiceError::Ca {
+        path: ca_path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let url = ServerUrl::parse(&config.server).map_err(|e| ConfigError::Invalid {
+        path: paths.config_file().display().to_string(),
+        key: "server",
+        reason: e.to_string(),
+    })?;
+    Ok(HttpsTransport::new(
+        &url,
+        &ca_pem,
+        Some(credential.authorization()),
+    )?)
+}
+
+/// `nird-agent run [--once]` for the agent at `paths`: builds everything and
+/// runs the loop on a single-threaded runtime (the daemon is idle almost
+/// always; one thread keeps its memory small).
+pub fn run_service(
+    paths: AgentPaths,
+    mode: RunMode,
+    applier: Option<Box<dyn Applier>>,
+) -> Result<(), ServiceError> {
+    let config = AgentConfig::load(&paths)?;
+    let transport = Arc::new(transport_for(&paths, &config)?);
+    let inventory = Box::new(CollectedInventory::new(&paths));
+    let mut agent = Agent::new(
+        paths,
+        config,
+        transport,
+        inventory,
+        DaemonOptions::default(),
+    )?;
+    if let Some(a) = applier {
+        agent = agent.with_applier(a);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .build()
+        .map_err(ServiceError::Signals)?;
+    runtime.block_on(async move {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        spawn_signal_forwarding(tx)?;
+        let hooks = Arc::new(SystemdHooks::from_env());
+        let clock = Arc::new(super::SystemClock);
+        let agent = super::run(agent, clock, rx, hooks, mode).await;
+        match (&agent.status().last_error, mode) {
+            (Some(e), RunMode::Once) => Err(ServiceError::CycleFailed(e.clone())),
+            _ => Ok(()),
+        }
+    })
+}
+
+/// SIGTERM / SIGINT → [`Control::Stop`], SIGHUP → [`Control::Reload`].
+fn spawn_signal_forwarding(
+    tx: tokio::sync::mpsc::UnboundedSender<Control>,
+) -> Result<(), ServiceError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(ServiceError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServiceError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(ServiceError::Signals)?;
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                _ = term.recv() => Control::Stop,
+                _ = int.recv() => Control::Stop,
+                _ = hup.recv() => Control::Reload,
+            };
+            tracing::info!(?msg, "signal received");
+            if tx.send(msg).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
+}

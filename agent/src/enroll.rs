@@ -1,0 +1,471 @@
+//! `nird-agent enroll`: joins the machine to the fleet.
+//!
+//! Order of operations, so that a failure at any step changes nothing on the
+//! machine and spends no token use when it can be avoided:
+//! 1. refuse if already enrolled (unless `--force`);
+//! 2. validate the arguments (URL, token, fingerprint);
+//! 3. pin the CA (file, or fingerprint checked against the presented chain);
+//! 4. compare clocks using the `Date` of a first reply (before the token is
+//!    sent: a refused skew must not consume a use of the token);
+//! 5. send the token and the inventory;
+//! 6. store, in this order: CA, credential (0600 in a 0700 directory), config.
+//!    The config is the "enrolled" marker, so it is written last.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use nird_proto::api::{EnrollRequest, MachineStatus, machine_authorization};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AgentConfig, ConfigError, ServerUrl, is_machine_id};
+use crate::paths::AgentPaths;
+use crate::spool::write_atomic;
+use crate::status::DaemonStatus;
+use crate::transport::{self, HttpsTransport, PinError, TransportError};
+
+/// Largest clock difference with the server accepted at enrolment.
+pub const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// The machine's credential, stored in `/var/lib/nird-agent/credential`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    /// Identifier given by the server.
+    pub machine_id: String,
+    /// The secret; only its hash is on the server. Never logged.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("machine_id", &self.machine_id)
+            .field("secret", &"<hidden>")
+            .finish()
+    }
+}
+
+/// The credential file is missing or unusable.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "identifiant de la machine illisible ({path}) : {reason} ; ré-enrôlez avec « nird-agent enroll --force »"
+)]
+pub struct CredentialError {
+    /// The file.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl Credential {
+    /// Reads the credential of the agent at `paths`.
+    pub fn load(paths: &AgentPaths) -> Result<Self, CredentialError> {
+        let path = paths.credential_file();
+        let err = |reason: String| CredentialError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let bytes = fs::read(&path).map_err(|e| err(e.to_string()))?;
+        let c: Credential = serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
+        if !is_machine_id(&c.machine_id) || c.secret.is_empty() || !c.secret.is_ascii() {
+            return Err(err("contenu invalide".into()));
+        }
+        Ok(c)
+    }
+
+    /// Writes it (mode 0600, state directory 0700).
+    pub fn save(&self, paths: &AgentPaths) -> std::io::Result<()> {
+        let dir = paths.state_dir();
+        fs::create_dir_all(&dir)?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+        let body = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        write_atomic(&paths.credential_file(), &body, 0o600)
+    }
+
+    /// The `Authorization` header value.
+    pub fn authorization(&self) -> String {
+        machine_authorization(&self.machine_id, &self.secret)
+    }
+}
+
+/// How the server's CA is pinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaPin {
+    /// `--ca-fingerprint`: SHA-256 of the CA certificate's DER.
+    Fingerprint(String),
+    /// `--ca-file`: the CA certificate itself (PEM).
+    File(PathBuf),
+}
+
+/// What `enroll` needs.
+#[derive(Debug, Clone)]
+pub struct EnrollOptions {
+    /// `--server`.
+    pub server: String,
+    /// `--token`.
+    pub token: String,
+    /// `--ca-fingerprint` or `--ca-file`.
+    pub ca: CaPin,
+    /// `--force`: replace an existing enrolment.
+    pub force: bool,
+}
+
+/// A successful enrolment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolled {
+    /// The machine's identifier.
+    pub machine_id: String,
+    /// `pending` (waits for approval) or `active`.
+    pub status: MachineStatus,
+    /// Fingerprint of the pinned CA.
+    pub ca_fingerprint: String,
+}
+
+/// Why enrolment failed. Every message is one French sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// Already enrolled and no `--force`.
+    #[error(
+        "cette machine est déjà enrôlée auprès de {server} (machine {machine_id}) : ajoutez --force pour la ré-enrôler"
+    )]
+    AlreadyEnrolled {
+        /// Current server.
+        server: String,
+        /// Current machine id.
+        machine_id: String,
+    },
+    /// The existing config cannot be read (and no `--force`).
+    #[error("{0} ; ajoutez --force pour ré-enrôler la machine")]
+    ExistingConfig(ConfigError),
+    /// Bad `--server`.
+    #[error("{0}")]
+    Url(#[from] crate::config::UrlError),
+    /// Bad `--token`.
+    #[error("jeton d'enrôlement invalide : il doit faire 1 à 256 caractères, sans espace")]
+    TokenFormat,
+    /// Bad `--ca-fingerprint`.
+    #[error(
+        "empreinte « {0} » invalide : attendu 64 chiffres hexadécimaux (SHA-256), avec ou sans « : »"
+    )]
+    FingerprintFormat(String),
+    /// `--ca-file` unreadable or without a certificate.
+    #[error("impossible de lire le certificat d'autorité {path} : {reason}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Pinning by fingerprint failed.
+    #[error("{0}")]
+    Pin(#[from] PinError),
+    /// The clocks differ too much.
+    #[error(
+        "l'horloge de cette machine ({local}) diffère de celle du serveur ({server}) de plus de 5 minutes : mettez-la à l'heure (timedatectl set-ntp true) puis recommencez"
+    )]
+    ClockSkew {
+        /// Local time.
+        local: String,
+        /// Server time.
+        server: String,
+    },
+    /// The token was refused.
+    #[error(
+        "jeton d'enrôlement refusé (inconnu, expiré, révoqué ou déjà utilisé autant de fois que permis) : demandez-en un nouveau à l'administrateur ({0})"
+    )]
+    TokenRefused(String),
+    /// Any other server or network failure.
+    #[error("{0}")]
+    Transport(TransportError),
+    /// The server's reply cannot be used.
+    #[error("réponse d'enrôlement inutilisable : {0}")]
+    BadReply(&'static str),
+    /// Writing the result failed.
+    #[error("impossible d'enregistrer l'enrôlement dans {path} : {reason}")]
+    Store {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<TransportError> for EnrollError {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::Api { status: 401, error } => EnrollError::TokenRefused(error.message),
+            other => EnrollError::Transport(other),
+        }
+    }
+}
+
+/// Refuses a clock more than [`MAX_CLOCK_SKEW`] away from the server's.
+pub fn check_clock_skew(
+    local: time::OffsetDateTime,
+    server: time::OffsetDateTime,
+) -> Result<(), EnrollError> {
+    if (local - server).abs() > MAX_CLOCK_SKEW {
+        let fmt =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+        let show = |t: time::OffsetDateTime| {
+            t.to_offset(time::UtcOffset::UTC)
+                .format(&fmt)
+                .unwrap_or_default()
+        };
+        return Err(EnrollError::ClockSkew {
+            local: show(local),
+            server: show(server),
+        });
+    }
+    Ok(())
+}
+
+/// The machine's hostname: `/etc/hostname` under the root, else the
+/// kernel's when the root is `/`, else `machine`.
+pub fn hostname(paths: &AgentPaths) -> String {
+    let candidates = [
+        Some(paths.system("/etc/hostname")),
+        (paths.root == std::path::Path::new("/"))
+            .then(|| PathBuf::from("/proc/sys/kernel/hostname")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_owned())
+        .find(|s| !s.is_empty() && s.len() <= 253)
+        .unwrap_or_else(|| "machine".to_owned())
+}
+
+/// Enrols the machine at `paths`, sending `inventory` (its document and
+/// `content_hash`). `now` is the local clock.
+pub fn enroll(
+    paths: &AgentPaths,
+    options: &EnrollOptions,
+    inventory: &crate::daemon::InventorySnapshot,
+    now: &dyn Fn() -> time::OffsetDateTime,
+) -> Result<Enrolled, EnrollError> {
+    if !options.force {
+        match AgentConfig::load(paths) {
+            Ok(c) => {
+                return Err(EnrollError::AlreadyEnrolled {
+                    server: c.server,
+                    machine_id: c.machine_id,
+                });
+            }
+            Err(ConfigError::NotEnrolled { .. }) => {}
+            Err(e) => return Err(EnrollError::ExistingConfig(e)),
+        }
+    }
+    let url = ServerUrl::parse(&options.server)?;
+    let token = options.token.trim();
+    if token.is_empty() || token.len() > 256 || token.chars().any(char::is_whitespace) {
+        return Err(EnrollError::TokenFormat);
+    }
+
+    let ca_pem = match &options.ca {
+        CaPin::Fingerprint(fp) => {
+            let fp = transport::normalize_fingerprint(fp)
+                .ok_or_else(|| EnrollError::FingerprintFormat(fp.clone()))?;
+            transport::fetch_pinned_ca(&url, &fp)?
+        }
+        CaPin::File(path) => {
+            let err = |reason: String| EnrollError::CaFile {
+                path: path.display().to_string(),
+                reason,
+            };
+            let bytes = fs::read(path).map_err(|e| err(e.to_string()))?;
+            let (cert, _) = transport::first_certificate(&bytes)
+                .ok_or_else(|| err("aucun certificat PEM".into()))?;
+            transport::to_pem(&cert)
+        }
+    };
+    let (_, ca_fingerprint) = transport::first_certificate(ca_pem.as_bytes())
+        .ok_or(EnrollError::BadReply("certificat d'autorité illisible"))?;
+
+    let https = HttpsTransport::new(&url, ca_pem.as_bytes(), None)?;
+    let mut skew_checked = false;
+    if let Some(server_now) = https.server_date()? {
+        check_clock_skew(now(), server_now)?;
+        skew_checked = true;
+    }
+
+    let reply = https.enroll(&EnrollRequest {
+        token: token.to_owned(),
+        hostname: hostname(paths),
+        inventory: inventory.document.clone(),
+        inventory_hash: inventory.hash.clone(),
+    })?;
+    if !skew_checked {
+        check_clock_skew(now(), reply.server_time)?;
+    } else if check_clock_skew(now(), reply.server_time).is_err() {
+        tracing::warn!("server_time in the enrolment reply disagrees with the Date header");
+    }
+    if !is_machine_id(&reply.machine_id) || reply.secret.is_empty() || !reply.secret.is_ascii() {
+        return Err(EnrollError::BadReply("identifiant de machine invalide"));
+    }
+
+    let store_err = |path: PathBuf| {
+        move |e: std::io::Error| EnrollError::Store {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    };
+    let credential = Credential {
+        machine_id: reply.machine_id.clone(),
+        secret: reply.secret,
+    };
+    credential
+        .save(paths)
+        .map_err(store_err(paths.credential_file()))?;
+    write_atomic(&paths.server_ca_file(), ca_pem.as_bytes(), 0o644)
+        .map_err(store_err(paths.server_ca_file()))?;
+    // A new identity starts a new conversation with the server: reports
+    // spooled for the old machine id are not this machine's any more.
+    // (The spool's seq counter stays, so numbers are never reused.)
+    clear_spool_entries(paths).map_err(store_err(paths.spool_dir()))?;
+    let status = DaemonStatus {
+        enrolled_at: Some(now()),
+        machine_status: Some(reply.status),
+        ..DaemonStatus::default()
+    };
+    status.save(paths).map_err(store_err(paths.status_file()))?;
+    let ca_system_path = PathBuf::from("/").join(
+        paths
+            .server_ca_file()
+            .strip_prefix(&paths.root)
+            .unwrap_or(&paths.server_ca_file()),
+    );
+    let mut config = AgentConfig::new(&url.base, &reply.machine_id, ca_system_path);
+    if let Ok(old) = AgentConfig::load(paths) {
+        // Keep the operator's tuning across a re-enrolment.
+        config.interval_secs = old.interval_secs;
+        config.jitter_secs = old.jitter_secs;
+        config.log_level = old.log_level;
+        config.maintenance = old.maintenance;
+    }
+    config.save(paths).map_err(|e| EnrollError::Store {
+        path: paths.config_file().display().to_string(),
+        reason: e.to_string(),
+    })?;
+    tracing::info!(machine_id = %reply.machine_id, server = %url.base, "enrolled");
+    Ok(Enrolled {
+        machine_id: reply.machine_id,
+        status: reply.status,
+        ca_fingerprint,
+    })
+}
+
+/// [`enroll`] with the machine's real inventory and clock.
+pub fn enroll_with_collected_inventory(
+    paths: &AgentPaths,
+    options: &EnrollOptions,
+) -> Result<Enrolled, EnrollError> {
+    use crate::daemon::InventorySource as _;
+    let inventory = crate::daemon::service::CollectedInventory::new(paths)
+        .collect()
+        .map_err(|reason| EnrollError::Store {
+            path: "inventaire".into(),
+            reason,
+        })?;
+    enroll(paths, options, &inventory, &time::OffsetDateTime::now_utc)
+}
+
+impl Enrolled {
+    /// The French sentence `enroll` prints on success.
+    pub fn summary(&self) -> String {
+        let next = match self.status {
+            MachineStatus::Pending => {
+                "elle attend l'approbation d'un administrateur avant de recevoir des profils"
+            }
+            _ => "elle recevra ses profils au prochain contact",
+        };
+        format!(
+            "Machine enrôlée (identifiant {}, autorité {}) : {next}. Démarrez l'agent : systemctl enable --now nird-agent",
+            self.machine_id, self.ca_fingerprint
+        )
+    }
+}
+
+fn clear_spool_entries(paths: &AgentPaths) -> std::io::Result<()> {
+    let dir = paths.spool_dir();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let e = e?;
+        if e.file_name().to_string_lossy().ends_with(".json") {
+            fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_skew_beyond_five_minutes_is_refused() {
+        let t = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        assert!(check_clock_skew(t, t + time::Duration::minutes(4)).is_ok());
+        assert!(check_clock_skew(t, t - time::Duration::minutes(4)).is_ok());
+        let err = check_clock_skew(t, t + time::Duration::minutes(6)).unwrap_err();
+        assert!(err.to_string().contains("horloge"), "{err}");
+        assert!(check_clock_skew(t, t - time::Duration::hours(3)).is_err());
+    }
+
+    #[test]
+    fn credential_is_private_and_hidden_from_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = AgentPaths::new(dir.path());
+        let c = Credential {
+            machine_id: "m-1".into(),
+            secret: "s3cret".into(),
+        };
+        c.save(&paths).unwrap();
+        let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(paths.credential_file()), 0o600);
+        assert_eq!(mode(paths.state_dir()), 0o700);
+        assert_eq!(Credential::load(&paths).unwrap(), c);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        fs::write(paths.credential_file(), b"{}").unwrap();
+        assert!(Credential::load(&paths).is_err());
+    }
+
+    #[test]
+    fn bad_arguments_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = AgentPaths::new(dir.path());
+        let inv = crate::daemon::InventorySnapshot::new(serde_json::json!({})).unwrap();
+        let now = time::OffsetDateTime::now_utc;
+        let opts = |server: &str, token: &str, ca: CaPin| EnrollOptions {
+            server: server.into(),
+            token: token.into(),
+            ca,
+            force: false,
+        };
+        let fp = CaPin::Fingerprint("ab".repeat(32));
+        for (o, needle) in [
+            (opts("http://x", "t", fp.clone()), "https://"),
+            (opts("https://x", "a b", fp.clone()), "jeton"),
+            (
+                opts("https://x", "t", CaPin::Fingerprint("12:34".into())),
+                "empreinte",
+            ),
+            (
+                opts("https://x", "t", CaPin::File(dir.path().join("nope.pem"))),
+                "nope.pem",
+            ),
+            // Nothing listens on port 1.
+            (opts("https://127.0.0.1:1", "t", fp.clone()), "injoignable"),
+        ] {
+            let err = enroll(&paths, &o, &inv, &now).unwrap_err().to_string();
+            assert!(err.contains(needle), "« {err} » lacks « {needle} »");
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

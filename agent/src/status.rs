@@ -1,0 +1,234 @@
+//! What the daemon last knew, persisted in `/var/lib/nird-agent/status.json`
+//! after every check-in, and `nird-agent status`, which shows it.
+//!
+//! The daemon is the only writer (atomic replace); `status` only reads, so it
+//! works while the daemon runs and needs no IPC.
+
+use nird_proto::api::{MachineStatus, ProfileRef};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AgentConfig, ConfigError};
+use crate::paths::AgentPaths;
+use crate::spool::{Spool, SpoolLimits, write_atomic};
+
+/// The daemon's persisted view of its conversation with the server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// When the machine was enrolled.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub enrolled_at: Option<time::OffsetDateTime>,
+    /// Last check-in attempt, successful or not.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_attempt_at: Option<time::OffsetDateTime>,
+    /// Last successful check-in.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_checkin_at: Option<time::OffsetDateTime>,
+    /// Error of the last attempt, if it failed (French sentence).
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Failed attempts since the last success.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// The machine's status as the server last said.
+    #[serde(default)]
+    pub machine_status: Option<MachineStatus>,
+    /// Profiles the server last assigned.
+    #[serde(default)]
+    pub assigned: Vec<ProfileRef>,
+    /// Highest report seq the server has stored.
+    #[serde(default)]
+    pub acked_seq: u64,
+    /// Inventory hash the server last received from us.
+    #[serde(default)]
+    pub server_inventory_hash: Option<String>,
+    /// When the next check-in is planned.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_checkin_at: Option<time::OffsetDateTime>,
+}
+
+impl DaemonStatus {
+    /// Reads the status file; a missing or unreadable one is an empty status
+    /// (it is only a cache of what the server says).
+    pub fn load(paths: &AgentPaths) -> Self {
+        std::fs::read(paths.status_file())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes the status file atomically.
+    pub fn save(&self, paths: &AgentPaths) -> std::io::Result<()> {
+        let body = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomic(&paths.status_file(), &body, 0o644)
+    }
+}
+
+/// Everything `nird-agent status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// True when a valid config exists.
+    pub enrolled: bool,
+    /// Server URL.
+    pub server: Option<String>,
+    /// Machine id.
+    pub machine_id: Option<String>,
+    /// Why the config is unusable, if it is.
+    pub config_error: Option<String>,
+    /// The daemon's persisted status.
+    pub daemon: DaemonStatus,
+    /// Profiles applied on this machine (name, version).
+    pub applied: Vec<ProfileRef>,
+    /// Reports waiting in the spool.
+    pub pending_reports: usize,
+    /// All spool entries (reports + inventory changes).
+    pub spool_entries: usize,
+    /// Spool size on disk.
+    pub spool_bytes: u64,
+}
+
+/// Gathers the status of the agent at `paths`.
+pub fn gather(paths: &AgentPaths) -> StatusReport {
+    let (enrolled, server, machine_id, config_error) = match AgentConfig::load(paths) {
+        Ok(c) => (true, Some(c.server), Some(c.machine_id), None),
+        Err(ConfigError::NotEnrolled { .. }) => (false, None, None, None),
+        Err(e) => (false, None, None, Some(e.to_string())),
+    };
+    let (pending_reports, spool_entries, spool_bytes) = if paths.spool_dir().is_dir() {
+        match Spool::open(&paths.spool_dir(), SpoolLimits::default()) {
+            Ok(s) => (s.report_count(), s.len(), s.bytes()),
+            Err(_) => (0, 0, 0),
+        }
+    } else {
+        (0, 0, 0)
+    };
+    StatusReport {
+        enrolled,
+        server,
+        machine_id,
+        config_error,
+        daemon: DaemonStatus::load(paths),
+        applied: crate::daemon::applied_profiles(paths),
+        pending_reports,
+        spool_entries,
+        spool_bytes,
+    }
+}
+
+fn show_time(t: Option<time::OffsetDateTime>, now: time::OffsetDateTime) -> String {
+    let Some(t) = t else {
+        return "jamais".to_owned();
+    };
+    let fmt =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    let abs = t
+        .to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default();
+    let ago = (now - t).whole_seconds();
+    let rel = match ago {
+        s if s < 0 => format!("dans {}", human(-s)),
+        s => format!("il y a {}", human(s)),
+    };
+    format!("{abs} ({rel})")
+}
+
+fn human(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7_200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3_600),
+        s => format!("{} jours", s / 86_400),
+    }
+}
+
+impl StatusReport {
+    /// The report as French text for people.
+    pub fn render(&self, now: time::OffsetDateTime) -> String {
+        let mut out = String::new();
+        let mut line = |k: &str, v: String| out.push_str(&format!("{k:<22}{v}\n"));
+        match (&self.server, &self.machine_id, &self.config_error) {
+            (Some(s), Some(m), _) => {
+                line("Enrôlement", format!("enrôlée auprès de {s} (machine {m})"))
+            }
+            (_, _, Some(e)) => line("Enrôlement", format!("configuration invalide : {e}")),
+            _ => line("Enrôlement", "non enrôlée (nird-agent enroll)".into()),
+        }
+        let d = &self.daemon;
+        line(
+            "Statut serveur",
+            match d.machine_status {
+                Some(MachineStatus::Active) => "active".into(),
+                Some(MachineStatus::Pending) => "en attente d'approbation".into(),
+                Some(MachineStatus::Retired) => "retirée du parc".into(),
+                None => "inconnu".into(),
+            },
+        );
+        line("Dernier contact", show_time(d.last_checkin_at, now));
+        if let Some(e) = &d.last_error {
+            line(
+                "Dernière erreur",
+                format!("{e} ({} échec(s) de suite)", d.consecutive_failures),
+            );
+        }
+        if self.enrolled {
+            line("Prochain contact", show_time(d.next_checkin_at, now));
+        }
+        let refs = |v: &[ProfileRef]| {
+            if v.is_empty() {
+                "aucun".to_owned()
+            } else {
+                v.iter()
+                    .map(|p| format!("{} v{}", p.name, p.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        line("Profils assignés", refs(&d.assigned));
+        line("Profils appliqués", refs(&self.applied));
+        line(
+            "Rapports en attente",
+            format!(
+                "{} ({} entrée(s), {} octets en file d'attente)",
+                self.pending_reports, self.spool_entries, self.spool_bytes
+            ),
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unenrolled_status_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = gather(&AgentPaths::new(dir.path()));
+        assert!(!r.enrolled);
+        let text = r.render(time::OffsetDateTime::now_utc());
+        assert!(text.contains("non enrôlée"), "{text}");
+        assert!(text.contains("jamais"), "{text}");
+    }
+
+    #[test]
+    fn status_roundtrips_and_renders() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = AgentPaths::new(dir.path());
+        let now = time::OffsetDateTime::now_utc();
+        let s = DaemonStatus {
+            last_checkin_at: Some(now - time::Duration::minutes(3)),
+            machine_status: Some(MachineStatus::Active),
+            assigned: vec![ProfileRef {
+                name: "primtux-base".into(),
+                version: 3,
+            }],
+            ..Default::default()
+        };
+        s.save(&paths).unwrap();
+        let back = DaemonStatus::load(&paths);
+        assert_eq!(back.assigned, s.assigned);
+        let text = gather(&paths).render(now);
+        assert!(text.contains("primtux-base v3"), "{text}");
+        assert!(text.contains("il y a 3 min"), "{text}");
+    }
+}
