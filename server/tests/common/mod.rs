@@ -225,6 +225,17 @@ impl Client {
 
     /// POST raw bytes, with an optional bearer credential.
     pub fn post(&self, url: &str, auth: Option<&str>, body: &[u8]) -> Reply {
+        self.try_post(url, auth, body).expect("request failed")
+    }
+
+    /// POST that reports transport errors (connection refused or cut)
+    /// instead of panicking.
+    pub fn try_post(
+        &self,
+        url: &str,
+        auth: Option<&str>,
+        body: &[u8],
+    ) -> Result<Reply, ureq::Error> {
         let mut req = self
             .agent
             .post(url)
@@ -232,7 +243,10 @@ impl Client {
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
-        Self::finish(req.send(body))
+        let mut resp = req.send(body)?;
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_vec()?;
+        Ok(Reply { status, body })
     }
 
     /// GET, with an optional bearer credential.

@@ -1,0 +1,219 @@
+//! Durability: the real server process is killed with SIGKILL in the middle
+//! of a check-in burst; after a restart, every check-in it acknowledged is
+//! in the database (its report stored, its count recorded).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nird_proto::api::{ApplyOutcome, ApplyReport, CheckinRequest};
+use nird_server::store::{SqliteStore, Store};
+
+/// A `nird-server serve` process on an ephemeral port.
+struct ServeProcess {
+    child: Child,
+    port: u16,
+}
+
+impl ServeProcess {
+    fn start(f: &Fixture) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data-dir", f.dir(), "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The binary announces its address on stderr.
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let port = loop {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
+            if let Some(addr) = line
+                .trim()
+                .strip_prefix("nird-server : en écoute sur https://")
+            {
+                break addr.rsplit(':').next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        ServeProcess { child, port }
+    }
+
+    fn api(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}/api/v1{path}", self.port)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn report(seq: u64) -> ApplyReport {
+    let t = time::OffsetDateTime::now_utc();
+    ApplyReport {
+        seq,
+        profile: "nird-base".into(),
+        version: 1,
+        outcome: ApplyOutcome::Applied,
+        reason: None,
+        message: None,
+        resources: vec![],
+        started_at: t,
+        finished_at: t,
+    }
+}
+
+/// Enrols through a process (the in-process helpers need a `Server`).
+fn enroll_on(client: &Client, server: &ServeProcess, token: &str, host: &str) -> Machine {
+    let (inv, hash) = inventory(host, 4096);
+    let req = nird_proto::api::EnrollRequest {
+        token: token.into(),
+        hostname: host.into(),
+        inventory: inv,
+        inventory_hash: hash.clone(),
+    };
+    let r = client.post(
+        &server.api("/enroll"),
+        None,
+        &serde_json::to_vec(&req).unwrap(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    let id = body["machine_id"].as_str().unwrap().to_owned();
+    Machine {
+        auth: nird_proto::api::machine_authorization(&id, body["secret"].as_str().unwrap()),
+        id,
+        inventory_hash: hash,
+    }
+}
+
+#[test]
+fn kill_9_during_a_checkin_burst_loses_no_acknowledged_checkin() {
+    const MACHINES: usize = 8;
+    let f = Fixture::new();
+    let server = ServeProcess::start(&f);
+    let token = f.token(&["--uses", "100"]);
+    let machines: Vec<Machine> = (0..MACHINES)
+        .map(|i| enroll_on(&f.client(), &server, &token, &format!("pc-{i:02}")))
+        .collect();
+
+    // Each worker checks in as fast as it can, one report per check-in, and
+    // remembers what the server acknowledged.
+    let acked_total = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = machines
+        .iter()
+        .map(|m| {
+            let client = f.client();
+            let url = server.api("/checkin");
+            let (auth, hash) = (m.auth.clone(), m.inventory_hash.clone());
+            let (acked_total, stop) = (acked_total.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut acked_seq, mut acked_checkins) = (0u64, 0u64);
+                for seq in 1.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let req = CheckinRequest {
+                        inventory_hash: hash.clone(),
+                        inventory: None,
+                        applied: vec![],
+                        reports: vec![report(seq)],
+                    };
+                    let body = serde_json::to_vec(&req).unwrap();
+                    // The server dies mid-burst: a failed request is simply
+                    // not acknowledged.
+                    let Ok(reply) = client.try_post(&url, Some(&auth), &body) else {
+                        break;
+                    };
+                    if reply.status != 200 {
+                        break;
+                    }
+                    let server_acked = reply.json()["acked_seq"].as_u64().unwrap();
+                    assert_eq!(server_acked, seq, "the server acknowledged another seq");
+                    acked_seq = server_acked;
+                    acked_checkins += 1;
+                    acked_total.fetch_add(1, Ordering::Relaxed);
+                }
+                (acked_seq, acked_checkins)
+            })
+        })
+        .collect();
+
+    // Let the burst run, then SIGKILL the server in the middle of it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked_total.load(Ordering::Relaxed) < 300 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let acked: Vec<(u64, u64)> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let total: u64 = acked.iter().map(|(_, n)| n).sum();
+    assert!(
+        total >= 300,
+        "the burst was too short to mean anything ({total})"
+    );
+    eprintln!("acknowledged before kill -9: {total} check-ins");
+
+    // Restart: the server itself says what it has (acked_seq), and the
+    // database holds every acknowledged report and check-in.
+    let server = ServeProcess::start(&f);
+    let client = f.client();
+    for (m, (acked_seq, _)) in machines.iter().zip(&acked) {
+        let r = client.post(
+            &server.api("/checkin"),
+            Some(&m.auth),
+            &serde_json::to_vec(&heartbeat(&m.inventory_hash)).unwrap(),
+        );
+        assert_eq!(r.status, 200);
+        let stored = r.json()["acked_seq"].as_u64().unwrap();
+        assert!(
+            stored >= *acked_seq,
+            "acknowledged seq {acked_seq} lost: server has {stored}"
+        );
+    }
+    drop(server);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = SqliteStore::open(&f.data.database()).unwrap();
+    let listed = rt.block_on(store.list_machines(None)).unwrap();
+    for (m, (acked_seq, acked_checkins)) in machines.iter().zip(&acked) {
+        let seqs: Vec<u64> = rt
+            .block_on(store.reports(&m.id))
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        let expected: Vec<u64> = (1..=*acked_seq).collect();
+        assert_eq!(
+            &seqs[..*acked_seq as usize],
+            &expected[..],
+            "reports of {} lost",
+            m.id
+        );
+        let summary = listed.iter().find(|s| s.id == m.id).unwrap();
+        // +1: the heartbeat after the restart.
+        assert!(
+            summary.checkins >= acked_checkins + 1,
+            "check-ins of {} lost",
+            m.id
+        );
+    }
+    rt.block_on(store.close()).unwrap();
+}
