@@ -1,3 +1,453 @@
+//! `nird-loadgen`: measures nird-server's check-in throughput, latency and
+//! memory on this machine.
+//!
+//! It makes a fresh data directory (init, a school, a token, one assigned
+//! profile release), starts the server **as a separate process** (this same
+//! binary re-executed in server mode, running exactly `nird-server serve`'s
+//! code) so its RSS can be read from `/proc`, enrols N simulated machines,
+//! then drives check-ins from C keep-alive TLS connections for D seconds
+//! (closed loop: each connection sends its next request as soon as the
+//! previous reply arrives). It prints check-ins/s, p50/p99 latency and the
+//! server's RSS.
+//!
+//! ```text
+//! cargo run --release -p nird-loadgen -- --machines 100000 --connections 64 --duration 30
+//! ```
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use nird_proto::api::{
+    ApplyOutcome, ApplyReport, CheckinRequest, EnrollRequest, ProfileRef, machine_authorization,
+};
+use nird_server::data_dir::DataDir;
+use nird_server::store::{NewRelease, NewToken, School, SchoolKind, SqliteStore, Store};
+use tokio_rustls::TlsConnector;
+
+/// Environment variable that turns this binary into the server child.
+const CHILD_ENV: &str = "NIRD_LOADGEN_SERVER_CHILD";
+
+/// Load generator for nird-server.
+#[derive(Debug, Parser)]
+#[command(name = "nird-loadgen", version, about)]
+struct Args {
+    /// Simulated machines to enrol.
+    #[arg(long, default_value_t = 100_000)]
+    machines: usize,
+    /// Keep-alive TLS connections driving check-ins.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Measured duration, seconds (after a warm-up).
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Warm-up before measuring, seconds.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// One check-in in this many carries an apply report.
+    #[arg(long, default_value_t = 20)]
+    report_every: u64,
+}
+
+/// One simulated machine.
+struct SimMachine {
+    /// `Authorization` header value.
+    auth: String,
+    /// Its inventory hash.
+    inventory_hash: String,
+    /// Next apply report seq.
+    next_seq: u64,
+    /// Check-ins sent.
+    checkins: u64,
+}
+
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("nird-loadgen: not built yet")
+    if std::env::var_os(CHILD_ENV).is_some() {
+        // Server mode: exactly the nird-server binary's code path.
+        let args = std::env::args().skip(1);
+        let cli = <nird_server::cli::Cli as Parser>::parse_from(
+            std::iter::once("nird-server".to_owned()).chain(args),
+        );
+        return nird_server::cli::run(cli);
+    }
+    let args = Args::parse();
+    if args.machines == 0 || args.connections == 0 || args.duration == 0 {
+        bail!("--machines, --connections and --duration must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+/// Makes the data directory: init, school, token, one assigned release.
+async fn prepare(dir: &DataDir, machines: usize) -> anyhow::Result<String> {
+    nird_server::init::init(&nird_server::init::InitOptions {
+        data_dir: dir.clone(),
+        hostnames: vec!["127.0.0.1".into()],
+        trusted_keys: vec![],
+    })
+    .await?;
+    let store = SqliteStore::open(&dir.database())?;
+    let uai = nird_proto::uai::Uai::parse("0620056Z")?;
+    store
+        .add_school(
+            "loadgen",
+            School {
+                uai: uai.clone(),
+                name: "École de charge".into(),
+                commune: "Calais".into(),
+                departement: "062".into(),
+                academie: "Lille".into(),
+                kind: SchoolKind::Ecole,
+                require_approval: false,
+            },
+        )
+        .await?;
+    let token = nird_server::secrets::new_secret();
+    store
+        .create_token(
+            "loadgen",
+            NewToken {
+                school: uai.clone(),
+                token_hash: nird_server::secrets::hash_secret(&token),
+                expires_at: None,
+                max_uses: u32::try_from(machines)?,
+            },
+        )
+        .await?;
+    // A release so every check-in computes a real assignment. The server
+    // only stores and serves bytes; agents verify them.
+    store
+        .publish_release(
+            "loadgen",
+            NewRelease {
+                name: "primtux".into(),
+                version: 1,
+                bytes: b"[profile]\nname = \"primtux\"\n".to_vec(),
+                minisig: "untrusted comment: loadgen\n".into(),
+                blobs: vec![],
+            },
+        )
+        .await?;
+    store
+        .assign_school("loadgen", &uai, vec!["primtux".into()])
+        .await?;
+    store.close().await?;
+    Ok(token)
+}
+
+/// Starts the server child; returns it and its address.
+fn start_server(dir: &Path) -> anyhow::Result<(Child, SocketAddr)> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .env(CHILD_ENV, "1")
+        .env("RUST_LOG", "warn")
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start the server process")?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .context("the server exited before listening")??;
+        if let Some(url) = line.strip_prefix("nird-server : en écoute sur https://") {
+            break url.trim().parse::<SocketAddr>()?;
+        }
+        eprintln!("server: {line}");
+    };
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("server: {line}");
+        }
+    });
+    Ok((child, addr))
+}
+
+/// Resident and peak memory of a process, in KiB, from `/proc`.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// One keep-alive HTTP/1.1 connection over TLS.
+async fn connect(addr: SocketAddr, tls: &TlsConnector) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let stream = tls.connect(name, tcp).await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// Sends one POST; returns status and body.
+async fn post(
+    sender: &mut SendRequest<Full<Bytes>>,
+    path: &str,
+    auth: Option<&str>,
+    body: Vec<u8>,
+) -> anyhow::Result<(u16, Bytes)> {
+    sender.ready().await?;
+    let mut req = hyper::Request::post(path)
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json");
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::from(body)))?)
+        .await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+/// Enrols `count` machines on one connection.
+async fn enroll_many(
+    addr: SocketAddr,
+    tls: TlsConnector,
+    token: Arc<String>,
+    first: usize,
+    count: usize,
+) -> anyhow::Result<Vec<SimMachine>> {
+    let mut sender = connect(addr, &tls).await?;
+    let mut machines = Vec::with_capacity(count);
+    for i in first..first + count {
+        let hostname = format!("pc-{i:06}");
+        let inventory = serde_json::json!({
+            "schema": 1,
+            "hostname": hostname,
+            "cpu": {"model": "Intel(R) Core(TM) i5-3470 CPU @ 3.20GHz", "cores": 4},
+            "memory_mb": 4096 + (i % 4) * 2048,
+            "disks": [{"model": "ST500DM002", "size_gb": 500}],
+            "bios_date": "2013-05-02",
+            "windows11": {"eligible": false, "reasons": ["cpu_generation", "tpm"]},
+        });
+        let inventory_hash = nird_proto::hash::content_hash(&inventory)?;
+        let body = serde_json::to_vec(&EnrollRequest {
+            token: token.to_string(),
+            hostname,
+            inventory,
+            inventory_hash: inventory_hash.clone(),
+        })?;
+        let (status, reply) = post(&mut sender, "/api/v1/enroll", None, body).await?;
+        if status != 200 {
+            bail!(
+                "enrol refused ({status}): {}",
+                String::from_utf8_lossy(&reply)
+            );
+        }
+        let reply: serde_json::Value = serde_json::from_slice(&reply)?;
+        let id = reply["machine_id"].as_str().context("machine_id")?;
+        let secret = reply["secret"].as_str().context("secret")?;
+        machines.push(SimMachine {
+            auth: machine_authorization(id, secret),
+            inventory_hash,
+            next_seq: 1,
+            checkins: 0,
+        });
+    }
+    Ok(machines)
+}
+
+/// What one connection measured.
+#[derive(Default)]
+struct Measured {
+    /// Latency of each measured check-in, microseconds.
+    latencies_us: Vec<u32>,
+    /// Failed check-ins (non-200 or transport error).
+    errors: u64,
+}
+
+/// Drives check-ins for this connection's machines, round-robin, until
+/// `end`; measures those after `measure_from`.
+async fn drive(
+    addr: SocketAddr,
+    tls: TlsConnector,
+    mut machines: Vec<SimMachine>,
+    report_every: u64,
+    measure_from: Instant,
+    end: Instant,
+) -> anyhow::Result<Measured> {
+    let mut sender = connect(addr, &tls).await?;
+    let mut measured = Measured::default();
+    let mut i = 0;
+    let n = machines.len();
+    while Instant::now() < end {
+        let m = &mut machines[i % n];
+        i += 1;
+        m.checkins += 1;
+        let mut reports = Vec::new();
+        if m.checkins.is_multiple_of(report_every.max(1)) {
+            let now = time::OffsetDateTime::now_utc();
+            reports.push(ApplyReport {
+                seq: m.next_seq,
+                profile: "primtux".into(),
+                version: 1,
+                outcome: ApplyOutcome::Applied,
+                reason: None,
+                message: None,
+                resources: vec![],
+                started_at: now,
+                finished_at: now,
+            });
+            m.next_seq += 1;
+        }
+        let body = serde_json::to_vec(&CheckinRequest {
+            inventory_hash: m.inventory_hash.clone(),
+            inventory: None,
+            applied: vec![ProfileRef {
+                name: "primtux".into(),
+                version: 1,
+            }],
+            reports,
+        })?;
+        let start = Instant::now();
+        let result = post(&mut sender, "/api/v1/checkin", Some(&m.auth), body).await;
+        let elapsed = start.elapsed();
+        let ok = matches!(result, Ok((200, _)));
+        if start >= measure_from {
+            if ok {
+                measured
+                    .latencies_us
+                    .push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+            } else {
+                measured.errors += 1;
+            }
+        }
+        if result.is_err() {
+            sender = connect(addr, &tls).await?;
+        }
+    }
+    Ok(measured)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = DataDir::new(tmp.path().join("data"));
+    println!(
+        "nird-loadgen: {} machines, {} connections, {} s measured after {} s warm-up",
+        args.machines, args.connections, args.duration, args.warmup
+    );
+    let token = Arc::new(prepare(&dir, args.machines).await?);
+    let (mut child, addr) = start_server(dir.root())?;
+    let pid = child.id();
+    let tls = TlsConnector::from(nird_server::tls::client_config(&dir.ca_cert())?);
+
+    let result = async {
+        // Enrolment, spread over the connections.
+        let start = Instant::now();
+        let per = args.machines.div_ceil(args.connections);
+        let mut tasks = Vec::new();
+        for c in 0..args.connections {
+            let first = c * per;
+            let count = per.min(args.machines.saturating_sub(first));
+            if count == 0 {
+                break;
+            }
+            tasks.push(tokio::spawn(enroll_many(
+                addr,
+                tls.clone(),
+                token.clone(),
+                first,
+                count,
+            )));
+        }
+        let mut groups = Vec::new();
+        for t in tasks {
+            groups.push(t.await??);
+        }
+        let enrol_secs = start.elapsed().as_secs_f64();
+        println!(
+            "enrolment: {} machines in {enrol_secs:.1} s ({:.0}/s)",
+            args.machines,
+            args.machines as f64 / enrol_secs
+        );
+        let (rss_after_enrol, _) = rss_kib(pid);
+
+        // Check-ins.
+        let measure_from = Instant::now() + Duration::from_secs(args.warmup);
+        let end = measure_from + Duration::from_secs(args.duration);
+        let tasks: Vec<_> = groups
+            .into_iter()
+            .map(|machines| {
+                tokio::spawn(drive(
+                    addr,
+                    tls.clone(),
+                    machines,
+                    args.report_every,
+                    measure_from,
+                    end,
+                ))
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let m = t.await??;
+            latencies.extend(m.latencies_us);
+            errors += m.errors;
+        }
+        let (rss, peak) = rss_kib(pid);
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            let idx = ((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1));
+            latencies.get(idx).copied().unwrap_or(0) as f64 / 1000.0
+        };
+        println!(
+            "check-ins: {} in {} s = {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, errors {errors}",
+            latencies.len(),
+            args.duration,
+            latencies.len() as f64 / args.duration as f64,
+            pct(0.50),
+            pct(0.99),
+            latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
+        );
+        println!(
+            "server RSS: {} MiB after enrolment, {} MiB after check-ins (peak {} MiB)",
+            rss_after_enrol / 1024,
+            rss / 1024,
+            peak / 1024
+        );
+        let db_bytes: u64 = ["nird.db", "nird.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.root().join(f)).ok())
+            .map(|m| m.len())
+            .sum();
+        println!("database: {} MiB", db_bytes / (1024 * 1024));
+        anyhow::Ok(())
+    }
+    .await;
+
+    // SIGTERM: graceful shutdown, so the database closes cleanly.
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    result
 }
