@@ -243,3 +243,97 @@ fn lint_checks_includes_and_pinned_sources() {
     let err = lint(&[top]).remove(0).result.unwrap_err();
     assert!(err.contains("inclut « base », introuvable"), "{err}");
 }
+
+/// The same tools through the `nird-server profile ...` command line: exit
+/// codes and sentences are what maintainers and scripts see.
+#[test]
+fn command_line_keygen_sign_verify_lint() {
+    let bin = env!("CARGO_BIN_EXE_nird-server");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let run = |args: &[&std::ffi::OsStr]| Command::new(bin).args(args).output().unwrap();
+    let os = |s: &str| std::ffi::OsString::from(s);
+
+    let out = run(&[
+        &os("profile"),
+        &os("keygen"),
+        &os("--no-password"),
+        &os("--out"),
+        keys.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = write_profile(dir.path());
+    let out = run(&[
+        &os("profile"),
+        &os("sign"),
+        &os("--key"),
+        keys.join("nird.key").as_os_str(),
+        file.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Signature écrite"));
+
+    let verify_cmd = || {
+        run(&[
+            &os("profile"),
+            &os("verify"),
+            &os("--pubkey"),
+            keys.join("nird.pub").as_os_str(),
+            file.as_os_str(),
+        ])
+    };
+    let out = verify_cmd();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Signature valide"));
+
+    // Tampered: exit code ≠ 0 and a sentence saying why.
+    std::fs::write(&file, PROFILE.replace("version = 1", "version = 2")).unwrap();
+    let out = verify_cmd();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signature invalide"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Lint: ok for the file, ≠ 0 with file:line:column for a broken one.
+    let out = run(&[&os("profile"), &os("lint"), file.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        PROFILE
+            .replace("path", "x")
+            .replace("version = 1", "version = 0"),
+    )
+    .unwrap();
+    let out = run(&[
+        &os("profile"),
+        &os("lint"),
+        file.as_os_str(),
+        bad.as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:3:11: version 0 invalide"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 profil(s) sur 2 invalide(s)"), "{stderr}");
+}
