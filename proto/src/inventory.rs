@@ -418,6 +418,9 @@ pub enum DiskKind {
     Nvme,
     /// A virtual disk of a VM (virtio, Xen): its technology is unknowable.
     Virtual,
+    /// A disk behind a USB bridge (stick, external drive): the bridge hides
+    /// the technology.
+    Usb,
 }
 
 /// SMART summary of one disk.

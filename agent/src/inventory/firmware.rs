@@ -11,29 +11,38 @@ const EFI_GLOBAL_GUID: &str = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
 /// Reads the firmware section. `smbios` is the parsed SMBIOS table (or why
 /// it could not be read), for the "UEFI capable" flag.
 pub fn collect(source: &Source, smbios: &Result<SmbiosFacts, Reason>) -> Firmware {
-    let boot_mode = if source.exists("/sys/firmware/efi") {
-        BootMode::Uefi
+    // Absence of /sys/firmware/efi means legacy boot only when sysfs is
+    // there at all (an empty root proves nothing).
+    let boot_mode = if !source.exists("/sys/firmware") {
+        Err(SYSFS_MISSING.to_string())
+    } else if source.exists("/sys/firmware/efi") {
+        Ok(BootMode::Uefi)
     } else {
-        BootMode::Legacy
+        Ok(BootMode::Legacy)
     };
-    let uefi_capable = match (boot_mode, smbios) {
-        (BootMode::Uefi, _) => Reading::Value(true),
-        (BootMode::Legacy, Ok(facts)) => match facts.uefi_capable {
+    let uefi_capable = match (&boot_mode, smbios) {
+        (Ok(BootMode::Uefi), _) => Reading::Value(true),
+        (_, Ok(facts)) => match facts.uefi_capable {
             Some(capable) => Reading::Value(capable),
             None => Reading::unavailable("SMBIOS table does not say (older than 2.7)"),
         },
-        (BootMode::Legacy, Err(e)) => Reading::unavailable(e.clone()),
+        (_, Err(e)) => Reading::unavailable(e.clone()),
     };
     Firmware {
         bios_vendor: dmi_string(source, "bios_vendor").into(),
         bios_version: dmi_string(source, "bios_version").into(),
         bios_date: dmi_string(source, "bios_date").and_then(dmi_date).into(),
-        boot_mode: Reading::Value(boot_mode),
+        secure_boot: boot_mode
+            .clone()
+            .and_then(|mode| secure_boot(source, mode))
+            .into(),
+        boot_mode: boot_mode.into(),
         uefi_capable,
-        secure_boot: secure_boot(source, boot_mode).into(),
         tpm: tpm(source).into(),
     }
 }
+
+const SYSFS_MISSING: &str = "sysfs is not mounted under the inventory root";
 
 /// DMI dates are `MM/DD/YYYY` (or `MM/DD/YY` before SMBIOS 2.3, years
 /// 19YY): returns `YYYY-MM-DD`.
@@ -78,6 +87,9 @@ fn secure_boot(source: &Source, boot_mode: BootMode) -> Result<SecureBoot, Reaso
 }
 
 fn tpm(source: &Source) -> Result<Tpm, Reason> {
+    if !source.exists("/sys/class") {
+        return Err(SYSFS_MISSING.to_string());
+    }
     let devices = source.list_dir("/sys/class/tpm")?;
     let Some(dev) = devices.iter().find(|d| d.starts_with("tpm")) else {
         return Ok(Tpm {

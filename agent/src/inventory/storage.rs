@@ -15,6 +15,10 @@ pub fn disks(
     source: &Source,
     smart: &Result<HashMap<String, Reading<Smart>>, Reason>,
 ) -> Result<Vec<Disk>, Reason> {
+    if !source.exists("/sys/block") {
+        // Every Linux system has /sys/block: sysfs is not there.
+        return Err(reason::NOT_EXPOSED.to_string());
+    }
     let mut disks = Vec::new();
     for name in source.list_dir("/sys/block")? {
         if !is_physical_disk_name(&name) || !source.exists(&format!("/sys/block/{name}/device")) {
@@ -30,12 +34,19 @@ pub fn disks(
             continue;
         }
         let udev = udev_properties(source, &base);
+        // udev's model comes first: the SCSI `model` attribute is cut at 16
+        // characters ("Samsung SSD 850 " for a "Samsung SSD 850 EVO 250GB").
+        let udev_model = udev
+            .get("ID_MODEL_ENC")
+            .map(|m| decode_udev(m))
+            .or_else(|| udev.get("ID_MODEL").map(|m| m.replace('_', " ")))
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| reason::NOT_EXPOSED.to_string());
         let model = first_ok([
+            udev_model,
             source.read_attr(&format!("{base}/device/model")),
             source.read_attr(&format!("{base}/device/name")),
-            udev.get("ID_MODEL")
-                .map(|m| m.replace('_', " "))
-                .ok_or_else(|| reason::NOT_EXPOSED.to_string()),
         ]);
         let serial = first_ok([
             source.read_attr(&format!("{base}/device/serial")),
@@ -51,7 +62,8 @@ pub fn disks(
                 Ok(s)
             }
         });
-        let kind = disk_kind(source, &name, model.as_deref().ok());
+        let usb = udev.get("ID_BUS").is_some_and(|b| b == "usb");
+        let kind = disk_kind(source, &name, model.as_deref().ok(), usb);
         let smart = match smart {
             Ok(map) => match map.get(&name) {
                 Some(s) => s.clone(),
@@ -96,7 +108,7 @@ fn first_ok<const N: usize>(candidates: [Result<String, Reason>; N]) -> Result<S
     Err(first_err.unwrap_or_else(|| reason::NOT_EXPOSED.to_string()))
 }
 
-fn disk_kind(source: &Source, name: &str, model: Option<&str>) -> DiskKind {
+fn disk_kind(source: &Source, name: &str, model: Option<&str>, usb: bool) -> DiskKind {
     let virtual_model = model.is_some_and(|m| {
         ["QEMU", "VBOX", "VMware", "Virtual disk"]
             .iter()
@@ -106,11 +118,39 @@ fn disk_kind(source: &Source, name: &str, model: Option<&str>) -> DiskKind {
         DiskKind::Virtual
     } else if name.starts_with("nvme") {
         DiskKind::Nvme
+    } else if usb {
+        // USB bridges report "rotational" for flash sticks too.
+        DiskKind::Usb
     } else if source.read_u64(&format!("/sys/block/{name}/queue/rotational")) == Ok(1) {
         DiskKind::Hdd
     } else {
         DiskKind::Ssd
     }
+}
+
+/// Undoes udev's `\xNN` escaping (`ID_MODEL_ENC`).
+fn decode_udev(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i..i + 4)
+            .filter(|b| b.starts_with(b"\\x"))
+            .and_then(|b| std::str::from_utf8(&b[2..]).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `E:KEY=value` lines of the udev database entry of a block device
@@ -213,6 +253,12 @@ mod tests {
         assert_eq!(unescape_mount("/media/USB\\040KEY"), "/media/USB KEY");
         assert_eq!(unescape_mount("/plain"), "/plain");
         assert_eq!(unescape_mount("/end\\04"), "/end\\04");
+    }
+
+    #[test]
+    fn udev_escapes() {
+        assert_eq!(decode_udev("Samsung\\x20SSD\\x20850"), "Samsung SSD 850");
+        assert_eq!(decode_udev("plain\\x2"), "plain\\x2");
     }
 
     #[test]

@@ -25,14 +25,7 @@ fn write_summary(s: &mut String, inv: &Inventory, today: time::Date) -> std::fmt
         .value()
         .map(|c| chassis_fr(c.kind))
         .unwrap_or("type de boîtier inconnu");
-    writeln!(
-        s,
-        "  Machine      : {} {} ({}), {}",
-        text(&id.vendor),
-        text(&id.product_family),
-        text(&id.product),
-        chassis
-    )?;
+    writeln!(s, "  Machine      : {}, {chassis}", machine_name(inv))?;
     writeln!(
         s,
         "  N° de série  : {} ; UUID : {}",
@@ -143,6 +136,7 @@ fn write_summary(s: &mut String, inv: &Inventory, today: time::Date) -> std::fmt
                     DiskKind::Ssd => "SSD",
                     DiskKind::Nvme => "SSD NVMe",
                     DiskKind::Virtual => "disque virtuel",
+                    DiskKind::Usb => "disque USB",
                 };
                 let smart = match &d.smart {
                     Reading::Value(sm) => {
@@ -315,6 +309,19 @@ fn write_summary(s: &mut String, inv: &Inventory, today: time::Date) -> std::fmt
 }
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// "LENOVO ThinkPad T430 (2349ABG)", "Dell Inc. OptiPlex 390": the family
+/// only when the product name does not already say it.
+fn machine_name(inv: &Inventory) -> String {
+    let id = &inv.identity;
+    let vendor = text(&id.vendor);
+    match (id.product.value(), id.product_family.value()) {
+        (Some(p), Some(f)) if !p.contains(f.as_str()) => format!("{vendor} {f} ({p})"),
+        (Some(p), _) => format!("{vendor} {p}"),
+        (None, Some(f)) => format!("{vendor} {f}"),
+        (None, None) => format!("{vendor}, modèle {}", text(&id.product)),
+    }
+}
 
 /// A reading as text: its value, or its reason in French.
 fn text<T: std::fmt::Display>(r: &Reading<T>) -> String {

@@ -1,0 +1,402 @@
+//! Inventory of the fixture trees in `tests/fixtures/` (written by
+//! `generate.py` from the values of real machines): every reader runs
+//! against them and the document must carry exactly those values.
+
+use std::path::PathBuf;
+
+use nird_agent::inventory::{CollectOptions, collect};
+use nird_proto::inventory::{
+    BootMode, ChassisKind, DiskKind, Inventory, NetworkKind, Reading, SecureBoot, Tpm,
+    Windows11Requirement as R, Windows11Status, reason,
+};
+
+fn fixture(name: &str) -> Inventory {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    assert!(root.is_dir(), "missing fixture {}", root.display());
+    collect(&CollectOptions {
+        root,
+        use_dbus: true,
+        packages_of_interest: vec!["firefox".into(), "gcompris-qt".into()],
+        dbus_address: None,
+    })
+}
+
+fn v<T: Clone + std::fmt::Debug>(r: &Reading<T>) -> T {
+    r.value()
+        .cloned()
+        .unwrap_or_else(|| panic!("expected a value, got {r:?}"))
+}
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+#[test]
+fn laptop_t430_worn_battery_no_tpm() {
+    let inv = fixture("laptop-t430");
+    assert_eq!(inv.schema_version, 1);
+    let id = &inv.identity;
+    assert_eq!(v(&id.machine_id), "0b6e2d8f4c1a4e7f9a3d5c2b1e0f9a8d");
+    assert_eq!(v(&id.hostname), "cdi-salle12-pc07");
+    assert_eq!(v(&id.vendor), "LENOVO");
+    assert_eq!(v(&id.product), "2349ABG");
+    assert_eq!(v(&id.product_family), "ThinkPad T430");
+    assert_eq!(v(&id.serial), "PB4H7KL");
+    assert_eq!(v(&id.uuid), "6f1c8a01-51ab-11cb-9a7d-c3c5e0b2a1f4");
+    assert_eq!(v(&id.chassis).kind, ChassisKind::Laptop);
+    assert_eq!(v(&id.chassis).smbios_code, 10);
+
+    let fw = &inv.firmware;
+    assert_eq!(v(&fw.bios_vendor), "LENOVO");
+    assert_eq!(v(&fw.bios_version), "G1ET93WW (2.53 )");
+    assert_eq!(v(&fw.bios_date), "2013-05-14");
+    assert_eq!(
+        inv.hardware_age_years(time::macros::date!(2026 - 11 - 23)),
+        Some(13)
+    );
+    assert_eq!(v(&fw.boot_mode), BootMode::Uefi);
+    assert_eq!(v(&fw.uefi_capable), true);
+    assert_eq!(v(&fw.secure_boot), SecureBoot::Unsupported);
+    assert_eq!(
+        v(&fw.tpm),
+        Tpm {
+            present: false,
+            version: None
+        }
+    );
+
+    let cpu = &inv.cpu;
+    assert_eq!(v(&cpu.vendor), "GenuineIntel");
+    assert_eq!(
+        v(&cpu.model_name),
+        "Intel(R) Core(TM) i5-3320M CPU @ 2.60GHz"
+    );
+    assert_eq!(
+        (v(&cpu.family), v(&cpu.model), v(&cpu.stepping)),
+        (6, 58, 9)
+    );
+    assert_eq!((v(&cpu.cores), v(&cpu.threads)), (2, 4));
+    assert_eq!(v(&cpu.max_frequency_mhz), 3300);
+    assert!(!cpu.virtualized);
+
+    assert_eq!(v(&inv.memory.total_bytes), 7_869_876 * 1024);
+    let modules = v(&inv.memory.modules);
+    assert_eq!(modules.len(), 2);
+    assert_eq!(modules[0].locator, "ChannelA-DIMM0");
+    assert_eq!(modules[0].size_bytes, 4 * GIB);
+    assert_eq!(modules[0].kind.as_deref(), Some("DDR3"));
+    assert_eq!(modules[0].speed_mts, Some(1600));
+    assert_eq!(modules[0].manufacturer.as_deref(), Some("Samsung"));
+    assert_eq!(modules[0].part_number.as_deref(), Some("M471B5273DH0-CK0"));
+    assert_eq!(modules[1].locator, "ChannelB-DIMM0");
+
+    // sr0 (optical) and loop0 are not disks; the USB stick is, removable.
+    let disks = v(&inv.storage.disks);
+    let names: Vec<&str> = disks.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["sda", "sdb"]);
+    let sda = &disks[0];
+    assert_eq!(v(&sda.model), "Samsung SSD 850 EVO 250GB");
+    assert_eq!(v(&sda.serial), "S2R5NX0H612345A");
+    assert_eq!(sda.size_bytes, 250_059_350_016);
+    assert_eq!(sda.kind, DiskKind::Ssd);
+    assert!(!sda.removable);
+    assert_eq!(sda.smart.reason(), Some(reason::NOT_LIVE_SYSTEM));
+    assert_eq!(disks[1].kind, DiskKind::Usb);
+    assert!(disks[1].removable);
+    assert_eq!(v(&disks[1].model), "DataTraveler 3.0");
+
+    // One entry per device (the /var/snap bind mount of sda2 is left out),
+    // escapes decoded, no usage outside the live system.
+    let fss = v(&inv.storage.filesystems);
+    let mounts: Vec<(&str, &str, &str)> = fss
+        .iter()
+        .map(|f| {
+            (
+                f.mount_point.as_str(),
+                f.device.as_str(),
+                f.fs_type.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("/", "/dev/sda2", "ext4"),
+            ("/boot/efi", "/dev/sda1", "vfat"),
+            ("/media/eleve/CLE USB", "/dev/sdb1", "vfat"),
+        ]
+    );
+    assert_eq!(fss[0].usage.reason(), Some(reason::NOT_LIVE_SYSTEM));
+
+    // The mouse battery (scope Device) and the AC adapter are left out.
+    let bats = v(&inv.batteries);
+    assert_eq!(bats.len(), 1);
+    let bat = &bats[0];
+    assert_eq!(bat.name, "BAT0");
+    assert_eq!(bat.manufacturer.as_deref(), Some("SANYO"));
+    assert_eq!(bat.model.as_deref(), Some("45N1001"));
+    assert_eq!(bat.technology.as_deref(), Some("Li-ion"));
+    assert_eq!(v(&bat.design_capacity_wh), 57.7);
+    assert_eq!(v(&bat.full_capacity_wh), 31.7);
+    assert_eq!(v(&bat.wear_percent), 45);
+    assert_eq!(v(&bat.cycle_count), 812);
+
+    let gpus = v(&inv.graphics);
+    assert_eq!(gpus.len(), 1);
+    assert_eq!(gpus[0].address, "0000:00:02.0");
+    assert_eq!(
+        (gpus[0].vendor_id.as_str(), gpus[0].device_id.as_str()),
+        ("8086", "0166")
+    );
+    assert_eq!(gpus[0].subsystem.as_deref(), Some("17aa:21f3"));
+    assert_eq!(gpus[0].driver.as_deref(), Some("i915"));
+    assert_eq!(gpus[0].vendor_name.as_deref(), Some("Intel Corporation"));
+    assert_eq!(
+        gpus[0].device_name.as_deref(),
+        Some("3rd Gen Core processor Graphics Controller")
+    );
+
+    // lo and docker0 have no device: only the two physical adapters.
+    let nics = v(&inv.network);
+    assert_eq!(nics.len(), 2);
+    assert_eq!(nics[0].interface, "enp0s25");
+    assert_eq!(nics[0].kind, NetworkKind::Wired);
+    assert_eq!(v(&nics[0].mac), "3c:97:0e:4a:21:7b");
+    assert_eq!(nics[0].driver.as_deref(), Some("e1000e"));
+    let pci = nics[0].pci.as_ref().expect("PCI adapter");
+    assert_eq!(
+        (pci.address.as_str(), pci.device_id.as_str()),
+        ("0000:00:19.0", "1502")
+    );
+    assert_eq!(nics[1].interface, "wlp3s0");
+    assert_eq!(nics[1].kind, NetworkKind::Wireless);
+    assert_eq!(nics[1].driver.as_deref(), Some("iwlwifi"));
+    assert_eq!(
+        nics[1].pci.as_ref().and_then(|p| p.device_name.as_deref()),
+        Some("Centrino Advanced-N 6205 [Taylor Peak]")
+    );
+    assert_eq!(nics[0].ipv4.reason(), Some(reason::NOT_LIVE_SYSTEM));
+
+    let os = &inv.os;
+    assert_eq!(v(&os.pretty_name), "Linux Mint 22");
+    assert_eq!(v(&os.id), "linuxmint");
+    assert_eq!(v(&os.version_id), "22");
+    assert_eq!(v(&os.kernel), "6.8.0-45-generic");
+    assert_eq!(v(&os.architecture), "x86_64");
+    let pkgs = v(&os.packages);
+    assert_eq!(pkgs.installed_count, 4);
+    assert_eq!(
+        pkgs.of_interest["firefox"].as_deref(),
+        Some("131.0+linuxmint1+wilma")
+    );
+    // gcompris-qt was removed, only its config files remain.
+    assert_eq!(pkgs.of_interest["gcompris-qt"], None);
+
+    assert_eq!(inv.windows11.status, Windows11Status::Ineligible);
+    assert_eq!(
+        inv.windows11.blockers,
+        [R::Tpm2, R::SupportedCpu, R::SecureBoot]
+    );
+    assert!(inv.windows11.unknown.is_empty());
+}
+
+#[test]
+fn desktop_optiplex390_legacy_bios_small_ram() {
+    let inv = fixture("desktop-optiplex390");
+    let id = &inv.identity;
+    assert_eq!(v(&id.vendor), "Dell Inc.");
+    assert_eq!(v(&id.product), "OptiPlex 390");
+    // No product_family file, and product_version "01" is not a name.
+    assert_eq!(id.product_family.reason(), Some(reason::NOT_EXPOSED));
+    assert_eq!(v(&id.serial), "7XK2J5J");
+    assert_eq!(v(&id.chassis).kind, ChassisKind::Desktop);
+    let fw = &inv.firmware;
+    assert_eq!(v(&fw.bios_date), "2012-12-11");
+    assert_eq!(v(&fw.boot_mode), BootMode::Legacy);
+    assert_eq!(v(&fw.uefi_capable), false);
+    assert_eq!(fw.secure_boot.reason(), Some(reason::LEGACY_BOOT));
+    assert!(!v(&fw.tpm).present);
+    assert_eq!(
+        v(&inv.cpu.model_name),
+        "Intel(R) Core(TM) i3-2120 CPU @ 3.30GHz"
+    );
+    assert_eq!((v(&inv.cpu.cores), v(&inv.cpu.threads)), (2, 4));
+    // The empty DIMM2 slot is not a module.
+    let modules = v(&inv.memory.modules);
+    assert_eq!(modules.len(), 1);
+    assert_eq!(modules[0].locator, "DIMM1");
+    assert_eq!(modules[0].size_bytes, 2 * GIB);
+    assert_eq!(modules[0].speed_mts, Some(1333));
+    let disks = v(&inv.storage.disks);
+    assert_eq!(disks.len(), 1);
+    assert_eq!(disks[0].kind, DiskKind::Hdd);
+    assert_eq!(v(&disks[0].model), "WDC WD2500AAKX-753CA1");
+    assert_eq!(v(&disks[0].serial), "WD-WCAYUJ123456");
+    assert!(v(&inv.batteries).is_empty());
+    let gpus = v(&inv.graphics);
+    assert_eq!(gpus[0].device_id, "0102");
+    // No pci.ids on this machine: no names, never guessed.
+    assert_eq!(gpus[0].vendor_name, None);
+    let nics = v(&inv.network);
+    assert_eq!(nics.len(), 1);
+    assert_eq!(nics[0].driver.as_deref(), Some("r8169"));
+    assert_eq!(v(&inv.os.id), "primtux");
+    let pkgs = v(&inv.os.packages);
+    assert_eq!(pkgs.installed_count, 4);
+    assert_eq!(pkgs.of_interest["gcompris-qt"].as_deref(), Some("3.1-1"));
+    assert_eq!(pkgs.of_interest["firefox"], None);
+    assert_eq!(inv.windows11.status, Windows11Status::Ineligible);
+    assert_eq!(
+        inv.windows11.blockers,
+        [R::Tpm2, R::SupportedCpu, R::Ram4Gb, R::Uefi, R::SecureBoot]
+    );
+}
+
+#[test]
+fn latitude5400_nvme_tpm2_is_windows11_eligible() {
+    let inv = fixture("laptop-latitude5400");
+    assert_eq!(v(&inv.identity.product), "Latitude 5400");
+    assert_eq!(v(&inv.identity.product_family), "Latitude");
+    let fw = &inv.firmware;
+    assert_eq!(v(&fw.boot_mode), BootMode::Uefi);
+    assert_eq!(v(&fw.secure_boot), SecureBoot::Enabled);
+    assert_eq!(
+        v(&fw.tpm),
+        Tpm {
+            present: true,
+            version: Some("2.0".into())
+        }
+    );
+    assert_eq!(v(&fw.bios_date), "2024-06-05");
+    assert_eq!(
+        (v(&inv.cpu.family), v(&inv.cpu.model), v(&inv.cpu.stepping)),
+        (6, 142, 12)
+    );
+    assert_eq!((v(&inv.cpu.cores), v(&inv.cpu.threads)), (4, 8));
+    assert_eq!(v(&inv.cpu.max_frequency_mhz), 4100);
+    let modules = v(&inv.memory.modules);
+    assert_eq!(modules.len(), 1);
+    assert_eq!(modules[0].kind.as_deref(), Some("DDR4"));
+    assert_eq!(modules[0].size_bytes, 8 * GIB);
+    let disks = v(&inv.storage.disks);
+    assert_eq!(disks.len(), 1);
+    assert_eq!(disks[0].name, "nvme0n1");
+    assert_eq!(disks[0].kind, DiskKind::Nvme);
+    assert_eq!(v(&disks[0].model), "PC401 NVMe SK hynix 256GB");
+    assert_eq!(v(&disks[0].serial), "NS93N0812345678");
+    assert_eq!(disks[0].size_bytes, 256_060_514_304);
+    // Capacities in µAh converted with the design voltage (7.6 V).
+    let bat = &v(&inv.batteries)[0];
+    assert_eq!(v(&bat.design_capacity_wh), 60.8);
+    assert_eq!(v(&bat.full_capacity_wh), 54.0);
+    assert_eq!(v(&bat.wear_percent), 11);
+    assert!(bat.cycle_count.reason().unwrap().contains("0 cycles"));
+    let nics = v(&inv.network);
+    let kinds: Vec<(&str, NetworkKind)> = nics
+        .iter()
+        .map(|n| (n.interface.as_str(), n.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("enp0s31f6", NetworkKind::Wired),
+            ("wlp0s20f3", NetworkKind::Wireless)
+        ]
+    );
+    assert_eq!(inv.windows11.status, Windows11Status::Eligible);
+    assert!(inv.windows11.blockers.is_empty());
+    assert!(inv.windows11.unknown.is_empty());
+}
+
+#[test]
+fn qemu_vm() {
+    let inv = fixture("vm-qemu");
+    assert_eq!(v(&inv.identity.vendor), "QEMU");
+    assert_eq!(v(&inv.identity.product), "Standard PC (Q35 + ICH9, 2009)");
+    // No product_serial file in this VM.
+    assert_eq!(inv.identity.serial.reason(), Some(reason::NOT_EXPOSED));
+    assert_eq!(v(&inv.identity.chassis).kind, ChassisKind::Other);
+    assert_eq!(v(&inv.firmware.bios_vendor), "SeaBIOS");
+    assert_eq!(v(&inv.firmware.uefi_capable), false);
+    let cpu = &inv.cpu;
+    assert!(cpu.virtualized);
+    assert_eq!(v(&cpu.model_name), "QEMU Virtual CPU version 2.5+");
+    // Two sockets of one core each.
+    assert_eq!((v(&cpu.cores), v(&cpu.threads)), (2, 2));
+    assert!(
+        cpu.max_frequency_mhz
+            .reason()
+            .unwrap()
+            .contains("no cpufreq")
+    );
+    let modules = v(&inv.memory.modules);
+    assert_eq!(modules[0].locator, "DIMM 0");
+    assert_eq!(modules[0].kind.as_deref(), Some("RAM"));
+    assert_eq!(modules[0].speed_mts, None);
+    assert_eq!(
+        modules[0].part_number, None,
+        "'Not Specified' is no part number"
+    );
+    let disks = v(&inv.storage.disks);
+    assert_eq!(disks.len(), 1);
+    assert_eq!(disks[0].kind, DiskKind::Virtual);
+    assert_eq!(disks[0].size_bytes, 32 * GIB);
+    assert_eq!(disks[0].model.reason(), Some(reason::NOT_EXPOSED));
+    // virtio-net: the PCI device is the parent of the virtio device.
+    let nic = &v(&inv.network)[0];
+    assert_eq!(nic.driver.as_deref(), Some("virtio_net"));
+    let pci = nic.pci.as_ref().expect("virtio-pci parent");
+    assert_eq!(
+        (
+            pci.address.as_str(),
+            pci.vendor_id.as_str(),
+            pci.device_id.as_str()
+        ),
+        ("0000:01:00.0", "1af4", "1041")
+    );
+    assert_eq!(inv.windows11.status, Windows11Status::Ineligible);
+    assert_eq!(
+        inv.windows11.blockers,
+        [
+            R::Tpm2,
+            R::SupportedCpu,
+            R::Ram4Gb,
+            R::Storage64Gb,
+            R::Uefi,
+            R::SecureBoot
+        ]
+    );
+}
+
+#[test]
+fn hash_is_stable_and_follows_changes() {
+    let a = fixture("laptop-t430");
+    let b = fixture("laptop-t430");
+    assert_eq!(a.content_hash(), b.content_hash());
+    let json = serde_json::to_value(&a).unwrap();
+    assert_eq!(
+        nird_proto::hash::content_hash(&json).unwrap(),
+        a.content_hash(),
+        "the server recomputes the hash over the JSON it receives"
+    );
+    let back: Inventory = serde_json::from_value(json).unwrap();
+    assert_eq!(back, a);
+    let mut c = a.clone();
+    c.os.kernel = Reading::Value("6.8.0-48-generic".into());
+    assert_ne!(a.content_hash(), c.content_hash());
+    assert_ne!(fixture("vm-qemu").content_hash(), a.content_hash());
+}
+
+#[test]
+fn missing_root_gives_reasons_not_panics() {
+    let empty = tempfile::tempdir().unwrap();
+    let inv = collect(&CollectOptions {
+        root: empty.path().to_path_buf(),
+        ..CollectOptions::default()
+    });
+    assert_eq!(inv.identity.machine_id.reason(), Some(reason::NOT_EXPOSED));
+    assert_eq!(inv.cpu.model_name.reason(), Some(reason::NOT_EXPOSED));
+    assert_eq!(inv.memory.total_bytes.reason(), Some(reason::NOT_EXPOSED));
+    assert_eq!(inv.storage.disks.reason(), Some(reason::NOT_EXPOSED));
+    assert_eq!(inv.windows11.status, Windows11Status::Unknown);
+}
