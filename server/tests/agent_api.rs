@@ -187,6 +187,9 @@ fn checkin_without_then_with_inventory_and_idempotent_reports() {
     assert_eq!(reports.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(reports[0].resources[0].id, "package:vlc");
     assert_eq!(db.run(db.store.inventory_history_len(&m.id)).unwrap(), 2);
+    let latest: serde_json::Value =
+        serde_json::from_str(&db.run(db.store.latest_inventory(&m.id)).unwrap().unwrap()).unwrap();
+    assert_eq!(latest["memory_mb"], 8192);
     let machine = &db.run(db.store.list_machines(None)).unwrap()[0];
     assert_eq!(machine.inventory_hash, hash2);
     assert_eq!(machine.checkins, 5);

@@ -39,7 +39,8 @@ CREATE TABLE machines (
     enrolled_at INTEGER NOT NULL,
     last_seen INTEGER,
     checkins INTEGER NOT NULL DEFAULT 0,
-    inventory TEXT NOT NULL,
+    -- The latest inventory is the newest inventory_history row: keeping the
+    -- (large) document out of this row keeps the per-check-in UPDATE small.
     inventory_hash TEXT NOT NULL,
     applied TEXT NOT NULL DEFAULT '[]',
     acked_seq INTEGER NOT NULL DEFAULT 0

@@ -417,6 +417,8 @@ pub trait Store: Send + Sync + 'static {
     fn reports<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Vec<ApplyReport>>;
     /// The audit log, oldest first.
     fn audit_log(&self) -> StoreFuture<'_, Vec<AuditEntry>>;
+    /// A machine's latest inventory (canonical JSON text), if it exists.
+    fn latest_inventory<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Option<String>>;
     /// Number of inventory versions recorded for a machine.
     fn inventory_history_len<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, u64>;
     /// Flushes pending writes and closes the database. Later calls fail with

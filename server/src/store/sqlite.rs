@@ -375,10 +375,8 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
     let mut send_inventory = false;
     match &c.inventory {
         Some(inventory) if c.inventory_hash != stored_hash => {
-            conn.prepare_cached(
-                "UPDATE machines SET inventory = ?2, inventory_hash = ?3 WHERE id = ?1",
-            )?
-            .execute(params![c.machine_id, inventory, c.inventory_hash])?;
+            conn.prepare_cached("UPDATE machines SET inventory_hash = ?2 WHERE id = ?1")?
+                .execute(params![c.machine_id, c.inventory_hash])?;
             conn.prepare_cached(
                 "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -500,8 +498,8 @@ fn record_enrollment(conn: &Connection, m: NewMachine) -> Result<MachineStatus, 
     };
     conn.prepare_cached(
         "INSERT INTO machines (id, school_id, token_id, hostname, secret_hash, status,
-                               enrolled_at, inventory, inventory_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                               enrolled_at, inventory_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         m.machine_id,
@@ -511,7 +509,6 @@ fn record_enrollment(conn: &Connection, m: NewMachine) -> Result<MachineStatus, 
         m.secret_hash,
         status.as_str(),
         at,
-        m.inventory,
         m.inventory_hash
     ])?;
     conn.prepare_cached(
@@ -1079,6 +1076,19 @@ impl Store for SqliteStore {
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
+        }))
+    }
+
+    fn latest_inventory<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Option<String>> {
+        let machine_id = machine_id.to_owned();
+        Box::pin(self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT inventory FROM inventory_history WHERE machine_id = ?1
+                     ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row([&machine_id], |r| r.get(0))
+                .optional()?)
         }))
     }
 
