@@ -2,6 +2,7 @@
 //!
 //! The binary (`main.rs`) only parses arguments and calls into this library.
 
+pub mod apply;
 pub mod config;
 pub mod daemon;
 pub mod enroll;

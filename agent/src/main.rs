@@ -28,6 +28,10 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Ce que l'application des profils changerait sur cette machine (sans rien modifier).
+    Plan(nird_agent::apply::cli::PlanArgs),
+    /// Applique les profils signés maintenant, au premier plan.
+    Apply(nird_agent::apply::cli::ApplyArgs),
     /// État de l'agent : enrôlement, dernier contact, profils, rapports en attente.
     Status {
         /// Sortie JSON (pour les scripts).
@@ -128,6 +132,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", report.render(time::OffsetDateTime::now_utc()));
+            }
+        }
+        Command::Plan(args) => {
+            let code = nird_agent::apply::cli::plan(&paths, &args)?;
+            if code != 0 {
+                std::process::exit(code.into());
+            }
+        }
+        Command::Apply(args) => {
+            let code = nird_agent::apply::cli::apply(&paths, &args)?;
+            if code != 0 {
+                std::process::exit(code.into());
             }
         }
         Command::Inventory(args) => {

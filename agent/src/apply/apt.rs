@@ -1,0 +1,413 @@
+//! Debian packages through apt, and APT repositories with pinned keys.
+//!
+//! Reading is done on dpkg's own database (`/var/lib/dpkg/status` under the
+//! root), which is fast and needs no process. Changing runs `apt-get` and
+//! `dpkg` inside the root: directly when the root is `/`, through
+//! `chroot ROOT` otherwise. apt runs non-interactively, keeps existing
+//! configuration files, and waits for the dpkg lock (another apt run, the
+//! desktop's updater) instead of failing. When dpkg was interrupted (power
+//! cut, journal says so, or its database holds half-installed packages),
+//! `dpkg --configure -a` runs first. Held packages are never changed: they
+//! are reported.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use nird_proto::profile::{AptRepository, FileContent, FileResource, Ownership};
+
+use super::accounts::Accounts;
+use super::files;
+use super::plan::Check;
+use crate::paths::AgentPaths;
+
+/// How long apt waits for the dpkg lock held by someone else.
+const LOCK_TIMEOUT_SECS: u64 = 900;
+
+/// A package's state in dpkg's database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackageState {
+    /// Installed and configured.
+    Installed { held: bool },
+    /// Not installed (or only its configuration files remain).
+    NotInstalled { held: bool },
+    /// Half-installed, unpacked, half-configured...: dpkg was interrupted.
+    Broken { status: String },
+}
+
+/// dpkg's database of the managed system.
+#[derive(Debug, Clone, Default)]
+pub struct DpkgStatus {
+    /// Package name (any architecture) → state.
+    pub packages: HashMap<String, PackageState>,
+    /// True when dpkg has pending journal updates (`/var/lib/dpkg/updates`).
+    pub pending_updates: bool,
+}
+
+impl DpkgStatus {
+    /// Reads `/var/lib/dpkg/status`; a root without dpkg has no packages.
+    pub fn read(paths: &AgentPaths) -> Result<Self, String> {
+        let path = paths.system("/var/lib/dpkg/status");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(format!("{} illisible : {e}", path.display())),
+        };
+        let mut status = DpkgStatus::parse(&text);
+        status.pending_updates = std::fs::read_dir(paths.system("/var/lib/dpkg/updates"))
+            .is_ok_and(|mut d| d.next().is_some());
+        Ok(status)
+    }
+
+    /// Parses the status file's stanzas (only `Package` and `Status`).
+    pub fn parse(text: &str) -> Self {
+        let mut packages = HashMap::new();
+        for stanza in text.split("\n\n") {
+            let mut name = None;
+            let mut state = None;
+            for line in stanza.lines() {
+                if let Some(v) = line.strip_prefix("Package: ") {
+                    name = Some(v.trim());
+                } else if let Some(v) = line.strip_prefix("Status: ") {
+                    state = Some(v.trim());
+                }
+            }
+            let (Some(name), Some(state)) = (name, state) else {
+                continue;
+            };
+            let mut words = state.split_whitespace();
+            let want = words.next().unwrap_or("");
+            let _flag = words.next();
+            let current = words.next().unwrap_or("");
+            let held = want == "hold";
+            let parsed = match current {
+                "installed" => PackageState::Installed { held },
+                "not-installed" | "config-files" => PackageState::NotInstalled { held },
+                other => PackageState::Broken {
+                    status: other.to_owned(),
+                },
+            };
+            // Multi-arch: one installed architecture is enough.
+            let keep = match packages.get(name) {
+                Some(PackageState::Installed { .. }) => false,
+                Some(PackageState::Broken { .. }) => {
+                    matches!(parsed, PackageState::Installed { .. })
+                }
+                _ => true,
+            };
+            if keep {
+                packages.insert(name.to_owned(), parsed);
+            }
+        }
+        DpkgStatus {
+            packages,
+            pending_updates: false,
+        }
+    }
+
+    fn state(&self, name: &str) -> PackageState {
+        self.packages
+            .get(name)
+            .cloned()
+            .unwrap_or(PackageState::NotInstalled { held: false })
+    }
+
+    /// True when dpkg was interrupted and must be finished first.
+    pub fn needs_configure(&self) -> bool {
+        self.pending_updates
+            || self
+                .packages
+                .values()
+                .any(|s| matches!(s, PackageState::Broken { .. }))
+    }
+
+    /// Compares a package that must be installed.
+    pub fn check_install(&self, name: &str) -> Check {
+        match self.state(name) {
+            PackageState::Installed { held: false } => Check::Unchanged(None),
+            PackageState::Installed { held: true } => {
+                Check::Unchanged(Some("paquet retenu (apt-mark hold)".to_owned()))
+            }
+            PackageState::NotInstalled { held: true } => {
+                Check::Blocked("paquet retenu (apt-mark hold) : installation refusée".to_owned())
+            }
+            PackageState::NotInstalled { held: false } => Check::Change("installer".to_owned()),
+            PackageState::Broken { status } => {
+                Check::Change(format!("réparer (état dpkg : {status})"))
+            }
+        }
+    }
+
+    /// Compares a package that must not be installed.
+    pub fn check_remove(&self, name: &str) -> Check {
+        match self.state(name) {
+            PackageState::NotInstalled { .. } => Check::Unchanged(None),
+            PackageState::Installed { held: true } => {
+                Check::Blocked("paquet retenu (apt-mark hold) : désinstallation refusée".to_owned())
+            }
+            PackageState::Installed { held: false } | PackageState::Broken { .. } => {
+                Check::Change("désinstaller".to_owned())
+            }
+        }
+    }
+}
+
+/// The two files of a repository, key first: its key (the pinned blob's
+/// bytes, armored or binary) and its deb822 source.
+fn repository_files(repo: &AptRepository, key: &[u8]) -> [(FileResource, Vec<u8>); 2] {
+    let root_0644 = Ownership {
+        mode: 0o644,
+        owner: "root".to_owned(),
+        group: "root".to_owned(),
+    };
+    // apt reads armored keys only from `.asc` files, binary ones from `.gpg`.
+    let extension = if key.starts_with(b"-----BEGIN PGP") {
+        "asc"
+    } else {
+        "gpg"
+    };
+    let key_path = format!("/etc/apt/keyrings/{}.{extension}", repo.name);
+    let sources = format!(
+        "# Géré par nird-agent : toute modification locale sera remplacée.\n\
+         Types: deb\nURIs: {}\nSuites: {}\nComponents: {}\nSigned-By: {key_path}\n",
+        repo.uris.join(" "),
+        repo.suites.join(" "),
+        repo.components.join(" "),
+    );
+    // The content is passed separately to the file functions.
+    let file = |path: String| FileResource {
+        path,
+        content: FileContent::Inline(String::new()),
+        ownership: root_0644.clone(),
+    };
+    [
+        (file(key_path), key.to_vec()),
+        (
+            file(format!("/etc/apt/sources.list.d/{}.sources", repo.name)),
+            sources.into_bytes(),
+        ),
+    ]
+}
+
+/// Compares a repository's source and key files with the machine.
+pub fn check_repository(
+    paths: &AgentPaths,
+    repo: &AptRepository,
+    key: &[u8],
+    accounts: &Accounts,
+) -> Check {
+    let never = |_: &Ownership| false;
+    let mut differences = Vec::new();
+    for (f, bytes) in repository_files(repo, key) {
+        match files::check_file(paths, &f, &bytes, accounts, &never) {
+            Check::Unchanged(_) => {}
+            Check::Change(what) => differences.push(format!("{} : {what}", f.path)),
+            blocked @ Check::Blocked(_) => return blocked,
+        }
+    }
+    Check::from_differences(differences)
+}
+
+/// Writes a repository's key and source (key first, so apt never sees a
+/// source without its key).
+pub fn apply_repository(
+    paths: &AgentPaths,
+    repo: &AptRepository,
+    key: &[u8],
+    accounts: &Accounts,
+) -> Result<(), String> {
+    for (f, bytes) in repository_files(repo, key) {
+        files::apply_file(paths, &f, &bytes, accounts)?;
+    }
+    Ok(())
+}
+
+/// Runs a command inside the root (through `chroot` unless it is `/`).
+fn run_in_root(paths: &AgentPaths, argv: &[&str]) -> Result<Output, String> {
+    let in_root = paths.root.as_os_str() != "/";
+    let mut cmd = if in_root {
+        let mut c = Command::new("chroot");
+        c.arg(&paths.root).args(argv);
+        c
+    } else {
+        let mut c = Command::new(argv[0]);
+        c.args(&argv[1..]);
+        c
+    };
+    cmd.env("DEBIAN_FRONTEND", "noninteractive")
+        .env("APT_LISTCHANGES_FRONTEND", "none")
+        .env("NEEDRESTART_MODE", "a")
+        .env("LC_ALL", "C.UTF-8")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        );
+    tracing::debug!(?argv, root = %paths.root.display(), "running");
+    cmd.output()
+        .map_err(|e| format!("lancement de {} impossible : {e}", argv[0]))
+}
+
+/// The last lines of a failed command's output, for reports.
+fn tail(output: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(4)..].join(" | ")
+}
+
+fn apt_get(paths: &AgentPaths, args: &[&str]) -> Result<Output, String> {
+    let timeout = format!("DPkg::Lock::Timeout={LOCK_TIMEOUT_SECS}");
+    let mut argv = vec![
+        "apt-get",
+        "-y",
+        "-q",
+        "-o",
+        &timeout,
+        "-o",
+        "Dpkg::Options::=--force-confdef",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+    ];
+    argv.extend_from_slice(args);
+    run_in_root(paths, &argv)
+}
+
+/// Finishes an interrupted dpkg run, retrying while another process holds
+/// the dpkg lock (dpkg itself does not wait).
+pub fn configure_pending(paths: &AgentPaths) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(LOCK_TIMEOUT_SECS);
+    loop {
+        let out = run_in_root(
+            paths,
+            &[
+                "dpkg",
+                "--force-confdef",
+                "--force-confold",
+                "--configure",
+                "-a",
+            ],
+        )?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let message = tail(&out);
+        if !message.contains("lock") || Instant::now() >= deadline {
+            return Err(format!("dpkg --configure -a a échoué : {message}"));
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
+/// True when the root has no downloaded package lists yet.
+fn lists_missing(paths: &AgentPaths) -> bool {
+    let dir: PathBuf = paths.system("/var/lib/apt/lists");
+    !std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
+    })
+}
+
+/// Installs and removes packages; returns, per package, `Ok(())` when it
+/// reached its desired state or the reason it did not.
+pub fn apply_packages(
+    paths: &AgentPaths,
+    install: &[String],
+    remove: &[String],
+    refresh_lists: bool,
+    interrupted: bool,
+) -> HashMap<String, Result<(), String>> {
+    let mut failure: Option<String> = None;
+    let before = DpkgStatus::read(paths);
+    if (interrupted || before.as_ref().is_ok_and(|s| s.needs_configure()))
+        && let Err(e) = configure_pending(paths)
+    {
+        failure = Some(e);
+    }
+    let mut apt_errors = Vec::new();
+    if failure.is_none() && !install.is_empty() && (refresh_lists || lists_missing(paths)) {
+        match apt_get(paths, &["update"]) {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => apt_errors.push(format!("apt-get update : {}", tail(&out))),
+            Err(e) => apt_errors.push(e),
+        }
+    }
+    let mut run = |verb: &str, names: &[String]| {
+        if names.is_empty() || failure.is_some() {
+            return;
+        }
+        let mut args = vec![verb];
+        args.extend(names.iter().map(String::as_str));
+        match apt_get(paths, &args) {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => apt_errors.push(format!("apt-get {verb} : {}", tail(&out))),
+            Err(e) => apt_errors.push(e),
+        }
+    };
+    run("remove", remove);
+    run("install", install);
+    let after = DpkgStatus::read(paths);
+    let why = |default: &str| {
+        failure
+            .clone()
+            .or_else(|| (!apt_errors.is_empty()).then(|| apt_errors.join(" ; ")))
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let mut results = HashMap::new();
+    for name in install {
+        let ok = after
+            .as_ref()
+            .is_ok_and(|s| matches!(s.state(name), PackageState::Installed { .. }));
+        results.insert(
+            name.clone(),
+            if ok {
+                Ok(())
+            } else {
+                Err(why("paquet non installé"))
+            },
+        );
+    }
+    for name in remove {
+        let ok = after
+            .as_ref()
+            .is_ok_and(|s| matches!(s.state(name), PackageState::NotInstalled { .. }));
+        results.insert(
+            name.clone(),
+            if ok {
+                Ok(())
+            } else {
+                Err(why("paquet toujours installé"))
+            },
+        );
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_file_states() {
+        let text = "Package: hello\nStatus: install ok installed\nVersion: 1\n\n\
+                    Package: vim\nStatus: hold ok installed\n\n\
+                    Package: old\nStatus: deinstall ok config-files\n\n\
+                    Package: half\nStatus: install reinstreq half-configured\n\n\
+                    Package: libc6\nStatus: install ok half-configured\nArchitecture: i386\n\n\
+                    Package: libc6\nStatus: install ok installed\nArchitecture: amd64\n";
+        let s = DpkgStatus::parse(text);
+        assert_eq!(s.check_install("hello"), Check::Unchanged(None));
+        assert!(matches!(s.check_install("vim"), Check::Unchanged(Some(_))));
+        assert!(matches!(s.check_remove("vim"), Check::Blocked(_)));
+        assert_eq!(s.check_remove("old"), Check::Unchanged(None));
+        assert!(matches!(s.check_install("old"), Check::Change(_)));
+        assert!(matches!(s.check_install("half"), Check::Change(_)));
+        assert_eq!(s.check_install("libc6"), Check::Unchanged(None));
+        assert!(s.needs_configure());
+        assert!(!DpkgStatus::parse("Package: a\nStatus: install ok installed\n").needs_configure());
+    }
+}

@@ -1,0 +1,899 @@
+//! The apply engine: from assigned releases to a machine in their desired
+//! state, with a report per release.
+//!
+//! ```text
+//! fetch (ReleaseSource) → verify every release and blob → resolve includes
+//!   → union of desired states → plan (diff with the machine)
+//!   → lesson guard (logind + maintenance windows) → apply → reports
+//! ```
+//!
+//! Invariants:
+//! - Nothing is changed before *every* assigned release and every blob it
+//!   pins has been fetched and verified. A refused release contributes
+//!   nothing; its report carries the exact reason.
+//! - The anti-rollback floor (highest version whose apply started, per
+//!   profile) is persisted before the first change.
+//! - Every change is idempotent; an apply journal marks an apply in progress
+//!   so that, after a power cut, the next run finishes dpkg's work and
+//!   converges.
+//! - Planning only reads; `dry_run` never writes anything.
+
+pub mod accounts;
+pub mod apt;
+pub mod cli;
+pub mod files;
+pub mod guard;
+pub mod journal;
+pub mod plan;
+pub mod source;
+pub mod state;
+pub mod systemd;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+
+use nird_proto::api::{
+    ApplyOutcome, ApplyReport, ProfileRef, RefusalReason, ResourceResult, ResourceStatus,
+};
+use nird_proto::profile::{self, Audience, Profile, ResolveError};
+use nird_proto::signature::{ReleaseError, TrustedKeys, check_blob, verify_release};
+
+pub use guard::{MaintenanceWindows, WindowError};
+pub use plan::{Plan, PlannedResource, Verdict};
+pub use source::{DirectorySource, ReleaseSource, SourceError};
+pub use systemd::Bus;
+
+use crate::paths::AgentPaths;
+use journal::{Journal, JournalFile};
+use plan::Action;
+use state::{AppliedState, StateError};
+
+/// Everything an apply depends on besides the releases.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// The managed root and the agent's files under it.
+    pub paths: AgentPaths,
+    /// The clock for expiry checks (UTC or any offset).
+    pub now: time::OffsetDateTime,
+    /// The machine's local UTC offset: maintenance windows are local times.
+    pub local_offset: time::UtcOffset,
+    /// Plan and report what would change, change nothing.
+    pub dry_run: bool,
+    /// `--now`: apply disruptive changes even during a session.
+    pub ignore_lesson_guard: bool,
+    /// When disruptive changes may be made during a session.
+    pub maintenance: MaintenanceWindows,
+    /// Where systemd and logind are.
+    pub bus: Bus,
+}
+
+impl ApplyOptions {
+    /// Defaults: UTC, no dry run, lesson guard on, default windows, the
+    /// system bus when the root is `/` and no bus otherwise.
+    pub fn new(paths: AgentPaths, now: time::OffsetDateTime) -> Self {
+        let bus = if paths.root.as_os_str() == "/" {
+            Bus::System
+        } else {
+            Bus::None
+        };
+        ApplyOptions {
+            paths,
+            now,
+            local_offset: time::UtcOffset::UTC,
+            dry_run: false,
+            ignore_lesson_guard: false,
+            maintenance: MaintenanceWindows::default(),
+            bus,
+        }
+    }
+}
+
+/// Progress of an apply, for a progress bar or logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgressEvent {
+    /// An interrupted apply was found: it is being finished.
+    Recovering,
+    /// Verification and planning are done; `changes` resources will change.
+    Planned { changes: usize },
+    /// Resource `index` (from 1) of `total` is being changed.
+    Applying {
+        index: usize,
+        total: usize,
+        id: String,
+    },
+    /// A resource is done.
+    Done { id: String, status: ResourceStatus },
+}
+
+/// What verification said about one assigned release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseVerdict {
+    /// Verified, resolved: part of the desired state.
+    Ready {
+        profile: ProfileRef,
+        /// Label of the trusted key that signed it.
+        signed_by: String,
+        /// Same version as the last applied one.
+        unchanged: bool,
+    },
+    /// Refused: contributes nothing.
+    Refused {
+        profile: ProfileRef,
+        reason: RefusalReason,
+        message: String,
+    },
+    /// Could not be fetched (network, missing file): retried next time.
+    Unavailable {
+        profile: ProfileRef,
+        message: String,
+    },
+}
+
+impl ReleaseVerdict {
+    /// The release this verdict is about.
+    pub fn profile(&self) -> &ProfileRef {
+        match self {
+            ReleaseVerdict::Ready { profile, .. }
+            | ReleaseVerdict::Refused { profile, .. }
+            | ReleaseVerdict::Unavailable { profile, .. } => profile,
+        }
+    }
+}
+
+/// Result of planning: the verdict on each assigned release and the plan of
+/// the union of the ready ones.
+#[derive(Debug, Clone)]
+pub struct PlanOutcome {
+    /// One per assigned release, in the assigned order.
+    pub releases: Vec<ReleaseVerdict>,
+    /// The diff between the desired state and the machine.
+    pub plan: Plan,
+}
+
+/// An error that stops planning altogether.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// What `prepare` builds for planning and applying.
+struct Prepared {
+    outcome: PlanOutcome,
+    /// Ready release name → the profiles composed into it.
+    layers: HashMap<String, BTreeSet<String>>,
+    /// Verified blob bytes by sha256.
+    blobs: HashMap<String, Vec<u8>>,
+    /// systemd, when units are managed.
+    systemd: Option<Result<systemd::Systemd, String>>,
+    /// The applied state read at the start.
+    applied: AppliedState,
+}
+
+/// Reads every `*.pub` of the trusted keys directory; unreadable keys are
+/// logged and skipped.
+pub fn load_trusted_keys(paths: &AgentPaths) -> TrustedKeys {
+    let mut keys = TrustedKeys::new();
+    let dir = paths.trusted_keys_dir();
+    let Ok(entries) = fs::read_dir(&dir) else {
+        tracing::warn!(dir = %dir.display(), "no trusted keys directory");
+        return keys;
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pub"))
+        .collect();
+    files.sort();
+    for path in files {
+        let label = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                if let Err(e) = keys.add(&label, &text) {
+                    tracing::warn!(key = %label, "unusable trusted key: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(key = %label, "unreadable trusted key: {e}"),
+        }
+    }
+    keys
+}
+
+fn refusal_reason(e: &ReleaseError) -> RefusalReason {
+    match e {
+        ReleaseError::MalformedSignature => RefusalReason::MalformedSignature,
+        ReleaseError::UnknownKey => RefusalReason::UnknownKey,
+        ReleaseError::BadSignature => RefusalReason::BadSignature,
+        ReleaseError::Parse(_) => RefusalReason::ParseError,
+        ReleaseError::WrongName { .. } => RefusalReason::WrongName,
+        ReleaseError::Rollback { .. } => RefusalReason::Rollback,
+        ReleaseError::Expired { .. } => RefusalReason::Expired,
+    }
+}
+
+/// Fetches and verifies one release and its blobs.
+fn fetch_and_verify(
+    opts: &ApplyOptions,
+    keys: &TrustedKeys,
+    applied: &AppliedState,
+    wanted: &ProfileRef,
+    source: &dyn ReleaseSource,
+    blobs: &mut HashMap<String, Vec<u8>>,
+) -> Result<(Profile, String, bool), ReleaseVerdict> {
+    let unavailable = |profile: ProfileRef, e: SourceError| ReleaseVerdict::Unavailable {
+        profile,
+        message: e.to_string(),
+    };
+    let (bytes, sig) = source
+        .profile(&wanted.name, wanted.version)
+        .map_err(|e| unavailable(wanted.clone(), e))?;
+    let floor = applied.floor(&wanted.name);
+    let release =
+        verify_release(keys, &wanted.name, &bytes, &sig, floor, opts.now).map_err(|e| {
+            let mut message = e.to_string();
+            if keys.is_empty() {
+                message = format!(
+                    "{message} (aucune clé de confiance dans {})",
+                    opts.paths.trusted_keys_dir().display()
+                );
+            }
+            ReleaseVerdict::Refused {
+                profile: wanted.clone(),
+                reason: refusal_reason(&e),
+                message,
+            }
+        })?;
+    let profile = release.profile;
+    let this = ProfileRef {
+        name: profile.name.clone(),
+        version: profile.version,
+    };
+    for blob in profile.blobs() {
+        if blobs.contains_key(&blob.sha256) {
+            continue;
+        }
+        let bytes = match source.blob(&blob.sha256) {
+            Ok(b) => b,
+            Err(e @ SourceError::Invalid { .. }) => {
+                return Err(ReleaseVerdict::Refused {
+                    profile: this,
+                    reason: RefusalReason::BlobMismatch,
+                    message: e.to_string(),
+                });
+            }
+            Err(e) => return Err(unavailable(this, e)),
+        };
+        check_blob(blob, &bytes).map_err(|e| ReleaseVerdict::Refused {
+            profile: this.clone(),
+            reason: RefusalReason::BlobMismatch,
+            message: format!("fichier {} : {e}", blob.sha256),
+        })?;
+        blobs.insert(blob.sha256.clone(), bytes);
+    }
+    Ok((profile, release.signed_by.key_label, release.unchanged))
+}
+
+/// A profile that includes every ready release: resolving it yields the
+/// union of their desired states, with conflicts detected by `proto`.
+fn machine_root(includes: Vec<String>) -> Profile {
+    Profile {
+        name: "(machine)".to_owned(),
+        version: 0,
+        expires: time::Date::MAX,
+        description: String::new(),
+        audience: vec![Audience::All],
+        includes,
+        packages_install: Vec::new(),
+        packages_remove: Vec::new(),
+        repositories: Vec::new(),
+        files: Vec::new(),
+        directories: Vec::new(),
+        units: Vec::new(),
+        groups: Vec::new(),
+        users: Vec::new(),
+    }
+}
+
+fn prepare(
+    opts: &ApplyOptions,
+    assigned: &[ProfileRef],
+    source: &dyn ReleaseSource,
+) -> Result<Prepared, ApplyError> {
+    let applied = AppliedState::load(&opts.paths.applied_file())?;
+    let keys = load_trusted_keys(&opts.paths);
+    let mut blobs = HashMap::new();
+    let mut verdicts: Vec<ReleaseVerdict> = Vec::new();
+    let mut ready: Vec<(Profile, String, bool)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for wanted in assigned {
+        if !seen.insert(wanted.name.clone()) {
+            continue;
+        }
+        match fetch_and_verify(opts, &keys, &applied, wanted, source, &mut blobs) {
+            Ok(r) => ready.push(r),
+            Err(v) => verdicts.push(v),
+        }
+    }
+
+    // Resolve each release over the verified set, until no more refusals
+    // (refusing one may break another that includes it).
+    let mut layers: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let refuse = |p: &Profile, message: String| ReleaseVerdict::Refused {
+        profile: ProfileRef {
+            name: p.name.clone(),
+            version: p.version,
+        },
+        reason: RefusalReason::ParseError,
+        message,
+    };
+    loop {
+        let by_name: HashMap<&str, &Profile> =
+            ready.iter().map(|(p, ..)| (p.name.as_str(), p)).collect();
+        let mut failed = None;
+        for (i, (p, ..)) in ready.iter().enumerate() {
+            match profile::resolve(p, |n| by_name.get(n).copied()) {
+                Ok(state) => {
+                    layers.insert(
+                        p.name.clone(),
+                        state.layers.iter().map(|l| l.name.clone()).collect(),
+                    );
+                }
+                Err(e) => {
+                    failed = Some((i, format!("inclusions : {e}")));
+                    break;
+                }
+            }
+        }
+        if failed.is_none() {
+            // The union over all ready releases.
+            let root = machine_root(ready.iter().map(|(p, ..)| p.name.clone()).collect());
+            match profile::resolve(&root, |n| by_name.get(n).copied()) {
+                Ok(mut state) => {
+                    state.layers.retain(|l| l.name != root.name);
+                    drop(by_name);
+                    let systemd =
+                        (!state.units.is_empty()).then(|| systemd::Systemd::connect(&opts.bus));
+                    let machine = plan::Machine {
+                        paths: &opts.paths,
+                        blobs: &blobs,
+                        systemd: systemd.as_ref(),
+                    };
+                    let plan = plan::compute(&state, &machine);
+                    for (p, signed_by, unchanged) in &ready {
+                        verdicts.push(ReleaseVerdict::Ready {
+                            profile: ProfileRef {
+                                name: p.name.clone(),
+                                version: p.version,
+                            },
+                            signed_by: signed_by.clone(),
+                            unchanged: *unchanged,
+                        });
+                    }
+                    // Keep the assigned order in the verdicts.
+                    verdicts.sort_by_key(|v| {
+                        assigned
+                            .iter()
+                            .position(|a| a.name == v.profile().name)
+                            .unwrap_or(usize::MAX)
+                    });
+                    layers.retain(|name, _| ready.iter().any(|(p, ..)| &p.name == name));
+                    let prepared = Prepared {
+                        outcome: PlanOutcome {
+                            releases: verdicts,
+                            plan,
+                        },
+                        layers,
+                        blobs,
+                        systemd,
+                        applied,
+                    };
+                    return Ok(prepared);
+                }
+                Err(ResolveError::Conflict {
+                    resource,
+                    first,
+                    second,
+                }) => {
+                    // Two releases disagree: refuse the later one(s).
+                    let i = ready
+                        .iter()
+                        .position(|(p, ..)| {
+                            layers.get(&p.name).is_some_and(|l| l.contains(&second))
+                        })
+                        .unwrap_or(ready.len() - 1);
+                    failed = Some((
+                        i,
+                        format!("conflit avec le profil « {first} » sur {resource}"),
+                    ));
+                }
+                Err(e) => failed = Some((ready.len() - 1, e.to_string())),
+            }
+        }
+        if let Some((i, message)) = failed {
+            let (p, ..) = ready.remove(i);
+            verdicts.push(refuse(&p, message));
+            layers.clear();
+        }
+    }
+}
+
+/// Verifies every assigned release and computes the plan; changes nothing.
+pub fn plan_assigned(
+    opts: &ApplyOptions,
+    assigned: &[ProfileRef],
+    source: &dyn ReleaseSource,
+) -> Result<PlanOutcome, ApplyError> {
+    Ok(prepare(opts, assigned, source)?.outcome)
+}
+
+/// Result of applying the plan: per resource id, its status and message.
+type Results = HashMap<String, (ResourceStatus, Option<String>)>;
+
+/// Verifies every assigned release, resolves, plans, applies (or defers)
+/// and persists the applied versions. Returns one report per assigned
+/// release, in the assigned order, with `seq = 0` (the spool numbers them).
+///
+/// With `dry_run`, nothing is written and the reports say what would be done
+/// (`changed` = would change); they are for display, not for the spool.
+pub fn apply_assigned(
+    opts: &ApplyOptions,
+    assigned: &[ProfileRef],
+    source: &dyn ReleaseSource,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Vec<ApplyReport> {
+    let started_at = time::OffsetDateTime::now_utc();
+    let fail_all = |message: String| {
+        assigned
+            .iter()
+            .map(|r| {
+                report(
+                    r,
+                    ApplyOutcome::Failed,
+                    None,
+                    Some(message.clone()),
+                    Vec::new(),
+                    started_at,
+                )
+            })
+            .collect()
+    };
+    let interrupted = if opts.dry_run {
+        None
+    } else {
+        JournalFile::interrupted(&opts.paths.journal_file())
+    };
+    if let Some(journal) = &interrupted {
+        tracing::warn!(started_at = %journal.started_at, current = ?journal.current, "resuming an interrupted apply");
+        progress(ProgressEvent::Recovering);
+        if journal.dpkg_running
+            && let Err(e) = apt::configure_pending(&opts.paths)
+        {
+            tracing::warn!("dpkg --configure -a failed: {e}");
+        }
+    }
+    let mut prepared = match prepare(opts, assigned, source) {
+        Ok(p) => p,
+        Err(e) => return fail_all(e.to_string()),
+    };
+    // One apply at a time per root (daemon and command line). Taken only
+    // when something may be written, so that refusing every release leaves
+    // the root untouched; the floors are re-read under the lock and
+    // everything is verified again if another apply moved them meanwhile.
+    let ready = prepared
+        .outcome
+        .releases
+        .iter()
+        .any(|v| matches!(v, ReleaseVerdict::Ready { .. }));
+    let lock = if opts.dry_run || !ready {
+        None
+    } else {
+        match lock_apply(&opts.paths) {
+            Ok(lock) => Some(lock),
+            Err(e) => return fail_all(e),
+        }
+    };
+    if lock.is_some()
+        && AppliedState::load(&opts.paths.applied_file()).ok().as_ref() != Some(&prepared.applied)
+    {
+        prepared = match prepare(opts, assigned, source) {
+            Ok(p) => p,
+            Err(e) => return fail_all(e.to_string()),
+        };
+    }
+    let plan = &prepared.outcome.plan;
+    if interrupted.is_some() {
+        // Temporary files a power cut may have left next to managed files.
+        for r in &plan.resources {
+            if let Action::File(f) = &r.action {
+                files::remove_leftover(&opts.paths, &f.path);
+            }
+        }
+    }
+    let changes = plan.changes().count();
+    progress(ProgressEvent::Planned { changes });
+
+    // Lesson guard.
+    let deferral = if changes > 0 && plan.is_disruptive() && !opts.ignore_lesson_guard {
+        lesson_in_progress(opts)
+    } else {
+        None
+    };
+
+    let results: Results = if let Some(message) = &deferral {
+        tracing::info!("disruptive plan deferred: {message}");
+        HashMap::new()
+    } else if opts.dry_run {
+        plan.resources
+            .iter()
+            .map(|r| (r.id.clone(), simulated(&r.verdict)))
+            .collect()
+    } else {
+        match execute(opts, &prepared, interrupted.is_some(), progress) {
+            Ok(results) => results,
+            Err(e) => return fail_all(e),
+        }
+    };
+
+    let mut applied = prepared.applied.clone();
+    let mut reports = Vec::new();
+    for verdict in &prepared.outcome.releases {
+        let r = match verdict {
+            ReleaseVerdict::Refused {
+                profile,
+                reason,
+                message,
+            } => report(
+                profile,
+                ApplyOutcome::Refused,
+                Some(*reason),
+                Some(message.clone()),
+                Vec::new(),
+                started_at,
+            ),
+            ReleaseVerdict::Unavailable { profile, message } => report(
+                profile,
+                ApplyOutcome::Failed,
+                None,
+                Some(format!("profil indisponible : {message}")),
+                Vec::new(),
+                started_at,
+            ),
+            ReleaseVerdict::Ready { profile, .. } => {
+                let layers = &prepared.layers[&profile.name];
+                let mine: Vec<&PlannedResource> = plan
+                    .resources
+                    .iter()
+                    .filter(|r| layers.contains(&r.origin))
+                    .collect();
+                let has_changes = mine
+                    .iter()
+                    .any(|r| matches!(r.verdict, Verdict::Change { .. }));
+                if let (Some(message), true) = (&deferral, has_changes) {
+                    report(
+                        profile,
+                        ApplyOutcome::Deferred,
+                        None,
+                        Some(message.clone()),
+                        Vec::new(),
+                        started_at,
+                    )
+                } else {
+                    let resources: Vec<ResourceResult> = mine
+                        .iter()
+                        .map(|r| {
+                            let (status, message) = results
+                                .get(&r.id)
+                                .cloned()
+                                .unwrap_or_else(|| simulated(&r.verdict));
+                            ResourceResult {
+                                id: r.id.clone(),
+                                status,
+                                message,
+                            }
+                        })
+                        .collect();
+                    let failed = resources.iter().any(|r| r.status == ResourceStatus::Failed);
+                    let outcome = if failed {
+                        ApplyOutcome::Failed
+                    } else {
+                        ApplyOutcome::Applied
+                    };
+                    applied.record(
+                        &profile.name,
+                        profile.version,
+                        outcome,
+                        time::OffsetDateTime::now_utc(),
+                    );
+                    let message = opts
+                        .dry_run
+                        .then(|| "simulation : rien n'a été modifié".to_owned());
+                    report(profile, outcome, None, message, resources, started_at)
+                }
+            }
+        };
+        reports.push(r);
+    }
+    if !opts.dry_run
+        && applied != prepared.applied
+        && let Err(e) = applied.save(&opts.paths.applied_file())
+    {
+        tracing::error!("{e}");
+    }
+    // Converged (or nothing was left to do): the interrupted apply is over.
+    // A deferred plan keeps the journal for the next run.
+    if !opts.dry_run && interrupted.is_some() && deferral.is_none() {
+        let _ = fs::remove_file(opts.paths.journal_file());
+    }
+    reports
+}
+
+/// What a verdict means without applying (dry run, or nothing to do).
+fn simulated(verdict: &Verdict) -> (ResourceStatus, Option<String>) {
+    match verdict {
+        Verdict::Unchanged { note } => (ResourceStatus::Unchanged, note.clone()),
+        Verdict::Change { summary, .. } => (ResourceStatus::Changed, Some(summary.clone())),
+        Verdict::Blocked { reason } => (ResourceStatus::Failed, Some(reason.clone())),
+    }
+}
+
+fn report(
+    profile: &ProfileRef,
+    outcome: ApplyOutcome,
+    reason: Option<RefusalReason>,
+    message: Option<String>,
+    resources: Vec<ResourceResult>,
+    started_at: time::OffsetDateTime,
+) -> ApplyReport {
+    ApplyReport {
+        seq: 0,
+        profile: profile.name.clone(),
+        version: profile.version,
+        outcome,
+        reason,
+        message,
+        resources,
+        started_at,
+        finished_at: time::OffsetDateTime::now_utc(),
+    }
+}
+
+/// One apply at a time per root (daemon and command line).
+fn lock_apply(paths: &AgentPaths) -> Result<fs::File, String> {
+    let dir = paths.state_dir();
+    fs::create_dir_all(&dir).map_err(|e| format!("{} : {e}", dir.display()))?;
+    let path = dir.join("apply.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{} : {e}", path.display()))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| format!("verrou {} : {e}", path.display()))?;
+    Ok(file)
+}
+
+/// `Some(message)` when a disruptive plan must wait: a graphical session is
+/// open and no maintenance window is.
+fn lesson_in_progress(opts: &ApplyOptions) -> Option<String> {
+    if opts.bus == Bus::None {
+        return None;
+    }
+    let sessions = match guard::graphical_sessions(&opts.bus) {
+        Ok(s) => s,
+        Err(e) => {
+            // Without logind we cannot know: a machine whose bus is broken
+            // must still converge, so this is logged, not blocking.
+            tracing::warn!("cannot list sessions, assuming none: {e}");
+            return None;
+        }
+    };
+    let local = opts.now.to_offset(opts.local_offset);
+    let local = time::PrimitiveDateTime::new(local.date(), local.time());
+    if sessions.is_empty() || opts.maintenance.contains(local) {
+        return None;
+    }
+    let who: Vec<&str> = sessions.iter().map(|s| s.user.as_str()).collect();
+    let next = opts
+        .maintenance
+        .next_opening(local)
+        .map(|t| {
+            format!(
+                " ({} {:02}:{:02})",
+                guard::jour(t.weekday()),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "session graphique ouverte ({}) : changements perturbants reportés à la prochaine fenêtre de maintenance{next}",
+        who.join(", ")
+    ))
+}
+
+/// Applies the plan's changes in order; returns the status of every
+/// resource.
+fn execute(
+    opts: &ApplyOptions,
+    prepared: &Prepared,
+    interrupted: bool,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Result<Results, String> {
+    let paths = &opts.paths;
+    let plan = &prepared.outcome.plan;
+    let mut results: Results = plan
+        .resources
+        .iter()
+        .map(|r| (r.id.clone(), simulated(&r.verdict)))
+        .collect();
+    let changes: Vec<&PlannedResource> = plan.changes().collect();
+    if changes.is_empty() {
+        return Ok(results);
+    }
+
+    // The floor rises before the first change.
+    let mut applied = prepared.applied.clone();
+    for v in &prepared.outcome.releases {
+        if let ReleaseVerdict::Ready { profile, .. } = v {
+            applied.record(
+                &profile.name,
+                profile.version,
+                ApplyOutcome::Failed,
+                opts.now,
+            );
+        }
+    }
+    applied
+        .save(&paths.applied_file())
+        .map_err(|e| e.to_string())?;
+    let releases = prepared
+        .outcome
+        .releases
+        .iter()
+        .filter(|v| matches!(v, ReleaseVerdict::Ready { .. }))
+        .map(|v| v.profile().clone())
+        .collect();
+    let mut journal = JournalFile::begin(
+        &paths.journal_file(),
+        Journal {
+            started_at: time::OffsetDateTime::now_utc(),
+            releases,
+            current: None,
+            dpkg_running: false,
+        },
+    )
+    .map_err(|e| format!("journal d'application : {e}"))?;
+
+    let total = changes.len();
+    let mut refresh_lists = false;
+    let mut packages_done = false;
+    let mut reload_needed = false;
+    let mut enablement_changed = false;
+    let systemd = prepared.systemd.as_ref();
+
+    // Units run in two passes (enablement, reload, then start/stop).
+    let mut unit_changes = Vec::new();
+    for (index, change) in changes.iter().enumerate() {
+        progress(ProgressEvent::Applying {
+            index: index + 1,
+            total,
+            id: change.id.clone(),
+        });
+        journal
+            .step(&change.id, false)
+            .map_err(|e| format!("journal d'application : {e}"))?;
+        let accounts = accounts::Accounts::load(paths);
+        let result = match &change.action {
+            Action::Group(g) => accounts::apply_group(paths, g),
+            Action::User(u) => accounts::apply_user(paths, u, opts.now),
+            Action::Repository(r) => {
+                let key = &prepared.blobs[&r.key.sha256];
+                accounts
+                    .and_then(|a| apt::apply_repository(paths, r, key, &a))
+                    .map(|_| {
+                        refresh_lists = true;
+                        true
+                    })
+            }
+            Action::Install(_) | Action::Remove(_) => {
+                if !packages_done {
+                    packages_done = true;
+                    let (install, remove) = package_changes(&changes);
+                    journal
+                        .step("packages", true)
+                        .map_err(|e| format!("journal d'application : {e}"))?;
+                    let outcome =
+                        apt::apply_packages(paths, &install, &remove, refresh_lists, interrupted);
+                    journal
+                        .step("packages", false)
+                        .map_err(|e| format!("journal d'application : {e}"))?;
+                    for (name, r) in outcome {
+                        set(
+                            &mut results,
+                            &format!("package:{name}"),
+                            r.map(|_| true),
+                            progress,
+                        );
+                    }
+                }
+                continue;
+            }
+            Action::Directory(d) => accounts
+                .and_then(|a| files::apply_directory(paths, d, &a))
+                .map(|_| true),
+            Action::File(f) => {
+                let content = plan::content_of(f, &prepared.blobs).unwrap_or_default();
+                if f.path.contains("/systemd/") {
+                    reload_needed = true;
+                }
+                accounts
+                    .and_then(|a| files::apply_file(paths, f, content, &a))
+                    .map(|_| true)
+            }
+            Action::Unit(u) => {
+                let r = match systemd {
+                    Some(Ok(s)) => s.apply_enablement(u),
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err("systemd injoignable".to_owned()),
+                };
+                enablement_changed |= r == Ok(true);
+                unit_changes.push((change.id.clone(), u, r));
+                continue;
+            }
+        };
+        set(&mut results, &change.id, result, progress);
+    }
+    if let Some(Ok(s)) = systemd
+        && (reload_needed || enablement_changed)
+        && let Err(e) = s.reload()
+    {
+        tracing::warn!("daemon-reload failed: {e}");
+    }
+    for (id, unit, enablement) in unit_changes {
+        let result = enablement.and_then(|_| match systemd {
+            Some(Ok(s)) => s.apply_run_state(unit),
+            _ => Ok(false),
+        });
+        set(&mut results, &id, result, progress);
+    }
+    journal
+        .finish()
+        .map_err(|e| format!("journal d'application : {e}"))?;
+    Ok(results)
+}
+
+/// Records the result of one change.
+fn set(
+    results: &mut Results,
+    id: &str,
+    result: Result<bool, String>,
+    progress: &mut dyn FnMut(ProgressEvent),
+) {
+    let value = match result {
+        Ok(_) => (ResourceStatus::Changed, None),
+        Err(e) => (ResourceStatus::Failed, Some(e)),
+    };
+    progress(ProgressEvent::Done {
+        id: id.to_owned(),
+        status: value.0,
+    });
+    results.insert(id.to_owned(), value);
+}
+
+/// The packages to install and remove among the changes.
+fn package_changes(changes: &[&PlannedResource]) -> (Vec<String>, Vec<String>) {
+    let mut install = Vec::new();
+    let mut remove = Vec::new();
+    for c in changes {
+        match &c.action {
+            Action::Install(n) => install.push(n.clone()),
+            Action::Remove(n) => remove.push(n.clone()),
+            _ => {}
+        }
+    }
+    (install, remove)
+}

@@ -1,0 +1,135 @@
+//! Where releases and their blobs come from.
+//!
+//! The daemon fetches them from the server over HTTPS; `nird-agent apply
+//! --from DIR` reads them from a directory (an offline school's USB stick, or
+//! the agent's own cache). Nothing a source returns is trusted: the engine
+//! verifies every byte against the trusted keys and the pinned digests.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use nird_proto::hash::is_sha256_hex;
+use nird_proto::profile::{MAX_BLOB_BYTES, MAX_PROFILE_BYTES, is_slug};
+
+/// Largest `.minisig` file accepted, in bytes (real ones are ~300 bytes).
+const MAX_SIGNATURE_BYTES: u64 = 4096;
+
+/// Why a source could not deliver something. Messages in French.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source does not have it (HTTP 404, missing file).
+    #[error("{what} introuvable")]
+    NotFound { what: String },
+    /// The source could not be reached or read (network, I/O).
+    #[error("{what} illisible : {detail}")]
+    Unavailable { what: String, detail: String },
+    /// The source answered with something unusable (too big, bad name).
+    #[error("{what} refusé : {detail}")]
+    Invalid { what: String, detail: String },
+}
+
+/// Where releases and blobs come from.
+///
+/// Implementations only move bytes; they never verify anything (the engine
+/// does). The server source and the directory source must behave alike:
+/// `NotFound` for an unknown name or digest, `Invalid` for answers larger
+/// than the limits in [`nird_proto::profile`].
+pub trait ReleaseSource {
+    /// The signed profile bytes of `name` at `version` and the text of its
+    /// detached minisign signature.
+    fn profile(&self, name: &str, version: u64) -> Result<(Vec<u8>, String), SourceError>;
+    /// The bytes of the blob with this lowercase hex sha256.
+    fn blob(&self, sha256: &str) -> Result<Vec<u8>, SourceError>;
+}
+
+/// A directory of releases: `NAME.toml`, `NAME.toml.minisig` and
+/// `blobs/<sha256>`. Only the latest release of each profile fits in it, so
+/// the requested version is not used to find the file; the engine reports
+/// the version the signed file carries.
+#[derive(Debug, Clone)]
+pub struct DirectorySource {
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+impl DirectorySource {
+    /// A source reading `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        DirectorySource { dir: dir.into() }
+    }
+
+    /// Names of the profiles the directory holds (`*.toml` with a slug
+    /// name), sorted.
+    pub fn profile_names(&self) -> Result<Vec<String>, SourceError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| SourceError::Unavailable {
+            what: format!("le dossier {}", self.dir.display()),
+            detail: e.to_string(),
+        })?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let file = e.file_name().into_string().ok()?;
+                let name = file.strip_suffix(".toml")?;
+                is_slug(name).then(|| name.to_owned())
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+impl ReleaseSource for DirectorySource {
+    fn profile(&self, name: &str, _version: u64) -> Result<(Vec<u8>, String), SourceError> {
+        if !is_slug(name) {
+            return Err(SourceError::Invalid {
+                what: format!("le profil « {name} »"),
+                detail: "nom de profil invalide".to_owned(),
+            });
+        }
+        let toml = self.dir.join(format!("{name}.toml"));
+        let sig = self.dir.join(format!("{name}.toml.minisig"));
+        let bytes = read_limited(&toml, MAX_PROFILE_BYTES as u64)?;
+        let sig_bytes = read_limited(&sig, MAX_SIGNATURE_BYTES)?;
+        let sig_text = String::from_utf8(sig_bytes).map_err(|_| SourceError::Invalid {
+            what: sig.display().to_string(),
+            detail: "pas du texte UTF-8".to_owned(),
+        })?;
+        Ok((bytes, sig_text))
+    }
+
+    fn blob(&self, sha256: &str) -> Result<Vec<u8>, SourceError> {
+        if !is_sha256_hex(sha256) {
+            return Err(SourceError::Invalid {
+                what: format!("le fichier {sha256}"),
+                detail: "empreinte sha256 invalide".to_owned(),
+            });
+        }
+        read_limited(&self.dir.join("blobs").join(sha256), MAX_BLOB_BYTES)
+    }
+}
+
+/// Reads at most `limit` bytes of `path`; a longer file is `Invalid`.
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, SourceError> {
+    let what = || path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SourceError::NotFound { what: what() },
+        _ => SourceError::Unavailable {
+            what: what(),
+            detail: e.to_string(),
+        },
+    })?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| SourceError::Unavailable {
+            what: what(),
+            detail: e.to_string(),
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(SourceError::Invalid {
+            what: what(),
+            detail: format!("plus de {limit} octets"),
+        });
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,537 @@
+//! The apply engine on temporary roots: files, directories, users and
+//! groups applied and converged; refused releases (tampered, rolled back,
+//! expired, blob mismatch, unknown key, wrong name, missing include) leave
+//! the root byte for byte unchanged; an interrupted apply converges.
+
+mod apply_support;
+
+use std::os::unix::fs::MetadataExt;
+
+use apply_support::*;
+use nird_agent::apply::journal::{Journal, JournalFile};
+use nird_agent::apply::{DirectorySource, Verdict, plan_assigned};
+use nird_proto::api::{ApplyOutcome, ProfileRef, RefusalReason, ResourceStatus};
+
+const WALLPAPER: &[u8] = b"\x89PNG not really, but binary \x00\x01\x02 bytes";
+
+fn classe_profile(version: u64, expires: &str, wallpaper_sha: &str) -> String {
+    format!(
+        r#"[profile]
+name = "classe"
+version = {version}
+expires = {expires}
+description = "Poste de classe"
+audience = "école"
+includes = ["socle"]
+
+[[group]]
+name = "eleves"
+
+[[user]]
+name = "eleve"
+full_name = "Élève"
+groups = ["eleves"]
+password = "empty"
+
+[[directory]]
+path = "/srv/classe"
+mode = "0750"
+owner = "eleve"
+group = "eleves"
+
+[[file]]
+path = "/usr/share/nird/fond.png"
+blob = {{ sha256 = "{wallpaper_sha}", size = {size} }}
+mode = "0640"
+group = "eleves"
+"#,
+        size = WALLPAPER.len()
+    )
+}
+
+fn socle_profile(version: u64) -> String {
+    format!(
+        r#"[profile]
+name = "socle"
+version = {version}
+expires = 2027-08-31
+description = "Socle commun"
+audience = "all"
+
+[[file]]
+path = "/etc/nird/motd"
+content = "Bienvenue sur un PC NIRD\n"
+"#
+    )
+}
+
+fn setup() -> (Signer, Releases, tempfile::TempDir) {
+    let signer = Signer::new();
+    let releases = Releases::new();
+    let sha = releases.blob(WALLPAPER);
+    releases.publish(&signer, "classe", &classe_profile(3, "2027-08-31", &sha));
+    releases.publish(&signer, "socle", &socle_profile(1));
+    let root = test_root(&signer);
+    (signer, releases, root)
+}
+
+#[test]
+fn files_directories_users_and_groups_apply_then_stay_unchanged() {
+    let (_signer, releases, root) = setup();
+    let r = root.path();
+    let opts = options(r);
+    let assigned = [
+        ProfileRef {
+            name: "classe".into(),
+            version: 3,
+        },
+        ProfileRef {
+            name: "socle".into(),
+            version: 1,
+        },
+    ];
+
+    let shadow_gid = std::fs::metadata(r.join("etc/shadow")).unwrap().gid();
+    // Plan: everything to create, nothing written.
+    let before = snapshot(r);
+    let outcome = plan_assigned(&opts, &assigned, &releases.source()).unwrap();
+    assert_eq!(snapshot(r), before, "plan must not write");
+    let changed: Vec<&str> = outcome.plan.changes().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        changed,
+        [
+            "group:eleves",
+            "user:eleve",
+            "directory:/srv/classe",
+            "file:/etc/nird/motd",
+            "file:/usr/share/nird/fond.png"
+        ]
+    );
+    assert!(!outcome.plan.is_disruptive());
+
+    let reports = apply(&opts, &releases, &["classe", "socle"]);
+    assert_eq!(reports.len(), 2);
+    for rep in &reports {
+        assert_eq!(rep.outcome, ApplyOutcome::Applied, "{rep:?}");
+        assert_eq!(rep.seq, 0);
+    }
+    // classe includes socle: its report covers socle's file too.
+    let classe = &reports[0];
+    assert_eq!(classe.version, 3);
+    assert_eq!(classe.resources.len(), 5);
+    assert!(
+        classe
+            .resources
+            .iter()
+            .all(|x| x.status == ResourceStatus::Changed)
+    );
+    assert_eq!(reports[1].resources.len(), 1);
+
+    // Accounts.
+    let group = account_line(r, "etc/group", "eleves").unwrap();
+    let gid: u32 = group.split(':').nth(2).unwrap().parse().unwrap();
+    assert!(gid >= 1000, "{group}");
+    assert!(group.ends_with(":eleve"), "member added: {group}");
+    let user = account_line(r, "etc/passwd", "eleve").unwrap();
+    let fields: Vec<&str> = user.split(':').collect();
+    let uid: u32 = fields[2].parse().unwrap();
+    let user_gid: u32 = fields[3].parse().unwrap();
+    assert_eq!(&fields[4..], ["Élève", "/home/eleve", "/bin/bash"]);
+    let private = account_line(r, "etc/group", "eleve").unwrap();
+    assert_eq!(private.split(':').nth(2).unwrap(), user_gid.to_string());
+    let shadow = account_line(r, "etc/shadow", "eleve").unwrap();
+    assert!(shadow.starts_with("eleve::"), "empty password: {shadow}");
+    assert!(
+        account_line(r, "etc/gshadow", "eleves")
+            .unwrap()
+            .ends_with(":eleve")
+    );
+    assert_eq!(
+        std::fs::metadata(r.join("etc/shadow")).unwrap().mode() & 0o7777,
+        0o640
+    );
+    // The rewritten shadow kept its owner (the helper gives it group shadow).
+    assert_eq!(
+        std::fs::metadata(r.join("etc/shadow")).unwrap().gid(),
+        shadow_gid
+    );
+    let home = std::fs::metadata(r.join("home/eleve")).unwrap();
+    assert_eq!(
+        (home.mode() & 0o7777, home.uid(), home.gid()),
+        (0o700, uid, user_gid)
+    );
+    assert_eq!(
+        std::fs::read(r.join("home/eleve/.bashrc")).unwrap(),
+        b"# skel\n"
+    );
+
+    // Files and directories with their metadata.
+    let dir = std::fs::metadata(r.join("srv/classe")).unwrap();
+    assert!(dir.is_dir());
+    assert_eq!(
+        (dir.mode() & 0o7777, dir.uid(), dir.gid()),
+        (0o750, uid, gid)
+    );
+    let fond = std::fs::metadata(r.join("usr/share/nird/fond.png")).unwrap();
+    assert_eq!(
+        (fond.mode() & 0o7777, fond.uid(), fond.gid()),
+        (0o640, 0, gid)
+    );
+    assert_eq!(
+        std::fs::read(r.join("usr/share/nird/fond.png")).unwrap(),
+        WALLPAPER
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/nird/motd")).unwrap(),
+        "Bienvenue sur un PC NIRD\n"
+    );
+
+    // Floors recorded.
+    let state = nird_agent::apply::state::AppliedState::load(&opts.paths.applied_file()).unwrap();
+    assert_eq!(state.floor("classe"), Some(3));
+    assert_eq!(state.floor("socle"), Some(1));
+    assert_eq!(state.applied().len(), 2);
+    assert!(!opts.paths.journal_file().exists());
+
+    // Second run: nothing to change; the root's managed content is identical.
+    let after_first = snapshot(r);
+    let reports = apply(&opts, &releases, &["classe", "socle"]);
+    assert!(reports.iter().all(|x| x.outcome == ApplyOutcome::Applied));
+    assert!(
+        reports
+            .iter()
+            .flat_map(|x| &x.resources)
+            .all(|x| x.status == ResourceStatus::Unchanged),
+        "{reports:?}"
+    );
+    let mut after_second = snapshot(r);
+    let mut after_first = after_first;
+    // Only the agent's own record of when it last ran differs.
+    let applied = std::path::PathBuf::from("var/lib/nird-agent/applied.json");
+    after_first.remove(&applied);
+    after_second.remove(&applied);
+    assert_eq!(after_second, after_first);
+
+    // Drift is corrected: a file edited by hand and a chmod.
+    std::fs::write(r.join("etc/nird/motd"), "modifié\n").unwrap();
+    std::fs::set_permissions(
+        r.join("srv/classe"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let outcome = plan_assigned(&opts, &assigned, &releases.source()).unwrap();
+    let summaries: Vec<String> = outcome
+        .plan
+        .changes()
+        .map(|c| match &c.verdict {
+            Verdict::Change { summary, .. } => format!("{}: {summary}", c.id),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "directory:/srv/classe: mode 0777 → 0750",
+            "file:/etc/nird/motd: contenu"
+        ]
+    );
+    apply(&opts, &releases, &["classe", "socle"]);
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/nird/motd")).unwrap(),
+        "Bienvenue sur un PC NIRD\n"
+    );
+    assert!(
+        plan_assigned(&opts, &assigned, &releases.source())
+            .unwrap()
+            .plan
+            .changes()
+            .next()
+            .is_none()
+    );
+}
+
+/// Applies a good release once (so the root looks like a managed machine,
+/// with the agent's state), then runs `bad` and checks the root did not
+/// change at all and the report says why.
+fn assert_refused_changes_nothing(
+    bad: impl FnOnce(&Signer, &Releases),
+    opts_for: impl FnOnce(&std::path::Path) -> nird_agent::apply::ApplyOptions,
+    reason: RefusalReason,
+    message_part: &str,
+) {
+    let (signer, releases, root) = setup();
+    let r = root.path();
+    let first = apply(&options(r), &releases, &["classe", "socle"]);
+    assert!(
+        first.iter().all(|x| x.outcome == ApplyOutcome::Applied),
+        "{first:?}"
+    );
+    // Drift that a successful apply would fix: proves nothing is applied.
+    std::fs::write(r.join("etc/nird/motd"), "modifié à la main\n").unwrap();
+    std::fs::remove_dir(r.join("srv/classe")).unwrap();
+
+    bad(&signer, &releases);
+    let before = snapshot(r);
+    let reports = apply(&opts_for(r), &releases, &["classe"]);
+    assert_eq!(snapshot(r), before, "a refused release changed the root");
+    assert_eq!(reports.len(), 1);
+    let rep = &reports[0];
+    assert_eq!(rep.outcome, ApplyOutcome::Refused, "{rep:?}");
+    assert_eq!(rep.reason, Some(reason));
+    let message = rep.message.as_deref().unwrap_or("");
+    assert!(message.contains(message_part), "{message}");
+    assert!(rep.resources.is_empty());
+}
+
+#[test]
+fn tampered_release_changes_nothing() {
+    assert_refused_changes_nothing(
+        |_, releases| {
+            let path = releases.dir.path().join("classe.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            // One byte: the directory mode.
+            std::fs::write(&path, text.replace("0750", "0777")).unwrap();
+        },
+        options,
+        RefusalReason::BadSignature,
+        "modifié après sa signature",
+    );
+}
+
+#[test]
+fn rolled_back_release_changes_nothing() {
+    assert_refused_changes_nothing(
+        |signer, releases| {
+            let sha = nird_proto::hash::sha256_hex(WALLPAPER);
+            releases.publish(signer, "classe", &classe_profile(2, "2027-08-31", &sha));
+        },
+        options,
+        RefusalReason::Rollback,
+        "version 2 proposée, version 3 déjà appliquée",
+    );
+}
+
+#[test]
+fn expired_release_changes_nothing() {
+    assert_refused_changes_nothing(
+        |_, _| {},
+        |r| {
+            let mut o = options(r);
+            o.now = time::macros::datetime!(2027-09-01 08:00 UTC);
+            o
+        },
+        RefusalReason::Expired,
+        "expiré depuis le 2027-08-31",
+    );
+}
+
+#[test]
+fn blob_mismatch_changes_nothing() {
+    assert_refused_changes_nothing(
+        |_, releases| {
+            let sha = nird_proto::hash::sha256_hex(WALLPAPER);
+            std::fs::write(
+                releases.dir.path().join("blobs").join(&sha),
+                b"\x89PNG forged bytes of another size",
+            )
+            .unwrap();
+        },
+        options,
+        RefusalReason::BlobMismatch,
+        "octets",
+    );
+}
+
+#[test]
+fn unknown_key_and_wrong_name_change_nothing() {
+    assert_refused_changes_nothing(
+        |_, releases| {
+            let stranger = Signer::new();
+            let sha = nird_proto::hash::sha256_hex(WALLPAPER);
+            releases.publish(&stranger, "classe", &classe_profile(4, "2027-08-31", &sha));
+        },
+        options,
+        RefusalReason::UnknownKey,
+        "clé inconnue",
+    );
+    assert_refused_changes_nothing(
+        |signer, releases| {
+            // A validly signed profile, but not the one asked for.
+            let text = socle_profile(9);
+            releases.write("classe", text.as_bytes(), &signer.sign(text.as_bytes()));
+        },
+        options,
+        RefusalReason::WrongName,
+        "« socle » reçu à la place de « classe »",
+    );
+}
+
+#[test]
+fn a_refused_include_refuses_its_includer_and_spares_the_others() {
+    let (_signer, releases, root) = setup();
+    let r = root.path();
+    // socle is tampered: classe (which includes it) cannot be resolved.
+    let path = releases.dir.path().join("socle.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("Bienvenue", "Bienvenüe")).unwrap();
+    let before = snapshot(r);
+    let reports = apply(&options(r), &releases, &["classe", "socle"]);
+    assert_eq!(snapshot(r), before);
+    assert_eq!(reports[0].outcome, ApplyOutcome::Refused);
+    assert_eq!(reports[0].reason, Some(RefusalReason::ParseError));
+    assert!(
+        reports[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("inclut « socle », introuvable"),
+        "{:?}",
+        reports[0].message
+    );
+    assert_eq!(reports[1].reason, Some(RefusalReason::BadSignature));
+
+    // Assigned alone without its include: refused with a clear message.
+    let reports = apply(&options(r), &releases, &["classe"]);
+    assert_eq!(reports[0].outcome, ApplyOutcome::Refused);
+    assert_eq!(snapshot(r), before);
+}
+
+#[test]
+fn an_interrupted_apply_converges_on_the_next_run() {
+    let (_signer, releases, root) = setup();
+    let r = root.path();
+    let opts = options(r);
+    apply(&opts, &releases, &["classe", "socle"]);
+    // A power cut in the middle of rewriting the motd: the journal says an
+    // apply was running, the temporary file is there, the old content too.
+    std::fs::write(r.join("etc/nird/motd"), "ancien\n").unwrap();
+    std::fs::write(r.join("etc/nird/.motd.nird-tmp"), "Bienv").unwrap();
+    JournalFile::begin(
+        &opts.paths.journal_file(),
+        Journal {
+            started_at: time::OffsetDateTime::now_utc(),
+            releases: vec![ProfileRef {
+                name: "socle".into(),
+                version: 1,
+            }],
+            current: Some("file:/etc/nird/motd".into()),
+            dpkg_running: false,
+        },
+    )
+    .unwrap();
+    let mut events = Vec::new();
+    let reports = nird_agent::apply::apply_assigned(
+        &opts,
+        &[ProfileRef {
+            name: "socle".into(),
+            version: 1,
+        }],
+        &DirectorySource::new(releases.dir.path()),
+        &mut |e| events.push(e),
+    );
+    assert_eq!(events[0], nird_agent::apply::ProgressEvent::Recovering);
+    assert_eq!(reports[0].outcome, ApplyOutcome::Applied);
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/nird/motd")).unwrap(),
+        "Bienvenue sur un PC NIRD\n"
+    );
+    assert!(!r.join("etc/nird/.motd.nird-tmp").exists());
+    assert!(!opts.paths.journal_file().exists());
+}
+
+#[test]
+fn dry_run_writes_nothing_and_says_what_would_change() {
+    let (_signer, releases, root) = setup();
+    let r = root.path();
+    let mut opts = options(r);
+    opts.dry_run = true;
+    let before = snapshot(r);
+    let reports = apply(&opts, &releases, &["classe", "socle"]);
+    assert_eq!(snapshot(r), before);
+    assert!(
+        reports[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("simulation")
+    );
+    assert!(
+        reports[0]
+            .resources
+            .iter()
+            .all(|x| x.status == ResourceStatus::Changed)
+    );
+}
+
+#[test]
+fn a_symlink_leading_out_of_the_root_is_not_followed() {
+    let (_signer, releases, root) = setup();
+    let r = root.path();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(r.join("usr/share")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), r.join("usr/share/nird")).unwrap();
+    let reports = apply(&options(r), &releases, &["classe", "socle"]);
+    assert_eq!(reports[0].outcome, ApplyOutcome::Failed);
+    let fond = reports[0]
+        .resources
+        .iter()
+        .find(|x| x.id == "file:/usr/share/nird/fond.png")
+        .unwrap();
+    assert_eq!(fond.status, ResourceStatus::Failed);
+    assert!(
+        fond.message
+            .as_deref()
+            .unwrap()
+            .contains("hors de la racine")
+    );
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    // The rest of the profile applied.
+    assert!(r.join("etc/nird/motd").exists());
+}
+
+#[test]
+fn command_line_plan_and_apply() {
+    let (_signer, releases, root) = setup();
+    let bin = env!("CARGO_BIN_EXE_nird-agent");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .arg("--root")
+            .arg(root.path())
+            .args(args)
+            .arg("--from")
+            .arg(releases.dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["plan"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("✓ classe version 3 (signé par maintainers.pub)"),
+        "{out}"
+    );
+    assert!(out.contains("À changer (5) :"), "{out}");
+    assert!(out.contains("~ file:/etc/nird/motd : à créer"), "{out}");
+    let (code, out, err) = run(&["apply"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("classe version 3 : appliqué"), "{out}");
+    assert!(out.contains("modifié user:eleve"), "{out}");
+    let (code, out, _) = run(&["plan"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Rien à changer."), "{out}");
+    assert!(out.contains("Déjà conformes : 5"), "{out}");
+    // A tampered release: exit status 1 and the reason in French.
+    let path = releases.dir.path().join("socle.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("NIRD", "N1RD")).unwrap();
+    let (code, out, _) = run(&["apply", "socle"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("socle version 0 : refusé — signature invalide"),
+        "{out}"
+    );
+}
