@@ -12,6 +12,8 @@ pub enum Format {
     Summary,
     /// The nird-fleet inventory document (JSON, versioned).
     Json,
+    /// The GLPI inventory format (JSON), for import into GLPI.
+    Glpi,
 }
 
 /// Arguments of `nird-agent inventory`.
@@ -77,6 +79,11 @@ fn write(
     match format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut *out, inventory).map_err(std::io::Error::from)?;
+            writeln!(out)?;
+        }
+        Format::Glpi => {
+            let doc = super::glpi::to_glpi(inventory);
+            serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::from)?;
             writeln!(out)?;
         }
         Format::Summary => {

@@ -14,6 +14,7 @@ mod cpu;
 pub mod dbus;
 mod devices;
 mod firmware;
+pub mod glpi;
 mod identity;
 mod os;
 pub mod smbios;

@@ -1,0 +1,102 @@
+//! `--format glpi` validates against GLPI's own inventory schema (a copy in
+//! `tests/glpi-schema/`, unchanged from glpi-project/inventory_format), for
+//! every fixture machine and for the machine running the tests.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_nird-agent");
+
+fn validator() -> jsonschema::Validator {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/glpi-schema/inventory.schema.json");
+    let schema: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("GLPI schema compiles")
+}
+
+fn glpi_of(root: &str) -> Value {
+    let out = Command::new(AGENT)
+        .args([
+            "--root",
+            root,
+            "inventory",
+            "--format",
+            "glpi",
+            "--package",
+            "firefox",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn assert_valid(v: &jsonschema::Validator, doc: &Value, what: &str) {
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{what}: GLPI schema errors: {errors:#?}");
+}
+
+#[test]
+fn fixture_machines_validate_against_the_glpi_schema() {
+    let v = validator();
+    for machine in [
+        "laptop-t430",
+        "desktop-optiplex390",
+        "laptop-latitude5400",
+        "vm-qemu",
+    ] {
+        let root = format!("{}/tests/fixtures/{machine}", env!("CARGO_MANIFEST_DIR"));
+        let doc = glpi_of(&root);
+        assert_valid(&v, &doc, machine);
+        assert_eq!(doc["itemtype"], "Computer");
+        assert!(
+            doc["content"]["cpus"][0]["name"].is_string(),
+            "{machine}: CPU name"
+        );
+    }
+}
+
+#[test]
+fn glpi_carries_the_fixture_values() {
+    let root = format!("{}/tests/fixtures/laptop-t430", env!("CARGO_MANIFEST_DIR"));
+    let doc = glpi_of(&root);
+    let c = &doc["content"];
+    assert_eq!(c["bios"]["bdate"], "2013-05-14");
+    assert_eq!(c["bios"]["ssn"], "PB4H7KL");
+    assert_eq!(c["bios"]["secure_boot"], "unsupported");
+    assert_eq!(c["hardware"]["chassis_type"], "Notebook");
+    assert_eq!(c["cpus"][0]["core"], 2);
+    assert_eq!(c["cpus"][0]["thread"], 4);
+    assert_eq!(c["memories"][0]["capacity"], 4096);
+    assert_eq!(c["memories"][0]["type"], "DDR3");
+    assert_eq!(c["storages"][0]["model"], "Samsung SSD 850 EVO 250GB");
+    assert_eq!(c["storages"][0]["disksize"], 250_059);
+    assert_eq!(c["batteries"][0]["capacity"], 57_700);
+    assert_eq!(c["batteries"][0]["real_capacity"], 31_700);
+    assert_eq!(c["networks"][1]["type"], "wifi");
+    assert_eq!(c["softwares"][0]["name"], "firefox");
+    assert_eq!(c["softwares"][0]["version"], "131.0+linuxmint1+wilma");
+}
+
+#[test]
+fn live_machine_validates_and_a_broken_document_does_not() {
+    let v = validator();
+    let mut doc = glpi_of("/");
+    assert_valid(&v, &doc, "this machine");
+    // The check can fail: a value outside the schema's enumeration is caught.
+    doc["content"]["bios"]["secure_boot"] = Value::from("maybe");
+    assert!(!v.is_valid(&doc));
+}
