@@ -55,7 +55,7 @@ fn laptop_t430_worn_battery_no_tpm() {
         Some(13)
     );
     assert_eq!(v(&fw.boot_mode), BootMode::Uefi);
-    assert_eq!(v(&fw.uefi_capable), true);
+    assert!(v(&fw.uefi_capable));
     assert_eq!(v(&fw.secure_boot), SecureBoot::Unsupported);
     assert_eq!(
         v(&fw.tpm),
@@ -213,7 +213,7 @@ fn desktop_optiplex390_legacy_bios_small_ram() {
     let fw = &inv.firmware;
     assert_eq!(v(&fw.bios_date), "2012-12-11");
     assert_eq!(v(&fw.boot_mode), BootMode::Legacy);
-    assert_eq!(v(&fw.uefi_capable), false);
+    assert!(!v(&fw.uefi_capable));
     assert_eq!(fw.secure_boot.reason(), Some(reason::LEGACY_BOOT));
     assert!(!v(&fw.tpm).present);
     assert_eq!(
@@ -317,7 +317,7 @@ fn qemu_vm() {
     assert_eq!(inv.identity.serial.reason(), Some(reason::NOT_EXPOSED));
     assert_eq!(v(&inv.identity.chassis).kind, ChassisKind::Other);
     assert_eq!(v(&inv.firmware.bios_vendor), "SeaBIOS");
-    assert_eq!(v(&inv.firmware.uefi_capable), false);
+    assert!(!v(&inv.firmware.uefi_capable));
     let cpu = &inv.cpu;
     assert!(cpu.virtualized);
     assert_eq!(v(&cpu.model_name), "QEMU Virtual CPU version 2.5+");
