@@ -478,8 +478,9 @@ pub fn apply_assigned(
         Ok(p) => p,
         Err(e) => return fail_all(e.to_string()),
     };
+    let mut deferral = deferral_for(opts, &prepared.outcome.plan);
     // One apply at a time per root (daemon and command line). Taken only
-    // when something may be written, so that refusing every release leaves
+    // when something may be written, so that refusing or deferring leaves
     // the root untouched; the floors are re-read under the lock and
     // everything is verified again if another apply moved them meanwhile.
     let ready = prepared
@@ -487,7 +488,7 @@ pub fn apply_assigned(
         .releases
         .iter()
         .any(|v| matches!(v, ReleaseVerdict::Ready { .. }));
-    let lock = if opts.dry_run || !ready {
+    let lock = if opts.dry_run || !ready || deferral.is_some() {
         None
     } else {
         match lock_apply(&opts.paths) {
@@ -502,9 +503,10 @@ pub fn apply_assigned(
             Ok(p) => p,
             Err(e) => return fail_all(e.to_string()),
         };
+        deferral = deferral_for(opts, &prepared.outcome.plan);
     }
     let plan = &prepared.outcome.plan;
-    if interrupted.is_some() {
+    if interrupted.is_some() && deferral.is_none() {
         // Temporary files a power cut may have left next to managed files.
         for r in &plan.resources {
             if let Action::File(f) = &r.action {
@@ -512,15 +514,9 @@ pub fn apply_assigned(
             }
         }
     }
-    let changes = plan.changes().count();
-    progress(ProgressEvent::Planned { changes });
-
-    // Lesson guard.
-    let deferral = if changes > 0 && plan.is_disruptive() && !opts.ignore_lesson_guard {
-        lesson_in_progress(opts)
-    } else {
-        None
-    };
+    progress(ProgressEvent::Planned {
+        changes: plan.changes().count(),
+    });
 
     let results: Results = if let Some(message) = &deferral {
         tracing::info!("disruptive plan deferred: {message}");
@@ -657,6 +653,17 @@ fn report(
         resources,
         started_at,
         finished_at: time::OffsetDateTime::now_utc(),
+    }
+}
+
+/// `Some(message)` when the plan is disruptive and must wait (see
+/// [`lesson_in_progress`]).
+fn deferral_for(opts: &ApplyOptions, plan: &Plan) -> Option<String> {
+    let has_changes = plan.changes().next().is_some();
+    if has_changes && plan.is_disruptive() && !opts.ignore_lesson_guard && !opts.dry_run {
+        lesson_in_progress(opts)
+    } else {
+        None
     }
 }
 

@@ -3,6 +3,8 @@
 //! nothing changed.
 #![allow(dead_code)]
 
+pub mod dbus;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
