@@ -57,7 +57,7 @@ pub struct AgentConfig {
     #[serde(default = "default_log_level")]
     pub log_level: String,
     /// When disruptive changes may be applied while someone is logged in.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Maintenance::is_unset")]
     pub maintenance: Maintenance,
 }
 
@@ -65,9 +65,25 @@ pub struct AgentConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Maintenance {
-    /// Windows such as `"mon-fri 12:00-13:30"`; parsed by the apply engine.
-    #[serde(default)]
-    pub windows: Vec<String>,
+    /// Windows such as `"mon-fri 12:00-13:30"` (see
+    /// [`crate::apply::MaintenanceWindows`]); absent: the engine's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Vec<String>>,
+}
+
+impl Maintenance {
+    /// True when nothing is set (the engine's default windows apply).
+    pub fn is_unset(&self) -> bool {
+        self.windows.is_none()
+    }
+
+    /// The parsed windows (the engine's defaults when unset).
+    pub fn parsed(&self) -> Result<crate::apply::MaintenanceWindows, crate::apply::WindowError> {
+        match &self.windows {
+            Some(list) => crate::apply::MaintenanceWindows::parse_list(list),
+            None => Ok(crate::apply::MaintenanceWindows::default()),
+        }
+    }
 }
 
 fn default_jitter() -> u64 {
@@ -212,14 +228,9 @@ impl AgentConfig {
                 "attendu error, warn, info, debug ou trace".into(),
             ));
         }
-        for w in &self.maintenance.windows {
-            if w.trim().is_empty() || w.len() > 64 {
-                return Err(invalid(
-                    "maintenance.windows",
-                    format!("fenêtre « {w} » vide ou trop longue"),
-                ));
-            }
-        }
+        self.maintenance
+            .parsed()
+            .map_err(|e| invalid("maintenance.windows", e.to_string()))?;
         Ok(())
     }
 
@@ -362,9 +373,10 @@ ca_file = "/var/lib/nird-agent/server-ca.pem"
         let c = AgentConfig::parse(MINIMAL, "agent.toml").unwrap();
         assert_eq!(c.jitter_secs, DEFAULT_JITTER_SECS);
         assert_eq!(c.log_level, "info");
-        assert!(c.maintenance.windows.is_empty());
+        assert!(c.maintenance.is_unset());
+        assert!(!c.to_toml().contains("[maintenance]"));
         let mut c2 = c.clone();
-        c2.maintenance.windows = vec!["mon-fri 12:00-13:30".into()];
+        c2.maintenance.windows = Some(vec!["mon-fri 12:00-13:30".into()]);
         c2.interval_secs = Some(300);
         let back = AgentConfig::parse(&c2.to_toml(), "agent.toml").unwrap();
         assert_eq!(back, c2);
@@ -376,6 +388,10 @@ ca_file = "/var/lib/nird-agent/server-ca.pem"
         check_err(&format!("{MINIMAL}[maintenance]\nwindow = []"), "window");
         check_err(&format!("{MINIMAL}interval_secs = 1"), "interval_secs");
         check_err(&format!("{MINIMAL}log_level = \"loud\""), "log_level");
+        check_err(
+            &format!("{MINIMAL}[maintenance]\nwindows = [\"lundi midi\"]"),
+            "maintenance.windows",
+        );
         check_err(&MINIMAL.replace("https", "http"), "https://");
         check_err(&MINIMAL.replace("m-1", "m 1"), "machine_id");
         check_err(&MINIMAL.replace("/var/lib", "var/lib"), "ca_file");

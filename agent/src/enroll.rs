@@ -328,6 +328,8 @@ pub fn enroll(
     let status = DaemonStatus {
         enrolled_at: Some(now()),
         machine_status: Some(reply.status),
+        // The server stored this inventory with the enrolment.
+        server_inventory_hash: Some(inventory.hash.clone()),
         ..DaemonStatus::default()
     };
     status.save(paths).map_err(store_err(paths.status_file()))?;

@@ -88,6 +88,7 @@ fn init_logging(default_level: &str) {
     }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }
@@ -124,7 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 nird_agent::daemon::RunMode::Forever
             };
-            nird_agent::daemon::service::run_service(paths, mode, None)?;
+            nird_agent::daemon::service::run_service(paths, mode)?;
         }
         Command::Status { json } => {
             let report = nird_agent::status::gather(&paths);

@@ -93,8 +93,9 @@ impl TransportError {
 pub trait Transport: Send + Sync {
     /// `POST /api/v1/checkin`.
     fn checkin(&self, request: &CheckinRequest) -> Result<CheckinResponse, TransportError>;
-    /// `GET /api/v1{path}` with the machine credential; the raw body.
-    fn fetch(&self, path: &str) -> Result<Vec<u8>, TransportError>;
+    /// `GET /api/v1{path}` with the machine credential; the raw body, at
+    /// most `max_bytes` (more is a [`TransportError::Protocol`] error).
+    fn fetch(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>, TransportError>;
 }
 
 /// HTTPS to one server, trusting only the pinned CA.
@@ -198,7 +199,7 @@ impl HttpsTransport {
             request = request.header("authorization", auth);
         }
         let response = request.send(&body[..]).map_err(|e| self.map_err(e))?;
-        let bytes = self.read_body(response)?;
+        let bytes = self.read_body(response, MAX_RESPONSE_BYTES)?;
         serde_json::from_slice(&bytes)
             .map_err(|e| TransportError::Protocol(format!("{path} : JSON invalide ({e})")))
     }
@@ -206,12 +207,13 @@ impl HttpsTransport {
     fn read_body(
         &self,
         mut response: ureq::http::Response<ureq::Body>,
+        max_bytes: u64,
     ) -> Result<Vec<u8>, TransportError> {
         let status = response.status().as_u16();
         let bytes = response
             .body_mut()
             .with_config()
-            .limit(MAX_RESPONSE_BYTES)
+            .limit(max_bytes.min(MAX_RESPONSE_BYTES))
             .read_to_vec()
             .map_err(|e| self.map_err(e))?;
         if (200..300).contains(&status) {
@@ -262,14 +264,14 @@ impl Transport for HttpsTransport {
         self.post_json("/checkin", request)
     }
 
-    fn fetch(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+    fn fetch(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>, TransportError> {
         let url = format!("{}{API_PREFIX}{path}", self.base);
         let mut request = self.agent.get(&url);
         if let Some(auth) = &self.authorization {
             request = request.header("authorization", auth);
         }
         let response = request.call().map_err(|e| self.map_err(e))?;
-        self.read_body(response)
+        self.read_body(response, max_bytes)
     }
 }
 

@@ -22,6 +22,7 @@
 
 pub mod backoff;
 pub mod clock;
+pub mod releases;
 pub mod service;
 
 use std::sync::Arc;
@@ -78,8 +79,14 @@ pub trait Applier: Send {
     /// from what was applied, or a deferred apply is due.
     fn needs_apply(&self, assigned: &[ProfileRef], now: time::OffsetDateTime) -> bool;
     /// Applies the assigned profiles, fetching releases through `transport`;
-    /// one report per profile handled (their `seq` is set by the spool).
-    fn apply(&mut self, assigned: &[ProfileRef], transport: &dyn Transport) -> Vec<ApplyReport>;
+    /// the reports to spool (their `seq` is set by the spool).
+    fn apply(
+        &mut self,
+        assigned: &[ProfileRef],
+        transport: &dyn Transport,
+        config: &AgentConfig,
+        now: time::OffsetDateTime,
+    ) -> Vec<ApplyReport>;
 }
 
 /// Tuning of the loop.
@@ -398,7 +405,7 @@ impl Agent {
         if !applier.needs_apply(&r.assigned, now) {
             return false;
         }
-        let reports = applier.apply(&r.assigned, self.transport.as_ref());
+        let reports = applier.apply(&r.assigned, self.transport.as_ref(), &self.config, now);
         let mut spooled = false;
         for report in reports {
             match self.spool.push_report(report) {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-use super::{Agent, Applier, Control, DaemonOptions, InventorySnapshot, InventorySource, RunMode};
+use super::releases::EngineApplier;
+use super::{Agent, Control, DaemonOptions, InventorySnapshot, InventorySource, RunMode};
 use crate::config::{AgentConfig, ConfigError, ServerUrl};
 use crate::enroll::{Credential, CredentialError};
 use crate::paths::AgentPaths;
@@ -144,24 +145,19 @@ pub fn transport_for(
 /// `nird-agent run [--once]` for the agent at `paths`: builds everything and
 /// runs the loop on a single-threaded runtime (the daemon is idle almost
 /// always; one thread keeps its memory small).
-pub fn run_service(
-    paths: AgentPaths,
-    mode: RunMode,
-    applier: Option<Box<dyn Applier>>,
-) -> Result<(), ServiceError> {
+pub fn run_service(paths: AgentPaths, mode: RunMode) -> Result<(), ServiceError> {
     let config = AgentConfig::load(&paths)?;
     let transport = Arc::new(transport_for(&paths, &config)?);
     let inventory = Box::new(CollectedInventory::new(&paths));
-    let mut agent = Agent::new(
+    let applier = Box::new(EngineApplier::new(paths.clone()));
+    let agent = Agent::new(
         paths,
         config,
         transport,
         inventory,
         DaemonOptions::default(),
-    )?;
-    if let Some(a) = applier {
-        agent = agent.with_applier(a);
-    }
+    )?
+    .with_applier(applier);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(2)

@@ -253,14 +253,14 @@ impl Transport for FaultyLink {
         Ok(reply)
     }
 
-    fn fetch(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+    fn fetch(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>, TransportError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(TransportError::Unreachable {
                 server: "test".into(),
                 detail: "cable unplugged".into(),
             });
         }
-        self.inner.fetch(path)
+        self.inner.fetch(path, max_bytes)
     }
 }
 

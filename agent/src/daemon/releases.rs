@@ -1,0 +1,189 @@
+//! The daemon's side of the apply engine: releases fetched from the server
+//! ([`ServerReleases`], a [`ReleaseSource`] over the pinned HTTPS transport)
+//! and the decision of *when* to apply ([`EngineApplier`]).
+//!
+//! When to apply: when some assigned release is not applied yet and either
+//! the assignment changed since the last attempt, or the last attempt left
+//! it in a non-final state (deferred to a maintenance window, failed, or
+//! could not be fetched). A refused release (bad signature, rollback,
+//! expired...) is final for that assignment: it is reported once, not at
+//! every check-in; a new version assigned tries again. A deferred apply that
+//! is still deferred is not reported again.
+
+use std::collections::BTreeMap;
+
+use nird_proto::api::{ApplyOutcome, ApplyReport, ProfileRef, RefusalReason};
+use nird_proto::hash::is_sha256_hex;
+use nird_proto::profile::{MAX_BLOB_BYTES, MAX_PROFILE_BYTES, is_slug};
+
+use super::Applier;
+use crate::apply::state::AppliedState;
+use crate::apply::{ApplyOptions, ReleaseSource, SourceError, apply_assigned};
+use crate::config::AgentConfig;
+use crate::paths::AgentPaths;
+use crate::transport::{Transport, TransportError};
+
+/// Largest `.minisig` accepted (real ones are ~300 bytes).
+const MAX_SIGNATURE_BYTES: u64 = 4096;
+
+/// Releases and blobs from the server, with the machine's credential.
+pub struct ServerReleases<'a> {
+    /// The pinned HTTPS transport (or a test wrapper around it).
+    pub transport: &'a dyn Transport,
+}
+
+fn source_error(what: String, e: TransportError) -> SourceError {
+    match e {
+        TransportError::Api { status: 404, .. } => SourceError::NotFound { what },
+        TransportError::Protocol(detail) => SourceError::Invalid { what, detail },
+        other => SourceError::Unavailable {
+            what,
+            detail: other.to_string(),
+        },
+    }
+}
+
+impl ReleaseSource for ServerReleases<'_> {
+    fn profile(&self, name: &str, version: u64) -> Result<(Vec<u8>, String), SourceError> {
+        let what = format!("le profil {name} v{version}");
+        let sig_what = format!("la signature du profil {name} v{version}");
+        if !is_slug(name) {
+            return Err(SourceError::Invalid {
+                what,
+                detail: "nom de profil invalide".into(),
+            });
+        }
+        let path = format!("/profiles/{name}/{version}");
+        let bytes = self
+            .transport
+            .fetch(&path, MAX_PROFILE_BYTES as u64)
+            .map_err(|e| source_error(what.clone(), e))?;
+        let sig = self
+            .transport
+            .fetch(&format!("{path}.minisig"), MAX_SIGNATURE_BYTES)
+            .map_err(|e| source_error(sig_what.clone(), e))?;
+        let sig = String::from_utf8(sig).map_err(|_| SourceError::Invalid {
+            what: sig_what,
+            detail: "pas du texte UTF-8".into(),
+        })?;
+        Ok((bytes, sig))
+    }
+
+    fn blob(&self, sha256: &str) -> Result<Vec<u8>, SourceError> {
+        let what = format!("le fichier {sha256}");
+        if !is_sha256_hex(sha256) {
+            return Err(SourceError::Invalid {
+                what,
+                detail: "empreinte sha256 invalide".into(),
+            });
+        }
+        self.transport
+            .fetch(&format!("/blobs/{sha256}"), MAX_BLOB_BYTES)
+            .map_err(|e| source_error(what, e))
+    }
+}
+
+/// What the last attempt said about one profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LastOutcome {
+    /// Version handled.
+    version: u64,
+    /// Its outcome.
+    outcome: ApplyOutcome,
+    /// Why it was refused, if it was.
+    reason: Option<RefusalReason>,
+}
+
+/// The apply engine driven by the daemon.
+pub struct EngineApplier {
+    /// The agent's files and the managed root.
+    paths: AgentPaths,
+    /// The assignment of the last attempt.
+    last_assigned: Option<Vec<ProfileRef>>,
+    /// Outcome of the last attempt, per profile name.
+    last: BTreeMap<String, LastOutcome>,
+}
+
+impl EngineApplier {
+    /// An applier for the machine at `paths`.
+    pub fn new(paths: AgentPaths) -> Self {
+        EngineApplier {
+            paths,
+            last_assigned: None,
+            last: BTreeMap::new(),
+        }
+    }
+
+    fn applied(&self) -> Vec<ProfileRef> {
+        AppliedState::load(&self.paths.applied_file())
+            .map(|s| s.applied())
+            .unwrap_or_default()
+    }
+}
+
+fn sorted(v: &[ProfileRef]) -> Vec<ProfileRef> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+impl Applier for EngineApplier {
+    fn needs_apply(&self, assigned: &[ProfileRef], _now: time::OffsetDateTime) -> bool {
+        let applied = self.applied();
+        let missing: Vec<&ProfileRef> = assigned.iter().filter(|p| !applied.contains(p)).collect();
+        if missing.is_empty() {
+            return false;
+        }
+        if self.last_assigned.as_deref().map(sorted) != Some(sorted(assigned)) {
+            return true;
+        }
+        // Same assignment as last time: only non-final outcomes are retried.
+        missing.iter().any(|p| match self.last.get(&p.name) {
+            Some(l) if l.version == p.version => l.outcome != ApplyOutcome::Refused,
+            _ => true,
+        })
+    }
+
+    fn apply(
+        &mut self,
+        assigned: &[ProfileRef],
+        transport: &dyn Transport,
+        config: &AgentConfig,
+        now: time::OffsetDateTime,
+    ) -> Vec<ApplyReport> {
+        let mut options = ApplyOptions::new(self.paths.clone(), now);
+        options.local_offset =
+            time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+        match config.maintenance.parsed() {
+            Ok(w) => options.maintenance = w,
+            Err(e) => tracing::error!(error = %e, "maintenance windows unusable; using defaults"),
+        }
+        let source = ServerReleases { transport };
+        let reports = apply_assigned(&options, assigned, &source, &mut |event| {
+            tracing::debug!(?event, "apply progress");
+        });
+        let mut out = Vec::with_capacity(reports.len());
+        for report in reports {
+            let now = LastOutcome {
+                version: report.version,
+                outcome: report.outcome,
+                reason: report.reason,
+            };
+            let previous = self.last.insert(report.profile.clone(), now.clone());
+            // Still deferred, as already reported: say nothing new.
+            if now.outcome == ApplyOutcome::Deferred && previous.as_ref() == Some(&now) {
+                continue;
+            }
+            tracing::info!(
+                profile = %report.profile,
+                version = report.version,
+                outcome = report.outcome.as_str(),
+                reason = report.reason.map(|r| r.as_str()),
+                "profile handled"
+            );
+            out.push(report);
+        }
+        self.last_assigned = Some(assigned.to_vec());
+        out
+    }
+}
