@@ -227,6 +227,25 @@ async fn post(
     Ok((status, body))
 }
 
+/// Reads a counter from the server's `/metrics`.
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Fetches `/metrics`.
+async fn scrape(addr: SocketAddr, tls: &TlsConnector) -> anyhow::Result<String> {
+    let mut sender = connect(addr, tls).await?;
+    sender.ready().await?;
+    let req = hyper::Request::get("/metrics")
+        .header("host", "127.0.0.1")
+        .body(Full::new(Bytes::new()))?;
+    let resp = sender.send_request(req).await?;
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// Enrols `count` machines on one connection.
 async fn enroll_many(
     addr: SocketAddr,
@@ -414,6 +433,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             errors += m.errors;
         }
         let (rss, peak) = rss_kib(pid);
+        let metrics = scrape(addr, &tls).await?;
         latencies.sort_unstable();
         let pct = |p: f64| {
             let idx = ((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1));
@@ -434,6 +454,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             rss / 1024,
             peak / 1024
         );
+        if let (Some(commits), Some(writes)) = (
+            metric(&metrics, "nird_db_commits_total"),
+            metric(&metrics, "nird_db_writes_total"),
+        ) {
+            println!(
+                "group commit: {writes} writes in {commits} fsync'ed transactions ({:.1} writes per commit)",
+                writes as f64 / commits.max(1) as f64
+            );
+        }
         let db_bytes: u64 = ["nird.db", "nird.db-wal"]
             .iter()
             .filter_map(|f| std::fs::metadata(dir.root().join(f)).ok())

@@ -54,9 +54,20 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition, with the machine counts given.
-    pub fn render(&self, machines: &[(&str, u64)]) -> String {
+    /// The Prometheus text exposition, with the machine counts and the
+    /// database's (commits, writes) given.
+    pub fn render(&self, machines: &[(&str, u64)], commits: (u64, u64)) -> String {
         let mut out = String::new();
+        out.push_str(
+            "# HELP nird_db_commits_total Database transactions committed (one WAL fsync each).\n",
+        );
+        out.push_str("# TYPE nird_db_commits_total counter\n");
+        let _ = writeln!(out, "nird_db_commits_total {}", commits.0);
+        out.push_str(
+            "# HELP nird_db_writes_total Writes carried by those transactions (group commit).\n",
+        );
+        out.push_str("# TYPE nird_db_writes_total counter\n");
+        let _ = writeln!(out, "nird_db_writes_total {}", commits.1);
         out.push_str("# HELP nird_machines Machines known to the server, by status.\n");
         out.push_str("# TYPE nird_machines gauge\n");
         for (status, n) in machines {
@@ -113,7 +124,8 @@ mod tests {
         m.record("/a", 200, Duration::from_micros(500));
         m.record("/a", 200, Duration::from_millis(30));
         m.record("/a", 401, Duration::from_secs(10));
-        let text = m.render(&[("active", 3)]);
+        let text = m.render(&[("active", 3)], (2, 7));
+        assert!(text.contains("nird_db_writes_total 7\n"));
         assert!(text.contains("nird_machines{status=\"active\"} 3"));
         assert!(text.contains("nird_http_requests_total{route=\"/a\",status=\"200\"} 2"));
         assert!(text.contains("le=\"0.001\"} 1\n"));

@@ -167,7 +167,7 @@ async fn metrics_text(State(state): State<AppState>) -> Result<Response, HttpErr
     let named: Vec<(&str, u64)> = counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&named),
+        state.metrics.render(&named, state.store.commit_stats()),
     )
         .into_response())
 }

@@ -426,4 +426,7 @@ pub trait Store: Send + Sync + 'static {
     fn close(&self) -> StoreFuture<'_, ()>;
     /// Write operations waiting to be committed (a load signal).
     fn pending_writes(&self) -> usize;
+    /// (transactions committed, writes they carried) since opening: their
+    /// ratio is the group-commit batch size.
+    fn commit_stats(&self) -> (u64, u64);
 }

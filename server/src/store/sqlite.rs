@@ -18,7 +18,7 @@
 //! thread pool; WAL lets them proceed while the writer commits.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
@@ -116,6 +116,17 @@ impl ReaderPool {
     }
 }
 
+/// Counters of the writer thread.
+#[derive(Default)]
+struct WriterStats {
+    /// Writes queued or running (load signal).
+    pending: AtomicUsize,
+    /// Transactions committed (each one fsync of the WAL).
+    commits: AtomicU64,
+    /// Writes those transactions carried.
+    writes: AtomicU64,
+}
+
 /// The SQLite store. Cheap to share (`Arc<SqliteStore>`).
 pub struct SqliteStore {
     /// Queue of the writer thread; `None` once closed.
@@ -124,8 +135,8 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     /// Read connections.
     readers: Arc<ReaderPool>,
-    /// Writes queued or running (load signal).
-    pending: Arc<AtomicUsize>,
+    /// Queue length and group-commit counters.
+    stats: Arc<WriterStats>,
 }
 
 /// Opens one connection with the pragmas every connection needs.
@@ -180,7 +191,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// The writer thread: group commit of everything queued.
-fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, pending: Arc<AtomicUsize>) {
+fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, stats: Arc<WriterStats>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -191,7 +202,9 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, pending: A
         }
         let n = batch.len();
         commit_batch(&conn, batch);
-        pending.fetch_sub(n, Ordering::Relaxed);
+        stats.pending.fetch_sub(n, Ordering::Relaxed);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats.writes.fetch_add(n as u64, Ordering::Relaxed);
     }
     // Every sender is gone: the store is closing. Fold the WAL back into the
     // main file so the database is one clean file at rest.
@@ -282,11 +295,11 @@ impl SqliteStore {
         let mut conn = open_connection(path, false)?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
-        let pending = Arc::new(AtomicUsize::new(0));
-        let writer_pending = pending.clone();
+        let stats = Arc::new(WriterStats::default());
+        let writer_stats = stats.clone();
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, writer_pending))
+            .spawn(move || writer_loop(conn, rx, writer_stats))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
@@ -295,7 +308,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
             }),
-            pending,
+            stats,
         })
     }
 
@@ -314,9 +327,9 @@ impl SqliteStore {
         {
             let writer = self.writer.lock().map_err(|_| StoreError::Closed)?;
             let sender = writer.as_ref().ok_or(StoreError::Closed)?;
-            self.pending.fetch_add(1, Ordering::Relaxed);
+            self.stats.pending.fetch_add(1, Ordering::Relaxed);
             if sender.send(job).is_err() {
-                self.pending.fetch_sub(1, Ordering::Relaxed);
+                self.stats.pending.fetch_sub(1, Ordering::Relaxed);
                 return Err(StoreError::Closed);
             }
         }
@@ -1123,6 +1136,13 @@ impl Store for SqliteStore {
     }
 
     fn pending_writes(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
+        self.stats.pending.load(Ordering::Relaxed)
+    }
+
+    fn commit_stats(&self) -> (u64, u64) {
+        (
+            self.stats.commits.load(Ordering::Relaxed),
+            self.stats.writes.load(Ordering::Relaxed),
+        )
     }
 }
