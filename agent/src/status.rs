@@ -4,7 +4,9 @@
 //! The daemon is the only writer (atomic replace); `status` only reads, so it
 //! works while the daemon runs and needs no IPC.
 
-use nird_proto::api::{MachineStatus, ProfileRef};
+use std::collections::BTreeMap;
+
+use nird_proto::api::{ApplyOutcome, MachineStatus, ProfileRef, RefusalReason};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AgentConfig, ConfigError};
@@ -44,6 +46,33 @@ pub struct DaemonStatus {
     /// When the next check-in is planned.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub next_checkin_at: Option<time::OffsetDateTime>,
+    /// What the last apply attempt was about and what it said, so a refused
+    /// release is reported once, not at every check-in of every run.
+    #[serde(default)]
+    pub last_apply: ApplyMemo,
+}
+
+/// The last apply attempt, as the daemon remembers it across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyMemo {
+    /// The assignment it handled.
+    #[serde(default)]
+    pub assigned: Option<Vec<ProfileRef>>,
+    /// Per profile name: the version handled and its outcome.
+    #[serde(default)]
+    pub outcomes: BTreeMap<String, AttemptOutcome>,
+}
+
+/// One profile's outcome in the last attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptOutcome {
+    /// Version handled.
+    pub version: u64,
+    /// Its outcome.
+    pub outcome: ApplyOutcome,
+    /// Why it was refused, if it was.
+    #[serde(default)]
+    pub reason: Option<RefusalReason>,
 }
 
 impl DaemonStatus {

@@ -39,7 +39,7 @@ pub use clock::{Clock, SimulatedClock, SystemClock};
 use crate::config::AgentConfig;
 use crate::paths::AgentPaths;
 use crate::spool::{Spool, SpoolError, SpoolLimits};
-use crate::status::DaemonStatus;
+use crate::status::{ApplyMemo, DaemonStatus};
 use crate::transport::{Transport, TransportError};
 
 /// Interval used before the server has said anything (the product default).
@@ -77,12 +77,20 @@ pub trait InventorySource: Send {
 pub trait Applier: Send {
     /// True when something must be applied now: the assigned set differs
     /// from what was applied, or a deferred apply is due.
-    fn needs_apply(&self, assigned: &[ProfileRef], now: time::OffsetDateTime) -> bool;
+    /// `memo` is what the last attempt (persisted across restarts) said.
+    fn needs_apply(
+        &self,
+        assigned: &[ProfileRef],
+        memo: &ApplyMemo,
+        now: time::OffsetDateTime,
+    ) -> bool;
     /// Applies the assigned profiles, fetching releases through `transport`;
     /// the reports to spool (their `seq` is set by the spool).
+    /// `memo` is updated with this attempt.
     fn apply(
         &mut self,
         assigned: &[ProfileRef],
+        memo: &mut ApplyMemo,
         transport: &dyn Transport,
         config: &AgentConfig,
         now: time::OffsetDateTime,
@@ -402,10 +410,16 @@ impl Agent {
         let Some(applier) = self.applier.as_mut() else {
             return false;
         };
-        if !applier.needs_apply(&r.assigned, now) {
+        if !applier.needs_apply(&r.assigned, &self.status.last_apply, now) {
             return false;
         }
-        let reports = applier.apply(&r.assigned, self.transport.as_ref(), &self.config, now);
+        let reports = applier.apply(
+            &r.assigned,
+            &mut self.status.last_apply,
+            self.transport.as_ref(),
+            &self.config,
+            now,
+        );
         let mut spooled = false;
         for report in reports {
             match self.spool.push_report(report) {
@@ -440,28 +454,12 @@ impl Agent {
 /// The profiles applied on the machine at `paths` (name, version), from the
 /// apply engine's `applied.json`; empty if none or unreadable.
 pub fn applied_profiles(paths: &AgentPaths) -> Vec<ProfileRef> {
-    let Ok(bytes) = std::fs::read(paths.applied_file()) else {
-        return Vec::new();
-    };
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Vec::new();
-    };
-    let mut out: Vec<ProfileRef> = value
-        .get("profiles")
-        .and_then(|p| p.as_object())
-        .map(|profiles| {
-            profiles
-                .iter()
-                .filter(|(_, e)| e.get("outcome").and_then(|o| o.as_str()) == Some("applied"))
-                .filter_map(|(name, e)| {
-                    Some(ProfileRef {
-                        name: name.clone(),
-                        version: e.get("version")?.as_u64()?,
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut out = crate::apply::state::AppliedState::load(&paths.applied_file())
+        .map(|s| s.applied())
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "applied state unreadable");
+            Vec::new()
+        });
     out.sort();
     out
 }

@@ -10,9 +10,7 @@
 //! every check-in; a new version assigned tries again. A deferred apply that
 //! is still deferred is not reported again.
 
-use std::collections::BTreeMap;
-
-use nird_proto::api::{ApplyOutcome, ApplyReport, ProfileRef, RefusalReason};
+use nird_proto::api::{ApplyOutcome, ApplyReport, ProfileRef};
 use nird_proto::hash::is_sha256_hex;
 use nird_proto::profile::{MAX_BLOB_BYTES, MAX_PROFILE_BYTES, is_slug};
 
@@ -21,6 +19,7 @@ use crate::apply::state::AppliedState;
 use crate::apply::{ApplyOptions, ReleaseSource, SourceError, apply_assigned};
 use crate::config::AgentConfig;
 use crate::paths::AgentPaths;
+use crate::status::{ApplyMemo, AttemptOutcome};
 use crate::transport::{Transport, TransportError};
 
 /// Largest `.minisig` accepted (real ones are ~300 bytes).
@@ -83,35 +82,16 @@ impl ReleaseSource for ServerReleases<'_> {
     }
 }
 
-/// What the last attempt said about one profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct LastOutcome {
-    /// Version handled.
-    version: u64,
-    /// Its outcome.
-    outcome: ApplyOutcome,
-    /// Why it was refused, if it was.
-    reason: Option<RefusalReason>,
-}
-
 /// The apply engine driven by the daemon.
 pub struct EngineApplier {
     /// The agent's files and the managed root.
     paths: AgentPaths,
-    /// The assignment of the last attempt.
-    last_assigned: Option<Vec<ProfileRef>>,
-    /// Outcome of the last attempt, per profile name.
-    last: BTreeMap<String, LastOutcome>,
 }
 
 impl EngineApplier {
     /// An applier for the machine at `paths`.
     pub fn new(paths: AgentPaths) -> Self {
-        EngineApplier {
-            paths,
-            last_assigned: None,
-            last: BTreeMap::new(),
-        }
+        EngineApplier { paths }
     }
 
     fn applied(&self) -> Vec<ProfileRef> {
@@ -128,17 +108,22 @@ fn sorted(v: &[ProfileRef]) -> Vec<ProfileRef> {
 }
 
 impl Applier for EngineApplier {
-    fn needs_apply(&self, assigned: &[ProfileRef], _now: time::OffsetDateTime) -> bool {
+    fn needs_apply(
+        &self,
+        assigned: &[ProfileRef],
+        memo: &ApplyMemo,
+        _now: time::OffsetDateTime,
+    ) -> bool {
         let applied = self.applied();
         let missing: Vec<&ProfileRef> = assigned.iter().filter(|p| !applied.contains(p)).collect();
         if missing.is_empty() {
             return false;
         }
-        if self.last_assigned.as_deref().map(sorted) != Some(sorted(assigned)) {
+        if memo.assigned.as_deref().map(sorted) != Some(sorted(assigned)) {
             return true;
         }
         // Same assignment as last time: only non-final outcomes are retried.
-        missing.iter().any(|p| match self.last.get(&p.name) {
+        missing.iter().any(|p| match memo.outcomes.get(&p.name) {
             Some(l) if l.version == p.version => l.outcome != ApplyOutcome::Refused,
             _ => true,
         })
@@ -147,6 +132,7 @@ impl Applier for EngineApplier {
     fn apply(
         &mut self,
         assigned: &[ProfileRef],
+        memo: &mut ApplyMemo,
         transport: &dyn Transport,
         config: &AgentConfig,
         now: time::OffsetDateTime,
@@ -164,12 +150,12 @@ impl Applier for EngineApplier {
         });
         let mut out = Vec::with_capacity(reports.len());
         for report in reports {
-            let now = LastOutcome {
+            let now = AttemptOutcome {
                 version: report.version,
                 outcome: report.outcome,
                 reason: report.reason,
             };
-            let previous = self.last.insert(report.profile.clone(), now.clone());
+            let previous = memo.outcomes.insert(report.profile.clone(), now.clone());
             // Still deferred, as already reported: say nothing new.
             if now.outcome == ApplyOutcome::Deferred && previous.as_ref() == Some(&now) {
                 continue;
@@ -183,7 +169,7 @@ impl Applier for EngineApplier {
             );
             out.push(report);
         }
-        self.last_assigned = Some(assigned.to_vec());
+        memo.assigned = Some(assigned.to_vec());
         out
     }
 }

@@ -1,0 +1,106 @@
+//! `nird-agent enroll` failures with the real binaries: each is one French
+//! sentence, a non-zero exit, and nothing written under the root.
+
+use nird_tests::*;
+
+fn refused(agent: &AgentRoot, args: &[&str], needle: &str) {
+    let out = agent.run(args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let err = stderr(&out);
+    assert!(err.contains(needle), "« {err} » lacks « {needle} »");
+    assert_eq!(err.trim().lines().count(), 1, "not one sentence: {err}");
+    assert!(!agent.root().join("etc/nird/agent.toml").exists());
+}
+
+#[test]
+fn enrolment_failures_are_one_french_sentence() {
+    let data = ServerData::new();
+    let server = ServerProcess::start(&data, free_port());
+    let agent = AgentRoot::new(&data);
+    let url = server.url();
+    let token = data.token();
+    let fp = data.fingerprint.clone();
+    refused(
+        &agent,
+        &[
+            "enroll",
+            "--server",
+            &url,
+            "--token",
+            "pas-un-jeton",
+            "--ca-fingerprint",
+            &fp,
+        ],
+        "jeton d'enrôlement refusé",
+    );
+    refused(
+        &agent,
+        &[
+            "enroll",
+            "--server",
+            &url,
+            "--token",
+            &token,
+            "--ca-fingerprint",
+            &"ab".repeat(32),
+        ],
+        "empreinte",
+    );
+    refused(
+        &agent,
+        &[
+            "enroll",
+            "--server",
+            &url,
+            "--token",
+            &token,
+            "--ca-fingerprint",
+            "12:34",
+        ],
+        "invalide",
+    );
+    let gone = format!("https://127.0.0.1:{}", free_port());
+    refused(
+        &agent,
+        &[
+            "enroll",
+            "--server",
+            &gone,
+            "--token",
+            &token,
+            "--ca-fingerprint",
+            &fp,
+        ],
+        "injoignable",
+    );
+    // The token was never spent: it still enrols.
+    agent.enroll(&server, &data, &token);
+    // Enrolled: asks for --force.
+    let out = agent.run(&[
+        "enroll",
+        "--server",
+        &url,
+        "--token",
+        &data.token(),
+        "--ca-fingerprint",
+        &fp,
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    // Status in French.
+    let out = agent.run(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("enrôlée auprès de"), "{text}");
+}
+
+#[test]
+fn every_command_needs_enrolment_and_says_so() {
+    let data = ServerData::new();
+    let agent = AgentRoot::new(&data);
+    let out = agent.run(&["run", "--once"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("pas enrôlée"), "{}", stderr(&out));
+    let out = agent.run(&["status"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("non enrôlée"));
+}
