@@ -457,3 +457,22 @@ fn openapi_and_metrics() {
         metrics.contains("nird_http_request_duration_seconds_count{route=\"/api/v1/enroll\"} 1")
     );
 }
+
+#[test]
+fn operator_supplied_certificate_replaces_the_generated_one() {
+    let f = Fixture::new();
+    let pki = nird_server::tls::generate(&["127.0.0.1".into()]).unwrap();
+    let (cert, key, ca) = (
+        tmp_path(&f, "operator.crt"),
+        tmp_path(&f, "operator.key"),
+        tmp_path(&f, "operator-ca.crt"),
+    );
+    std::fs::write(&cert, &pki.server_chain_pem).unwrap();
+    std::fs::write(&key, &pki.server_key_pem).unwrap();
+    std::fs::write(&ca, &pki.ca_cert_pem).unwrap();
+    let server = Server::start_with_cert(&f.data, Some((cert, key)));
+    let url = server.api("/openapi.json");
+    // Clients pinned to the operator's CA get in; the generated CA no longer works.
+    assert!(Client::new(&ca).handshake_ok(&url));
+    assert!(!f.client().handshake_ok(&url));
+}

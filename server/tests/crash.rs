@@ -98,18 +98,17 @@ fn enroll_on(client: &Client, server: &ServeProcess, token: &str, host: &str) ->
     }
 }
 
-#[test]
-fn kill_9_during_a_checkin_burst_loses_no_acknowledged_checkin() {
-    const MACHINES: usize = 8;
-    let f = Fixture::new();
-    let server = ServeProcess::start(&f);
-    let token = f.token(&["--uses", "100"]);
-    let machines: Vec<Machine> = (0..MACHINES)
-        .map(|i| enroll_on(&f.client(), &server, &token, &format!("pc-{i:02}")))
-        .collect();
+/// What each machine's worker saw acknowledged: (highest seq, check-ins).
+type Acked = Vec<(u64, u64)>;
 
-    // Each worker checks in as fast as it can, one report per check-in, and
-    // remembers what the server acknowledged.
+/// Runs a check-in burst from one thread per machine until `interrupt`
+/// (called once 300 check-ins were acknowledged) has stopped the server.
+fn burst(
+    server: &mut ServeProcess,
+    f: &Fixture,
+    machines: &[Machine],
+    interrupt: impl FnOnce(&mut Child),
+) -> Acked {
     let acked_total = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = machines
@@ -132,8 +131,8 @@ fn kill_9_during_a_checkin_burst_loses_no_acknowledged_checkin() {
                         reports: vec![report(seq)],
                     };
                     let body = serde_json::to_vec(&req).unwrap();
-                    // The server dies mid-burst: a failed request is simply
-                    // not acknowledged.
+                    // The server goes away mid-burst: a failed request is
+                    // simply not acknowledged.
                     let Ok(reply) = client.try_post(&url, Some(&auth), &body) else {
                         break;
                     };
@@ -150,29 +149,28 @@ fn kill_9_during_a_checkin_burst_loses_no_acknowledged_checkin() {
             })
         })
         .collect();
-
-    // Let the burst run, then SIGKILL the server in the middle of it.
     let deadline = Instant::now() + Duration::from_secs(60);
     while acked_total.load(Ordering::Relaxed) < 300 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let mut server = server;
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
+    interrupt(&mut server.child);
     stop.store(true, Ordering::Relaxed);
-    let acked: Vec<(u64, u64)> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let acked: Acked = workers.into_iter().map(|w| w.join().unwrap()).collect();
     let total: u64 = acked.iter().map(|(_, n)| n).sum();
     assert!(
         total >= 300,
         "the burst was too short to mean anything ({total})"
     );
-    eprintln!("acknowledged before kill -9: {total} check-ins");
+    eprintln!("acknowledged before the interruption: {total} check-ins");
+    acked
+}
 
-    // Restart: the server itself says what it has (acked_seq), and the
-    // database holds every acknowledged report and check-in.
-    let server = ServeProcess::start(&f);
+/// Restarts the server and checks every acknowledged check-in is there,
+/// through the API (acked_seq) and in the database (reports, counts).
+fn check_nothing_acknowledged_was_lost(f: &Fixture, machines: &[Machine], acked: &Acked) {
+    let server = ServeProcess::start(f);
     let client = f.client();
-    for (m, (acked_seq, _)) in machines.iter().zip(&acked) {
+    for (m, (acked_seq, _)) in machines.iter().zip(acked) {
         let r = client.post(
             &server.api("/checkin"),
             Some(&m.auth),
@@ -193,7 +191,7 @@ fn kill_9_during_a_checkin_burst_loses_no_acknowledged_checkin() {
         .unwrap();
     let store = SqliteStore::open(&f.data.database()).unwrap();
     let listed = rt.block_on(store.list_machines(None)).unwrap();
-    for (m, (acked_seq, acked_checkins)) in machines.iter().zip(&acked) {
+    for (m, (acked_seq, acked_checkins)) in machines.iter().zip(acked) {
         let seqs: Vec<u64> = rt
             .block_on(store.reports(&m.id))
             .unwrap()
@@ -208,7 +206,7 @@ fn kill_9_during_a_checkin_burst_loses_no_acknowledged_checkin() {
             m.id
         );
         let summary = listed.iter().find(|s| s.id == m.id).unwrap();
-        // +1: the heartbeat after the restart.
+        // The heartbeat after the restart counts too.
         assert!(
             summary.checkins > *acked_checkins,
             "check-ins of {} lost",
@@ -216,4 +214,45 @@ fn kill_9_during_a_checkin_burst_loses_no_acknowledged_checkin() {
         );
     }
     rt.block_on(store.close()).unwrap();
+}
+
+fn enrolled(f: &Fixture, server: &ServeProcess, n: usize) -> Vec<Machine> {
+    let token = f.token(&["--uses", "100"]);
+    (0..n)
+        .map(|i| enroll_on(&f.client(), server, &token, &format!("pc-{i:02}")))
+        .collect()
+}
+
+#[test]
+fn kill_9_during_a_checkin_burst_loses_no_acknowledged_checkin() {
+    let f = Fixture::new();
+    let mut server = ServeProcess::start(&f);
+    let machines = enrolled(&f, &server, 8);
+    let acked = burst(&mut server, &f, &machines, |child| {
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    });
+    drop(server);
+    check_nothing_acknowledged_was_lost(&f, &machines, &acked);
+}
+
+#[test]
+fn sigterm_during_a_burst_finishes_in_flight_requests_and_exits_cleanly() {
+    let f = Fixture::new();
+    let mut server = ServeProcess::start(&f);
+    let machines = enrolled(&f, &server, 8);
+    let acked = burst(&mut server, &f, &machines, |child| {
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = child.wait().unwrap();
+        assert!(status.success(), "graceful shutdown failed: {status}");
+    });
+    drop(server);
+    check_nothing_acknowledged_was_lost(&f, &machines, &acked);
 }

@@ -294,3 +294,32 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_stretches_with_the_fleet_size() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+        let machines = Arc::new(AtomicU64::new(1_000));
+        let state = AppState {
+            store: store.clone(),
+            metrics: Arc::new(Metrics::default()),
+            base_interval: 900,
+            target_rate: 100,
+            machines: machines.clone(),
+        };
+        // 1,000 machines at 100/s fit in 900 s: the normal interval.
+        assert_eq!(state.checkin_interval(), 900);
+        // 1,000,000 machines would need 10,000 s to stay under 100/s.
+        machines.store(1_000_000, Ordering::Relaxed);
+        assert_eq!(state.checkin_interval(), 10_000);
+        rt.block_on(store.close()).unwrap();
+    }
+}

@@ -117,6 +117,11 @@ pub struct Server {
 impl Server {
     /// Starts `run` on a data directory.
     pub fn start(data: &DataDir) -> Self {
+        Self::start_with_cert(data, None)
+    }
+
+    /// Starts `run` with an operator-supplied (certificate, key) pair.
+    pub fn start_with_cert(data: &DataDir, cert: Option<(PathBuf, PathBuf)>) -> Self {
         let data = data.clone();
         let (addr_tx, addr_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -128,7 +133,8 @@ impl Server {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 addr_tx.send(listener.local_addr()?)?;
-                let config = ServeConfig::from_data_dir(&data, None, None)?;
+                let (cert, key) = cert.unzip();
+                let config = ServeConfig::from_data_dir(&data, cert, key)?;
                 run(listener, config, async {
                     let _ = stop_rx.await;
                 })
@@ -209,6 +215,11 @@ impl Client {
             .build()
             .into();
         Client { agent }
+    }
+
+    /// True if a TLS connection to `url` succeeds.
+    pub fn handshake_ok(&self, url: &str) -> bool {
+        self.agent.get(url).call().is_ok()
     }
 
     fn finish(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
