@@ -54,11 +54,19 @@ pub struct SystemdHooks {
 }
 
 impl SystemdHooks {
-    /// Reads `$WATCHDOG_USEC` (for this process only).
+    /// Reads `$WATCHDOG_USEC`, as libsystemd's `sd_watchdog_enabled` does:
+    /// it applies to this process unless `$WATCHDOG_PID` names another one.
     pub fn from_env() -> Self {
-        let mut usec = 0u64;
-        let watchdog = sd_notify::watchdog_enabled(false, &mut usec)
-            .then(|| Duration::from_micros(usec / 2))
+        let usec = std::env::var("WATCHDOG_USEC")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        let for_us = std::env::var("WATCHDOG_PID")
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .is_none_or(|pid| pid == std::process::id());
+        let watchdog = usec
+            .filter(|_| for_us)
+            .map(|u| Duration::from_micros(u / 2))
             .filter(|d| !d.is_zero());
         SystemdHooks { watchdog }
     }
