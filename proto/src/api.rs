@@ -36,6 +36,15 @@
 //! only a hash of the secret. A missing or wrong credential gets `401`; a
 //! retired machine gets `403`.
 //!
+//! # TLS pinning
+//! `nird-server init` makes a self-signed CA and prints its fingerprint: the
+//! lowercase hex SHA-256 of the CA certificate's DER bytes (64 characters, no
+//! colons; `nird-server fingerprint --data-dir DIR` prints it again). The
+//! server presents the chain `[server certificate, CA certificate]`, so at
+//! enrolment the agent can take the CA from the handshake, check its
+//! fingerprint against the one the operator gave, verify the server
+//! certificate against it, and keep that CA as its only trust anchor.
+//!
 //! # Errors
 //! Every non-2xx reply carries an [`ApiError`] body: `400` malformed JSON or
 //! invalid field (the message names the field), `401` bad credential or
