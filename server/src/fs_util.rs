@@ -22,8 +22,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     std::fs::rename(&tmp, path)
 }
 
-/// Creates a directory (and parents) readable only by its owner.
+/// Creates a directory (and parents) readable only by its owner. An
+/// existing directory keeps its permissions (it may be the operator's own).
 pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
     std::fs::create_dir_all(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }
