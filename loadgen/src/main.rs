@@ -480,3 +480,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let _ = child.wait();
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_counters_from_prometheus_text() {
+        let text = "# HELP x\nnird_db_commits_total 12\nnird_db_commits_total_other 3\nnird_db_writes_total 345\n";
+        assert_eq!(metric(text, "nird_db_commits_total"), Some(12));
+        assert_eq!(metric(text, "nird_db_writes_total"), Some(345));
+        assert_eq!(metric(text, "missing"), None);
+    }
+
+    #[test]
+    fn rss_of_this_process_is_read_from_proc() {
+        let (rss, peak) = rss_kib(std::process::id());
+        assert!(rss > 0 && peak >= rss);
+    }
+}
