@@ -111,6 +111,11 @@ pub enum Command {
     /// Clés de confiance pour la publication des profils.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Affiche le journal d'audit (toutes les actions d'administration).
+    Audit {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
 }
 
 /// `school ...`
@@ -547,6 +552,22 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
                     territory.as_deref(),
                 )
                 .await
+            })
+            .await
+        }
+        Command::Audit { dir } => {
+            with_store(&dir, |_, s| async move {
+                let mut out = String::new();
+                for e in s.audit_log().await? {
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}\n",
+                        admin::format_time(Some(e.at)),
+                        e.actor,
+                        e.action,
+                        e.detail
+                    ));
+                }
+                Ok(out)
             })
             .await
         }

@@ -194,6 +194,19 @@ fn token_create_prints_the_token_alone_and_bad_input_changes_nothing() {
     ]);
     assert!(out.contains("paul"));
 
+    // Every change above is in the audit log, by the CLI user.
+    let audit = cli(&["audit", "--data-dir", f.dir()]);
+    let actions: Vec<&str> = audit
+        .lines()
+        .map(|l| l.split('\t').nth(2).unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["school.add", "token.create", "user.add", "user.add"],
+        "{audit}"
+    );
+    assert!(audit.lines().all(|l| l.contains("cli:testeur")));
+
     // Commands on a directory that was never initialised say so.
     let out = cli_raw(&[
         "school",

@@ -1146,3 +1146,97 @@ impl Store for SqliteStore {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn school(uai: &str) -> School {
+        School {
+            uai: Uai::parse(uai).unwrap(),
+            name: "École".into(),
+            commune: "Calais".into(),
+            departement: "062".into(),
+            academie: "Lille".into(),
+            kind: SchoolKind::Ecole,
+            require_approval: false,
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_failing_write_rolls_back_alone_inside_a_group_commit() {
+        let rt = runtime();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+        rt.block_on(async {
+            // Three schools, each added 50 times, all queued at once so
+            // successes and unique-key failures share transactions.
+            let uais = ["0620056Z", "0750001U", "0670001M"];
+            let mut tasks = Vec::new();
+            for i in 0..150 {
+                let store = store.clone();
+                let uai = uais[i % 3];
+                tasks.push(tokio::spawn(async move {
+                    store.add_school("test", school(uai)).await
+                }));
+            }
+            let mut ok = 0;
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(()) => ok += 1,
+                    Err(StoreError::AlreadyExists(_)) => {}
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            assert_eq!(ok, 3);
+            assert_eq!(store.list_schools().await.unwrap().len(), 3);
+            // Only the successful writes left an audit line.
+            assert_eq!(store.audit_log().await.unwrap().len(), 3);
+            let (commits, writes) = store.commit_stats();
+            assert_eq!(writes, 150);
+            assert!(commits <= writes);
+            store.close().await.unwrap();
+            assert!(matches!(
+                store.list_schools().await,
+                Err(StoreError::Closed)
+            ));
+        });
+    }
+
+    #[test]
+    fn audit_log_is_append_only_and_schema_is_versioned() {
+        let rt = runtime();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SqliteStore::open(&path).unwrap();
+        rt.block_on(store.add_school("test", school("0620056Z")))
+            .unwrap();
+        rt.block_on(store.close()).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let update = conn.execute("UPDATE audit_log SET actor = 'someone else'", []);
+        assert!(update.unwrap_err().to_string().contains("append-only"));
+        let delete = conn.execute("DELETE FROM audit_log", []);
+        assert!(delete.unwrap_err().to_string().contains("append-only"));
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(conn);
+        // Reopening migrates nothing and keeps the data.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(rt.block_on(store.list_schools()).unwrap().len(), 1);
+        rt.block_on(store.close()).unwrap();
+    }
+}
