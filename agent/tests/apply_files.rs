@@ -535,3 +535,134 @@ fn command_line_plan_and_apply() {
         "{out}"
     );
 }
+
+#[test]
+fn existing_accounts_are_corrected_not_recreated() {
+    let signer = Signer::new();
+    let releases = Releases::new();
+    releases.publish(
+        &signer,
+        "comptes",
+        r#"[profile]
+name = "comptes"
+version = 1
+expires = 2027-08-31
+description = "Comptes"
+audience = "all"
+
+[[group]]
+name = "eleves"
+
+[[user]]
+name = "prof"
+groups = ["eleves"]
+shell = "/bin/bash"
+password = "locked"
+
+[[user]]
+name = "daemon"
+system = true
+shell = "/usr/sbin/nologin"
+home = "/usr/sbin"
+password = "unmanaged"
+"#,
+    );
+    let root = test_root(&signer);
+    let r = root.path();
+    // `prof` exists with another shell, a GECOS the profile does not
+    // manage, a password hash, and belongs to `users`.
+    let append = |file: &str, line: &str| {
+        let mut text = std::fs::read_to_string(r.join(file)).unwrap();
+        text.push_str(line);
+        std::fs::write(r.join(file), text).unwrap();
+    };
+    append(
+        "etc/passwd",
+        "prof:x:1000:1000:M. Prof,,,:/home/prof:/bin/sh\n",
+    );
+    append("etc/group", "prof:x:1000:\n");
+    append("etc/shadow", "prof:$6$sel$hash:19000:0:99999:7:::\n");
+    std::fs::write(
+        r.join("etc/group"),
+        std::fs::read_to_string(r.join("etc/group"))
+            .unwrap()
+            .replace("users:x:100:", "users:x:100:prof"),
+    )
+    .unwrap();
+
+    let reports = apply(&options(r), &releases, &["comptes"]);
+    assert_eq!(
+        reports[0].outcome,
+        ApplyOutcome::Applied,
+        "{:?}",
+        reports[0]
+    );
+    let status: Vec<(&str, ResourceStatus)> = reports[0]
+        .resources
+        .iter()
+        .map(|x| (x.id.as_str(), x.status))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("group:eleves", ResourceStatus::Changed),
+            ("user:daemon", ResourceStatus::Unchanged),
+            ("user:prof", ResourceStatus::Changed),
+        ]
+    );
+    assert_eq!(
+        account_line(r, "etc/passwd", "prof").unwrap(),
+        "prof:x:1000:1000:M. Prof,,,:/home/prof:/bin/bash"
+    );
+    let shadow = account_line(r, "etc/shadow", "prof").unwrap();
+    assert!(
+        shadow.starts_with("prof:!$6$sel$hash:"),
+        "locked, hash kept: {shadow}"
+    );
+    assert!(
+        account_line(r, "etc/group", "users")
+            .unwrap()
+            .ends_with(":prof")
+    );
+    assert!(
+        account_line(r, "etc/group", "eleves")
+            .unwrap()
+            .ends_with(":prof")
+    );
+    // Existing accounts get no home directory created.
+    assert!(!r.join("home/prof").exists());
+    // Converged.
+    let reports = apply(&options(r), &releases, &["comptes"]);
+    assert!(
+        reports[0]
+            .resources
+            .iter()
+            .all(|x| x.status == ResourceStatus::Unchanged)
+    );
+
+    // A pinned uid that disagrees with the machine is reported, not forced.
+    let text = std::fs::read_to_string(releases.dir.path().join("comptes.toml"))
+        .unwrap()
+        .replace("version = 1", "version = 2")
+        .replace("name = \"prof\"", "name = \"prof\"\nuid = 1500");
+    releases.publish(&signer, "comptes", &text);
+    let reports = apply(&options(r), &releases, &["comptes"]);
+    let prof = reports[0]
+        .resources
+        .iter()
+        .find(|x| x.id == "user:prof")
+        .unwrap();
+    assert_eq!(prof.status, ResourceStatus::Failed);
+    assert!(
+        prof.message
+            .as_deref()
+            .unwrap()
+            .contains("uid 1000 au lieu de 1500"),
+        "{prof:?}"
+    );
+    assert!(
+        account_line(r, "etc/passwd", "prof")
+            .unwrap()
+            .contains(":1000:1000:")
+    );
+}

@@ -164,8 +164,10 @@ impl Accounts {
             ));
         }
         let mut differences = Vec::new();
-        let gecos = u.full_name.as_deref().unwrap_or("");
-        if field(4).split(',').next().unwrap_or("") != gecos {
+        // The full name is managed only when the profile gives one.
+        if let Some(gecos) = &u.full_name
+            && field(4).split(',').next().unwrap_or("") != gecos
+        {
             differences.push(format!("nom complet « {gecos} »"));
         }
         if field(5) != u.home {
@@ -442,9 +444,10 @@ fn update_user(
     let password = db.password_change(u);
     if let Some(entry) = db.passwd.find_mut(&u.name) {
         entry.resize(7, String::new());
-        let gecos = u.full_name.clone().unwrap_or_default();
-        if entry[4].split(',').next().unwrap_or("") != gecos {
-            entry[4] = gecos;
+        if let Some(gecos) = &u.full_name
+            && entry[4].split(',').next().unwrap_or("") != gecos
+        {
+            entry[4] = gecos.clone();
         }
         entry[5] = u.home.clone();
         entry[6] = u.shell.clone();
