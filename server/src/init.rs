@@ -1,5 +1,6 @@
 //! `nird-server init`: makes a data directory a working server.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -100,6 +101,8 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
         )
         .await?;
     store.close().await?;
+    // The database holds credential hashes and the audit log: owner only.
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&staging, dir.database())?;
     Ok(InitOutcome::Created {
         admin_password,

@@ -43,6 +43,11 @@ fn init_is_idempotent_and_prints_what_agents_pin() {
 
     // Secrets are private.
     use std::os::unix::fs::PermissionsExt as _;
+    let db_mode = std::fs::metadata(tmp.path().join("data/nird.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(db_mode & 0o077, 0, "database readable by others");
     for key in ["ca.key", "server.key"] {
         let mode = std::fs::metadata(tmp.path().join("data/tls").join(key))
             .unwrap()

@@ -254,5 +254,7 @@ fn sigterm_during_a_burst_finishes_in_flight_requests_and_exits_cleanly() {
         assert!(status.success(), "graceful shutdown failed: {status}");
     });
     drop(server);
+    // Closed cleanly: the WAL was folded back into the database and removed.
+    assert!(!f.data.root().join("nird.db-wal").exists());
     check_nothing_acknowledged_was_lost(&f, &machines, &acked);
 }

@@ -1121,15 +1121,17 @@ impl Store for SqliteStore {
             if let Ok(mut writer) = self.writer.lock() {
                 writer.take();
             }
+            // Readers go first, so the writer's connection is the last one
+            // and SQLite removes the WAL and shared-memory files when it closes.
+            if let Ok(mut idle) = self.readers.idle.lock() {
+                idle.clear();
+            }
             let handle = self.writer_thread.lock().ok().and_then(|mut h| h.take());
             if let Some(handle) = handle {
                 tokio::task::spawn_blocking(move || handle.join())
                     .await
                     .map_err(|e| StoreError::Backend(e.to_string()))?
                     .map_err(|_| StoreError::Backend("the writer thread panicked".into()))?;
-            }
-            if let Ok(mut idle) = self.readers.idle.lock() {
-                idle.clear();
             }
             Ok(())
         })
