@@ -42,8 +42,9 @@ const MAX_BATCH: usize = 512;
 /// and the server share the database file).
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Most idle read connections kept open.
-const MAX_IDLE_READERS: usize = 8;
+/// Most reads running at once (and so read connections open): a burst of
+/// profile downloads queues here instead of opening a connection each.
+const MAX_READERS: usize = 8;
 
 /// A write waiting for the writer thread.
 trait Job: Send {
@@ -109,7 +110,7 @@ impl ReaderPool {
 
     fn give_back(&self, conn: Connection) {
         if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE_READERS
+            && idle.len() < MAX_READERS
         {
             idle.push(conn);
         }
@@ -135,6 +136,8 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     /// Read connections.
     readers: Arc<ReaderPool>,
+    /// Bounds the reads running at once to [`MAX_READERS`].
+    read_permits: Arc<tokio::sync::Semaphore>,
     /// Queue length and group-commit counters.
     stats: Arc<WriterStats>,
 }
@@ -308,6 +311,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
             }),
+            read_permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             stats,
         })
     }
@@ -345,8 +349,15 @@ impl SqliteStore {
         if self.writer.lock().map(|w| w.is_none()).unwrap_or(true) {
             return Err(StoreError::Closed);
         }
+        let permit = self
+            .read_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = pool.take()?;
             let result = work(&conn);
             pool.give_back(conn);
