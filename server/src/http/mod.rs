@@ -98,6 +98,9 @@ pub struct AppState {
     machines: Arc<AtomicU64>,
 }
 
+/// Longest a request may take, body upload included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Writes queued above which the server doubles the interval it hands out.
 const WRITE_BACKLOG: usize = 2_000;
 
@@ -128,6 +131,13 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A client that trickles its body cannot hold a connection forever.
+        // A write already queued still commits; the agent, not acknowledged,
+        // retries, and reports are idempotent by seq.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             track_request,
