@@ -316,6 +316,15 @@ pub async fn blob(
     if !is_sha256_hex(&sha256) {
         return Err(not_found());
     }
+    // Blobs can be large (64 MiB): the bytes in flight are budgeted, and a
+    // download holds its share until its body has been sent.
+    let size = state
+        .store
+        .blob_size(&sha256)
+        .await?
+        .ok_or_else(not_found)?;
+    let permit = state.blob_budget.acquire(size).await?;
     let bytes = state.store.blob(&sha256).await?.ok_or_else(not_found)?;
-    Ok(reply("application/octet-stream", bytes))
+    let body = axum::body::Body::new(super::budget::BudgetedBody::new(bytes, permit));
+    Ok(reply("application/octet-stream", body))
 }

@@ -51,6 +51,15 @@ impl HttpError {
         }
     }
 
+    /// `503 overloaded`: retry later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        HttpError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "overloaded",
+            message: message.into(),
+        }
+    }
+
     /// `413 payload_too_large`.
     pub fn too_large() -> Self {
         HttpError {

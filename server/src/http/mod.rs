@@ -7,6 +7,7 @@
 //! closes the store, which commits every queued write first.
 
 pub mod agent;
+pub mod budget;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
@@ -96,7 +97,12 @@ pub struct AppState {
     target_rate: u64,
     /// Machines known, refreshed in the background (load signal).
     machines: Arc<AtomicU64>,
+    /// Bytes of blob downloads in flight, bounded.
+    pub blob_budget: Arc<budget::ByteBudget>,
 }
+
+/// Most blob bytes held in memory for downloads at once.
+const BLOB_BYTES_IN_FLIGHT: u64 = 128 * 1024 * 1024;
 
 /// Longest a request may take, body upload included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -196,6 +202,7 @@ pub async fn run(
         base_interval: config.checkin_interval.as_secs().max(1),
         target_rate: config.target_checkin_rate,
         machines: machines.clone(),
+        blob_budget: Arc::new(budget::ByteBudget::new(BLOB_BYTES_IN_FLIGHT)),
     };
     let refresher = tokio::spawn(refresh_machine_count(config.store.clone(), machines));
     let app = router(state);
@@ -324,6 +331,7 @@ mod tests {
             base_interval: 900,
             target_rate: 100,
             machines: machines.clone(),
+            blob_budget: Arc::new(budget::ByteBudget::new(1024)),
         };
         // 1,000 machines at 100/s fit in 900 s: the normal interval.
         assert_eq!(state.checkin_interval(), 900);

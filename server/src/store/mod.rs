@@ -391,6 +391,8 @@ pub trait Store: Send + Sync + 'static {
     fn release<'a>(&'a self, name: &'a str, version: u64) -> StoreFuture<'a, Option<Release>>;
     /// A pinned file's bytes by sha256.
     fn blob<'a>(&'a self, sha256: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
+    /// A pinned file's size, without reading it.
+    fn blob_size<'a>(&'a self, sha256: &'a str) -> StoreFuture<'a, Option<u64>>;
     /// Replaces the profiles assigned to a school.
     fn assign_school<'a>(
         &'a self,

@@ -960,6 +960,17 @@ impl Store for SqliteStore {
         }))
     }
 
+    fn blob_size<'a>(&'a self, sha256: &'a str) -> StoreFuture<'a, Option<u64>> {
+        let sha256 = sha256.to_owned();
+        Box::pin(self.read(move |conn| {
+            let size: Option<i64> = conn
+                .prepare_cached("SELECT size FROM blobs WHERE sha256 = ?1")?
+                .query_row([&sha256], |r| r.get(0))
+                .optional()?;
+            Ok(size.map(to_u64))
+        }))
+    }
+
     fn assign_school<'a>(
         &'a self,
         actor: &'a str,
