@@ -114,6 +114,20 @@ fn check_against_system(inv: &Inventory, who: &str) {
         }
         None => println!("SKIP disk cross-check: lsblk is not available"),
     }
+    match Command::new("dpkg-query")
+        .args(["-W", "-f", "${Status}\\n"])
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            let installed = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| *l == "install ok installed")
+                .count() as u32;
+            let ours = inv.os.packages.value().expect("dpkg status readable");
+            assert_eq!(ours.installed_count, installed, "{who}: dpkg-query count");
+        }
+        _ => println!("SKIP package cross-check: dpkg-query is not available"),
+    }
     assert!(
         inv.identity.machine_id.value().is_some(),
         "{who}: machine-id"

@@ -145,19 +145,21 @@ impl PciNames {
         if wanted.is_empty() {
             return names;
         }
-        let text = ["/usr/share/misc/pci.ids", "/usr/share/hwdata/pci.ids"]
+        // Streamed: the database is over 1 MB.
+        let file = ["/usr/share/misc/pci.ids", "/usr/share/hwdata/pci.ids"]
             .iter()
-            .find_map(|p| source.read_text(p).ok());
-        let Some(text) = text else {
+            .find_map(|p| source.open(p).ok());
+        let Some(file) = file else {
             return names;
         };
-        let mut current: Option<&str> = None;
-        for line in text.lines() {
+        let mut current: Option<String> = None;
+        for line in std::io::BufRead::lines(std::io::BufReader::new(file)) {
+            let Ok(line) = line else { break };
             if line.starts_with('#') || line.is_empty() || line.starts_with("\t\t") {
                 continue;
             }
             if let Some(rest) = line.strip_prefix('\t') {
-                let Some(vendor) = current else { continue };
+                let Some(vendor) = &current else { continue };
                 let Some((id, name)) = rest.split_once("  ") else {
                     continue;
                 };
@@ -165,17 +167,16 @@ impl PciNames {
                     .get(vendor)
                     .is_some_and(|ds| ds.iter().any(|d| d == id))
                 {
-                    names.devices.insert(
-                        (vendor.to_string(), id.to_string()),
-                        name.trim().to_string(),
-                    );
+                    names
+                        .devices
+                        .insert((vendor.clone(), id.to_string()), name.trim().to_string());
                 }
             } else if line.starts_with('C') && line.as_bytes().get(1) == Some(&b' ') {
                 // Device classes section: no more vendors after it.
                 break;
             } else if let Some((id, name)) = line.split_once("  ") {
-                current = wanted.contains_key(id).then_some(id);
-                if let Some(id) = current {
+                current = wanted.contains_key(id).then(|| id.to_string());
+                if current.is_some() {
                     names
                         .vendors
                         .insert(id.to_string(), name.trim().to_string());

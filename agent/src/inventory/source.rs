@@ -46,10 +46,17 @@ impl Source {
         std::fs::read(self.path(path)).map_err(|e| io_reason(&e))
     }
 
-    /// Whole file as text (lossy UTF-8).
+    /// Whole file as text (lossy UTF-8, copied only when not valid UTF-8).
     pub fn read_text(&self, path: &str) -> Result<String, Reason> {
-        self.read_bytes(path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        self.read_bytes(path).map(|b| {
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        })
+    }
+
+    /// The file opened for streaming (large files such as dpkg's status).
+    pub fn open(&self, path: &str) -> Result<std::fs::File, Reason> {
+        std::fs::File::open(self.path(path)).map_err(|e| io_reason(&e))
     }
 
     /// First line of a sysfs-style attribute, trimmed; an empty value is
