@@ -19,7 +19,11 @@ use crate::{admin, publish};
 
 /// nird-server : serveur central de la flotte NIRD.
 #[derive(Debug, Parser)]
-#[command(name = "nird-server", version, about)]
+#[command(
+    name = "nird-server",
+    version,
+    about = "nird-server : serveur central de la flotte NIRD (inscription, check-ins, profils signés)"
+)]
 pub struct Cli {
     /// La commande.
     #[command(subcommand)]
