@@ -97,6 +97,8 @@ struct ReaderPool {
     path: PathBuf,
     /// Connections not in use.
     idle: Mutex<Vec<Connection>>,
+    /// Set at close: connections coming back are closed, not kept.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl ReaderPool {
@@ -110,6 +112,7 @@ impl ReaderPool {
 
     fn give_back(&self, conn: Connection) {
         if let Ok(mut idle) = self.idle.lock()
+            && !self.closed.load(Ordering::Relaxed)
             && idle.len() < MAX_READERS
         {
             idle.push(conn);
@@ -209,11 +212,10 @@ fn writer_loop(conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, stats: Arc
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.writes.fetch_add(n as u64, Ordering::Relaxed);
     }
-    // Every sender is gone: the store is closing. Fold the WAL back into the
-    // main file so the database is one clean file at rest.
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-        tracing::warn!(error = %e, "WAL checkpoint at close failed");
-    }
+    // Every sender is gone: the store is closing. When this is the last
+    // connection to the file, SQLite folds the WAL back into the database
+    // and removes it; an admin command closing while the server runs leaves
+    // the WAL to the server instead of waiting for it.
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the database failed");
     }
@@ -310,6 +312,7 @@ impl SqliteStore {
             readers: Arc::new(ReaderPool {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
             read_permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             stats,
@@ -1139,14 +1142,15 @@ impl Store for SqliteStore {
 
     fn close(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            // Dropping the sender ends the writer loop once its queue is empty.
-            if let Ok(mut writer) = self.writer.lock() {
-                writer.take();
-            }
             // Readers go first, so the writer's connection is the last one
             // and SQLite removes the WAL and shared-memory files when it closes.
             if let Ok(mut idle) = self.readers.idle.lock() {
+                self.readers.closed.store(true, Ordering::Relaxed);
                 idle.clear();
+            }
+            // Dropping the sender ends the writer loop once its queue is empty.
+            if let Ok(mut writer) = self.writer.lock() {
+                writer.take();
             }
             let handle = self.writer_thread.lock().ok().and_then(|mut h| h.take());
             if let Some(handle) = handle {
