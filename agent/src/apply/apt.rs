@@ -190,6 +190,15 @@ fn repository_files(repo: &AptRepository, key: &[u8]) -> [(FileResource, Vec<u8>
     ]
 }
 
+/// Every path a repository may be written to (key in either format).
+pub fn repository_paths(repo: &AptRepository) -> [String; 3] {
+    [
+        format!("/etc/apt/keyrings/{}.asc", repo.name),
+        format!("/etc/apt/keyrings/{}.gpg", repo.name),
+        format!("/etc/apt/sources.list.d/{}.sources", repo.name),
+    ]
+}
+
 /// Compares a repository's source and key files with the machine.
 pub fn check_repository(
     paths: &AgentPaths,

@@ -66,14 +66,20 @@ fn temporary_for(path: &Path) -> Option<PathBuf> {
     Some(path.with_file_name(format!(".{}.nird-tmp", name.to_string_lossy())))
 }
 
-/// Removes the temporary file an interrupted write of `absolute` may have
-/// left.
-pub fn remove_leftover(paths: &AgentPaths, absolute: &str) {
-    if let Ok(target) = confined(paths, absolute)
-        && let Some(tmp) = temporary_for(&target)
+/// Removes the temporary file an interrupted [`write_atomic`] of `path` may
+/// have left.
+pub fn remove_temporary(path: &Path) {
+    if let Some(tmp) = temporary_for(path)
         && fs::remove_file(&tmp).is_ok()
     {
         tracing::info!(path = %tmp.display(), "removed a leftover temporary file");
+    }
+}
+
+/// [`remove_temporary`] for a path of the managed system.
+pub fn remove_leftover(paths: &AgentPaths, absolute: &str) {
+    if let Ok(target) = confined(paths, absolute) {
+        remove_temporary(&target);
     }
 }
 

@@ -507,12 +507,23 @@ pub fn apply_assigned(
     }
     let plan = &prepared.outcome.plan;
     if interrupted.is_some() && deferral.is_none() {
-        // Temporary files a power cut may have left next to managed files.
+        // Temporary files a power cut may have left next to the files the
+        // engine rewrites.
+        let mut written: Vec<String> = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"]
+            .map(str::to_owned)
+            .to_vec();
         for r in &plan.resources {
-            if let Action::File(f) = &r.action {
-                files::remove_leftover(&opts.paths, &f.path);
+            match &r.action {
+                Action::File(f) => written.push(f.path.clone()),
+                Action::Repository(repo) => written.extend(apt::repository_paths(repo)),
+                _ => {}
             }
         }
+        for path in written {
+            files::remove_leftover(&opts.paths, &path);
+        }
+        files::remove_temporary(&opts.paths.applied_file());
+        files::remove_temporary(&opts.paths.journal_file());
     }
     progress(ProgressEvent::Planned {
         changes: plan.changes().count(),
@@ -742,21 +753,6 @@ fn execute(
         return Ok(results);
     }
 
-    // The floor rises before the first change.
-    let mut applied = prepared.applied.clone();
-    for v in &prepared.outcome.releases {
-        if let ReleaseVerdict::Ready { profile, .. } = v {
-            applied.record(
-                &profile.name,
-                profile.version,
-                ApplyOutcome::Failed,
-                opts.now,
-            );
-        }
-    }
-    applied
-        .save(&paths.applied_file())
-        .map_err(|e| e.to_string())?;
     let releases = prepared
         .outcome
         .releases
@@ -774,6 +770,22 @@ fn execute(
         },
     )
     .map_err(|e| format!("journal d'application : {e}"))?;
+    // The floor rises before the first change (after the journal, so that
+    // an interrupted write of the state is cleaned up by the next run).
+    let mut applied = prepared.applied.clone();
+    for v in &prepared.outcome.releases {
+        if let ReleaseVerdict::Ready { profile, .. } = v {
+            applied.record(
+                &profile.name,
+                profile.version,
+                ApplyOutcome::Failed,
+                opts.now,
+            );
+        }
+    }
+    applied
+        .save(&paths.applied_file())
+        .map_err(|e| e.to_string())?;
 
     let total = changes.len();
     let mut refresh_lists = false;
@@ -784,23 +796,33 @@ fn execute(
 
     // Units run in two passes (enablement, reload, then start/stop).
     let mut unit_changes = Vec::new();
+    let mut accounts_now: Option<Result<accounts::Accounts, String>> = None;
     for (index, change) in changes.iter().enumerate() {
         progress(ProgressEvent::Applying {
             index: index + 1,
             total,
             id: change.id.clone(),
         });
-        journal
-            .step(&change.id, false)
-            .map_err(|e| format!("journal d'application : {e}"))?;
-        let accounts = accounts::Accounts::load(paths);
+        // Files and directories are replaced atomically: a step in the
+        // journal for each would only double their fsyncs.
+        if !matches!(change.action, Action::File(_) | Action::Directory(_)) {
+            journal
+                .step(&change.id, false)
+                .map_err(|e| format!("journal d'application : {e}"))?;
+        }
+        // Owners are looked up in the accounts as they are now (groups and
+        // users come first); read again only after they changed.
+        let accounts = accounts_now
+            .get_or_insert_with(|| accounts::Accounts::load(paths))
+            .as_ref()
+            .map_err(Clone::clone);
         let result = match &change.action {
             Action::Group(g) => accounts::apply_group(paths, g),
             Action::User(u) => accounts::apply_user(paths, u, opts.now),
             Action::Repository(r) => {
                 let key = &prepared.blobs[&r.key.sha256];
                 accounts
-                    .and_then(|a| apt::apply_repository(paths, r, key, &a))
+                    .and_then(|a| apt::apply_repository(paths, r, key, a))
                     .map(|_| {
                         refresh_lists = true;
                         true
@@ -830,7 +852,7 @@ fn execute(
                 continue;
             }
             Action::Directory(d) => accounts
-                .and_then(|a| files::apply_directory(paths, d, &a))
+                .and_then(|a| files::apply_directory(paths, d, a))
                 .map(|_| true),
             Action::File(f) => {
                 let content = plan::content_of(f, &prepared.blobs).unwrap_or_default();
@@ -838,7 +860,7 @@ fn execute(
                     reload_needed = true;
                 }
                 accounts
-                    .and_then(|a| files::apply_file(paths, f, content, &a))
+                    .and_then(|a| files::apply_file(paths, f, content, a))
                     .map(|_| true)
             }
             Action::Unit(u) => {
@@ -852,6 +874,9 @@ fn execute(
                 continue;
             }
         };
+        if matches!(change.action, Action::Group(_) | Action::User(_)) {
+            accounts_now = None;
+        }
         set(&mut results, &change.id, result, progress);
     }
     if let Some(Ok(s)) = systemd
