@@ -200,6 +200,20 @@ fn run_lesson(
     now_flag: bool,
     profile: &str,
 ) -> (ApplyOutcome, Option<String>, bool, bool) {
+    run_lesson_with(
+        sessions,
+        local,
+        |o| o.ignore_lesson_guard = now_flag,
+        profile,
+    )
+}
+
+fn run_lesson_with(
+    sessions: &[FakeSession],
+    local: time::PrimitiveDateTime,
+    tweak: impl FnOnce(&mut nird_agent::apply::ApplyOptions),
+    profile: &str,
+) -> (ApplyOutcome, Option<String>, bool, bool) {
     let bus = PrivateBus::start().expect("dbus-daemon");
     let systemd = Systemd::serve(
         &bus,
@@ -215,7 +229,7 @@ fn run_lesson(
     opts.bus = Bus::Address(bus.address.clone());
     opts.local_offset = offset;
     opts.now = local.assume_offset(offset);
-    opts.ignore_lesson_guard = now_flag;
+    tweak(&mut opts);
     let before = snapshot(root.path());
     let reports = apply(&opts, &releases, &["salle"]);
     let started = systemd.unit("ssh.service").active_state == "active";
@@ -277,6 +291,17 @@ fn disruptive_changes_wait_for_the_maintenance_window_during_a_lesson() {
         assert_eq!(outcome, ApplyOutcome::Applied, "{s:?}");
         assert!(started);
     }
+
+    // A dry run during the lesson says it would wait, and changes nothing.
+    let (outcome, message, started, changed) = run_lesson_with(
+        &lesson,
+        datetime!(2026-11-23 10:00),
+        |o| o.dry_run = true,
+        LESSON,
+    );
+    assert_eq!(outcome, ApplyOutcome::Deferred);
+    assert!(message.unwrap().contains("fenêtre de maintenance"));
+    assert!(!started && !changed);
 
     // A non-disruptive plan (a file only) is applied during the lesson.
     let (outcome, _, _, changed) =

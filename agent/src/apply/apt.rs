@@ -331,8 +331,12 @@ pub fn apply_packages(
     interrupted: bool,
 ) -> HashMap<String, Result<(), String>> {
     let mut failure: Option<String> = None;
+    if !paths.system("/usr/bin/apt-get").exists() {
+        failure = Some("apt-get absent du système géré : paquets impossibles à gérer".to_owned());
+    }
     let before = DpkgStatus::read(paths);
-    if (interrupted || before.as_ref().is_ok_and(|s| s.needs_configure()))
+    if failure.is_none()
+        && (interrupted || before.as_ref().is_ok_and(|s| s.needs_configure()))
         && let Err(e) = configure_pending(paths)
     {
         failure = Some(e);

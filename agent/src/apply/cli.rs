@@ -121,6 +121,15 @@ fn source_and_assigned(
     Ok((source, assigned))
 }
 
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// `nird-agent plan`: prints what would change. Exit status 0 when every
 /// release is usable, 1 otherwise.
 pub fn plan(paths: &AgentPaths, args: &PlanArgs) -> anyhow::Result<u8> {
@@ -132,9 +141,9 @@ pub fn plan(paths: &AgentPaths, args: &PlanArgs) -> anyhow::Result<u8> {
             "releases": outcome.releases.iter().map(verdict_json).collect::<Vec<_>>(),
             "plan": outcome.plan,
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
     } else {
-        print!("{}", render_plan(&outcome));
+        emit(&render_plan(&outcome))?;
     }
     let all_ready = outcome
         .releases
@@ -245,9 +254,9 @@ pub fn apply(paths: &AgentPaths, args: &ApplyArgs) -> anyhow::Result<u8> {
     let reports = apply_assigned(&opts, &assigned, &source, &mut progress);
     bar.finish_and_clear();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&reports)?))?;
     } else {
-        print!("{}", render_reports(&reports));
+        emit(&render_reports(&reports))?;
     }
     let code = if reports.iter().any(|r| r.outcome == ApplyOutcome::Deferred) {
         EXIT_DEFERRED
@@ -269,7 +278,12 @@ pub fn render_reports(reports: &[ApplyReport]) -> String {
             ApplyOutcome::Failed => "échec",
             ApplyOutcome::Deferred => "reporté",
         };
-        out.push_str(&format!("{} version {} : {outcome}", r.profile, r.version));
+        // Version 0: refused before its signed version could be read.
+        if r.version > 0 {
+            out.push_str(&format!("{} version {} : {outcome}", r.profile, r.version));
+        } else {
+            out.push_str(&format!("{} : {outcome}", r.profile));
+        }
         if let Some(m) = &r.message {
             out.push_str(&format!(" — {m}"));
         }

@@ -671,7 +671,7 @@ fn report(
 /// [`lesson_in_progress`]).
 fn deferral_for(opts: &ApplyOptions, plan: &Plan) -> Option<String> {
     let has_changes = plan.changes().next().is_some();
-    if has_changes && plan.is_disruptive() && !opts.ignore_lesson_guard && !opts.dry_run {
+    if has_changes && plan.is_disruptive() && !opts.ignore_lesson_guard {
         lesson_in_progress(opts)
     } else {
         None
