@@ -59,10 +59,7 @@ pub struct ApplyArgs {
 pub const EXIT_DEFERRED: u8 = 75;
 
 fn options(paths: &AgentPaths, source: &SourceArgs) -> anyhow::Result<ApplyOptions> {
-    // Before any thread exists: reading the local offset is only sound then.
-    let local_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let mut opts = ApplyOptions::new(paths.clone(), time::OffsetDateTime::now_utc());
-    opts.local_offset = local_offset;
     opts.maintenance = maintenance_windows(paths)?;
     if let Some(addr) = &source.bus {
         opts.bus = Bus::Address(addr.clone());

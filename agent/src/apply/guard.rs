@@ -15,6 +15,7 @@ use time::{PrimitiveDateTime, Weekday};
 use zbus::zvariant::OwnedObjectPath;
 
 use super::systemd::{self, Bus};
+use crate::paths::AgentPaths;
 
 /// One window: some days of the week, a time range in local time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +217,36 @@ impl From<MaintenanceWindows> for Vec<String> {
     }
 }
 
+/// The managed system's UTC offset at `at`, from its `/etc/localtime`
+/// (read under the root, following the symlink inside the root), or UTC
+/// when it has none.
+///
+/// Why not `time::UtcOffset::current_local_offset`: it refuses to answer in
+/// a multi-threaded process (the daemon), and it reads the host's zone, not
+/// the managed root's. The zone file also carries the DST rule, so the offset
+/// is right on both sides of a change.
+pub fn local_offset(paths: &AgentPaths, at: time::OffsetDateTime) -> time::UtcOffset {
+    let mut file = paths.system("/etc/localtime");
+    for _ in 0..8 {
+        match std::fs::read_link(&file) {
+            Ok(target) if target.is_absolute() => file = paths.system(target),
+            Ok(target) => {
+                file = file.parent().map(|d| d.join(&target)).unwrap_or(target);
+            }
+            Err(_) => break,
+        }
+    }
+    let offset = std::fs::read(&file).ok().and_then(|bytes| {
+        let zone = tz::TimeZone::from_tz_data(&bytes).ok()?;
+        let kind = zone.find_local_time_type(at.unix_timestamp()).ok()?;
+        time::UtcOffset::from_whole_seconds(kind.ut_offset()).ok()
+    });
+    offset.unwrap_or_else(|| {
+        tracing::debug!(file = %file.display(), "no usable time zone file: local time is UTC");
+        time::UtcOffset::UTC
+    })
+}
+
 /// French day name for messages.
 pub fn jour(d: Weekday) -> &'static str {
     match d {
@@ -321,6 +352,35 @@ mod tests {
             w.next_opening(datetime!(2026-11-28 09:00)),
             Some(datetime!(2026-11-28 09:00))
         );
+    }
+
+    #[test]
+    fn local_offset_follows_the_roots_zone_and_its_dst_rule() {
+        let zone = std::path::Path::new("/usr/share/zoneinfo/Europe/Paris");
+        if !zone.exists() {
+            eprintln!("SKIPPED: no tzdata on this machine (/usr/share/zoneinfo/Europe/Paris)");
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let paths = AgentPaths::new(root.path());
+        assert_eq!(
+            local_offset(&paths, datetime!(2027-01-15 12:00 UTC)),
+            time::UtcOffset::UTC
+        );
+        std::fs::create_dir_all(root.path().join("usr/share/zoneinfo/Europe")).unwrap();
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::copy(zone, root.path().join("usr/share/zoneinfo/Europe/Paris")).unwrap();
+        // An absolute symlink, as on Debian: resolved inside the root.
+        std::os::unix::fs::symlink(
+            "/usr/share/zoneinfo/Europe/Paris",
+            root.path().join("etc/localtime"),
+        )
+        .unwrap();
+        let hours = |at| local_offset(&paths, at).whole_hours();
+        assert_eq!(hours(datetime!(2027-01-15 12:00 UTC)), 1);
+        assert_eq!(hours(datetime!(2027-07-15 12:00 UTC)), 2);
+        // Far past the file's last transition: its POSIX rule still applies.
+        assert_eq!(hours(datetime!(2045-07-15 12:00 UTC)), 2);
     }
 
     #[test]

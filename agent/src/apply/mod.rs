@@ -68,8 +68,9 @@ pub struct ApplyOptions {
 }
 
 impl ApplyOptions {
-    /// Defaults: UTC, no dry run, lesson guard on, default windows, the
-    /// system bus when the root is `/` and no bus otherwise.
+    /// Defaults: the root's time zone (`/etc/localtime`, see
+    /// [`guard::local_offset`]), no dry run, lesson guard on, default
+    /// windows, the system bus when the root is `/` and no bus otherwise.
     pub fn new(paths: AgentPaths, now: time::OffsetDateTime) -> Self {
         let bus = if paths.root.as_os_str() == "/" {
             Bus::System
@@ -77,9 +78,9 @@ impl ApplyOptions {
             Bus::None
         };
         ApplyOptions {
+            local_offset: guard::local_offset(&paths, now),
             paths,
             now,
-            local_offset: time::UtcOffset::UTC,
             dry_run: false,
             ignore_lesson_guard: false,
             maintenance: MaintenanceWindows::default(),
