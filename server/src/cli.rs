@@ -482,7 +482,8 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Profile(ProfileCommand::Tool(_)) => unreachable!("handled before the runtime"),
+        // Normally run before a runtime is built (see `run`); harmless here.
+        Command::Profile(ProfileCommand::Tool(cmd)) => crate::signing::run(cmd),
         Command::Profile(ProfileCommand::Publish { dir, file }) => {
             with_store(&dir, |data, s| async move {
                 let published = publish::publish(
