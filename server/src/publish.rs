@@ -142,6 +142,7 @@ pub async fn publish(
                 bytes,
                 minisig: signature,
                 blobs,
+                includes: profile.includes.clone(),
             },
         )
         .await?;

@@ -345,6 +345,7 @@ fn pending_machines_get_no_profiles_until_approved() {
             bytes: b"exact bytes\n".to_vec(),
             minisig: "signature".into(),
             blobs: vec![],
+            includes: vec![],
         },
     ))
     .unwrap();
@@ -390,6 +391,56 @@ fn pending_machines_get_no_profiles_until_approved() {
     assert_eq!(bytes.body, b"exact bytes\n");
     let sig = client.get(&server.api("/profiles/nird-base/4.minisig"), Some(&m.auth));
     assert_eq!(sig.text(), "signature");
+}
+
+#[test]
+fn assigned_list_includes_what_assigned_profiles_include() {
+    let f = Fixture::new();
+    let server = Server::start(&f.data);
+    let client = f.client();
+    let m = enroll(&client, &server, &f.token(&[]), "pc-01");
+    let db = Db::open(&f);
+    let release = |name: &str, version: u64, includes: &[&str]| nird_server::store::NewRelease {
+        name: name.into(),
+        version,
+        bytes: format!("{name} {version}\n").into_bytes(),
+        minisig: "signature".into(),
+        blobs: vec![],
+        includes: includes.iter().map(|s| s.to_string()).collect(),
+    };
+    // nird-base v1 then v2; primtux includes nird-base which includes fonts.
+    for r in [
+        release("fonts", 3, &[]),
+        release("nird-base", 1, &[]),
+        release("nird-base", 2, &["fonts"]),
+        release("primtux", 7, &["nird-base"]),
+        release("linux-nird", 1, &["nird-base"]),
+    ] {
+        db.run(db.store.publish_release("test", r)).unwrap();
+    }
+    drop(db);
+    cli(&["assign", "--data-dir", f.dir(), "--school", UAI, "primtux"]);
+    let r = checkin(&client, &server, &m.auth, &heartbeat(&m.inventory_hash)).json();
+    assert_eq!(
+        r["assigned"],
+        serde_json::json!([
+            {"name": "fonts", "version": 3},
+            {"name": "nird-base", "version": 2},
+            {"name": "primtux", "version": 7},
+        ])
+    );
+    // Excluding an included profile on the machine cannot break primtux.
+    cli(&[
+        "assign",
+        "--data-dir",
+        f.dir(),
+        "--machine",
+        &m.id,
+        "--exclude",
+        "nird-base",
+    ]);
+    let r = checkin(&client, &server, &m.auth, &heartbeat(&m.inventory_hash)).json();
+    assert_eq!(r["assigned"].as_array().unwrap().len(), 3);
 }
 
 #[test]

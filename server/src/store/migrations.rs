@@ -131,4 +131,13 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 "#,
+    // 2: which profiles a release includes, so check-ins can hand agents the
+    // whole closure of what they must resolve.
+    r#"
+CREATE TABLE release_includes (
+    release_id INTEGER NOT NULL REFERENCES profile_releases(id),
+    name TEXT NOT NULL,
+    PRIMARY KEY (release_id, name)
+);
+"#,
 ];

@@ -248,6 +248,9 @@ pub struct NewRelease {
     pub minisig: String,
     /// Files the profile pins: (sha256, bytes), already checked.
     pub blobs: Vec<(String, Vec<u8>)>,
+    /// Names of the profiles this release includes: machines assigned this
+    /// profile are assigned those too, so the agent can resolve it.
+    pub includes: Vec<String>,
 }
 
 /// What `publish_release` did.

@@ -457,20 +457,30 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
 }
 
 /// Latest release of each profile assigned to a machine (school assignment
-/// plus the machine's own inclusions, minus its exclusions).
+/// plus the machine's own inclusions, minus its exclusions), and of every
+/// profile those releases include, transitively: the agent needs them all to
+/// resolve `includes`. An excluded profile still comes back when another
+/// assigned one includes it.
 fn assigned_releases(
     conn: &Connection,
     school: i64,
     machine_id: &str,
 ) -> Result<Vec<ProfileRef>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT r.name, MAX(r.version) FROM profile_releases r
-         WHERE r.name IN (
+        "WITH RECURSIVE
+           latest(name, id, version) AS (
+             -- SQLite takes the bare column `id` from the row holding MAX().
+             SELECT name, id, MAX(version) FROM profile_releases GROUP BY name),
+           wanted(name) AS (
              SELECT profile_name FROM school_assignments WHERE school_id = ?1
-             UNION SELECT profile_name FROM machine_overrides WHERE machine_id = ?2 AND include = 1)
-           AND r.name NOT IN (
-             SELECT profile_name FROM machine_overrides WHERE machine_id = ?2 AND include = 0)
-         GROUP BY r.name ORDER BY r.name",
+               AND profile_name NOT IN (
+                 SELECT profile_name FROM machine_overrides WHERE machine_id = ?2 AND include = 0)
+             UNION SELECT profile_name FROM machine_overrides WHERE machine_id = ?2 AND include = 1
+             UNION SELECT i.name FROM wanted w
+               JOIN latest l ON l.name = w.name
+               JOIN release_includes i ON i.release_id = l.id)
+         SELECT l.name, l.version FROM wanted w JOIN latest l ON l.name = w.name
+         ORDER BY l.name",
     )?;
     let rows = stmt.query_map(params![school, machine_id], |r| {
         Ok(ProfileRef {
@@ -594,6 +604,12 @@ fn record_release(
             "INSERT OR IGNORE INTO release_blobs (release_id, sha256) VALUES (?1, ?2)",
         )?
         .execute(params![release_id, blob_sha])?;
+    }
+    for name in &r.includes {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO release_includes (release_id, name) VALUES (?1, ?2)",
+        )?
+        .execute(params![release_id, name])?;
     }
     audit(
         conn,
