@@ -506,3 +506,29 @@ fn dbus_disabled_by_option() {
     let sda = &inv.storage.disks.value().unwrap()[0];
     assert_eq!(sda.smart.reason(), Some(reason::DBUS_DISABLED));
 }
+
+/// The daemon collects from `spawn_blocking` inside its Tokio runtime: the
+/// D-Bus readers' private runtime must work there.
+#[test]
+fn collect_works_from_a_tokio_blocking_thread() {
+    let Some(bus) = PrivateBus::start() else {
+        println!("SKIP: dbus-daemon is not installed (scripts/install-deps.sh installs it)");
+        return;
+    };
+    let _services = serve(bus.address.clone(), false);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let address = bus.address.clone();
+    let inv = rt.block_on(async move {
+        tokio::task::spawn_blocking(move || {
+            collect_with_bus(fixture("laptop-latitude5400"), &address)
+        })
+        .await
+        .unwrap()
+    });
+    let nvme = &inv.storage.disks.value().unwrap()[0];
+    assert_eq!(nvme.smart.value().unwrap().health, SmartHealth::Passed);
+}
