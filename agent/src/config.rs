@@ -399,6 +399,26 @@ ca_file = "/var/lib/nird-agent/server-ca.pem"
     }
 
     #[test]
+    fn the_packaged_example_is_valid() {
+        let text = include_str!("../../packaging/agent.toml.example");
+        let c = AgentConfig::parse(text, "agent.toml.example").unwrap();
+        assert_eq!(c.jitter_secs, 60);
+        // Every commented-out key is valid too.
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|l| l.contains(" = ") || l.starts_with('['))
+                    .unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = AgentConfig::parse(&uncommented, "agent.toml.example").unwrap();
+        assert_eq!(c.interval_secs, Some(1800));
+        assert_eq!(c.maintenance.windows.map(|w| w.len()), Some(3));
+    }
+
+    #[test]
     fn server_urls() {
         let u = ServerUrl::parse("https://nird.example.org").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("nird.example.org", 443));
