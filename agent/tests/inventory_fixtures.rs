@@ -400,3 +400,47 @@ fn missing_root_gives_reasons_not_panics() {
     assert_eq!(inv.storage.disks.reason(), Some(reason::NOT_EXPOSED));
     assert_eq!(inv.windows11.status, Windows11Status::Unknown);
 }
+
+/// The document's field names are a contract with the server and its
+/// dashboard: the whole document of the T430 is compared with a reviewed
+/// copy. Set `NIRD_UPDATE_GOLDEN=1` to rewrite it after an intended change.
+#[test]
+fn document_layout_matches_the_reviewed_copy() {
+    let mut doc = serde_json::to_value(fixture("laptop-t430")).unwrap();
+    doc["agent_version"] = "(version)".into();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/laptop-t430.json");
+    if std::env::var_os("NIRD_UPDATE_GOLDEN").is_some() {
+        let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+    }
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        doc,
+        expected,
+        "inventory layout changed; see {}",
+        path.display()
+    );
+}
+
+#[test]
+fn french_summary_of_the_t430() {
+    let inv = fixture("laptop-t430");
+    let text = nird_agent::inventory::summary::render(&inv, time::macros::date!(2026 - 11 - 23));
+    for expected in [
+        "Inventaire de cdi-salle12-pc07",
+        "Machine      : LENOVO ThinkPad T430 (2349ABG), portable",
+        "Firmware     : LENOVO G1ET93WW (2.53 ), du 14/05/2013 (environ 13 ans)",
+        "Démarrage    : UEFI ; Secure Boot : non pris en charge ; aucun TPM visible",
+        "2 cœurs, 4 threads, 3,3 GHz max",
+        "4 Gio DDR3 1600 MT/s + 4 Gio DDR3 1600 MT/s",
+        "sda : Samsung SSD 850 EVO 250GB, SSD, 250,1 Go ; SMART : non lu hors du système en marche",
+        "/media/eleve/CLE USB (vfat, /dev/sdb1)",
+        "Batterie     : BAT0 : usure 45 % (31,7 Wh sur 57,7 Wh d'origine), 812 cycles",
+        "firefox 131.0+linuxmint1+wilma ; gcompris-qt non installé",
+        "Windows 11   : REFUSERAIT cette machine : pas de TPM 2.0",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(text.contains(&inv.content_hash()));
+}

@@ -43,14 +43,21 @@ fn write_summary(s: &mut String, inv: &Inventory, today: time::Date) -> std::fmt
         Some(d) => french_date(d),
         None => text(&fw.bios_date),
     };
-    writeln!(
-        s,
-        "  Firmware     : {} {}, du {}{}",
-        text(&fw.bios_vendor),
-        text(&fw.bios_version),
-        date,
-        age
-    )?;
+    if fw.bios_vendor.value().is_none()
+        && fw.bios_version.value().is_none()
+        && fw.bios_date.value().is_none()
+    {
+        writeln!(s, "  Firmware     : inconnu {}", why(&fw.bios_vendor))?;
+    } else {
+        writeln!(
+            s,
+            "  Firmware     : {} {}, du {}{}",
+            text(&fw.bios_vendor),
+            text(&fw.bios_version),
+            date,
+            age
+        )?;
+    }
     let boot = match fw.boot_mode.value() {
         Some(BootMode::Uefi) => "UEFI".to_string(),
         Some(BootMode::Legacy) => match fw.uefi_capable.value() {
@@ -284,25 +291,24 @@ fn write_summary(s: &mut String, inv: &Inventory, today: time::Date) -> std::fmt
     )?;
 
     let w = &inv.windows11;
-    let verdict = match w.status {
+    let list = |reqs: &[Windows11Requirement], f: fn(Windows11Requirement) -> &'static str| {
+        reqs.iter().map(|r| f(*r)).collect::<Vec<_>>().join(", ")
+    };
+    let mut verdict = match w.status {
         Windows11Status::Eligible => "accepterait cette machine".to_string(),
         Windows11Status::Ineligible => format!(
             "REFUSERAIT cette machine : {}",
-            w.blockers
-                .iter()
-                .map(|r| requirement_fr(*r))
-                .collect::<Vec<_>>()
-                .join(", ")
+            list(&w.blockers, requirement_fr)
         ),
-        Windows11Status::Unknown => format!(
-            "verdict incertain, non vérifiable : {}",
-            w.unknown
-                .iter()
-                .map(|r| requirement_fr(*r))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Windows11Status::Unknown => "verdict incertain".to_string(),
     };
+    if !w.unknown.is_empty() {
+        let _ = write!(
+            verdict,
+            " (non vérifiable ici : {})",
+            list(&w.unknown, requirement_name_fr)
+        );
+    }
     writeln!(s, "  Windows 11   : {verdict}")?;
     writeln!(s, "  Empreinte    : {}", inv.content_hash())?;
     Ok(())
@@ -319,6 +325,9 @@ fn machine_name(inv: &Inventory) -> String {
         (Some(p), Some(f)) if !p.contains(f.as_str()) => format!("{vendor} {f} ({p})"),
         (Some(p), _) => format!("{vendor} {p}"),
         (None, Some(f)) => format!("{vendor} {f}"),
+        (None, None) if id.vendor.value().is_none() => {
+            format!("modèle inconnu {}", why(&id.product))
+        }
         (None, None) => format!("{vendor}, modèle {}", text(&id.product)),
     }
 }
@@ -348,6 +357,9 @@ pub fn reason_fr(why: &str) -> String {
         reason::DBUS_DISABLED => "D-Bus désactivé".to_string(),
         reason::UDISKS2_NOT_RUNNING => "UDisks2 ne tourne pas".to_string(),
         reason::LEGACY_BOOT => "démarrage en mode BIOS hérité".to_string(),
+        other if other.starts_with("cannot connect to the system bus") => {
+            "bus système D-Bus injoignable".to_string()
+        }
         other => format!("indisponible : {other}"),
     }
 }
@@ -362,6 +374,18 @@ fn requirement_fr(r: Windows11Requirement) -> &'static str {
         Windows11Requirement::Storage64Gb => "disque de moins de 64 Go",
         Windows11Requirement::Uefi => "pas de firmware UEFI",
         Windows11Requirement::SecureBoot => "pas de Secure Boot",
+    }
+}
+
+/// Neutral name of a requirement, for those that could not be checked.
+fn requirement_name_fr(r: Windows11Requirement) -> &'static str {
+    match r {
+        Windows11Requirement::Tpm2 => "TPM 2.0",
+        Windows11Requirement::SupportedCpu => "processeur",
+        Windows11Requirement::Ram4Gb => "4 Go de mémoire",
+        Windows11Requirement::Storage64Gb => "disque de 64 Go",
+        Windows11Requirement::Uefi => "UEFI",
+        Windows11Requirement::SecureBoot => "Secure Boot",
     }
 }
 
