@@ -150,6 +150,10 @@ fn live_inventory_as_nobody_succeeds_and_says_what_needs_root() {
         println!("SKIP: switching to the nobody user needs root");
         return;
     }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        println!("SKIP: setpriv (util-linux) is not installed");
+        return;
+    }
     let prefix = [
         "setpriv",
         "--reuid=65534",
