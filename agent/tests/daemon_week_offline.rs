@@ -248,3 +248,34 @@ fn backoff_grows_to_its_cap_while_the_server_is_down() {
     }
     assert!(waits[11] >= Duration::from_secs(150));
 }
+
+#[test]
+fn the_inventory_is_resent_at_once_when_the_server_asks_for_it() {
+    let sd = ServerData::new();
+    let server = Server::start(&sd.data, 0, Duration::from_secs(900));
+    let (_tmp, paths, config) = enrolled(&sd, &server);
+    let https = Arc::new(nird_agent::daemon::service::transport_for(&paths, &config).unwrap());
+    let link = FaultyLink::new(https);
+    // The agent believes the server has inventory B; the server only has A
+    // (its database was restored from an older backup, say).
+    let inventory = TestInventory::new(inventory_doc(16384));
+    let mut status = nird_agent::status::DaemonStatus::load(&paths);
+    status.server_inventory_hash = Some(inventory.snapshot().hash);
+    status.save(&paths).unwrap();
+    let mut agent = Agent::new(
+        paths,
+        config.clone(),
+        link.clone(),
+        Box::new(inventory),
+        DaemonOptions::default(),
+    )
+    .unwrap();
+    assert!(matches!(
+        agent.cycle(time::OffsetDateTime::now_utc()),
+        CycleResult::Delivered { .. }
+    ));
+    // A heartbeat, the server's request, the inventory: in the same cycle.
+    assert_eq!(link.delivered.load(Ordering::SeqCst), 2);
+    assert_eq!(sd.inventory_versions(&config.machine_id), 2);
+    drop(server);
+}

@@ -94,6 +94,12 @@ pub struct ServerData {
 impl ServerData {
     /// `init`, `school add`, `profile keygen`, `trust add`.
     pub fn new() -> Self {
+        Self::with_school_flags(&[])
+    }
+
+    /// [`ServerData::new`] with extra `school add` flags
+    /// (`--require-approval`).
+    pub fn with_school_flags(flags: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
         let keys = tmp.path().join("keys");
@@ -105,25 +111,24 @@ impl ServerData {
             .find(|l| nird_proto::hash::is_sha256_hex(l))
             .unwrap_or_else(|| panic!("no fingerprint in init's output:\n{out}"))
             .to_owned();
-        run_ok(
-            &server,
-            &[
-                "school",
-                "add",
-                "--data-dir",
-                s(&data),
-                "--uai",
-                UAI,
-                "--name",
-                "École Jean Jaurès",
-                "--commune",
-                "Calais",
-                "--academie",
-                "Lille",
-                "--kind",
-                "ecole",
-            ],
-        );
+        let mut school = vec![
+            "school",
+            "add",
+            "--data-dir",
+            s(&data),
+            "--uai",
+            UAI,
+            "--name",
+            "École Jean Jaurès",
+            "--commune",
+            "Calais",
+            "--academie",
+            "Lille",
+            "--kind",
+            "ecole",
+        ];
+        school.extend_from_slice(flags);
+        run_ok(&server, &school);
         run_ok(
             &server,
             &["profile", "keygen", "--out", s(&keys), "--no-password"],

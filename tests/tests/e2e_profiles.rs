@@ -143,3 +143,34 @@ fn signed_profiles_are_applied_and_bad_releases_change_nothing() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     server.stop();
 }
+
+#[test]
+fn a_machine_waiting_for_approval_gets_its_profiles_once_approved() {
+    let data = ServerData::with_school_flags(&["--require-approval"]);
+    let server = ServerProcess::start(&data, free_port());
+    let agent = AgentRoot::new(&data);
+    let out = agent.enroll(&server, &data, &data.token());
+    assert!(out.contains("approbation"), "{out}");
+    data.publish(NAME, &profile(1, "Charte v1", "2099-12-31"));
+    data.assign(&[NAME]);
+
+    let before = agent.managed_tree();
+    agent.run_once();
+    assert_eq!(
+        agent.managed_tree(),
+        before,
+        "a pending machine applied a profile"
+    );
+    let status = agent.status();
+    assert_eq!(status["daemon"]["machine_status"], "pending");
+    let text = String::from_utf8_lossy(&agent.run(&["status"]).stdout).into_owned();
+    assert!(text.contains("en attente d'approbation"), "{text}");
+
+    let machine = agent.machine_id();
+    data.cli(&["machine", "approve", &machine]);
+    agent.run_once();
+    let charte = agent.root().join("etc/nird/charte.txt");
+    assert_eq!(std::fs::read_to_string(charte).unwrap(), "Charte v1\n");
+    assert_eq!(last_report(&data, &machine)["outcome"], "applied");
+    server.stop();
+}

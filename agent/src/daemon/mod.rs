@@ -258,8 +258,19 @@ impl Agent {
     pub fn cycle(&mut self, now: time::OffsetDateTime) -> CycleResult {
         self.spool_inventory_change();
         let result = match self.check_in(now) {
-            Ok(response) => {
+            Ok(mut response) => {
                 let mut next = self.after_checkin(&response, now);
+                if self.server_wants_inventory {
+                    // The server does not know our inventory (restored from
+                    // a backup, say): send it at once.
+                    match self.check_in(now) {
+                        Ok(r) => {
+                            next = self.after_checkin(&r, now);
+                            response = r;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "inventory re-send failed"),
+                    }
+                }
                 if self.run_applier(&response, now) {
                     // Deliver the new reports right away, in this cycle.
                     match self.check_in(now) {
