@@ -17,6 +17,13 @@
 //!   so that, after a power cut, the next run finishes dpkg's work and
 //!   converges.
 //! - Planning only reads; `dry_run` never writes anything.
+//!
+//! Using it: build [`ApplyOptions::new`] (then set `maintenance`, `bus`,
+//! `ignore_lesson_guard`...), pass the assigned releases and a
+//! [`ReleaseSource`], and spool the returned reports (their `seq` is 0).
+//! systemd and logind are reached with zbus' blocking API: call
+//! [`apply_assigned`] from a plain thread (`tokio::task::spawn_blocking`
+//! inside async code), never on an async worker.
 
 pub mod accounts;
 pub mod apt;
