@@ -641,6 +641,30 @@ mod tests {
         assert_eq!(battery_wear_percent(f64::NAN, 50.0), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn used_percent_is_a_multiple_of_five_within_range(used: u64, size: u64) {
+            let p = round_used_percent(used, size);
+            proptest::prop_assert!(p <= 100 && p.is_multiple_of(5));
+        }
+
+        #[test]
+        fn wear_is_a_percentage(full in 0.0f64..1e6, design in 0.0f64..1e6) {
+            if let Some(w) = battery_wear_percent(full, design) {
+                proptest::prop_assert!(w <= 100);
+            }
+        }
+
+        #[test]
+        fn cpu_heuristic_never_panics(name in ".{0,60}", family: u32, model: u32, stepping: u32) {
+            for vendor in ["GenuineIntel", "AuthenticAMD", "CentaurHauls"] {
+                let _ = windows11::cpu_supported(
+                    Some(vendor), Some(family), Some(model), Some(stepping), Some(&name),
+                );
+            }
+        }
+    }
+
     #[test]
     fn chassis_codes() {
         assert_eq!(ChassisKind::from_smbios_code(10), ChassisKind::Laptop);
