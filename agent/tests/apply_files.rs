@@ -663,3 +663,67 @@ password = "unmanaged"
             .contains(":1000:1000:")
     );
 }
+
+#[test]
+fn two_releases_that_disagree_refuse_the_later_and_apply_the_other() {
+    let (signer, releases, root) = setup();
+    let r = root.path();
+    // `autre` declares the motd of `socle` differently.
+    releases.publish(
+        &signer,
+        "autre",
+        "[profile]\nname = \"autre\"\nversion = 1\nexpires = 2027-08-31\ndescription = \"Autre\"\naudience = \"all\"\n\n[[file]]\npath = \"/etc/nird/motd\"\ncontent = \"Autre chose\\n\"\n",
+    );
+    let reports = apply(&options(r), &releases, &["socle", "autre"]);
+    assert_eq!(reports[0].outcome, ApplyOutcome::Applied);
+    assert_eq!(reports[1].outcome, ApplyOutcome::Refused);
+    let message = reports[1].message.as_deref().unwrap();
+    assert!(
+        message.contains("conflit avec le profil « socle » sur file:/etc/nird/motd"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/nird/motd")).unwrap(),
+        "Bienvenue sur un PC NIRD\n"
+    );
+}
+
+#[test]
+fn an_unreadable_applied_state_stops_everything() {
+    let (_signer, releases, root) = setup();
+    let r = root.path();
+    let opts = options(r);
+    std::fs::create_dir_all(opts.paths.state_dir()).unwrap();
+    std::fs::write(opts.paths.applied_file(), "{ corrompu").unwrap();
+    let before = snapshot(r);
+    let reports = apply(&opts, &releases, &["classe", "socle"]);
+    assert_eq!(snapshot(r), before, "no floor known: nothing may change");
+    for rep in &reports {
+        assert_eq!(rep.outcome, ApplyOutcome::Failed);
+        assert!(
+            rep.message.as_deref().unwrap().contains("applied.json"),
+            "{rep:?}"
+        );
+    }
+    assert!(plan_assigned(&opts, &[], &releases.source()).is_err());
+}
+
+#[test]
+fn without_trusted_keys_every_release_is_refused() {
+    let (_signer, releases, root) = setup();
+    let r = root.path();
+    std::fs::remove_dir_all(r.join("etc/nird/trusted-keys")).unwrap();
+    let before = snapshot(r);
+    let reports = apply(&options(r), &releases, &["socle"]);
+    assert_eq!(snapshot(r), before);
+    assert_eq!(reports[0].reason, Some(RefusalReason::UnknownKey));
+    assert!(
+        reports[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("aucune clé de confiance"),
+        "{:?}",
+        reports[0].message
+    );
+}
