@@ -196,6 +196,8 @@ fn packages_and_repositories_in_a_debian_chroot() {
     );
     assert_eq!(dpkg_status(&root, "hello"), "install ok installed");
     assert!(root.join("usr/bin/hello").exists());
+    // The temporary ban on service starts inside the chroot is gone.
+    assert!(!root.join("usr/sbin/policy-rc.d").exists());
     let sources =
         std::fs::read_to_string(root.join("etc/apt/sources.list.d/nird-updates.sources")).unwrap();
     assert!(

@@ -321,6 +321,47 @@ fn lists_missing(paths: &AgentPaths) -> bool {
     })
 }
 
+/// While it lives, packages installed into a root that is not `/` may not
+/// start services (Debian's `policy-rc.d` convention, exit status 101): a
+/// daemon from a mounted disk or a chroot must not start on the host. The
+/// file is only created when absent, and removed on drop.
+struct NoServiceStarts {
+    /// The file we created, if any.
+    created: Option<PathBuf>,
+}
+
+impl NoServiceStarts {
+    fn install(paths: &AgentPaths) -> Self {
+        let path = paths.system("/usr/sbin/policy-rc.d");
+        if paths.root.as_os_str() == "/"
+            || std::fs::symlink_metadata(&path).is_ok()
+            || !path.parent().is_some_and(|d| d.is_dir())
+        {
+            return NoServiceStarts { created: None };
+        }
+        let script = b"#!/bin/sh\n# nird-agent: no service starts while installing into this root.\nexit 101\n";
+        match files::write_atomic(&path, script, 0o755, Some((0, 0))) {
+            Ok(()) => NoServiceStarts {
+                created: Some(path),
+            },
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot write policy-rc.d: {e}");
+                NoServiceStarts { created: None }
+            }
+        }
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if let Some(path) = &self.created
+            && let Err(e) = std::fs::remove_file(path)
+        {
+            tracing::warn!(path = %path.display(), "cannot remove policy-rc.d: {e}");
+        }
+    }
+}
+
 /// Installs and removes packages; returns, per package, `Ok(())` when it
 /// reached its desired state or the reason it did not.
 pub fn apply_packages(
@@ -334,6 +375,7 @@ pub fn apply_packages(
     if !paths.system("/usr/bin/apt-get").exists() {
         failure = Some("apt-get absent du système géré : paquets impossibles à gérer".to_owned());
     }
+    let _no_services = NoServiceStarts::install(paths);
     let before = DpkgStatus::read(paths);
     if failure.is_none()
         && (interrupted || before.as_ref().is_ok_and(|s| s.needs_configure()))
