@@ -18,6 +18,10 @@
 //! - A report is deleted only once the server's `acked_seq` covers it; the
 //!   server stores reports idempotently by `(machine, seq)`, so a report sent
 //!   twice (reply lost) is stored once: delivery is exactly once, in order.
+//! - One writer: [`Spool::open`] takes an exclusive `flock` on `spool/lock`
+//!   for the spool's lifetime, so `run --once` next to a running daemon is
+//!   refused instead of racing on sequence numbers; `status` only reads
+//!   ([`Spool::inspect`]).
 //! - The spool is bounded in entries and bytes. When full, the oldest
 //!   *inventory* entries go first (a newer inventory supersedes them); reports
 //!   are dropped only when no inventory entry is left, with an error in the
@@ -40,6 +44,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Name of the file holding the last allocated sequence number.
 const SEQ_FILE: &str = "seq";
+
+/// Name of the lock file (exclusive `flock` while a spool is open).
+const LOCK_FILE: &str = "lock";
 
 /// Writes `bytes` to `path` atomically and durably: a temporary file in the
 /// same directory, `fsync`, `rename` over `path`, `fsync` of the directory.
@@ -134,6 +141,14 @@ pub enum SpoolError {
         /// The system error.
         source: std::io::Error,
     },
+    /// Another process has the spool open.
+    #[error(
+        "la file d'attente {path} est utilisée par un autre nird-agent (le service tourne-t-il déjà ? « systemctl status nird-agent »)"
+    )]
+    Busy {
+        /// The spool directory.
+        path: String,
+    },
     /// One entry is larger than the whole spool may be.
     #[error("entrée de {size} octets trop grande pour la file d'attente ({max} octets au plus)")]
     TooLarge {
@@ -173,6 +188,19 @@ pub struct Spool {
     bytes: u64,
     /// Bounds.
     limits: SpoolLimits,
+    /// The open lock file; its `flock` is released when the spool is dropped.
+    _lock: File,
+}
+
+/// What [`Spool::inspect`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpoolSummary {
+    /// Reports waiting.
+    pub reports: usize,
+    /// All entries (reports and inventory changes).
+    pub entries: usize,
+    /// Their size on disk.
+    pub bytes: u64,
 }
 
 impl Spool {
@@ -181,6 +209,25 @@ impl Spool {
     pub fn open(dir: &Path, limits: SpoolLimits) -> Result<Self, SpoolError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |e| {
+                if e == rustix::io::Errno::WOULDBLOCK {
+                    SpoolError::Busy {
+                        path: dir.display().to_string(),
+                    }
+                } else {
+                    io_err(&lock_path)(e.into())
+                }
+            },
+        )?;
         let mut entries = BTreeMap::new();
         let mut bytes = 0;
         for item in fs::read_dir(dir).map_err(io_err(dir))? {
@@ -211,7 +258,34 @@ impl Spool {
             entries,
             bytes,
             limits,
+            _lock: lock,
         })
+    }
+
+    /// Counts what waits in the spool at `dir` without opening it: no lock,
+    /// no write (for `status`, while the daemon runs). A missing directory is
+    /// an empty spool.
+    pub fn inspect(dir: &Path) -> Result<SpoolSummary, SpoolError> {
+        let mut summary = SpoolSummary::default();
+        let items = match fs::read_dir(dir) {
+            Ok(items) => items,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(summary),
+            Err(e) => return Err(io_err(dir)(e)),
+        };
+        for item in items {
+            let item = item.map_err(io_err(dir))?;
+            let Some((_, kind)) = parse_entry_name(&item.file_name().to_string_lossy()) else {
+                continue;
+            };
+            // An entry deleted meanwhile by the daemon is simply not counted.
+            let Ok(meta) = item.metadata() else { continue };
+            summary.entries += 1;
+            summary.bytes += meta.len();
+            if kind == EntryKind::Report {
+                summary.reports += 1;
+            }
+        }
+        Ok(summary)
     }
 
     /// Spools a report, giving it the next seq (overwriting `report.seq`).
@@ -588,8 +662,39 @@ mod tests {
         ));
         // The index agrees with the disk after reopen.
         let bytes = s.bytes();
+        drop(s);
         let s2 = Spool::open(dir.path(), limits).unwrap();
         assert_eq!(s2.bytes(), bytes);
+    }
+
+    #[test]
+    fn one_writer_at_a_time_and_inspect_only_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+        s.push_report(report("a")).unwrap();
+        s.push_inventory(&serde_json::json!({}), "h").unwrap();
+        let err = Spool::open(dir.path(), SpoolLimits::default()).unwrap_err();
+        assert!(matches!(err, SpoolError::Busy { .. }), "{err}");
+        assert!(err.to_string().contains("autre nird-agent"), "{err}");
+        // A temporary file of a write in progress is left alone by inspect.
+        let tmp = dir.path().join(".00000000000000000003.report.json.tmp-9");
+        fs::write(&tmp, b"{").unwrap();
+        let summary = Spool::inspect(dir.path()).unwrap();
+        assert_eq!(
+            summary,
+            SpoolSummary {
+                reports: 1,
+                entries: 2,
+                bytes: s.bytes()
+            }
+        );
+        assert!(tmp.exists());
+        drop(s);
+        assert!(Spool::open(dir.path(), SpoolLimits::default()).is_ok());
+        assert_eq!(
+            Spool::inspect(&dir.path().join("nope")).unwrap(),
+            SpoolSummary::default()
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{AgentConfig, ConfigError};
 use crate::paths::AgentPaths;
-use crate::spool::{Spool, SpoolLimits, write_atomic};
+use crate::spool::{Spool, write_atomic};
 
 /// The daemon's persisted view of its conversation with the server.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -122,14 +122,7 @@ pub fn gather(paths: &AgentPaths) -> StatusReport {
         Err(ConfigError::NotEnrolled { .. }) => (false, None, None, None),
         Err(e) => (false, None, None, Some(e.to_string())),
     };
-    let (pending_reports, spool_entries, spool_bytes) = if paths.spool_dir().is_dir() {
-        match Spool::open(&paths.spool_dir(), SpoolLimits::default()) {
-            Ok(s) => (s.report_count(), s.len(), s.bytes()),
-            Err(_) => (0, 0, 0),
-        }
-    } else {
-        (0, 0, 0)
-    };
+    let spool = Spool::inspect(&paths.spool_dir()).unwrap_or_default();
     StatusReport {
         enrolled,
         server,
@@ -137,9 +130,9 @@ pub fn gather(paths: &AgentPaths) -> StatusReport {
         config_error,
         daemon: DaemonStatus::load(paths),
         applied: crate::daemon::applied_profiles(paths),
-        pending_reports,
-        spool_entries,
-        spool_bytes,
+        pending_reports: spool.reports,
+        spool_entries: spool.entries,
+        spool_bytes: spool.bytes,
     }
 }
 

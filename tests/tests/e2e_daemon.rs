@@ -63,6 +63,10 @@ fn daemon_notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     expect(&sock, "READY=1");
     expect(&sock, "WATCHDOG=1");
     assert!(agent.status()["daemon"]["last_checkin_at"].is_string());
+    // One writer: a second agent on the same root is refused.
+    let out = agent.run(&["run", "--once"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("autre nird-agent"), "{}", stderr(&out));
 
     // Reload with a new interval.
     let config_file = agent.root().join("etc/nird/agent.toml");
