@@ -73,23 +73,28 @@ fn main() -> ExitCode {
 
 /// Logs to journald when started by systemd (`JOURNAL_STREAM` set), else to
 /// stderr. `NIRD_LOG` (tracing filter syntax) overrides `default_level`.
+/// ureq's TRACE level (the raw wire, credential included) is never let
+/// through: secrets stay out of the logs whatever the level.
 fn init_logging(default_level: &str) {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("NIRD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let no_wire = tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.target().starts_with("ureq") && *meta.level() == tracing::Level::TRACE)
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(no_wire);
     if std::env::var_os("JOURNAL_STREAM").is_some()
         && let Ok(journald) = tracing_journald::layer()
     {
-        tracing_subscriber::registry()
-            .with(filter)
-            .with(journald)
-            .init();
+        registry.with(journald).init();
         return;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+    registry
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr),
+        )
         .init();
 }
 

@@ -426,6 +426,19 @@ impl AgentRoot {
         run_raw(&bin("nird-agent"), &all)
     }
 
+    /// `nird-agent ARGS --root ROOT` with extra environment variables.
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut all = args.to_vec();
+        all.extend(["--root", s(self.root())]);
+        Command::new(bin("nird-agent"))
+            .args(&all)
+            .envs(env.iter().copied())
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .output()
+            .expect("run nird-agent")
+    }
+
     /// `enroll` with the CA fingerprint; panics unless it succeeds.
     pub fn enroll(&self, server: &ServerProcess, data: &ServerData, token: &str) -> String {
         let out = self.run(&[

@@ -104,3 +104,26 @@ fn every_command_needs_enrolment_and_says_so() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("non enrôlée"));
 }
+
+#[test]
+fn the_machine_secret_never_reaches_the_logs_even_at_trace_level() {
+    let data = ServerData::new();
+    let server = ServerProcess::start(&data, free_port());
+    let agent = AgentRoot::new(&data);
+    agent.enroll(&server, &data, &data.token());
+    let credential: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(agent.root().join("var/lib/nird-agent/credential")).unwrap(),
+    )
+    .unwrap();
+    let secret = credential["secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 16);
+    let out = agent.run_with_env(&["run", "--once"], &[("NIRD_LOG", "trace")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let logs = stderr(&out);
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "not verbose: {logs}"
+    );
+    assert!(!logs.contains(&secret), "the secret was logged");
+    server.stop();
+}
