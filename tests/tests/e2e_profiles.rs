@@ -174,3 +174,31 @@ fn a_machine_waiting_for_approval_gets_its_profiles_once_approved() {
     assert_eq!(last_report(&data, &machine)["outcome"], "applied");
     server.stop();
 }
+
+#[test]
+fn a_failing_apply_is_retried_reported_once_and_converges_when_fixed() {
+    let data = ServerData::new();
+    let server = ServerProcess::start(&data, free_port());
+    let agent = AgentRoot::new(&data);
+    agent.enroll(&server, &data, &data.token());
+    let machine = agent.machine_id();
+    // `/srv` is a file on this machine: the directory /srv/classe cannot be made.
+    std::fs::write(agent.root().join("srv"), "pas un dossier").unwrap();
+    data.publish(NAME, &profile(1, "Charte v1", "2099-12-31"));
+    data.assign(&[NAME]);
+
+    agent.run_once();
+    let r = last_report(&data, &machine);
+    assert_eq!(r["outcome"], "failed", "{r}");
+    // Retried at the next check-in, failing the same way: not re-reported.
+    agent.run_once();
+    assert_eq!(data.reports(&machine).len(), 1);
+
+    // Fixed on the machine: the next check-in converges and says so.
+    std::fs::remove_file(agent.root().join("srv")).unwrap();
+    agent.run_once();
+    assert_eq!(last_report(&data, &machine)["outcome"], "applied");
+    assert!(agent.root().join("srv/classe").is_dir());
+    assert_eq!(data.reports(&machine).len(), 2);
+    server.stop();
+}

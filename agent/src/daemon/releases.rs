@@ -8,7 +8,8 @@
 //! could not be fetched). A refused release (bad signature, rollback,
 //! expired...) is final for that assignment: it is reported once, not at
 //! every check-in; a new version assigned tries again. A deferred apply that
-//! is still deferred is not reported again.
+//! is still deferred, or a failure that repeats itself, is retried at every
+//! check-in but not reported again.
 
 use nird_proto::api::{ApplyOutcome, ApplyReport, ProfileRef};
 use nird_proto::hash::is_sha256_hex;
@@ -156,8 +157,11 @@ impl Applier for EngineApplier {
                 reason: report.reason,
             };
             let previous = memo.outcomes.insert(report.profile.clone(), now.clone());
-            // Still deferred, as already reported: say nothing new.
-            if now.outcome == ApplyOutcome::Deferred && previous.as_ref() == Some(&now) {
+            // Still deferred, or failing the same way, as already reported:
+            // say nothing new (the retry happens at every check-in).
+            if matches!(now.outcome, ApplyOutcome::Deferred | ApplyOutcome::Failed)
+                && previous.as_ref() == Some(&now)
+            {
                 continue;
             }
             tracing::info!(
