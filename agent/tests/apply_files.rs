@@ -378,7 +378,7 @@ fn a_refused_include_refuses_its_includer_and_spares_the_others() {
     let reports = apply(&options(r), &releases, &["classe", "socle"]);
     assert_eq!(snapshot(r), before);
     assert_eq!(reports[0].outcome, ApplyOutcome::Refused);
-    assert_eq!(reports[0].reason, Some(RefusalReason::ParseError));
+    assert_eq!(reports[0].reason, Some(RefusalReason::ResolveError));
     assert!(
         reports[0]
             .message

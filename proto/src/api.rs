@@ -280,6 +280,10 @@ pub enum RefusalReason {
     ParseError,
     /// A pinned file's bytes do not match its sha256 or size.
     BlobMismatch,
+    /// The release cannot be composed with the others: an included profile
+    /// is missing, includes form a cycle, or two profiles disagree about one
+    /// resource.
+    ResolveError,
 }
 
 impl RefusalReason {
@@ -294,6 +298,7 @@ impl RefusalReason {
             RefusalReason::Expired => "expired",
             RefusalReason::ParseError => "parse_error",
             RefusalReason::BlobMismatch => "blob_mismatch",
+            RefusalReason::ResolveError => "resolve_error",
         }
     }
 }

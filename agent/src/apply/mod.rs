@@ -334,7 +334,7 @@ fn prepare(
             name: p.name.clone(),
             version: p.version,
         },
-        reason: RefusalReason::ParseError,
+        reason: RefusalReason::ResolveError,
         message,
     };
     loop {

@@ -163,6 +163,7 @@ pub enum RefusalReasonDoc {
     parse_error,
     /// A pinned file does not match.
     blob_mismatch,
+    resolve_error,
 }
 
 /// `ResourceResult`.
@@ -365,6 +366,7 @@ mod tests {
             RefusalReason::Expired,
             RefusalReason::ParseError,
             RefusalReason::BlobMismatch,
+            RefusalReason::ResolveError,
         ];
         let wire: Vec<String> = reasons.iter().map(|r| r.as_str().to_owned()).collect();
         assert_eq!(enum_values(&doc, "RefusalReason"), wire);
