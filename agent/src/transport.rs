@@ -152,6 +152,10 @@ impl HttpsTransport {
             .max_redirects(0)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(REQUEST_TIMEOUT))
+            // Keep a connection for the follow-up calls of one cycle (the
+            // reports after an apply, releases and blobs), not across the
+            // 15 minutes between check-ins, when the server has closed it.
+            .max_idle_age(Duration::from_secs(20))
             .user_agent(concat!("nird-agent/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(HttpsTransport {

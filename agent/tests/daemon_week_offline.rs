@@ -279,3 +279,34 @@ fn the_inventory_is_resent_at_once_when_the_server_asks_for_it() {
     assert_eq!(sd.inventory_versions(&config.machine_id), 2);
     drop(server);
 }
+
+#[test]
+fn an_overloaded_server_is_left_alone_for_a_full_interval() {
+    let sd = ServerData::new();
+    let server = Server::start(&sd.data, 0, Duration::from_secs(600));
+    let (_tmp, paths, config) = enrolled(&sd, &server);
+    let https = Arc::new(nird_agent::daemon::service::transport_for(&paths, &config).unwrap());
+    let link = FaultyLink::new(https);
+    let mut agent = Agent::new(
+        paths,
+        config,
+        link.clone(),
+        Box::new(TestInventory::new(inventory_doc(4096))),
+        DaemonOptions::default(),
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    assert!(matches!(agent.cycle(now), CycleResult::Delivered { .. }));
+    link.overloaded.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        match agent.cycle(now) {
+            // 600 s from the server, ± 60 s of jitter; never a 30 s backoff.
+            CycleResult::Failed { retry, .. } => assert!(
+                retry >= Duration::from_secs(540) && retry <= Duration::from_secs(660),
+                "{retry:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(server);
+}

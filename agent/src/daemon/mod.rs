@@ -447,7 +447,15 @@ impl Agent {
     fn after_failure(&mut self, e: TransportError, _now: time::OffsetDateTime) -> CycleResult {
         self.status.consecutive_failures = self.status.consecutive_failures.saturating_add(1);
         self.status.last_error = Some(e.to_string());
-        let retry = if e.is_transient() {
+        let overloaded = matches!(e, TransportError::Api { status: 503, .. });
+        let retry = if overloaded {
+            // The server sheds load: come back after a full interval, not
+            // after a short backoff.
+            let backoff = self.backoff.next_delay();
+            let d = self.jittered(self.interval().max(backoff));
+            tracing::warn!(error = %e, retry_secs = d.as_secs(), "server overloaded");
+            d
+        } else if e.is_transient() {
             let d = self.backoff.next_delay_jittered();
             tracing::warn!(error = %e, retry_secs = d.as_secs(), failures = self.backoff.failures(), "check-in failed");
             d

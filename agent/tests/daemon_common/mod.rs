@@ -210,6 +210,8 @@ pub struct FaultyLink {
     pub inner: Arc<dyn Transport>,
     pub down: AtomicBool,
     pub lose_next_reply: AtomicBool,
+    /// Answer 503 like a server shedding load.
+    pub overloaded: AtomicBool,
     pub attempts: AtomicUsize,
     pub delivered: AtomicUsize,
     /// Body sizes of check-ins that carried nothing but a heartbeat.
@@ -222,6 +224,7 @@ impl FaultyLink {
             inner,
             down: AtomicBool::new(false),
             lose_next_reply: AtomicBool::new(false),
+            overloaded: AtomicBool::new(false),
             attempts: AtomicUsize::new(0),
             delivered: AtomicUsize::new(0),
             heartbeat_sizes: Mutex::new(Vec::new()),
@@ -236,6 +239,15 @@ impl Transport for FaultyLink {
             return Err(TransportError::Unreachable {
                 server: "test".into(),
                 detail: "cable unplugged".into(),
+            });
+        }
+        if self.overloaded.load(Ordering::SeqCst) {
+            return Err(TransportError::Api {
+                status: 503,
+                error: nird_proto::api::ApiError {
+                    error: "overloaded".into(),
+                    message: "serveur surchargé".into(),
+                },
             });
         }
         if request.reports.is_empty() && request.inventory.is_none() {
