@@ -106,12 +106,13 @@ pub enum ConfigError {
         path: String,
     },
     /// The file exists but cannot be read.
-    #[error("impossible de lire {path} : {source}")]
+    #[error("impossible de lire {path} : {cause}")]
     Read {
         /// The file.
         path: String,
-        /// The system error.
-        source: std::io::Error,
+        /// The system error (in the message, not a `source()`, so the
+        /// error chain does not print it twice).
+        cause: std::io::Error,
     },
     /// The file is not valid TOML or has unknown / mistyped keys.
     #[error("{path} est invalide : {message}")]
@@ -132,12 +133,13 @@ pub enum ConfigError {
         reason: String,
     },
     /// The file could not be written.
-    #[error("impossible d'écrire {path} : {source}")]
+    #[error("impossible d'écrire {path} : {cause}")]
     Write {
         /// The file.
         path: String,
-        /// The system error.
-        source: std::io::Error,
+        /// The system error (in the message, not a `source()`, so the
+        /// error chain does not print it twice).
+        cause: std::io::Error,
     },
 }
 
@@ -168,11 +170,8 @@ impl AgentConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ConfigError::NotEnrolled { path: shown });
             }
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: shown,
-                    source,
-                });
+            Err(cause) => {
+                return Err(ConfigError::Read { path: shown, cause });
             }
         };
         Self::parse(&text, &shown)
@@ -247,9 +246,9 @@ impl AgentConfig {
     /// Writes the configuration atomically (mode 0644).
     pub fn save(&self, paths: &AgentPaths) -> Result<(), ConfigError> {
         let path = paths.config_file();
-        write_atomic(&path, self.to_toml().as_bytes(), 0o644).map_err(|source| ConfigError::Write {
+        write_atomic(&path, self.to_toml().as_bytes(), 0o644).map_err(|cause| ConfigError::Write {
             path: path.display().to_string(),
-            source,
+            cause,
         })
     }
 

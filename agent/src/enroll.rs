@@ -139,7 +139,7 @@ pub enum EnrollError {
     #[error("{0} ; ajoutez --force pour ré-enrôler la machine")]
     ExistingConfig(ConfigError),
     /// Bad `--server`.
-    #[error("{0}")]
+    #[error(transparent)]
     Url(#[from] crate::config::UrlError),
     /// Bad `--token`.
     #[error("jeton d'enrôlement invalide : il doit faire 1 à 256 caractères, sans espace")]
@@ -158,7 +158,7 @@ pub enum EnrollError {
         reason: String,
     },
     /// Pinning by fingerprint failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Pin(#[from] PinError),
     /// The clocks differ too much.
     #[error(

@@ -47,7 +47,8 @@ struct EnrollArgs {
     #[arg(long, value_name = "URL")]
     server: String,
     /// Jeton d'enrôlement donné par l'administrateur.
-    #[arg(long, value_name = "JETON")]
+    // Tokens are random base64url and may start with '-'.
+    #[arg(long, value_name = "JETON", allow_hyphen_values = true)]
     token: String,
     /// Empreinte SHA-256 du certificat d'autorité du serveur (affichée par « nird-server init »).
     #[arg(long, value_name = "SHA256")]

@@ -134,12 +134,12 @@ pub struct SpooledInventory {
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
     /// A file operation failed (disk full, permissions...).
-    #[error("file d'attente {path} : {source}")]
+    #[error("file d'attente {path} : {cause}")]
     Io {
         /// The file or directory.
         path: String,
-        /// The system error.
-        source: std::io::Error,
+        /// The system error (in the message, not a `source()`).
+        cause: std::io::Error,
     },
     /// Another process has the spool open.
     #[error(
@@ -160,9 +160,9 @@ pub enum SpoolError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
-    move |source| SpoolError::Io {
+    move |cause| SpoolError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     }
 }
 

@@ -9,6 +9,8 @@ fn refused(agent: &AgentRoot, args: &[&str], needle: &str) {
     let err = stderr(&out);
     assert!(err.contains(needle), "« {err} » lacks « {needle} »");
     assert_eq!(err.trim().lines().count(), 1, "not one sentence: {err}");
+    let head: String = err.chars().skip(13).take(30).collect();
+    assert_eq!(err.matches(&head).count(), 1, "said twice: {err}");
     assert!(!agent.root().join("etc/nird/agent.toml").exists());
 }
 
@@ -28,6 +30,20 @@ fn enrolment_failures_are_one_french_sentence() {
             &url,
             "--token",
             "pas-un-jeton",
+            "--ca-fingerprint",
+            &fp,
+        ],
+        "jeton d'enrôlement refusé",
+    );
+    // Tokens are random and may start with '-': still a token, not a flag.
+    refused(
+        &agent,
+        &[
+            "enroll",
+            "--server",
+            &url,
+            "--token",
+            "-Zm9vYmFy",
             "--ca-fingerprint",
             &fp,
         ],
