@@ -143,3 +143,42 @@ fn the_machine_secret_never_reaches_the_logs_even_at_trace_level() {
     assert!(!logs.contains(&secret), "the secret was logged");
     server.stop();
 }
+
+#[test]
+fn several_agents_share_one_machine_with_their_own_roots() {
+    let data = ServerData::new();
+    let server = ServerProcess::start(&data, free_port());
+    let agents: Vec<AgentRoot> = (0..3).map(|_| AgentRoot::new(&data)).collect();
+    for a in &agents {
+        a.enroll(&server, &data, &data.token());
+    }
+    // Their cycles at the same time.
+    let children: Vec<_> = agents
+        .iter()
+        .map(|a| {
+            std::process::Command::new(bin("nird-agent"))
+                .args(["run", "--once", "--root", s(a.root())])
+                .env_remove("NOTIFY_SOCKET")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let mut ids: Vec<String> = agents.iter().map(AgentRoot::machine_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each root is its own machine");
+    let list = data.cli(&["machine", "list"]);
+    for id in &ids {
+        assert!(list.contains(id.as_str()), "{id} missing from:\n{list}");
+    }
+    for a in &agents {
+        assert!(a.status()["daemon"]["last_checkin_at"].is_string());
+    }
+    server.stop();
+}
