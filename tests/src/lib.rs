@@ -266,6 +266,19 @@ impl ServerData {
         assert_eq!(changed, 1);
     }
 
+    /// Moves a token's expiry into the past (what a week of waiting does;
+    /// `token create` refuses past dates).
+    pub fn expire_token(&self, token: &str) {
+        let n = self
+            .db()
+            .execute(
+                "UPDATE enrollment_tokens SET expires_at = 1 WHERE token_hash = ?1",
+                [nird_proto::hash::sha256_hex(token.as_bytes())],
+            )
+            .expect("expire token");
+        assert_eq!(n, 1, "unknown token");
+    }
+
     /// The attacker (or a server frozen in the past) serves a validly signed
     /// release that `publish` would refuse today, e.g. an expired one.
     pub fn attacker_insert_release(&self, name: &str, version: u64, bytes: &[u8], sig: &str) {

@@ -89,6 +89,21 @@ fn enrolment_failures_are_one_french_sentence() {
         ],
         "injoignable",
     );
+    let expired = data.token();
+    data.expire_token(&expired);
+    refused(
+        &agent,
+        &[
+            "enroll",
+            "--server",
+            &url,
+            "--token",
+            &expired,
+            "--ca-fingerprint",
+            &fp,
+        ],
+        "expiré",
+    );
     // The token was never spent: it still enrols.
     agent.enroll(&server, &data, &token);
     // Enrolled: asks for --force.
