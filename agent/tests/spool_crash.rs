@@ -62,11 +62,24 @@ fn a_killed_writer_leaves_a_consistent_spool() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Let it write for a while (varying), then kill it wherever it is.
-        let until = Instant::now() + Duration::from_millis(150 + 37 * round);
-        while Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
+        // Wait until it is writing (however loaded the machine), let it go
+        // on for a varying while, then kill it wherever it is.
+        let seq_file = dir.path().join("seq");
+        let written = || {
+            std::fs::read_to_string(&seq_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while written() < highest_seen + 20 {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the writer never wrote"
+            );
+            std::thread::sleep(Duration::from_millis(2));
         }
+        std::thread::sleep(Duration::from_millis(3 * round));
         child.kill().unwrap();
         child.wait().unwrap();
 
