@@ -335,18 +335,41 @@ impl Spool {
 
     /// The newest spooled inventory and its seq, if any.
     pub fn latest_inventory(&mut self) -> Result<Option<(u64, SpooledInventory)>, SpoolError> {
-        while let Some(seq) = self
-            .entries
-            .iter()
-            .rev()
-            .find(|(_, e)| e.kind == EntryKind::Inventory)
-            .map(|(s, _)| *s)
-        {
+        self.inventory_at(true)
+    }
+
+    /// The oldest spooled inventory and its seq, if any: the next one to
+    /// deliver (changes reach the server's history in order).
+    pub fn oldest_inventory(&mut self) -> Result<Option<(u64, SpooledInventory)>, SpoolError> {
+        self.inventory_at(false)
+    }
+
+    /// Number of inventory changes waiting.
+    pub fn inventory_count(&self) -> usize {
+        self.entries.len() - self.report_count()
+    }
+
+    fn inventory_at(
+        &mut self,
+        newest: bool,
+    ) -> Result<Option<(u64, SpooledInventory)>, SpoolError> {
+        loop {
+            let mut inventories = self
+                .entries
+                .iter()
+                .filter(|(_, e)| e.kind == EntryKind::Inventory)
+                .map(|(s, _)| *s);
+            let next = if newest {
+                inventories.next_back()
+            } else {
+                inventories.next()
+            };
+            let Some(seq) = next else { return Ok(None) };
+            // An unreadable entry is set aside by `read_entry`: try the next.
             if let Some(inv) = self.read_entry(seq, EntryKind::Inventory)? {
                 return Ok(Some((seq, inv)));
             }
         }
-        Ok(None)
     }
 
     /// Deletes every report with `seq <= acked_seq`. Returns how many.
@@ -628,6 +651,8 @@ mod tests {
         assert_eq!(s.len(), 3);
         assert_eq!(s.report_count(), 2);
         assert_eq!(s.latest_inventory().unwrap().unwrap().1.hash, "h2");
+        assert_eq!(s.oldest_inventory().unwrap().unwrap().1.hash, "h2");
+        assert_eq!(s.inventory_count(), 1);
         // Again: the remaining inventory goes.
         s.push_report(report("c")).unwrap();
         assert_eq!(s.report_count(), 3);

@@ -121,6 +121,7 @@ fn a_week_offline_loses_nothing_and_delivers_in_order_exactly_once() {
     for i in 150..250 {
         agent.spool().push_report(report(i)).unwrap();
     }
+    inventory.set(inventory_doc(16384)); // and again
     let agent = rt.block_on(run_for(agent, clock.clone(), 84 * HOUR));
     let offline_attempts = link.attempts.load(Ordering::SeqCst) - before;
     // Kept trying, but with capped backoff: between one and two attempts an
@@ -156,8 +157,12 @@ fn a_week_offline_loses_nothing_and_delivers_in_order_exactly_once() {
     let expected: Vec<String> = (0..250).map(|i| format!("p{i:03}")).collect();
     assert_eq!(names, expected, "in order");
     assert!(stored.windows(2).all(|w| w[0].seq < w[1].seq));
-    // Enrolment inventory + the upgraded one (sent once, after the outage).
-    assert_eq!(sd.inventory_versions(&machine), 2);
+    // Enrolment inventory + both upgrades, each once, in order.
+    assert_eq!(sd.inventory_versions(&machine), 3);
+    assert_eq!(
+        agent.status().server_inventory_hash,
+        Some(inventory.snapshot().hash)
+    );
     assert_eq!(agent.status().acked_seq, stored.last().unwrap().seq);
 
     // Nothing changed any more: the heartbeat is small.

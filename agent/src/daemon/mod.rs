@@ -15,8 +15,9 @@
 //!
 //! Waiting rules: after a successful check-in, the server's
 //! `next_checkin_secs` (never less than the configured `interval_secs`),
-//! ± `jitter_secs`; right away (1 s) when more reports wait than one
-//! check-in carries or the server asked for the inventory; after a network
+//! ± `jitter_secs`; right away (1 s) while anything is left in the spool
+//! (more reports than one check-in carries, inventory changes: one per
+//! check-in, oldest first) or the server asked for the inventory; after a network
 //! failure or a 5xx, exponential backoff from 30 s up to a cap (1 h by
 //! default), jittered; after a refusal (401 / 403 / TLS), the normal interval.
 
@@ -320,7 +321,7 @@ impl Agent {
     /// acknowledged.
     fn check_in(&mut self, now: time::OffsetDateTime) -> Result<CheckinResponse, TransportError> {
         self.status.last_attempt_at = Some(now);
-        let pending_inventory = self.spool.latest_inventory().unwrap_or_else(|e| {
+        let pending_inventory = self.spool.oldest_inventory().unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read spooled inventory");
             None
         });
@@ -405,7 +406,7 @@ impl Agent {
                 "local clock differs from the server's"
             );
         }
-        if self.server_wants_inventory || self.spool.report_count() > 0 {
+        if self.server_wants_inventory || !self.spool.is_empty() {
             FOLLOW_UP_DELAY
         } else {
             self.interval()
