@@ -207,6 +207,26 @@ impl StatusReport {
         };
         line("Profils assignés", refs(&d.assigned));
         line("Profils appliqués", refs(&self.applied));
+        if !d.last_apply.outcomes.is_empty() {
+            let last = d
+                .last_apply
+                .outcomes
+                .iter()
+                .map(|(name, o)| {
+                    let what = match o.outcome {
+                        ApplyOutcome::Applied => "appliqué".to_owned(),
+                        ApplyOutcome::Deferred => "reporté à une fenêtre de maintenance".to_owned(),
+                        ApplyOutcome::Failed => "échec".to_owned(),
+                        ApplyOutcome::Refused => {
+                            format!("refusé ({})", o.reason.map(|r| r.as_str()).unwrap_or("?"))
+                        }
+                    };
+                    format!("{name} v{} : {what}", o.version)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            line("Dernière application", last);
+        }
         line(
             "Rapports en attente",
             format!(
@@ -251,6 +271,22 @@ mod tests {
         assert_eq!(back.assigned, s.assigned);
         let text = gather(&paths).render(now);
         assert!(text.contains("primtux-base v3"), "{text}");
+        assert!(!text.contains("Dernière application"), "{text}");
+        let mut s = back;
+        s.last_apply.outcomes.insert(
+            "primtux-base".into(),
+            AttemptOutcome {
+                version: 4,
+                outcome: ApplyOutcome::Refused,
+                reason: Some(RefusalReason::Rollback),
+            },
+        );
+        s.save(&paths).unwrap();
+        let text = gather(&paths).render(now);
+        assert!(
+            text.contains("primtux-base v4 : refusé (rollback)"),
+            "{text}"
+        );
         assert!(text.contains("il y a 3 min"), "{text}");
     }
 }
