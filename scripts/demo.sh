@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Runs a demo nird-fleet server on this machine:
-#   1. installs the Debian packages the project needs,
-#   2. builds nird-server,
-#   3. initialises a server in ./nird-data (SQLite, self-signed CA, an
-#      `admin` account whose password is printed once) — only the first time,
-#   4. adds a demo school (UAI 0620056Z) if it is not there yet,
-#   5. serves the agent API on https://127.0.0.1:8443 until Ctrl-C.
-# Safe to run again: an existing ./nird-data is kept as it is.
+# Runs a demo nird-fleet on this machine, on the embedded defaults:
+#   1. installs the Debian packages the project needs, builds both binaries;
+#   2. initialises a server in ./nird-data (SQLite, self-signed CA, an `admin`
+#      account whose password is printed once) — only the first time;
+#   3. adds a demo school (UAI 0620056Z) if it is not there yet;
+#   4. serves the agent API on https://127.0.0.1:8443;
+#   5. enrols a local agent whose state lives in ./nird-data/agent-root (its
+#      inventory reads this machine's /sys, /proc and dpkg database through
+#      links, so nothing is written outside ./nird-data), runs its first
+#      check-in and shows what the server saw;
+#   6. keeps serving until Ctrl-C.
+# Safe to run again: an existing ./nird-data and an enrolled agent are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA_DIR="${NIRD_DATA_DIR:-./nird-data}"
 LISTEN="${NIRD_LISTEN:-127.0.0.1:8443}"
 DEMO_UAI="0620056Z"
+AGENT_ROOT="$DATA_DIR/agent-root"
 
 scripts/install-deps.sh
-cargo build --release -p nird-server
+cargo build --release -p nird-server -p nird-agent
 server=target/release/nird-server
+agent=target/release/nird-agent
 
 # Prints "already initialised" (and changes nothing) on later runs.
 "$server" init --data-dir "$DATA_DIR" --hostname localhost --hostname 127.0.0.1
@@ -27,11 +33,45 @@ if ! "$server" school list --data-dir "$DATA_DIR" | grep -q "^$DEMO_UAI"; then
     --academie "Lille" --kind ecole
 fi
 
-echo
-echo "Empreinte de l'autorité de certification (pour les agents) :"
-"$server" fingerprint --data-dir "$DATA_DIR"
-echo "Créer un jeton d'inscription :"
-echo "  $server token create --data-dir $DATA_DIR --school $DEMO_UAI"
-echo
+"$server" serve --data-dir "$DATA_DIR" --listen "$LISTEN" &
+server_pid=$!
+trap 'kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null' EXIT INT TERM
 
-exec "$server" serve --data-dir "$DATA_DIR" --listen "$LISTEN"
+# Wait until the server accepts connections (at most 10 s).
+host="${LISTEN%:*}"; port="${LISTEN##*:}"
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then break; fi
+  if ! kill -0 "$server_pid" 2>/dev/null; then echo "le serveur n'a pas démarré" >&2; exit 1; fi
+  sleep 0.1
+done
+
+# A local agent root: state under ./nird-data, hardware seen through links.
+if [ ! -d "$AGENT_ROOT" ]; then
+  mkdir -p "$AGENT_ROOT/etc" "$AGENT_ROOT/var/lib"
+  ln -s /sys "$AGENT_ROOT/sys"
+  ln -s /proc "$AGENT_ROOT/proc"
+  ln -s /var/lib/dpkg "$AGENT_ROOT/var/lib/dpkg"
+  for f in os-release machine-id hostname; do
+    [ -e "/etc/$f" ] && cp "/etc/$f" "$AGENT_ROOT/etc/$f"
+  done
+fi
+
+if [ ! -e "$AGENT_ROOT/etc/nird/agent.toml" ]; then
+  token=$("$server" token create --data-dir "$DATA_DIR" --school "$DEMO_UAI" --uses 1)
+  fingerprint=$("$server" fingerprint --data-dir "$DATA_DIR")
+  "$agent" enroll --root "$AGENT_ROOT" --server "https://$LISTEN" \
+    --token "$token" --ca-fingerprint "$fingerprint"
+fi
+
+echo
+echo "== Premier contact de l'agent =="
+"$agent" run --once --root "$AGENT_ROOT"
+"$agent" status --root "$AGENT_ROOT"
+echo
+echo "== Machines vues par le serveur =="
+"$server" machine list --data-dir "$DATA_DIR"
+echo
+echo "Serveur : https://$LISTEN (Ctrl-C pour arrêter)"
+echo "Empreinte de l'autorité de certification (pour les agents) : $("$server" fingerprint --data-dir "$DATA_DIR")"
+echo "Inventaire de cette machine : $agent inventory"
+wait "$server_pid"
