@@ -92,10 +92,25 @@ mod tests {
     #[test]
     fn everything_lies_under_the_root() {
         let p = AgentPaths::new("/mnt/pc42");
-        assert_eq!(p.config_file(), PathBuf::from("/mnt/pc42/etc/nird/agent.toml"));
-        assert_eq!(p.system("/etc/passwd"), PathBuf::from("/mnt/pc42/etc/passwd"));
-        assert_eq!(p.system("etc/passwd"), PathBuf::from("/mnt/pc42/etc/passwd"));
-        assert!(p.credential_file().starts_with("/mnt/pc42/var/lib/nird-agent"));
-        assert_eq!(AgentPaths::new("/").system("/etc/x"), PathBuf::from("/etc/x"));
+        assert_eq!(
+            p.config_file(),
+            PathBuf::from("/mnt/pc42/etc/nird/agent.toml")
+        );
+        assert_eq!(
+            p.system("/etc/passwd"),
+            PathBuf::from("/mnt/pc42/etc/passwd")
+        );
+        assert_eq!(
+            p.system("etc/passwd"),
+            PathBuf::from("/mnt/pc42/etc/passwd")
+        );
+        assert!(
+            p.credential_file()
+                .starts_with("/mnt/pc42/var/lib/nird-agent")
+        );
+        assert_eq!(
+            AgentPaths::new("/").system("/etc/x"),
+            PathBuf::from("/etc/x")
+        );
     }
 }
