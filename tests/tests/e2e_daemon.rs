@@ -1,4 +1,5 @@
-//! `nird-agent run` as systemd runs it: `READY=1` after the first check-in,
+//! `nird-agent run` as systemd runs it: `READY=1` once its loop runs,
+//! `STATUS=` after each check-in,
 //! `WATCHDOG=1` keep-alives at half `WATCHDOG_USEC`, SIGHUP reloads the
 //! configuration (an invalid one is refused and the daemon keeps going),
 //! SIGTERM stops it cleanly with `STOPPING=1` and exit code 0. The
@@ -10,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use nird_tests::*;
 
-/// Waits for a notification containing `line` (other ones are skipped).
+/// Waits for a notification with a line starting with `line` (other ones
+/// are skipped).
 fn expect(sock: &UnixDatagram, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = Vec::new();
@@ -18,7 +20,7 @@ fn expect(sock: &UnixDatagram, line: &str) {
     while Instant::now() < deadline {
         if let Ok(n) = sock.recv(&mut buf) {
             let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if msg.lines().any(|l| l == line) {
+            if msg.lines().any(|l| l.starts_with(line)) {
                 return;
             }
             seen.push(msg);
@@ -61,12 +63,17 @@ fn daemon_notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     let pid = child.id();
 
     expect(&sock, "READY=1");
+    expect(&sock, "STATUS=dernier contact réussi");
     expect(&sock, "WATCHDOG=1");
     assert!(agent.status()["daemon"]["last_checkin_at"].is_string());
     // One writer: a second agent on the same root is refused.
     let out = agent.run(&["run", "--once"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("autre nird-agent"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("autre nird-agent"),
+        "{}",
+        stderr(&out)
+    );
 
     // Reload with a new interval.
     let config_file = agent.root().join("etc/nird/agent.toml");

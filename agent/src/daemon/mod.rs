@@ -486,7 +486,7 @@ pub fn applied_profiles(paths: &AgentPaths) -> Vec<ProfileRef> {
 
 /// What the service manager is told (systemd `sd_notify` in production).
 pub trait ServiceHooks: Send + Sync {
-    /// The daemon is up (after its first cycle).
+    /// The daemon is up (its loop is running).
     fn ready(&self) {}
     /// Still alive (watchdog keep-alive).
     fn watchdog(&self) {}
@@ -536,7 +536,10 @@ pub async fn run(
     mode: RunMode,
 ) -> Agent {
     let mut agent = agent;
-    let mut ready_sent = false;
+    // Ready as soon as the loop runs: a first check-in against an
+    // unreachable server may take minutes, and systemd would time the start
+    // out. Progress is reported with STATUS= after each cycle.
+    hooks.ready();
     let mut control_open = true;
     let watchdog_every = hooks.watchdog_interval();
     loop {
@@ -551,10 +554,6 @@ pub async fn run(
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         agent = returned;
-        if !ready_sent {
-            hooks.ready();
-            ready_sent = true;
-        }
         hooks.status(&match &result {
             CycleResult::Delivered { .. } => format!(
                 "dernier contact réussi ; {} rapport(s) en attente",
