@@ -197,3 +197,19 @@ fn several_agents_share_one_machine_with_their_own_roots() {
     }
     server.stop();
 }
+
+#[test]
+fn a_retired_machine_is_told_so() {
+    let data = ServerData::new();
+    let server = ServerProcess::start(&data, free_port());
+    let agent = AgentRoot::new(&data);
+    agent.enroll(&server, &data, &data.token());
+    agent.run_once();
+    data.cli(&["machine", "retire", &agent.machine_id()]);
+    let out = agent.run(&["run", "--once"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("retirée du parc"), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&agent.run(&["status"]).stdout).into_owned();
+    assert!(text.contains("retirée du parc"), "{text}");
+    server.stop();
+}

@@ -447,7 +447,16 @@ impl Agent {
 
     fn after_failure(&mut self, e: TransportError, _now: time::OffsetDateTime) -> CycleResult {
         self.status.consecutive_failures = self.status.consecutive_failures.saturating_add(1);
-        self.status.last_error = Some(e.to_string());
+        let hint = match &e {
+            TransportError::Api { status: 401, .. } => {
+                " ; le serveur ne reconnaît plus cette machine : ré-enrôlez-la avec « nird-agent enroll --force »"
+            }
+            TransportError::Api { status: 403, .. } => {
+                " ; cette machine a été retirée du parc par un administrateur"
+            }
+            _ => "",
+        };
+        self.status.last_error = Some(format!("{e}{hint}"));
         let overloaded = matches!(e, TransportError::Api { status: 503, .. });
         let retry = if overloaded {
             // The server sheds load: come back after a full interval, not
@@ -466,7 +475,7 @@ impl Agent {
         };
         CycleResult::Failed {
             retry,
-            error: e.to_string(),
+            error: format!("{e}{hint}"),
         }
     }
 }
