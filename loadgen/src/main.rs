@@ -136,6 +136,7 @@ async fn prepare(dir: &DataDir, machines: usize) -> anyhow::Result<String> {
                 bytes: b"[profile]\nname = \"primtux\"\n".to_vec(),
                 minisig: "untrusted comment: loadgen\n".into(),
                 blobs: vec![],
+                includes: vec![],
             },
         )
         .await?;
