@@ -68,6 +68,21 @@ fn signed_profiles_are_applied_and_bad_releases_change_nothing() {
     agent.run_once();
     assert_eq!(data.reports(&machine).len(), 1);
 
+    // The fetched release is kept in the agent's cache: `plan` works
+    // offline, verifies it again, and sees nothing left to change.
+    let plan = agent.run(&["plan"]);
+    assert!(plan.status.success(), "plan failed: {}", stderr(&plan));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains(NAME), "{text}");
+    let plan = agent.run(&["plan", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan JSON");
+    let resources = json["plan"]["resources"].as_array().expect("resources");
+    assert_eq!(resources.len(), 2, "{json}");
+    assert!(
+        resources.iter().all(|r| r["verdict"] == "unchanged"),
+        "{json}"
+    );
+
     // 2. Tampered on the server: refused, nothing changes.
     data.publish(NAME, &profile(2, "Charte v2", "2099-12-31"));
     data.attacker_tamper(NAME, 2, "Charte v2", "Charte pirate");

@@ -30,6 +30,22 @@ const MAX_SIGNATURE_BYTES: u64 = 4096;
 pub struct ServerReleases<'a> {
     /// The pinned HTTPS transport (or a test wrapper around it).
     pub transport: &'a dyn Transport,
+    /// Where fetched bytes are also kept (`paths.cache_dir()`, the layout of
+    /// `apply --from`), so `nird-agent plan` / `apply` work offline and the
+    /// inventory knows which packages the profiles name. The bytes are not
+    /// trusted there: every reader verifies them again. `None`: no copy.
+    pub cache: Option<&'a std::path::Path>,
+}
+
+impl ServerReleases<'_> {
+    /// Keeps a copy of fetched bytes; a failure only costs the offline copy.
+    fn keep(&self, relative: &str, bytes: &[u8]) {
+        if let Some(dir) = self.cache
+            && let Err(e) = crate::spool::write_atomic(&dir.join(relative), bytes, 0o644)
+        {
+            tracing::warn!(file = relative, error = %e, "could not cache a fetched release file");
+        }
+    }
 }
 
 fn source_error(what: String, e: TransportError) -> SourceError {
@@ -66,6 +82,8 @@ impl ReleaseSource for ServerReleases<'_> {
             what: sig_what,
             detail: "pas du texte UTF-8".into(),
         })?;
+        self.keep(&format!("{name}.toml"), &bytes);
+        self.keep(&format!("{name}.toml.minisig"), sig.as_bytes());
         Ok((bytes, sig))
     }
 
@@ -77,9 +95,12 @@ impl ReleaseSource for ServerReleases<'_> {
                 detail: "empreinte sha256 invalide".into(),
             });
         }
-        self.transport
+        let bytes = self
+            .transport
             .fetch(&format!("/blobs/{sha256}"), MAX_BLOB_BYTES)
-            .map_err(|e| source_error(what, e))
+            .map_err(|e| source_error(what, e))?;
+        self.keep(&format!("blobs/{sha256}"), &bytes);
+        Ok(bytes)
     }
 }
 
@@ -138,14 +159,19 @@ impl Applier for EngineApplier {
         config: &AgentConfig,
         now: time::OffsetDateTime,
     ) -> Vec<ApplyReport> {
+        // `new` reads the root's /etc/localtime, so maintenance windows are
+        // in the school's time zone (the libc query fails in a threaded
+        // process and would silently fall back to UTC).
         let mut options = ApplyOptions::new(self.paths.clone(), now);
-        options.local_offset =
-            time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
         match config.maintenance.parsed() {
             Ok(w) => options.maintenance = w,
             Err(e) => tracing::error!(error = %e, "maintenance windows unusable; using defaults"),
         }
-        let source = ServerReleases { transport };
+        let cache = self.paths.cache_dir();
+        let source = ServerReleases {
+            transport,
+            cache: Some(&cache),
+        };
         let reports = apply_assigned(&options, assigned, &source, &mut |event| {
             tracing::debug!(?event, "apply progress");
         });

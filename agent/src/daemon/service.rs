@@ -119,8 +119,30 @@ impl CollectedInventory {
     }
 }
 
+/// The packages named by the applied profiles (their cached copies), whose
+/// installed versions the inventory reports. Best effort: a missing or
+/// unreadable copy only shortens the list.
+fn packages_named_by_applied_profiles(paths: &AgentPaths) -> Vec<String> {
+    let Ok(state) = crate::apply::state::AppliedState::load(&paths.applied_file()) else {
+        return Vec::new();
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for applied in state.applied() {
+        let file = paths.cache_dir().join(format!("{}.toml", applied.name));
+        if let Ok(bytes) = std::fs::read(&file)
+            && let Ok(profile) = nird_proto::profile::parse(&applied.name, &bytes)
+        {
+            names.extend(profile.packages_install);
+            names.extend(profile.packages_remove);
+        }
+    }
+    names.into_iter().collect()
+}
+
 impl InventorySource for CollectedInventory {
     fn collect(&mut self) -> Result<InventorySnapshot, String> {
+        self.options.packages_of_interest =
+            packages_named_by_applied_profiles(&AgentPaths::new(&self.options.root));
         let inventory = crate::inventory::collect(&self.options);
         let document = serde_json::to_value(&inventory).map_err(|e| e.to_string())?;
         InventorySnapshot::new(document).map_err(|e| e.to_string())
