@@ -222,6 +222,65 @@ pub fn machine_id(text: &str) -> anyhow::Result<String> {
     Ok(t)
 }
 
+/// `machine reports ID [--json]`: what a machine reported about each profile
+/// release it handled, oldest first, with every resource that did not stay
+/// unchanged.
+pub async fn machine_reports(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<String> {
+    use nird_proto::api::{ApplyOutcome, ResourceStatus};
+    let id = machine_id(id)?;
+    // Every enrolled machine has an inventory: none means no such machine.
+    if store.latest_inventory(&id).await?.is_none() {
+        bail!("machine {id} inconnue : voyez « nird-server machine list »");
+    }
+    let reports = store.reports(&id).await?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&reports)? + "\n");
+    }
+    if reports.is_empty() {
+        return Ok(format!("Aucun rapport de la machine {id}.\n"));
+    }
+    let mut out = String::new();
+    for r in &reports {
+        let outcome = match r.outcome {
+            ApplyOutcome::Applied => "appliqué",
+            ApplyOutcome::Refused => "refusé",
+            ApplyOutcome::Failed => "échec",
+            ApplyOutcome::Deferred => "reporté",
+        };
+        let reason = r
+            .reason
+            .map(|c| format!(" ({})", c.as_str()))
+            .unwrap_or_default();
+        let at = format_time(Some(r.finished_at.unix_timestamp()));
+        let _ = write!(
+            out,
+            "#{}\t{at}\t{} v{}\t{outcome}{reason}",
+            r.seq, r.profile, r.version
+        );
+        if let Some(m) = &r.message {
+            let _ = write!(out, " : {m}");
+        }
+        out.push('\n');
+        for res in r
+            .resources
+            .iter()
+            .filter(|x| x.status != ResourceStatus::Unchanged)
+        {
+            let status = match res.status {
+                ResourceStatus::Changed => "modifié",
+                ResourceStatus::Failed => "échec",
+                ResourceStatus::Unchanged => "inchangé",
+            };
+            let _ = write!(out, "\t{status}\t{}", res.id);
+            if let Some(m) = &res.message {
+                let _ = write!(out, " : {m}");
+            }
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
 /// `machine approve` / `machine retire`.
 pub async fn machine_set_status(
     store: &dyn Store,

@@ -214,6 +214,16 @@ pub enum MachineCommand {
         /// Identifiant de la machine.
         id: String,
     },
+    /// Rapports d'application de profils envoyés par une machine, du plus ancien au plus récent.
+    Reports {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Identifiant de la machine.
+        id: String,
+        /// Sortie JSON (les rapports tels que l'agent les a envoyés).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `profile ...`: the maintainer's offline tools plus publication.
@@ -479,6 +489,12 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
         Command::Machine(MachineCommand::Retire { dir, id }) => {
             with_store(&dir, |_, s| async move {
                 admin::machine_set_status(s.as_ref(), actor, &id, MachineStatus::Retired).await
+            })
+            .await
+        }
+        Command::Machine(MachineCommand::Reports { dir, id, json }) => {
+            with_store(&dir, |_, s| async move {
+                admin::machine_reports(s.as_ref(), &id, json).await
             })
             .await
         }

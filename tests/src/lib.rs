@@ -221,16 +221,11 @@ impl ServerData {
         c
     }
 
-    /// The apply reports the server stored for `machine`, by seq.
+    /// The apply reports the server stored for `machine`, by seq, as
+    /// `nird-server machine reports --json` shows them.
     pub fn reports(&self, machine: &str) -> Vec<Value> {
-        let db = self.db();
-        let mut stmt = db
-            .prepare("SELECT report FROM apply_reports WHERE machine_id = ?1 ORDER BY seq")
-            .expect("prepare");
-        stmt.query_map([machine], |row| row.get::<_, String>(0))
-            .expect("query")
-            .map(|r| serde_json::from_str(&r.expect("row")).expect("report JSON"))
-            .collect()
+        let out = self.cli(&["machine", "reports", "--json", machine]);
+        serde_json::from_str(&out).expect("reports JSON")
     }
 
     /// Number of inventory versions the server holds for `machine`.

@@ -100,6 +100,33 @@ fn signed_profiles_are_applied_and_bad_releases_change_nothing() {
     // Refused once, not at every check-in.
     agent.run_once();
     assert_eq!(data.reports(&machine).len(), 2);
+    // What a person reads on the server.
+    let text = data.cli(&["machine", "reports", &machine]);
+    assert!(text.contains(&format!("{NAME} v1\tappliqué")), "{text}");
+    assert!(
+        text.contains("\tmodifié\tfile:/etc/nird/charte.txt"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{NAME} v2\trefusé (bad_signature) : ")),
+        "{text}"
+    );
+    let unknown = run_raw(
+        &bin("nird-server"),
+        &[
+            "machine",
+            "reports",
+            &"0".repeat(32),
+            "--data-dir",
+            s(&data.data),
+        ],
+    );
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("inconnue"),
+        "{}",
+        stderr(&unknown)
+    );
 
     // 3. A good v3, then the server rolls back to v1: refused.
     data.publish(NAME, &profile(3, "Charte v3", "2099-12-31"));
