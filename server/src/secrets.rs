@@ -20,7 +20,19 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 /// A new 256-bit secret, base64url without padding (43 characters, never a
 /// `.`, so it can follow the machine id in a bearer credential).
 pub fn new_secret() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    typeable(|| URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+}
+
+/// Draws again until the text does not start with `-` or `_`: a token that
+/// starts with a dash reads as an option on a command line
+/// (`nird-agent enroll --token -x...`). Costs one extra draw in 32.
+fn typeable(draw: impl Fn() -> String) -> String {
+    loop {
+        let s = draw();
+        if s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return s;
+        }
+    }
 }
 
 /// A new machine identifier: 128 random bits in lowercase hex.
@@ -30,7 +42,7 @@ pub fn new_machine_id() -> String {
 
 /// A new human password for the initial admin account (144 bits).
 pub fn new_password() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<18>())
+    typeable(|| URL_SAFE_NO_PAD.encode(random_bytes::<18>()))
 }
 
 /// How a high-entropy secret (machine secret, enrolment token) is stored.
@@ -69,6 +81,14 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn secrets_never_start_like_an_option() {
+        for _ in 0..2000 {
+            assert!(super::new_secret().starts_with(|c: char| c.is_ascii_alphanumeric()));
+            assert!(super::new_password().starts_with(|c: char| c.is_ascii_alphanumeric()));
+        }
+    }
+
     use super::*;
 
     #[test]
