@@ -1,6 +1,8 @@
-//! `--format glpi` validates against GLPI's own inventory schema (a copy in
-//! `tests/glpi-schema/`, unchanged from glpi-project/inventory_format), for
-//! every fixture machine and for the machine running the tests.
+//! `--format glpi` validates against GLPI's own inventory schema, for every
+//! fixture machine and for the machine running the tests. The schema is the
+//! project's reference copy in `../shared/reference/glpi-inventory-format/`
+//! when the checkout sits beside it (it is replaced whole when GLPI updates
+//! it), else the identical copy kept in `tests/glpi-schema/`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,8 +12,14 @@ use serde_json::Value;
 const AGENT: &str = env!("CARGO_BIN_EXE_nird-agent");
 
 fn validator() -> jsonschema::Validator {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/glpi-schema/inventory.schema.json");
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let reference =
+        manifest.join("../../shared/reference/glpi-inventory-format/inventory.schema.json");
+    let path = if reference.is_file() {
+        reference
+    } else {
+        manifest.join("tests/glpi-schema/inventory.schema.json")
+    };
     let schema: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     jsonschema::options()
         .with_draft(jsonschema::Draft::Draft7)
