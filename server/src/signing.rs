@@ -190,7 +190,8 @@ pub fn sign(
     let bytes =
         fs::read(file).with_context(|| format!("lecture de {} impossible", file.display()))?;
     if file.extension().is_some_and(|e| e == "toml") {
-        let report = lint_one(file, &bytes);
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let report = lint_one(file, &bytes, &load_catalogue(dir));
         report
             .result
             .map_err(|e| anyhow!("{e}\nprofil non signé : corrigez-le d'abord"))?;
@@ -273,10 +274,19 @@ pub struct LintReport {
 /// `source` is given, and resolve `includes` among the given files and the
 /// other `.toml` files of their directories (the catalogue).
 pub fn lint(files: &[PathBuf]) -> Vec<LintReport> {
+    // Each directory's catalogue is read once, however many of its files
+    // are linted.
+    let mut catalogues: std::collections::HashMap<PathBuf, Vec<Profile>> = Default::default();
     files
         .iter()
         .map(|f| match fs::read(f) {
-            Ok(bytes) => lint_one(f, &bytes),
+            Ok(bytes) => {
+                let dir = f.parent().unwrap_or(Path::new(".")).to_path_buf();
+                let catalogue = catalogues
+                    .entry(dir)
+                    .or_insert_with_key(|dir| load_catalogue(dir));
+                lint_one(f, &bytes, catalogue)
+            }
             Err(e) => LintReport {
                 file: f.clone(),
                 result: Err(format!("{} : lecture impossible ({e})", f.display())),
@@ -285,15 +295,24 @@ pub fn lint(files: &[PathBuf]) -> Vec<LintReport> {
         .collect()
 }
 
-fn lint_one(file: &Path, bytes: &[u8]) -> LintReport {
+/// Lints one file's `bytes`; `catalogue` holds the valid profiles of its
+/// directory, where its includes are looked up (the file itself is taken
+/// from `bytes`, not from the catalogue's copy).
+fn lint_one(file: &Path, bytes: &[u8], catalogue: &[Profile]) -> LintReport {
     let result = (|| {
         let profile =
             profile::parse(&file.display().to_string(), bytes).map_err(|e| e.to_string())?;
         let dir = file.parent().unwrap_or(Path::new("."));
         check_blob_sources(file, dir, &profile)?;
-        let catalogue = load_catalogue(dir, &profile);
-        let state = profile::resolve(&profile, |name| catalogue.iter().find(|p| p.name == name))
-            .map_err(|e| format!("{} : {e}", file.display()))?;
+        let lookup = |name: &str| {
+            if name == profile.name {
+                Some(&profile)
+            } else {
+                catalogue.iter().find(|p| p.name == name)
+            }
+        };
+        let state =
+            profile::resolve(&profile, lookup).map_err(|e| format!("{} : {e}", file.display()))?;
         let layers: Vec<_> = state.layers.iter().map(|l| l.name.as_str()).collect();
         Ok(format!(
             "{} v{} (expire le {}), {} ressources via {}",
@@ -337,10 +356,10 @@ fn check_blob_sources(file: &Path, dir: &Path, profile: &Profile) -> Result<(), 
     }
 }
 
-/// Every other valid profile in `dir` (invalid ones are reported when they
-/// are linted themselves).
-fn load_catalogue(dir: &Path, current: &Profile) -> Vec<Profile> {
-    let mut out = vec![current.clone()];
+/// Every valid profile in `dir` (invalid ones are reported when they are
+/// linted themselves).
+fn load_catalogue(dir: &Path) -> Vec<Profile> {
+    let mut out = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
         return out;
     };
@@ -351,7 +370,6 @@ fn load_catalogue(dir: &Path, current: &Profile) -> Vec<Profile> {
         }
         if let Ok(bytes) = fs::read(&path)
             && let Ok(p) = profile::parse(&path.display().to_string(), &bytes)
-            && p.name != current.name
         {
             out.push(p);
         }
