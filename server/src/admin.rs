@@ -297,16 +297,16 @@ pub async fn machine_set_status(
     })
 }
 
-/// Checks a profile name: a slug (`a-z`, `0-9`, `-`), 1 to 64 characters.
-pub fn profile_name(text: &str) -> anyhow::Result<String> {
+/// Checks a profile name with the rule every profile follows
+/// ([`nird_proto::profile::is_slug`]), so no assignment names a profile that
+/// cannot exist.
+fn profile_name(text: &str) -> anyhow::Result<String> {
     let t = text.trim();
-    let ok = !t.is_empty()
-        && t.len() <= 64
-        && t.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !t.starts_with('-');
-    if !ok {
-        bail!("nom de profil « {text} » invalide : lettres minuscules, chiffres et tirets");
+    if !nird_proto::profile::is_slug(t) {
+        bail!(
+            "nom de profil « {text} » invalide : lettres minuscules, chiffres et tirets \
+             simples (pas en début ni en fin), 64 caractères au plus"
+        );
     }
     Ok(t.to_owned())
 }
@@ -447,6 +447,9 @@ mod tests {
         assert!(profile_name("primtux-base").is_ok());
         assert!(profile_name("PrimTux").is_err());
         assert!(profile_name("").is_err());
+        // Names no profile can have (see `nird_proto::profile::is_slug`).
+        assert!(profile_name("primtux-").is_err());
+        assert!(profile_name("primtux--base").is_err());
         assert!(machine_id("0123456789abcdef0123456789ABCDEF").is_ok());
         assert!(machine_id("xyz").is_err());
         assert!(non_empty("le nom", "  ").is_err());
