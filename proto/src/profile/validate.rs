@@ -125,14 +125,12 @@ impl Checker<'_> {
 
         let (packages_install, packages_remove) = self.packages(raw.packages);
         let mut paths = Dedup::new("chemin");
-        let repositories = raw
-            .repository
-            .iter()
-            .filter_map(|r| self.repository(r))
-            .collect::<Vec<_>>();
         let mut repo_names = Dedup::new("dépôt APT");
-        for (r, raw) in repositories.iter().zip(&raw.repository) {
-            repo_names.check(self, &r.name, raw.get_ref().name.span());
+        let mut repositories = Vec::new();
+        for r in &raw.repository {
+            let repository = self.repository(r.get_ref());
+            repo_names.check(self, &repository.name, r.get_ref().name.span());
+            repositories.push(repository);
         }
         let mut files = Vec::new();
         for f in &raw.file {
@@ -352,8 +350,7 @@ impl Checker<'_> {
         }
     }
 
-    fn repository(&mut self, r: &S<raw::Repository>) -> Option<AptRepository> {
-        let r = r.get_ref();
+    fn repository(&mut self, r: &raw::Repository) -> AptRepository {
         let name = self.slug(&r.name, "nom de dépôt");
         if r.uris.is_empty() {
             self.err(
@@ -391,13 +388,13 @@ impl Checker<'_> {
             }
         }
         let key = self.blob(&r.key);
-        Some(AptRepository {
+        AptRepository {
             name,
             uris: r.uris.iter().map(|u| u.get_ref().clone()).collect(),
             suites: r.suites.iter().map(|u| u.get_ref().clone()).collect(),
             components: r.components.iter().map(|u| u.get_ref().clone()).collect(),
             key,
-        })
+        }
     }
 
     fn file(&mut self, f: &S<raw::FileEntry>) -> Option<FileResource> {
