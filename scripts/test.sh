@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-# The end-to-end tests run the release-free debug binaries: build them first.
+# The end-to-end tests (tests/) run the built debug binaries: build them first.
 cargo build --workspace --bins
 cargo test --workspace
