@@ -68,8 +68,17 @@ fn options(paths: &AgentPaths, source: &SourceArgs) -> anyhow::Result<ApplyOptio
 }
 
 /// The `[maintenance] windows` of `agent.toml`, or the defaults when the
-/// machine is not enrolled (offline use).
+/// machine is not enrolled (offline use). Only the `[maintenance]` table is
+/// read, with the same type and checks as the daemon's configuration
+/// ([`crate::config::Maintenance`]): a plan from a USB key still works on a
+/// machine whose other settings are incomplete.
 fn maintenance_windows(paths: &AgentPaths) -> anyhow::Result<MaintenanceWindows> {
+    /// `agent.toml` seen through its `[maintenance]` table alone.
+    #[derive(serde::Deserialize)]
+    struct MaintenanceOnly {
+        #[serde(default)]
+        maintenance: crate::config::Maintenance,
+    }
     let file = paths.config_file();
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
@@ -78,18 +87,12 @@ fn maintenance_windows(paths: &AgentPaths) -> anyhow::Result<MaintenanceWindows>
         }
         Err(e) => return Err(e).with_context(|| format!("lecture de {}", file.display())),
     };
-    let table: toml::Table =
+    let config: MaintenanceOnly =
         toml::from_str(&text).with_context(|| format!("{} invalide", file.display()))?;
-    let windows: Vec<String> = match table.get("maintenance").and_then(|m| m.get("windows")) {
-        None => Vec::new(),
-        Some(v) => v.clone().try_into().with_context(|| {
-            format!(
-                "{} : [maintenance] windows doit être une liste de textes",
-                file.display()
-            )
-        })?,
-    };
-    MaintenanceWindows::parse_list(&windows).with_context(|| file.display().to_string())
+    config
+        .maintenance
+        .parsed()
+        .with_context(|| format!("{} : [maintenance] windows", file.display()))
 }
 
 fn source_and_assigned(
@@ -306,4 +309,57 @@ pub fn render_reports(reports: &[ApplyReport]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `agent.toml` under a fresh root holding `text` (none when `None`).
+    fn root_with_config(text: Option<&str>) -> (tempfile::TempDir, AgentPaths) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = AgentPaths::new(dir.path());
+        if let Some(text) = text {
+            let file = paths.config_file();
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, text).unwrap();
+        }
+        (dir, paths)
+    }
+
+    #[test]
+    fn maintenance_windows_come_from_the_maintenance_table_alone() {
+        let (_dir, paths) = root_with_config(None);
+        assert_eq!(
+            maintenance_windows(&paths).unwrap(),
+            MaintenanceWindows::default()
+        );
+        // Other settings are not needed (nor checked) to plan offline.
+        let (_dir, paths) = root_with_config(Some(
+            "server = \"?\"\n[maintenance]\nwindows = [\"sat-sun\"]\n",
+        ));
+        assert_eq!(
+            maintenance_windows(&paths).unwrap(),
+            MaintenanceWindows::parse_list(&["sat-sun"]).unwrap()
+        );
+        let (_dir, paths) = root_with_config(Some("server = \"?\"\n"));
+        assert_eq!(
+            maintenance_windows(&paths).unwrap(),
+            MaintenanceWindows::default()
+        );
+    }
+
+    #[test]
+    fn a_bad_maintenance_table_is_an_error_not_the_defaults() {
+        for text in [
+            "[maintenance]\nwindows = [\"lundi midi\"]\n",
+            "[maintenance]\nwindows = \"sat-sun\"\n",
+            // A misspelt key is refused, as the daemon refuses it.
+            "[maintenance]\nwindow = [\"sat-sun\"]\n",
+        ] {
+            let (_dir, paths) = root_with_config(Some(text));
+            let err = maintenance_windows(&paths).unwrap_err();
+            assert!(format!("{err:#}").contains("agent.toml"), "{text}: {err:#}");
+        }
+    }
 }
