@@ -315,3 +315,33 @@ fn an_overloaded_server_is_left_alone_for_a_full_interval() {
     }
     drop(server);
 }
+
+#[test]
+fn an_absurd_server_interval_is_capped_at_a_day() {
+    // A server misconfigured with an interval of ~31 700 years: the date of
+    // the next check-in must not overflow (it panicked the daemon).
+    let sd = ServerData::new();
+    let server = Server::start(&sd.data, 0, Duration::from_secs(1_000_000_000_000));
+    let (_tmp, paths, config) = enrolled(&sd, &server);
+    let https = Arc::new(nird_agent::daemon::service::transport_for(&paths, &config).unwrap());
+    let mut agent = Agent::new(
+        paths.clone(),
+        config,
+        https,
+        Box::new(TestInventory::new(inventory_doc(4096))),
+        DaemonOptions::default(),
+    )
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(
+        agent.cycle(now),
+        CycleResult::Delivered {
+            next: Duration::from_secs(nird_agent::config::MAX_INTERVAL_SECS)
+        }
+    );
+    assert_eq!(
+        agent.status().next_checkin_at,
+        Some(now + Duration::from_secs(nird_agent::config::MAX_INTERVAL_SECS))
+    );
+    drop(server);
+}

@@ -392,7 +392,12 @@ impl Agent {
     /// before the next one.
     fn after_checkin(&mut self, r: &CheckinResponse, now: time::OffsetDateTime) -> Duration {
         self.backoff.reset();
-        self.server_interval = Duration::from_secs(r.next_checkin_secs.max(1));
+        // At most a day, as a configured floor: an absurd interval from a
+        // misconfigured server would overflow the next check-in's date.
+        self.server_interval = Duration::from_secs(
+            r.next_checkin_secs
+                .clamp(1, crate::config::MAX_INTERVAL_SECS),
+        );
         self.status.last_checkin_at = Some(now);
         self.status.last_error = None;
         self.status.consecutive_failures = 0;
