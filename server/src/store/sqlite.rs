@@ -467,20 +467,25 @@ fn assigned_releases(
     machine_id: &str,
 ) -> Result<Vec<ProfileRef>, StoreError> {
     let mut stmt = conn.prepare_cached(
+        // The latest release of each wanted name is looked up through the
+        // (name, version) index: a check-in costs the size of the machine's
+        // closure, not of the whole release history.
         "WITH RECURSIVE
-           latest(name, id, version) AS (
-             -- SQLite takes the bare column `id` from the row holding MAX().
-             SELECT name, id, MAX(version) FROM profile_releases GROUP BY name),
            wanted(name) AS (
              SELECT profile_name FROM school_assignments WHERE school_id = ?1
                AND profile_name NOT IN (
                  SELECT profile_name FROM machine_overrides WHERE machine_id = ?2 AND include = 0)
              UNION SELECT profile_name FROM machine_overrides WHERE machine_id = ?2 AND include = 1
              UNION SELECT i.name FROM wanted w
-               JOIN latest l ON l.name = w.name
-               JOIN release_includes i ON i.release_id = l.id)
-         SELECT l.name, l.version FROM wanted w JOIN latest l ON l.name = w.name
-         ORDER BY l.name",
+               JOIN release_includes i ON i.release_id = (
+                 SELECT id FROM profile_releases WHERE name = w.name
+                 ORDER BY version DESC LIMIT 1))
+         SELECT name, version FROM (
+           SELECT w.name, (SELECT MAX(version) FROM profile_releases WHERE name = w.name)
+             AS version
+           FROM wanted w)
+         WHERE version IS NOT NULL
+         ORDER BY name",
     )?;
     let rows = stmt.query_map(params![school, machine_id], |r| {
         Ok(ProfileRef {
