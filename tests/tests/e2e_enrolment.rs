@@ -22,88 +22,35 @@ fn enrolment_failures_are_one_french_sentence() {
     let url = server.url();
     let token = data.token();
     let fp = data.fingerprint.clone();
-    refused(
-        &agent,
-        &[
-            "enroll",
-            "--server",
-            &url,
-            "--token",
-            "pas-un-jeton",
-            "--ca-fingerprint",
-            &fp,
-        ],
-        "jeton d'enrôlement refusé",
-    );
-    // Tokens are random and may start with '-': still a token, not a flag.
-    refused(
-        &agent,
-        &[
-            "enroll",
-            "--server",
-            &url,
-            "--token",
-            "-Zm9vYmFy",
-            "--ca-fingerprint",
-            &fp,
-        ],
-        "jeton d'enrôlement refusé",
-    );
-    refused(
-        &agent,
-        &[
-            "enroll",
-            "--server",
-            &url,
-            "--token",
-            &token,
-            "--ca-fingerprint",
-            &"ab".repeat(32),
-        ],
-        "empreinte",
-    );
-    refused(
-        &agent,
-        &[
-            "enroll",
-            "--server",
-            &url,
-            "--token",
-            &token,
-            "--ca-fingerprint",
-            "12:34",
-        ],
-        "invalide",
-    );
     let gone = format!("https://127.0.0.1:{}", free_port());
-    refused(
-        &agent,
-        &[
-            "enroll",
-            "--server",
-            &gone,
-            "--token",
-            &token,
-            "--ca-fingerprint",
-            &fp,
-        ],
-        "injoignable",
-    );
     let expired = data.token();
     data.expire_token(&expired);
-    refused(
-        &agent,
-        &[
-            "enroll",
-            "--server",
-            &url,
-            "--token",
-            &expired,
-            "--ca-fingerprint",
-            &fp,
-        ],
-        "expiré",
-    );
+    let wrong_fp = "ab".repeat(32);
+    // (server URL, token, CA fingerprint, what the sentence must say)
+    let cases: [(&str, &str, &str, &str); 6] = [
+        (&url, "pas-un-jeton", &fp, "jeton d'enrôlement refusé"),
+        // Tokens are random and may start with '-': still a token, not a flag.
+        (&url, "-Zm9vYmFy", &fp, "jeton d'enrôlement refusé"),
+        (&url, &token, &wrong_fp, "empreinte"),
+        (&url, &token, "12:34", "invalide"),
+        (&gone, &token, &fp, "injoignable"),
+        (&url, &expired, &fp, "expiré"),
+    ];
+    for (server_url, enrol_token, pin, needle) in cases {
+        refused(
+            &agent,
+            &[
+                "enroll",
+                "--server",
+                server_url,
+                "--token",
+                enrol_token,
+                "--ca-fingerprint",
+                pin,
+            ],
+            needle,
+        );
+    }
     // The token was never spent: it still enrols.
     agent.enroll(&server, &data, &token);
     // Enrolled: asks for --force.
