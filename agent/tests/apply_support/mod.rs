@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod dbus;
+#[path = "../support/mod.rs"]
+pub mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
