@@ -266,6 +266,27 @@ fn every_error_code_and_nothing_half_written() {
     };
     assert_eq!(checkin(&client, &server, &m.auth, &half).status, 400);
     half.reports.truncate(1);
+    // A profile name no profile can have (trailing dash) is refused.
+    let mut misnamed = report(1);
+    misnamed.profile = "nird-base-".into();
+    let r = checkin(
+        &client,
+        &server,
+        &m.auth,
+        &CheckinRequest {
+            reports: vec![misnamed],
+            ..heartbeat(&m.inventory_hash)
+        },
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("reports[0].profile"),
+        "{}",
+        r.text()
+    );
 
     // 413: body over the limit.
     let big = vec![b' '; nird_proto::api::MAX_BODY_BYTES + 1];

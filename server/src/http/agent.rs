@@ -9,6 +9,7 @@ use nird_proto::api::{
     MAX_REPORTS_PER_CHECKIN,
 };
 use nird_proto::hash::{canonical_json, content_hash, is_sha256_hex};
+use nird_proto::profile::is_slug;
 
 use super::AppState;
 use super::error::{ApiJson, HttpError};
@@ -96,14 +97,10 @@ fn check_hash(value: &str, field: &str) -> Result<(), HttpError> {
     }
 }
 
-/// Checks a profile name (slug) and version (fits SQLite's integers).
+/// Checks a profile name (the slug every profile has) and version (fits
+/// SQLite's integers).
 fn check_profile_ref(name: &str, version: u64, field: &str) -> Result<(), HttpError> {
-    let slug = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !slug {
+    if !is_slug(name) {
         return Err(HttpError::bad_request(format!(
             "champ « {field} » : nom de profil invalide"
         )));
