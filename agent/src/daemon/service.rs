@@ -121,7 +121,9 @@ impl CollectedInventory {
 
 /// The packages named by the applied profiles (their cached copies), whose
 /// installed versions the inventory reports. Best effort: a missing or
-/// unreadable copy only shortens the list.
+/// unreadable copy only shortens the list. The cache holds the last release
+/// *fetched*, which may be a newer one not applied (deferred, refused): a
+/// copy of another version than the applied one is not used.
 fn packages_named_by_applied_profiles(paths: &AgentPaths) -> Vec<String> {
     let Ok(state) = crate::apply::state::AppliedState::load(&paths.applied_file()) else {
         return Vec::new();
@@ -131,6 +133,7 @@ fn packages_named_by_applied_profiles(paths: &AgentPaths) -> Vec<String> {
         let file = paths.cache_dir().join(format!("{}.toml", applied.name));
         if let Ok(bytes) = std::fs::read(&file)
             && let Ok(profile) = nird_proto::profile::parse(&applied.name, &bytes)
+            && profile.version == applied.version
         {
             names.extend(profile.packages_install);
             names.extend(profile.packages_remove);
@@ -228,4 +231,40 @@ fn spawn_signal_forwarding(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::state::AppliedState;
+    use nird_proto::api::ApplyOutcome;
+
+    fn profile(version: u64, package: &str) -> String {
+        format!(
+            "[profile]\nname = \"salle\"\nversion = {version}\nexpires = 2030-01-31\n\
+             description = \"Salle\"\naudience = \"école\"\n\n\
+             [packages]\ninstall = [\"{package}\"]\n"
+        )
+    }
+
+    #[test]
+    fn only_the_cached_copy_of_the_applied_version_names_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = AgentPaths::new(dir.path());
+        let mut state = AppliedState::default();
+        state.record(
+            "salle",
+            2,
+            ApplyOutcome::Applied,
+            time::OffsetDateTime::now_utc(),
+        );
+        state.save(&paths.applied_file()).unwrap();
+        let cached = paths.cache_dir().join("salle.toml");
+        crate::spool::write_atomic(&cached, profile(2, "gcompris-qt").as_bytes(), 0o644).unwrap();
+        assert_eq!(packages_named_by_applied_profiles(&paths), ["gcompris-qt"]);
+        // v3 fetched, deferred to the maintenance window: v2 is still what
+        // the machine has.
+        crate::spool::write_atomic(&cached, profile(3, "tuxpaint").as_bytes(), 0o644).unwrap();
+        assert!(packages_named_by_applied_profiles(&paths).is_empty());
+    }
 }
