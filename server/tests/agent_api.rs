@@ -5,9 +5,7 @@
 mod common;
 
 use common::*;
-use nird_proto::api::{
-    ApplyOutcome, ApplyReport, CheckinRequest, ProfileRef, ResourceResult, ResourceStatus,
-};
+use nird_proto::api::{CheckinRequest, ProfileRef};
 use nird_proto::uai::Uai;
 use nird_server::secrets::hash_secret;
 use nird_server::store::{NewToken, SqliteStore, Store};
@@ -39,23 +37,17 @@ impl Drop for Db {
     }
 }
 
-fn report(seq: u64) -> ApplyReport {
-    let t = time::OffsetDateTime::now_utc();
-    ApplyReport {
-        seq,
-        profile: "nird-base".into(),
-        version: 1,
-        outcome: ApplyOutcome::Applied,
-        reason: None,
-        message: None,
-        resources: vec![ResourceResult {
-            id: "package:vlc".into(),
-            status: ResourceStatus::Changed,
-            message: None,
-        }],
-        started_at: t,
-        finished_at: t,
-    }
+/// `assign --machine M --exclude PROFILE` through the CLI.
+fn exclude(f: &Fixture, m: &Machine, profile: &str) {
+    cli(&[
+        "assign",
+        "--data-dir",
+        f.dir(),
+        "--machine",
+        &m.id,
+        "--exclude",
+        profile,
+    ]);
 }
 
 #[test]
@@ -145,7 +137,7 @@ fn checkin_without_then_with_inventory_and_idempotent_reports() {
     let m = enroll(&client, &server, &f.token(&[]), "pc-01");
 
     // Same hash: heartbeat only, no inventory requested.
-    let r = checkin(&client, &server, &m.auth, &heartbeat(&m.inventory_hash));
+    let r = m.check_in(&client, &server);
     assert_eq!(r.status, 200, "{}", r.text());
     let body = r.json();
     assert_eq!(body["send_inventory"], false);
@@ -381,12 +373,12 @@ fn pending_machines_get_no_profiles_until_approved() {
         "primtux",
     ]);
 
-    let r = checkin(&client, &server, &m.auth, &heartbeat(&m.inventory_hash)).json();
+    let r = m.check_in(&client, &server).json();
     assert_eq!(r["status"], "pending");
     assert_eq!(r["assigned"], serde_json::json!([]));
 
     cli(&["machine", "approve", "--data-dir", f.dir(), &m.id]);
-    let r = checkin(&client, &server, &m.auth, &heartbeat(&m.inventory_hash)).json();
+    let r = m.check_in(&client, &server).json();
     assert_eq!(r["status"], "active");
     // primtux has no release yet: only nird-base is listed.
     assert_eq!(
@@ -395,16 +387,8 @@ fn pending_machines_get_no_profiles_until_approved() {
     );
 
     // Machine override: excluded here only.
-    cli(&[
-        "assign",
-        "--data-dir",
-        f.dir(),
-        "--machine",
-        &m.id,
-        "--exclude",
-        "nird-base",
-    ]);
-    let r = checkin(&client, &server, &m.auth, &heartbeat(&m.inventory_hash)).json();
+    exclude(&f, &m, "nird-base");
+    let r = m.check_in(&client, &server).json();
     assert_eq!(r["assigned"], serde_json::json!([]));
 
     let bytes = client.get(&server.api("/profiles/nird-base/4"), Some(&m.auth));
@@ -441,7 +425,7 @@ fn assigned_list_includes_what_assigned_profiles_include() {
     }
     drop(db);
     cli(&["assign", "--data-dir", f.dir(), "--school", UAI, "primtux"]);
-    let r = checkin(&client, &server, &m.auth, &heartbeat(&m.inventory_hash)).json();
+    let r = m.check_in(&client, &server).json();
     assert_eq!(
         r["assigned"],
         serde_json::json!([
@@ -451,16 +435,8 @@ fn assigned_list_includes_what_assigned_profiles_include() {
         ])
     );
     // Excluding an included profile on the machine cannot break primtux.
-    cli(&[
-        "assign",
-        "--data-dir",
-        f.dir(),
-        "--machine",
-        &m.id,
-        "--exclude",
-        "nird-base",
-    ]);
-    let r = checkin(&client, &server, &m.auth, &heartbeat(&m.inventory_hash)).json();
+    exclude(&f, &m, "nird-base");
+    let r = m.check_in(&client, &server).json();
     assert_eq!(r["assigned"].as_array().unwrap().len(), 3);
 }
 
@@ -516,7 +492,7 @@ fn openapi_and_metrics() {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
     let m = enroll(&client, &server, &f.token(&[]), "pc-01");
-    checkin(&client, &server, &m.auth, &heartbeat(&m.inventory_hash));
+    m.check_in(&client, &server);
     let metrics = client.get(&server.url("/metrics"), None).text();
     assert!(
         metrics.contains("nird_machines{status=\"active\"} 1"),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use nird_proto::api::{ApplyOutcome, ApplyReport, CheckinRequest};
+use nird_proto::api::CheckinRequest;
 use nird_server::store::{SqliteStore, Store};
 
 /// A `nird-server serve` process on an ephemeral port.
@@ -56,21 +56,6 @@ impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn report(seq: u64) -> ApplyReport {
-    let t = time::OffsetDateTime::now_utc();
-    ApplyReport {
-        seq,
-        profile: "nird-base".into(),
-        version: 1,
-        outcome: ApplyOutcome::Applied,
-        reason: None,
-        message: None,
-        resources: vec![],
-        started_at: t,
-        finished_at: t,
     }
 }
 

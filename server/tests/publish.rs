@@ -173,7 +173,7 @@ fn publish_verifies_refuses_and_serves_exact_bytes() {
     let server = Server::start(&f.data);
     let client = f.client();
     let m = enroll(&client, &server, &f.token(&[]), "pc-01");
-    let r = checkin(&client, &server, &m.auth, &heartbeat(&m.inventory_hash)).json();
+    let r = m.check_in(&client, &server).json();
     assert_eq!(
         r["assigned"],
         serde_json::json!([{"name": "demo", "version": 6}])

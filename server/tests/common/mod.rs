@@ -10,7 +10,9 @@ use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use nird_proto::api::{CheckinRequest, EnrollRequest};
+use nird_proto::api::{
+    ApplyOutcome, ApplyReport, CheckinRequest, EnrollRequest, ResourceResult, ResourceStatus,
+};
 use nird_server::data_dir::DataDir;
 use nird_server::http::{ServeConfig, run};
 use serde_json::{Value, json};
@@ -290,6 +292,13 @@ pub struct Machine {
     pub inventory_hash: String,
 }
 
+impl Machine {
+    /// Sends a heartbeat (same inventory, no reports); returns the raw reply.
+    pub fn check_in(&self, client: &Client, server: &Server) -> Reply {
+        checkin(client, server, &self.auth, &heartbeat(&self.inventory_hash))
+    }
+}
+
 /// Enrols a machine with `token`; returns the raw reply.
 pub fn enroll_raw(client: &Client, server: &Server, token: &str, hostname: &str) -> Reply {
     let (inv, hash) = inventory(hostname, 4096);
@@ -336,6 +345,27 @@ pub fn heartbeat(hash: &str) -> CheckinRequest {
         inventory: None,
         applied: vec![],
         reports: vec![],
+    }
+}
+
+/// An applied report of `nird-base` v1 with one changed resource
+/// (`package:vlc`).
+pub fn report(seq: u64) -> ApplyReport {
+    let t = time::OffsetDateTime::now_utc();
+    ApplyReport {
+        seq,
+        profile: "nird-base".into(),
+        version: 1,
+        outcome: ApplyOutcome::Applied,
+        reason: None,
+        message: None,
+        resources: vec![ResourceResult {
+            id: "package:vlc".into(),
+            status: ResourceStatus::Changed,
+            message: None,
+        }],
+        started_at: t,
+        finished_at: t,
     }
 }
 
