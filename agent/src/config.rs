@@ -31,7 +31,8 @@ pub const DEFAULT_JITTER_SECS: u64 = 60;
 /// Shortest interval override accepted (protects the server from a typo).
 pub const MIN_INTERVAL_SECS: u64 = 10;
 
-/// Longest interval override accepted: one day.
+/// Longest interval override accepted: one day. Also the longest interval
+/// the daemon accepts from the server.
 pub const MAX_INTERVAL_SECS: u64 = 86_400;
 
 /// The validated configuration.

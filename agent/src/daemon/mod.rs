@@ -14,7 +14,8 @@
 //!   notifications go through [`ServiceHooks`].
 //!
 //! Waiting rules: after a successful check-in, the server's
-//! `next_checkin_secs` (never less than the configured `interval_secs`),
+//! `next_checkin_secs` (never less than the configured `interval_secs`,
+//! never more than a day),
 //! ± `jitter_secs`; right away (1 s) while anything is left in the spool
 //! (more reports than one check-in carries, inventory changes: one per
 //! check-in, oldest first) or the server asked for the inventory; after a network
