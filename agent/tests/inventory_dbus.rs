@@ -3,74 +3,16 @@
 //! properties the real services expose for the fixture machines' disks and
 //! battery.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use nird_agent::inventory::{CollectOptions, collect};
 use nird_proto::inventory::{Inventory, Reading, SmartHealth, reason};
+use support::private_bus::PrivateBus;
 use zbus::interface;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
-
-/// A private bus, killed when dropped.
-struct PrivateBus {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl PrivateBus {
-    /// Starts `dbus-daemon` with a generated config; `None` when the tool is
-    /// not installed.
-    fn start() -> Option<PrivateBus> {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("bus.conf");
-        let socket = dir.path().join("bus.sock");
-        std::fs::write(
-            &config,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .ok()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        Some(PrivateBus {
-            child,
-            address: line.trim().to_string(),
-            _dir: dir,
-        })
-    }
-}
-
-impl Drop for PrivateBus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // --- UDisks2 -----------------------------------------------------------------
 
@@ -435,8 +377,8 @@ fn collect_with_bus(root: PathBuf, address: &str) -> Inventory {
 
 #[test]
 fn smart_and_battery_come_from_udisks2_and_upower() {
+    // PrivateBus::start prints why it is skipped.
     let Some(bus) = PrivateBus::start() else {
-        println!("SKIP: dbus-daemon is not installed (scripts/install-deps.sh installs it)");
         return;
     };
     let _services = serve(bus.address.clone(), true);
@@ -469,8 +411,8 @@ fn smart_and_battery_come_from_udisks2_and_upower() {
 
 #[test]
 fn services_not_running_are_reported_not_started() {
+    // PrivateBus::start prints why it is skipped.
     let Some(bus) = PrivateBus::start() else {
-        println!("SKIP: dbus-daemon is not installed (scripts/install-deps.sh installs it)");
         return;
     };
     let inv = collect_with_bus(fixture("laptop-t430"), &bus.address);
@@ -511,8 +453,8 @@ fn dbus_disabled_by_option() {
 /// D-Bus readers' private runtime must work there.
 #[test]
 fn collect_works_from_a_tokio_blocking_thread() {
+    // PrivateBus::start prints why it is skipped.
     let Some(bus) = PrivateBus::start() else {
-        println!("SKIP: dbus-daemon is not installed (scripts/install-deps.sh installs it)");
         return;
     };
     let _services = serve(bus.address.clone(), false);
