@@ -392,16 +392,8 @@ fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 /// Writes through a temporary file and a rename, so a signature file is
 /// never half-written.
 fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = minisig_tmp(path);
-    let _ = fs::remove_file(&tmp);
-    write_new_file(&tmp, bytes, 0o644)?;
-    fs::rename(&tmp, path).with_context(|| format!("écriture de {} impossible", path.display()))
-}
-
-fn minisig_tmp(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
+    crate::fs_util::write_atomic(path, bytes, 0o644)
+        .with_context(|| format!("écriture de {} impossible", path.display()))
 }
 
 /// Password for a key, from [`PASSWORD_ENV`]; `None` lets minisign ask on
