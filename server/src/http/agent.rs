@@ -8,7 +8,7 @@ use nird_proto::api::{
     ApplyReport, CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse,
     MAX_REPORTS_PER_CHECKIN,
 };
-use nird_proto::hash::{canonical_json, content_hash, is_sha256_hex};
+use nird_proto::hash::{canonical_json, is_sha256_hex, sha256_hex};
 use nird_proto::profile::is_slug;
 
 use super::AppState;
@@ -74,15 +74,15 @@ fn checked_inventory(
             "champ « {field} » : l'inventaire doit être un objet JSON"
         )));
     }
-    let actual = content_hash(inventory)
+    // Encoded once: its hash is `content_hash`, its text is what is stored.
+    let bytes = canonical_json(inventory)
         .map_err(|e| HttpError::bad_request(format!("champ « {field} » : {e}")))?;
+    let actual = sha256_hex(&bytes);
     if actual != announced {
         return Err(HttpError::bad_request(format!(
             "champ « inventory_hash » : ne correspond pas à l'inventaire envoyé (calculé : {actual})"
         )));
     }
-    let bytes = canonical_json(inventory)
-        .map_err(|e| HttpError::bad_request(format!("champ « {field} » : {e}")))?;
     String::from_utf8(bytes).map_err(|_| HttpError::bad_request("inventaire non UTF-8"))
 }
 
