@@ -444,3 +444,62 @@ fn french_summary_of_the_t430() {
     }
     assert!(text.contains(&inv.content_hash()));
 }
+
+/// Numbers from /proc and /sys that do not fit (a corrupt or odd kernel
+/// file) give reasons, not an overflow panic or a wrapped value.
+#[test]
+fn out_of_range_numbers_give_reasons_not_panics() {
+    let root = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let file = root.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    };
+    let max = u64::MAX;
+    // Two packages of 2^32 - 1 cores each, no core ids.
+    write(
+        "proc/cpuinfo",
+        "processor\t: 0\nphysical id\t: 0\ncpu cores\t: 4294967295\n\n\
+         processor\t: 1\nphysical id\t: 1\ncpu cores\t: 4294967295\n",
+    );
+    write("proc/meminfo", &format!("MemTotal:       {max} kB\n"));
+    write(
+        "sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",
+        &format!("{max}\n"),
+    );
+    write("sys/block/sda/size", &format!("{max}\n"));
+    std::fs::create_dir_all(root.path().join("sys/block/sda/device")).unwrap();
+    write("sys/block/sdb/size", "1000215216\n");
+    std::fs::create_dir_all(root.path().join("sys/block/sdb/device")).unwrap();
+
+    let inv = collect(&CollectOptions {
+        root: root.path().to_path_buf(),
+        ..CollectOptions::default()
+    });
+    assert_eq!(
+        inv.cpu.cores.reason(),
+        Some("cpu cores out of range: 4294967295")
+    );
+    assert_eq!(v(&inv.cpu.threads), 2);
+    assert!(
+        inv.cpu
+            .max_frequency_mhz
+            .reason()
+            .is_some_and(|r| r.starts_with("cpuinfo_max_freq out of range")),
+        "{:?}",
+        inv.cpu.max_frequency_mhz
+    );
+    assert!(
+        inv.memory
+            .total_bytes
+            .reason()
+            .is_some_and(|r| r.starts_with("MemTotal out of range")),
+        "{:?}",
+        inv.memory.total_bytes
+    );
+    // The disk with an impossible size is left out, the other one is read.
+    let disks = v(&inv.storage.disks);
+    let names: Vec<&str> = disks.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["sdb"]);
+    assert_eq!(disks[0].size_bytes, 1000215216 * 512);
+}

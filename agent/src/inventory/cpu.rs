@@ -73,12 +73,18 @@ struct CpuInfo {
 impl CpuInfo {
     fn cores(&self) -> Reading<u32> {
         if !self.core_ids.is_empty() {
-            return Reading::Value(self.core_ids.len() as u32);
+            return u32::try_from(self.core_ids.len())
+                .map_err(|_| "/proc/cpuinfo lists too many cores".to_string())
+                .into();
         }
-        match self.cores_per_package {
-            Some(n) => Reading::Value(n * self.packages.len().max(1) as u32),
-            None => Reading::unavailable("/proc/cpuinfo has no core topology"),
-        }
+        let Some(n) = self.cores_per_package else {
+            return Reading::unavailable("/proc/cpuinfo has no core topology");
+        };
+        u32::try_from(self.packages.len().max(1))
+            .ok()
+            .and_then(|packages| n.checked_mul(packages))
+            .ok_or_else(|| format!("cpu cores out of range: {n}"))
+            .into()
     }
 }
 
@@ -133,7 +139,8 @@ fn max_frequency_mhz(source: &Source) -> Result<u32, Reason> {
         })
         .max();
     match max_khz {
-        Some(khz) => Ok((khz / 1000) as u32),
+        Some(khz) => u32::try_from(khz / 1000)
+            .map_err(|_| format!("cpuinfo_max_freq out of range: {khz} kHz")),
         None => Err("no cpufreq driver (virtual machine or driver not loaded)".to_string()),
     }
 }
@@ -161,5 +168,6 @@ fn mem_total(source: &Source) -> Result<u64, Reason> {
         .trim()
         .parse()
         .map_err(|_| format!("unparsable MemTotal {line:?}"))?;
-    Ok(kib * 1024)
+    kib.checked_mul(1024)
+        .ok_or_else(|| format!("MemTotal out of range: {line:?}"))
 }

@@ -29,10 +29,11 @@ pub fn disks(
         let Ok(sectors) = source.read_u64(&format!("{base}/size")) else {
             continue;
         };
-        if sectors == 0 {
-            // Empty card reader slot or ejected medium.
+        // Zero: empty card reader slot or ejected medium. Out of range: a
+        // value no disk has, as unusable as an unreadable one.
+        let Some(size_bytes) = sectors.checked_mul(512).filter(|b| *b > 0) else {
             continue;
-        }
+        };
         let udev = udev_properties(source, &base);
         // udev's model comes first: the SCSI `model` attribute is cut at 16
         // characters ("Samsung SSD 850 " for a "Samsung SSD 850 EVO 250GB").
@@ -75,7 +76,7 @@ pub fn disks(
             name: name.clone(),
             model: model.into(),
             serial: serial.into(),
-            size_bytes: sectors * 512,
+            size_bytes,
             kind,
             removable: source.read_u64(&format!("{base}/removable")) == Ok(1),
             smart,
