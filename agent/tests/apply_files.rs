@@ -727,3 +727,60 @@ fn without_trusted_keys_every_release_is_refused() {
         reports[0].message
     );
 }
+
+#[test]
+fn a_fifo_at_a_managed_path_is_replaced_without_being_read() {
+    let signer = Signer::new();
+    let releases = Releases::new();
+    releases.publish(
+        &signer,
+        "vide",
+        "[profile]\nname = \"vide\"\nversion = 1\nexpires = 2027-08-31\ndescription = \"Vide\"\naudience = \"all\"\n\n[[file]]\npath = \"/etc/nird/vide\"\ncontent = \"\"\n",
+    );
+    let root = test_root(&signer);
+    let r = root.path().to_owned();
+    std::fs::create_dir_all(r.join("etc/nird")).unwrap();
+    let fifo = r.join("etc/nird/vide");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Opening a FIFO for reading blocks until a writer comes: the plan and
+    // the apply run on a thread so that a regression fails instead of hanging.
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let opts = options(&r);
+        let assigned = [ProfileRef {
+            name: "vide".into(),
+            version: 0,
+        }];
+        let plan = plan_assigned(&opts, &assigned, &releases.source()).unwrap();
+        let verdicts: Vec<(String, Verdict)> = plan
+            .plan
+            .resources
+            .iter()
+            .map(|x| (x.id.clone(), x.verdict.clone()))
+            .collect();
+        let reports = apply(&opts, &releases, &["vide"]);
+        let _ = done.send((verdicts, reports));
+    });
+    let (verdicts, reports) = wait
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("plan and apply must not read the FIFO");
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    assert_eq!(verdicts[0].0, "file:/etc/nird/vide");
+    assert!(
+        matches!(&verdicts[0].1, Verdict::Change { summary, .. } if summary.contains("contenu")),
+        "{verdicts:?}"
+    );
+    assert_eq!(
+        reports[0].outcome,
+        ApplyOutcome::Applied,
+        "{:?}",
+        reports[0]
+    );
+    let meta = std::fs::symlink_metadata(&fifo).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(meta.len(), 0);
+}

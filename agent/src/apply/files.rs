@@ -160,6 +160,15 @@ fn owner_ids(
     }
 }
 
+/// True when `target` (whose `lstat` is `meta`) is a regular file holding
+/// exactly `content`. Anything else (a FIFO, a device, a socket) is not
+/// read: reading a FIFO would block the plan forever.
+fn holds(target: &Path, meta: &fs::Metadata, content: &[u8]) -> bool {
+    meta.is_file()
+        && meta.len() == content.len() as u64
+        && fs::read(target).is_ok_and(|b| b == content)
+}
+
 /// Compares a managed file with the machine.
 pub fn check_file(
     paths: &AgentPaths,
@@ -190,7 +199,7 @@ pub fn check_file(
         return Check::Change("lien symbolique remplacé par le fichier".to_owned());
     }
     let mut differences = Vec::new();
-    if meta.len() != content.len() as u64 || fs::read(&target).map_or(true, |b| b != content) {
+    if !holds(&target, &meta, content) {
         differences.push("contenu".to_owned());
     }
     metadata_differences(&meta, &file.ownership, ids, &mut differences);
@@ -206,12 +215,7 @@ pub fn apply_file(
 ) -> Result<(), String> {
     let target = confined(paths, &file.path)?;
     let (uid, gid) = resolve_owner(&file.ownership, accounts)?;
-    let meta = fs::symlink_metadata(&target).ok();
-    let same_content = meta.as_ref().is_some_and(|m| {
-        m.is_file()
-            && m.len() == content.len() as u64
-            && fs::read(&target).is_ok_and(|b| b == content)
-    });
+    let same_content = fs::symlink_metadata(&target).is_ok_and(|m| holds(&target, &m, content));
     let fail = |e: std::io::Error| format!("écriture de {} impossible : {e}", file.path);
     if same_content {
         std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(fail)?;
