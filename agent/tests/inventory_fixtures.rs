@@ -503,3 +503,33 @@ fn out_of_range_numbers_give_reasons_not_panics() {
     assert_eq!(names, ["sdb"]);
     assert_eq!(disks[0].size_bytes, 1000215216 * 512);
 }
+
+/// SMBIOS tables come from the firmware and may be cut short or odd: every
+/// prefix of the fixtures' tables, and each with one byte changed, parses
+/// without panicking.
+#[test]
+fn truncated_or_altered_smbios_tables_do_not_panic() {
+    use nird_agent::inventory::smbios;
+    for name in [
+        "laptop-t430",
+        "desktop-optiplex390",
+        "laptop-latitude5400",
+        "vm-qemu",
+    ] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+            .join("sys/firmware/dmi/tables/DMI");
+        let table = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for len in 0..=table.len() {
+            smbios::parse(table[..len].to_vec(), None);
+        }
+        for i in 0..table.len() {
+            for byte in [0x00, 0x01, 0x7f, 0xff] {
+                let mut odd = table.clone();
+                odd[i] = byte;
+                smbios::parse(odd, None);
+            }
+        }
+    }
+}
