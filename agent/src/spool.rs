@@ -314,8 +314,9 @@ impl Spool {
         Ok(seq)
     }
 
-    /// The oldest `max` reports, oldest first. An unreadable entry (disk
-    /// damage) is renamed `*.corrupt`, logged and skipped.
+    /// The oldest `max` reports, oldest first, each with the seq of its
+    /// entry. An unreadable entry (disk damage) is renamed `*.corrupt`,
+    /// logged and skipped.
     pub fn pending_reports(&mut self, max: usize) -> Result<Vec<ApplyReport>, SpoolError> {
         let seqs: Vec<u64> = self
             .entries
@@ -326,7 +327,7 @@ impl Spool {
             .collect();
         let mut out = Vec::with_capacity(seqs.len());
         for seq in seqs {
-            if let Some(report) = self.read_entry::<ApplyReport>(seq, EntryKind::Report)? {
+            if let Some(report) = self.report(seq)? {
                 out.push(report);
             }
         }
@@ -369,6 +370,36 @@ impl Spool {
             if let Some(inv) = self.read_entry(seq, EntryKind::Inventory)? {
                 return Ok(Some((seq, inv)));
             }
+        }
+    }
+
+    /// The report spooled at `seq`, if there is one and it is readable.
+    /// Its `seq` is the entry's (the file name is the truth: a damaged
+    /// number inside would never be acknowledged).
+    pub fn report(&mut self, seq: u64) -> Result<Option<ApplyReport>, SpoolError> {
+        match self.entries.get(&seq) {
+            Some(e) if e.kind == EntryKind::Report => Ok(self
+                .read_entry::<ApplyReport>(seq, EntryKind::Report)?
+                .map(|report| ApplyReport { seq, ..report })),
+            _ => Ok(None),
+        }
+    }
+
+    /// The inventory change spooled at `seq`, if there is one and it is
+    /// readable.
+    pub fn inventory(&mut self, seq: u64) -> Result<Option<SpooledInventory>, SpoolError> {
+        match self.entries.get(&seq) {
+            Some(e) if e.kind == EntryKind::Inventory => self.read_entry(seq, EntryKind::Inventory),
+            _ => Ok(None),
+        }
+    }
+
+    /// Takes the entry at `seq` out of the spool, keeping its file renamed
+    /// `*.rejected` for inspection: the server refuses it, and resending it
+    /// would block every later check-in.
+    pub fn set_aside_rejected(&mut self, seq: u64) {
+        if let Some(kind) = self.entries.get(&seq).map(|e| e.kind) {
+            self.set_aside(seq, kind, "rejected");
         }
     }
 
@@ -528,12 +559,21 @@ impl Spool {
             Ok(v) => Ok(Some(v)),
             Err(reason) => {
                 tracing::error!(path = %path.display(), %reason, "unreadable spool entry set aside");
-                let _ = fs::rename(&path, path.with_extension("corrupt"));
-                if let Some(e) = self.entries.remove(&seq) {
-                    self.bytes -= e.bytes;
-                }
+                self.set_aside(seq, kind, "corrupt");
                 Ok(None)
             }
+        }
+    }
+
+    /// Renames the entry's file `*.{extension}` (no longer an entry) and
+    /// forgets it.
+    fn set_aside(&mut self, seq: u64, kind: EntryKind, extension: &str) {
+        let path = self.entry_path(seq, kind);
+        if let Err(e) = fs::rename(&path, path.with_extension(extension)) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot rename a spool entry set aside");
+        }
+        if let Some(e) = self.entries.remove(&seq) {
+            self.bytes -= e.bytes;
         }
     }
 }

@@ -345,3 +345,46 @@ fn an_absurd_server_interval_is_capped_at_a_day() {
     );
     drop(server);
 }
+
+#[test]
+fn a_spooled_entry_the_server_refuses_is_set_aside_and_the_rest_delivered() {
+    let sd = ServerData::new();
+    let server = Server::start(&sd.data, 0, Duration::from_secs(600));
+    let (_tmp, paths, config) = enrolled(&sd, &server);
+    let machine = config.machine_id.clone();
+    let https = Arc::new(nird_agent::daemon::service::transport_for(&paths, &config).unwrap());
+    let mut agent = Agent::new(
+        paths.clone(),
+        config,
+        https,
+        Box::new(TestInventory::new(inventory_doc(4096))),
+        DaemonOptions::default(),
+    )
+    .unwrap();
+    // Beyond the server's limit on a message: every check-in carrying it
+    // is refused (400), which blocked the machine for good.
+    let mut too_long = report(1);
+    too_long.message = Some("x".repeat(100_000));
+    agent.spool().push_report(report(0)).unwrap();
+    let bad = agent.spool().push_report(too_long).unwrap();
+    agent.spool().push_report(report(2)).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    assert!(matches!(agent.cycle(now), CycleResult::Delivered { .. }));
+    let delivered: Vec<String> = sd
+        .reports(&machine)
+        .into_iter()
+        .map(|r| r.profile)
+        .collect();
+    assert_eq!(delivered, ["p000", "p002"]);
+    assert_eq!(agent.spool().report_count(), 0);
+    assert!(agent.status().last_error.is_none());
+    let rejected = paths.spool_dir().join(format!("{bad:020}.report.rejected"));
+    assert!(
+        rejected.exists(),
+        "{} kept for inspection",
+        rejected.display()
+    );
+    // Nothing is left to block the next check-ins.
+    assert!(matches!(agent.cycle(now), CycleResult::Delivered { .. }));
+    drop(server);
+}

@@ -178,6 +178,19 @@ pub struct Agent {
     server_wants_inventory: bool,
     /// Interval the server last gave.
     server_interval: Duration,
+    /// Seqs of the spool entries the last check-in carried.
+    last_sent: Vec<u64>,
+}
+
+/// What a check-in carries from the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payload {
+    /// The oldest inventory change and the oldest reports, as many as fit.
+    Spool,
+    /// Nothing: a heartbeat.
+    Nothing,
+    /// The one entry at this seq.
+    Only(u64),
 }
 
 impl Agent {
@@ -202,6 +215,7 @@ impl Agent {
             backoff: Backoff::new(options.backoff_base, options.backoff_cap),
             server_wants_inventory: false,
             server_interval: DEFAULT_INTERVAL,
+            last_sent: Vec::new(),
         })
     }
 
@@ -259,13 +273,19 @@ impl Agent {
     /// One check-in cycle at time `now`.
     pub fn cycle(&mut self, now: time::OffsetDateTime) -> CycleResult {
         self.spool_inventory_change();
-        let result = match self.check_in(now) {
+        let first = match self.check_in(now, Payload::Spool) {
+            Err(TransportError::Api { status: 400, .. }) if !self.last_sent.is_empty() => {
+                self.set_aside_rejected(now)
+            }
+            other => other,
+        };
+        let result = match first {
             Ok(mut response) => {
                 let mut next = self.after_checkin(&response, now);
                 if self.server_wants_inventory {
                     // The server does not know our inventory (restored from
                     // a backup, say): send it at once.
-                    match self.check_in(now) {
+                    match self.check_in(now, Payload::Spool) {
                         Ok(r) => {
                             next = self.after_checkin(&r, now);
                             response = r;
@@ -275,7 +295,7 @@ impl Agent {
                 }
                 if self.run_applier(&response, now) {
                     // Deliver the new reports right away, in this cycle.
-                    match self.check_in(now) {
+                    match self.check_in(now, Payload::Spool) {
                         Ok(r) => next = self.after_checkin(&r, now),
                         Err(e) => {
                             tracing::warn!(error = %e, "follow-up check-in failed; reports stay spooled")
@@ -318,27 +338,95 @@ impl Agent {
         }
     }
 
-    /// Builds and sends one check-in; on success drops what the server
-    /// acknowledged.
-    fn check_in(&mut self, now: time::OffsetDateTime) -> Result<CheckinResponse, TransportError> {
+    /// The server refused (400) a check-in carrying spool entries: one of
+    /// them is bad (damaged on disk yet still JSON, or beyond a limit of the
+    /// server) and would block every later check-in. If a heartbeat is
+    /// accepted, the entries are sent one by one, oldest first; those the
+    /// server refuses are set aside, the others delivered.
+    fn set_aside_rejected(
+        &mut self,
+        now: time::OffsetDateTime,
+    ) -> Result<CheckinResponse, TransportError> {
+        let mut suspects = std::mem::take(&mut self.last_sent);
+        suspects.sort_unstable();
+        tracing::warn!(
+            entries = suspects.len(),
+            "check-in with spooled entries refused; sending them one by one"
+        );
+        let mut last = self.check_in(now, Payload::Nothing)?;
+        for seq in suspects {
+            match self.check_in(now, Payload::Only(seq)) {
+                Ok(r) => last = r,
+                Err(TransportError::Api { status: 400, error }) => {
+                    tracing::error!(
+                        seq,
+                        reason = %error.message,
+                        "the server refuses this spool entry; set aside as *.rejected"
+                    );
+                    self.spool.set_aside_rejected(seq);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(last)
+    }
+
+    /// Builds and sends one check-in carrying `payload`; on success drops
+    /// what the server acknowledged.
+    fn check_in(
+        &mut self,
+        now: time::OffsetDateTime,
+        payload: Payload,
+    ) -> Result<CheckinResponse, TransportError> {
         self.status.last_attempt_at = Some(now);
-        let pending_inventory = self.spool.oldest_inventory().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot read spooled inventory");
-            None
-        });
-        let reports = self
-            .spool
-            .pending_reports(MAX_REPORTS_PER_CHECKIN)
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot read spooled reports");
-                Vec::new()
-            });
+        let read_error = |what: &str, e: SpoolError| {
+            tracing::error!(error = %e, "cannot read spooled {what}");
+        };
+        let (pending_inventory, reports) = match payload {
+            Payload::Spool => (
+                self.spool.oldest_inventory().unwrap_or_else(|e| {
+                    read_error("inventory", e);
+                    None
+                }),
+                self.spool
+                    .pending_reports(MAX_REPORTS_PER_CHECKIN)
+                    .unwrap_or_else(|e| {
+                        read_error("reports", e);
+                        Vec::new()
+                    }),
+            ),
+            Payload::Nothing => (None, Vec::new()),
+            Payload::Only(seq) => (
+                self.spool
+                    .inventory(seq)
+                    .unwrap_or_else(|e| {
+                        read_error("inventory", e);
+                        None
+                    })
+                    .map(|inv| (seq, inv)),
+                self.spool
+                    .report(seq)
+                    .unwrap_or_else(|e| {
+                        read_error("report", e);
+                        None
+                    })
+                    .into_iter()
+                    .collect(),
+            ),
+        };
+        self.last_sent = reports
+            .iter()
+            .map(|r| r.seq)
+            .chain(pending_inventory.as_ref().map(|(seq, _)| *seq))
+            .collect();
         let (inventory_hash, inventory, sent_inventory_seq) = match &pending_inventory {
             Some((seq, inv)) => (inv.hash.clone(), Some(inv.inventory.clone()), Some(*seq)),
-            None if self.server_wants_inventory => match self.inventory.collect() {
-                Ok(s) => (s.hash, Some(s.document), None),
-                Err(_) => (self.known_hash(), None, None),
-            },
+            None if self.server_wants_inventory && payload == Payload::Spool => {
+                match self.inventory.collect() {
+                    Ok(s) => (s.hash, Some(s.document), None),
+                    Err(_) => (self.known_hash(), None, None),
+                }
+            }
             None => (self.known_hash(), None, None),
         };
         let request = CheckinRequest {
