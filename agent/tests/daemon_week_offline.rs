@@ -54,6 +54,20 @@ fn enrolled(sd: &ServerData, server: &Server) -> (tempfile::TempDir, AgentPaths,
     (tmp, paths, config)
 }
 
+/// An agent talking straight to the server (no faulty link), with a fixed
+/// inventory and the default options.
+fn direct_agent(paths: &AgentPaths, config: &AgentConfig) -> Agent {
+    let https = Arc::new(nird_agent::daemon::service::transport_for(paths, config).unwrap());
+    Agent::new(
+        paths.clone(),
+        config.clone(),
+        https,
+        Box::new(TestInventory::new(inventory_doc(4096))),
+        DaemonOptions::default(),
+    )
+    .unwrap()
+}
+
 /// Runs the real daemon loop until the simulated clock has moved `d`.
 async fn run_for(agent: Agent, clock: Arc<SimulatedClock>, d: Duration) -> Agent {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -182,17 +196,8 @@ fn obeys_the_server_interval_and_the_configured_floor() {
     let sd = ServerData::new();
     let server = Server::start(&sd.data, 0, Duration::from_secs(600));
     let (_tmp, paths, mut config) = enrolled(&sd, &server);
-    let https = Arc::new(nird_agent::daemon::service::transport_for(&paths, &config).unwrap());
-    let inventory = TestInventory::new(inventory_doc(4096));
     let now = time::OffsetDateTime::now_utc();
-    let mut agent = Agent::new(
-        paths.clone(),
-        config.clone(),
-        https.clone(),
-        Box::new(inventory.clone()),
-        DaemonOptions::default(),
-    )
-    .unwrap();
+    let mut agent = direct_agent(&paths, &config);
     assert_eq!(
         agent.cycle(now),
         CycleResult::Delivered {
@@ -323,15 +328,7 @@ fn an_absurd_server_interval_is_capped_at_a_day() {
     let sd = ServerData::new();
     let server = Server::start(&sd.data, 0, Duration::from_secs(1_000_000_000_000));
     let (_tmp, paths, config) = enrolled(&sd, &server);
-    let https = Arc::new(nird_agent::daemon::service::transport_for(&paths, &config).unwrap());
-    let mut agent = Agent::new(
-        paths.clone(),
-        config,
-        https,
-        Box::new(TestInventory::new(inventory_doc(4096))),
-        DaemonOptions::default(),
-    )
-    .unwrap();
+    let mut agent = direct_agent(&paths, &config);
     let now = time::OffsetDateTime::now_utc();
     assert_eq!(
         agent.cycle(now),
@@ -352,15 +349,7 @@ fn a_spooled_entry_the_server_refuses_is_set_aside_and_the_rest_delivered() {
     let server = Server::start(&sd.data, 0, Duration::from_secs(600));
     let (_tmp, paths, config) = enrolled(&sd, &server);
     let machine = config.machine_id.clone();
-    let https = Arc::new(nird_agent::daemon::service::transport_for(&paths, &config).unwrap());
-    let mut agent = Agent::new(
-        paths.clone(),
-        config,
-        https,
-        Box::new(TestInventory::new(inventory_doc(4096))),
-        DaemonOptions::default(),
-    )
-    .unwrap();
+    let mut agent = direct_agent(&paths, &config);
     // Beyond the server's limit on a message: every check-in carrying it
     // is refused (400), which blocked the machine for good.
     let mut too_long = report(1);
