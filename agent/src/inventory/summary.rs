@@ -347,20 +347,26 @@ fn why<T>(r: &Reading<T>) -> String {
         .unwrap_or_default()
 }
 
-/// French for the common reasons; others are shown as they are.
-pub fn reason_fr(why: &str) -> String {
+/// French for the common reasons, saying what to do where something can be
+/// done; other reasons are technical details, shown as they are for whoever
+/// helps the teacher.
+fn reason_fr(why: &str) -> String {
     match why {
-        reason::NEEDS_ROOT => "réservé à root".to_string(),
-        reason::NOT_EXPOSED => "non fourni par le noyau".to_string(),
-        reason::PLACEHOLDER => "valeur factice du fabricant".to_string(),
+        reason::NEEDS_ROOT => {
+            "lisible seulement en administrateur : relancer avec sudo".to_string()
+        }
+        reason::NOT_EXPOSED => "cette machine ne l'indique pas".to_string(),
+        reason::PLACEHOLDER => "non renseigné par le fabricant".to_string(),
         reason::NOT_LIVE_SYSTEM => "non lu hors du système en marche".to_string(),
         reason::DBUS_DISABLED => "D-Bus désactivé".to_string(),
-        reason::UDISKS2_NOT_RUNNING => "UDisks2 ne tourne pas".to_string(),
+        reason::UDISKS2_NOT_RUNNING => {
+            "service UDisks2 arrêté (installer ou démarrer le paquet udisks2)".to_string()
+        }
         reason::LEGACY_BOOT => "démarrage en mode BIOS hérité".to_string(),
         other if other.starts_with("cannot connect to the system bus") => {
-            "bus système D-Bus injoignable".to_string()
+            "bus système D-Bus injoignable (service dbus arrêté ?)".to_string()
         }
-        other => format!("indisponible : {other}"),
+        other => format!("indisponible (détail technique : {other})"),
     }
 }
 
@@ -447,5 +453,25 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(decimal(7.66, 1), "7,7");
         assert_eq!(french_date("2013-05-14"), "14/05/2013");
+    }
+
+    #[test]
+    fn reasons_in_french() {
+        assert_eq!(
+            reason_fr(reason::NEEDS_ROOT),
+            "lisible seulement en administrateur : relancer avec sudo"
+        );
+        assert_eq!(
+            reason_fr("cannot connect to the system bus: No such file"),
+            "bus système D-Bus injoignable (service dbus arrêté ?)"
+        );
+        assert_eq!(
+            reason_fr("empty value"),
+            "indisponible (détail technique : empty value)"
+        );
+        let mut r: Reading<String> = Reading::unavailable(reason::NOT_EXPOSED);
+        assert_eq!(text(&r), "(cette machine ne l'indique pas)");
+        r = Reading::Value("x".into());
+        assert_eq!(why(&r), "");
     }
 }
