@@ -8,7 +8,7 @@
 //! that leads outside `--root` makes the resource fail rather than write
 //! through it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -18,9 +18,18 @@ use nird_proto::profile::{DirectoryResource, FileResource, Ownership};
 use super::accounts::Accounts;
 use super::plan::Check;
 use crate::paths::AgentPaths;
+use crate::spool::sync_dir;
 
 /// Writes `bytes` to `path` atomically: temporary file, owner (when given),
 /// mode, fsync, rename, fsync of the directory.
+///
+/// Not [`crate::spool::write_atomic`], on purpose: this one writes into the
+/// managed root, so it sets an owner and refuses to follow a planted
+/// symlink, and its temporary name is fixed (no process id) so that the
+/// next apply after a power cut finds and removes it
+/// ([`remove_temporary`]). A fixed name assumes one writer per file at a
+/// time (the apply and accounts locks); the spool's writers are not
+/// serialized that way, hence its per-process temporary names.
 pub fn write_atomic(
     path: &Path,
     bytes: &[u8],
@@ -52,7 +61,7 @@ pub fn write_atomic(
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        sync_dir(dir)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -281,9 +290,7 @@ pub fn apply_directory(
     std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(fail)?;
     fs::set_permissions(&target, fs::Permissions::from_mode(dir.ownership.mode)).map_err(fail)?;
     if let Some(parent) = target.parent() {
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(fail)?;
+        sync_dir(parent).map_err(fail)?;
     }
     Ok(())
 }
