@@ -26,6 +26,9 @@
 //!   *inventory* entries go first (a newer inventory supersedes them); reports
 //!   are dropped only when no inventory entry is left, with an error in the
 //!   logs.
+//! - An entry that cannot be read is renamed `*.corrupt`; one the server
+//!   refuses (400) is renamed `*.rejected` by the daemon. Either is logged
+//!   and kept for inspection, and neither blocks the entries after it.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
