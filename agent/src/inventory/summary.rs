@@ -366,7 +366,7 @@ fn reason_fr(why: &str) -> String {
         other if other.starts_with("cannot connect to the system bus") => {
             "bus système D-Bus injoignable (service dbus arrêté ?)".to_string()
         }
-        other => format!("indisponible (détail technique : {other})"),
+        other => format!("indisponible, détail technique : {other}"),
     }
 }
 
@@ -467,7 +467,7 @@ mod tests {
         );
         assert_eq!(
             reason_fr("empty value"),
-            "indisponible (détail technique : empty value)"
+            "indisponible, détail technique : empty value"
         );
         let mut r: Reading<String> = Reading::unavailable(reason::NOT_EXPOSED);
         assert_eq!(text(&r), "(cette machine ne l'indique pas)");
