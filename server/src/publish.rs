@@ -111,7 +111,7 @@ pub async fn publish(
             continue;
         }
         let Some(source) = &blob.source else {
-            if store.blob(&blob.sha256).await?.is_some() {
+            if store.blob_size(&blob.sha256).await?.is_some() {
                 continue;
             }
             bail!(

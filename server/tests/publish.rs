@@ -207,6 +207,40 @@ fn publish_verifies_refuses_and_serves_exact_bytes() {
 }
 
 #[test]
+fn a_pinned_file_without_source_must_already_be_on_the_server() {
+    let f = Fixture::new();
+    let ws = Workshop::new(f.tmp.path(), "maintainer");
+    cli(&[
+        "trust",
+        "add",
+        "--data-dir",
+        f.dir(),
+        ws.public.to_str().unwrap(),
+    ]);
+    // The same profile, pinning the same file, without `source`.
+    let without_source = |version: u64| {
+        let path = ws.write(version, "hello");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(", source = \"files/demo.txt\"", "");
+        std::fs::write(&path, text).unwrap();
+        sign(&ws.key, &path, None, None).unwrap();
+        path
+    };
+
+    let (ok, msg) = publish(&f, &without_source(1));
+    assert!(!ok);
+    assert!(msg.contains("pas encore sur le serveur"), "{msg}");
+    assert_eq!(releases(&f).lines().count(), 0);
+
+    let (ok, msg) = publish(&f, &ws.signed(2, "hello"));
+    assert!(ok, "{msg}");
+    let (ok, msg) = publish(&f, &without_source(3));
+    assert!(ok, "{msg}");
+    assert_eq!(releases(&f).lines().count(), 2);
+}
+
+#[test]
 fn init_can_trust_keys_at_creation() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = Workshop::new(tmp.path(), "maintainer");
