@@ -140,12 +140,16 @@ fn show_time(t: Option<time::OffsetDateTime>, now: time::OffsetDateTime) -> Stri
     let Some(t) = t else {
         return "jamais".to_owned();
     };
-    let fmt =
-        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    let abs = t
-        .to_offset(time::UtcOffset::UTC)
-        .format(&fmt)
-        .unwrap_or_default();
+    // In UTC, unless the date (read from disk) is out of range there.
+    let abs = match t.checked_to_offset(time::UtcOffset::UTC) {
+        Some(utc) => utc.format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+        )),
+        None => t.format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second] [offset_hour]:[offset_minute]"
+        )),
+    }
+    .unwrap_or_default();
     let ago = (now - t).whole_seconds();
     let rel = match ago {
         s if s < 0 => format!("dans {}", human(-s)),
@@ -288,5 +292,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("il y a 3 min"), "{text}");
+    }
+
+    #[test]
+    fn a_date_at_the_edge_of_the_calendar_does_not_panic_status() {
+        // Hand-edited: in UTC this is the year 10000, beyond `time`'s range.
+        let dir = tempfile::tempdir().unwrap();
+        let paths = AgentPaths::new(dir.path());
+        let file = paths.status_file();
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, r#"{"next_checkin_at":"9999-12-31T23:30:00-01:00"}"#).unwrap();
+        let status = DaemonStatus::load(&paths);
+        assert!(status.next_checkin_at.is_some(), "the file was read");
+        let text = show_time(status.next_checkin_at, time::OffsetDateTime::now_utc());
+        assert!(
+            text.starts_with("9999-12-31 23:30:00 -01:00 (dans "),
+            "{text}"
+        );
     }
 }
