@@ -39,7 +39,8 @@ pub fn read_public_key(path: &Path) -> anyhow::Result<PublicKeyFile> {
 /// Copies a checked key into the data directory. Installing the same key
 /// again changes nothing; a different key under the same name is refused.
 pub fn install(dir: &DataDir, key: &PublicKeyFile) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir.trusted_keys_dir())?;
+    std::fs::create_dir_all(dir.trusted_keys_dir())
+        .with_context(|| format!("impossible de créer {}", dir.trusted_keys_dir().display()))?;
     let dest = dir.trusted_keys_dir().join(&key.file_name);
     if let Ok(existing) = std::fs::read_to_string(&dest) {
         if existing.trim() == key.text.trim() {
@@ -60,7 +61,14 @@ pub fn trusted_keys(dir: &DataDir) -> anyhow::Result<TrustedKeys> {
     let entries = match std::fs::read_dir(dir.trusted_keys_dir()) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(keys),
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "impossible de lire les clés de confiance dans {}",
+                    dir.trusted_keys_dir().display()
+                )
+            });
+        }
     };
     let mut paths: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
