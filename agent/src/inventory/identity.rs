@@ -2,7 +2,7 @@
 
 use nird_proto::inventory::{Chassis, ChassisKind, Identity, Reading};
 
-use super::source::{Source, dmi_string, is_placeholder};
+use super::source::{Source, dmi_string};
 
 /// Reads the identity section.
 pub fn collect(source: &Source) -> Identity {
@@ -31,14 +31,15 @@ fn machine_id(source: &Source) -> Result<String, String> {
 }
 
 /// The human model name: `product_family` ("ThinkPad T430"), else
-/// `product_version` when it reads like a name rather than "1.0".
+/// `product_version` when it reads like a name rather than "1.0"
+/// (`dmi_string` already refuses placeholders).
 fn product_family(source: &Source) -> Result<String, String> {
     let family = dmi_string(source, "product_family");
     if family.is_ok() {
         return family;
     }
     match dmi_string(source, "product_version") {
-        Ok(v) if v.chars().any(|c| c.is_ascii_alphabetic()) && !is_placeholder(&v) => Ok(v),
+        Ok(v) if v.chars().any(|c| c.is_ascii_alphabetic()) => Ok(v),
         Ok(_) => family,
         Err(e) => Err(e),
     }
