@@ -206,16 +206,9 @@ pub fn check_clock_skew(
     server: time::OffsetDateTime,
 ) -> Result<(), EnrollError> {
     if (local - server).abs() > MAX_CLOCK_SKEW {
-        let fmt =
-            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-        let show = |t: time::OffsetDateTime| {
-            t.to_offset(time::UtcOffset::UTC)
-                .format(&fmt)
-                .unwrap_or_default()
-        };
         return Err(EnrollError::ClockSkew {
-            local: show(local),
-            server: show(server),
+            local: crate::status::date_text(local),
+            server: crate::status::date_text(server),
         });
     }
     Ok(())
@@ -418,6 +411,14 @@ mod tests {
         let err = check_clock_skew(t, t + time::Duration::minutes(6)).unwrap_err();
         assert!(err.to_string().contains("horloge"), "{err}");
         assert!(check_clock_skew(t, t - time::Duration::hours(3)).is_err());
+        // A server_time from the network at the edge of the calendar (the
+        // year 10000 in UTC) is refused, not a panic.
+        let edge = time::macros::datetime!(9999-12-31 23:30 -01:00);
+        let err = check_clock_skew(t, edge).unwrap_err();
+        assert!(
+            err.to_string().contains("9999-12-31 23:30:00 -01:00"),
+            "{err}"
+        );
     }
 
     #[test]

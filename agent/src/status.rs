@@ -136,12 +136,11 @@ pub fn gather(paths: &AgentPaths) -> StatusReport {
     }
 }
 
-fn show_time(t: Option<time::OffsetDateTime>, now: time::OffsetDateTime) -> String {
-    let Some(t) = t else {
-        return "jamais".to_owned();
-    };
-    // In UTC, unless the date (read from disk) is out of range there.
-    let abs = match t.checked_to_offset(time::UtcOffset::UTC) {
+/// `t` for people, in UTC (`2026-11-23 11:03:52 UTC`), or with its own
+/// offset when it is out of range in UTC (a date from disk or the network
+/// near the year 9999): never a panic.
+pub(crate) fn date_text(t: time::OffsetDateTime) -> String {
+    match t.checked_to_offset(time::UtcOffset::UTC) {
         Some(utc) => utc.format(time::macros::format_description!(
             "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
         )),
@@ -149,7 +148,14 @@ fn show_time(t: Option<time::OffsetDateTime>, now: time::OffsetDateTime) -> Stri
             "[year]-[month]-[day] [hour]:[minute]:[second] [offset_hour]:[offset_minute]"
         )),
     }
-    .unwrap_or_default();
+    .unwrap_or_default()
+}
+
+fn show_time(t: Option<time::OffsetDateTime>, now: time::OffsetDateTime) -> String {
+    let Some(t) = t else {
+        return "jamais".to_owned();
+    };
+    let abs = date_text(t);
     let ago = (now - t).whole_seconds();
     let rel = match ago {
         s if s < 0 => format!("dans {}", human(-s)),
