@@ -631,11 +631,8 @@ pub fn apply_assigned(
         };
         reports.push(r);
     }
-    if !opts.dry_run
-        && applied != prepared.applied
-        && let Err(e) = applied.save(&opts.paths.applied_file())
-    {
-        tracing::error!("{e}");
+    if !opts.dry_run && applied != prepared.applied {
+        save_applied(&opts.paths, lock.is_some(), &prepared.applied, &applied);
     }
     // Converged (or nothing was left to do): the interrupted apply is over.
     // A deferred plan keeps the journal for the next run.
@@ -683,6 +680,37 @@ fn deferral_for(opts: &ApplyOptions, plan: &Plan) -> Option<String> {
         lesson_in_progress(opts)
     } else {
         None
+    }
+}
+
+/// Saves what this run recorded in `applied.json`, always under the apply
+/// lock. A run that held no lock so far (a deferred plan still records the
+/// releases it had nothing to change for) takes it now and merges its
+/// records into the state on disk, which another apply may have saved in the
+/// meantime: otherwise that apply's records would be lost, or two writers
+/// would share the state file's temporary name.
+fn save_applied(
+    paths: &AgentPaths,
+    holding_lock: bool,
+    before: &AppliedState,
+    after: &AppliedState,
+) {
+    let path = paths.applied_file();
+    let result = if holding_lock {
+        after.save(&path).map_err(|e| e.to_string())
+    } else {
+        lock_apply(paths).and_then(|_lock| {
+            let mut current = AppliedState::load(&path).map_err(|e| e.to_string())?;
+            for (name, entry) in &after.profiles {
+                if before.profiles.get(name) != Some(entry) {
+                    current.record(name, entry.version, entry.outcome, entry.at);
+                }
+            }
+            current.save(&path).map_err(|e| e.to_string())
+        })
+    };
+    if let Err(e) = result {
+        tracing::error!("{e}");
     }
 }
 
@@ -936,4 +964,35 @@ fn package_changes(changes: &[&PlannedResource]) -> (Vec<String>, Vec<String>) {
         }
     }
     (install, remove)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unlocked_save_merges_into_what_another_apply_saved() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = AgentPaths::new(root.path());
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        // This run started from an empty state and recorded `socle`...
+        let before = AppliedState::default();
+        let mut after = before.clone();
+        after.record("socle", 2, ApplyOutcome::Applied, at);
+        // ...while another apply saved `classe` v5.
+        let mut other = AppliedState::default();
+        other.record("classe", 5, ApplyOutcome::Applied, at);
+        other.save(&paths.applied_file()).unwrap();
+
+        save_applied(&paths, false, &before, &after);
+        let saved = AppliedState::load(&paths.applied_file()).unwrap();
+        assert_eq!(saved.floor("classe"), Some(5));
+        assert_eq!(saved.floor("socle"), Some(2));
+
+        // Holding the lock, the run's own state is authoritative.
+        save_applied(&paths, true, &before, &after);
+        let saved = AppliedState::load(&paths.applied_file()).unwrap();
+        assert_eq!(saved.floor("classe"), None);
+        assert_eq!(saved.floor("socle"), Some(2));
+    }
 }
