@@ -85,6 +85,17 @@ fn publish(f: &Fixture, file: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `trust add` of the workshop's public key.
+fn trust(f: &Fixture, ws: &Workshop) {
+    cli(&[
+        "trust",
+        "add",
+        "--data-dir",
+        f.dir(),
+        ws.public.to_str().unwrap(),
+    ]);
+}
+
 fn releases(f: &Fixture) -> String {
     cli(&["profile", "list", "--data-dir", f.dir()])
 }
@@ -100,13 +111,7 @@ fn publish_verifies_refuses_and_serves_exact_bytes() {
     assert!(!ok);
     assert!(msg.contains("trust add"), "{msg}");
 
-    cli(&[
-        "trust",
-        "add",
-        "--data-dir",
-        f.dir(),
-        ws.public.to_str().unwrap(),
-    ]);
+    trust(&f, &ws);
     let (ok, msg) = publish(&f, &v1);
     assert!(ok, "{msg}");
     assert!(msg.contains("version 1 publié"), "{msg}");
@@ -210,13 +215,7 @@ fn publish_verifies_refuses_and_serves_exact_bytes() {
 fn a_pinned_file_without_source_must_already_be_on_the_server() {
     let f = Fixture::new();
     let ws = Workshop::new(f.tmp.path(), "maintainer");
-    cli(&[
-        "trust",
-        "add",
-        "--data-dir",
-        f.dir(),
-        ws.public.to_str().unwrap(),
-    ]);
+    trust(&f, &ws);
     // The same profile, pinning the same file, without `source`.
     let without_source = |version: u64| {
         let path = ws.write(version, "hello");
