@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{CollectOptions, collect, is_valid_package_name};
+use super::os::is_valid_package_name;
+use super::{CollectOptions, collect};
 
 /// Output formats of `nird-agent inventory`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

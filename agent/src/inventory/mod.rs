@@ -11,10 +11,10 @@
 mod battery;
 pub mod cli;
 mod cpu;
-pub mod dbus;
+mod dbus;
 mod devices;
 mod firmware;
-pub mod glpi;
+mod glpi;
 mod identity;
 mod os;
 pub mod smbios;
@@ -25,9 +25,6 @@ pub mod summary;
 use std::path::PathBuf;
 
 use nird_proto::inventory::{Inventory, SCHEMA_VERSION, Storage, reason, windows11};
-
-pub use os::is_valid_package_name;
-pub use source::is_placeholder;
 
 /// How to collect.
 #[derive(Debug, Clone)]
