@@ -98,6 +98,7 @@ fn main() {
             })
             .collect(),
         reports: vec![],
+        trust: None,
     };
     println!(
         "heartbeat body, nothing changed, 3 applied profiles: {} bytes",

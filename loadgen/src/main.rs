@@ -346,6 +346,7 @@ async fn drive(
                 version: 1,
             }],
             reports,
+            trust: None,
         })?;
         let start = Instant::now();
         let result = post(&mut sender, "/api/v1/checkin", Some(&m.auth), body).await;

@@ -20,6 +20,10 @@
 //! | `GET /profiles/{name}/{version}` | — | the exact signed profile bytes |
 //! | `GET /profiles/{name}/{version}.minisig` | — | the detached minisign signature (text) |
 //! | `GET /blobs/{sha256}` | — | the bytes of a file pinned by a profile |
+//! | `GET /keyrings/{version}` | — | a keyring document (`crate::keyring`) |
+//! | `GET /keyrings/{version}.minisig` | — | its signature bundle |
+//! | `GET /index/{version}` | — | a signed catalogue index (`crate::index`) |
+//! | `GET /index/{version}.minisig` | — | its signature |
 //! | `GET /openapi.json` | — | the OpenAPI document of this API |
 //!
 //! The server also serves `GET /metrics` (Prometheus text) outside `/api/v1`.
@@ -109,6 +113,9 @@ pub struct EnrollResponse {
     /// The machine's status right after enrolment: `pending` when the school
     /// requires approval, else `active`.
     pub status: MachineStatus,
+    /// The school the token enrolled the machine into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school: Option<EnrolledSchool>,
 }
 
 /// Where a machine stands in its life.
@@ -163,6 +170,9 @@ pub struct CheckinRequest {
     /// [`MAX_REPORTS_PER_CHECKIN`].
     #[serde(default)]
     pub reports: Vec<ApplyReport>,
+    /// The agent's keyring and index versions and trust problems.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustReport>,
 }
 
 /// A profile release: its name and version (the signed profile's own
@@ -194,6 +204,14 @@ pub struct CheckinResponse {
     /// Seconds until the next check-in. The server raises it under load; the
     /// agent adds its own jitter.
     pub next_checkin_secs: u64,
+    /// Newest keyring version published on the server: an agent holding an
+    /// older one fetches `keyrings/{v}` for each next version and verifies
+    /// the chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring_version: Option<u64>,
+    /// Newest signed catalogue index version on the server (`index/{v}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_version: Option<u64>,
     /// The server's clock, RFC 3339 UTC.
     #[serde(with = "time::serde::rfc3339")]
     pub server_time: time::OffsetDateTime,
@@ -284,6 +302,26 @@ pub enum RefusalReason {
     /// is missing, includes form a cycle, or two profiles disagree about one
     /// resource.
     ResolveError,
+    /// The profile's `expires` is further ahead than agents accept.
+    ExpiryTooFar,
+    /// The release is not the one the signed catalogue index pins (absent,
+    /// other version, other bytes).
+    NotInIndex,
+    /// Older than the current version the signed catalogue index gives
+    /// (first-contact rollback).
+    Stale,
+    /// The machine's newest signed catalogue index has expired: the server
+    /// looks frozen.
+    IndexExpired,
+    /// No signed catalogue index received yet.
+    NoIndex,
+    /// The profile's signed targeting (audience, académies, départements,
+    /// UAIs) excludes this machine's school.
+    NotTargeted,
+    /// The machine holds no keyring (no trusted key).
+    NoKeyring,
+    /// The machine's keyring has expired.
+    KeyringExpired,
 }
 
 impl RefusalReason {
@@ -299,9 +337,78 @@ impl RefusalReason {
             RefusalReason::ParseError => "parse_error",
             RefusalReason::BlobMismatch => "blob_mismatch",
             RefusalReason::ResolveError => "resolve_error",
+            RefusalReason::ExpiryTooFar => "expiry_too_far",
+            RefusalReason::NotInIndex => "not_in_index",
+            RefusalReason::Stale => "stale",
+            RefusalReason::IndexExpired => "index_expired",
+            RefusalReason::NoIndex => "no_index",
+            RefusalReason::NotTargeted => "not_targeted",
+            RefusalReason::NoKeyring => "no_keyring",
+            RefusalReason::KeyringExpired => "keyring_expired",
         }
     }
+
+    /// The reason with this code, if any (inverse of [`Self::as_str`]).
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == code)
+    }
+
+    /// Every reason, for tables and tests.
+    pub const ALL: [RefusalReason; 17] = [
+        RefusalReason::BadSignature,
+        RefusalReason::UnknownKey,
+        RefusalReason::MalformedSignature,
+        RefusalReason::WrongName,
+        RefusalReason::Rollback,
+        RefusalReason::Expired,
+        RefusalReason::ParseError,
+        RefusalReason::BlobMismatch,
+        RefusalReason::ResolveError,
+        RefusalReason::ExpiryTooFar,
+        RefusalReason::NotInIndex,
+        RefusalReason::Stale,
+        RefusalReason::IndexExpired,
+        RefusalReason::NoIndex,
+        RefusalReason::NotTargeted,
+        RefusalReason::NoKeyring,
+        RefusalReason::KeyringExpired,
+    ];
 }
+
+/// The school a machine was enrolled into, as the server knows it; the
+/// agent records it at enrolment (trust on first use, like the CA) and
+/// checks every release's signed targeting against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolledSchool {
+    /// UAI code of the school.
+    pub uai: String,
+    /// `ecole`, `college` or `lycee`.
+    pub kind: String,
+    /// Académie name, e.g. `Lille`.
+    pub academie: String,
+}
+
+/// What the agent knows about its trust anchors, sent with every check-in
+/// so the server can show a frozen or mis-keyed machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustReport {
+    /// Version of the keyring the agent holds (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring_version: Option<u64>,
+    /// Version of the newest valid catalogue index it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_version: Option<u64>,
+    /// What is wrong, as stable codes: `no_keyring`, `keyring_expired`,
+    /// `no_index`, `index_expired`, `applied_expired:NAME` (an applied
+    /// release is past its `expires` and no newer one arrived),
+    /// `keyring_refused` / `index_refused` (the server offered one that did
+    /// not verify). Empty when all is well. At most 32 entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// Most entries in [`TrustReport::problems`].
+pub const MAX_TRUST_PROBLEMS: usize = 32;
 
 /// Result for one resource of a profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,6 +490,7 @@ mod tests {
                 started_at: at("2026-01-05T08:00:00Z"),
                 finished_at: at("2026-01-05T08:00:02Z"),
             }],
+            trust: None,
         };
         let json = serde_json::to_value(&req).unwrap();
         assert_eq!(json["reports"][0]["outcome"], "refused");

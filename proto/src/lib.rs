@@ -6,7 +6,9 @@
 
 pub mod api;
 pub mod hash;
+pub mod index;
 pub mod inventory;
+pub mod keyring;
 pub mod profile;
 pub mod signature;
 pub mod uai;

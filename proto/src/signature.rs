@@ -10,7 +10,12 @@
 //! 3. policy: the name is the one asked for (no substitution of another
 //!    signed profile), the version is not below the last applied one
 //!    (anti-rollback; equal means "no change"), and the profile has not
-//!    expired for the caller's clock (anti-freeze).
+//!    expired for the caller's clock nor expires further than
+//!    [`MAX_RELEASE_HORIZON_DAYS`] ahead (anti-freeze).
+//!
+//! Agents then check the release against the signed catalogue index
+//! ([`crate::index`]) and its signed targeting; those refusals are variants
+//! of [`ReleaseError`] too, so every refusal has one code.
 //!
 //! Each refusal is its own [`ReleaseError`] variant with a stable
 //! [`ReleaseError::code`] that reports and the server's dashboard use.
@@ -19,6 +24,11 @@ use minisign_verify::{Error as MinisignError, PublicKey, Signature};
 
 use crate::hash::sha256_hex;
 use crate::profile::{self, BlobRef, Profile, ProfileError};
+
+/// Longest a release may be valid, counted from the verifier's clock, in
+/// days: `expires = 9999-12-31` would let one signed release freeze
+/// machines forever.
+pub const MAX_RELEASE_HORIZON_DAYS: i64 = 400;
 
 /// The public keys an agent or a server accepts profile signatures from.
 #[derive(Debug, Clone, Default)]
@@ -146,6 +156,34 @@ pub enum ReleaseError {
         "profil expiré depuis le {expires} : le mainteneur doit en publier une nouvelle version"
     )]
     Expired { expires: time::Date },
+    #[error(
+        "profil valable jusqu'au {expires}, plus de {MAX_RELEASE_HORIZON_DAYS} jours à l'avance : une date aussi lointaine permettrait de figer les postes"
+    )]
+    ExpiresTooFar { expires: time::Date },
+    #[error("{detail}")]
+    NotInIndex { detail: String },
+    #[error(
+        "version {offered} périmée : l'index signé du catalogue donne la version {current} (retour en arrière refusé)"
+    )]
+    Stale { offered: u64, current: u64 },
+    #[error(
+        "aucun index signé du catalogue valide sur ce poste (expiré le {expires}) : le serveur semble figé, rien n'est appliqué"
+    )]
+    IndexExpired { expires: time::Date },
+    #[error(
+        "aucun index signé du catalogue n'a encore été reçu : rien n'est appliqué tant que le serveur n'en publie pas"
+    )]
+    NoIndex,
+    #[error("profil non destiné à cette machine : {detail}")]
+    NotTargeted { detail: String },
+    #[error(
+        "aucun trousseau de clés de confiance sur ce poste : ré-enrôlez-le avec « nird-agent enroll --keyring FICHIER » ou le kit d'enrôlement"
+    )]
+    NoKeyring,
+    #[error(
+        "le trousseau de clés de confiance a expiré le {expires} : les mainteneurs doivent en publier un nouveau"
+    )]
+    KeyringExpired { expires: time::Date },
 }
 
 impl ReleaseError {
@@ -159,6 +197,14 @@ impl ReleaseError {
             ReleaseError::WrongName { .. } => "wrong_name",
             ReleaseError::Rollback { .. } => "rollback",
             ReleaseError::Expired { .. } => "expired",
+            ReleaseError::ExpiresTooFar { .. } => "expiry_too_far",
+            ReleaseError::NotInIndex { .. } => "not_in_index",
+            ReleaseError::Stale { .. } => "stale",
+            ReleaseError::IndexExpired { .. } => "index_expired",
+            ReleaseError::NoIndex => "no_index",
+            ReleaseError::NotTargeted { .. } => "not_targeted",
+            ReleaseError::NoKeyring => "no_keyring",
+            ReleaseError::KeyringExpired { .. } => "keyring_expired",
         }
     }
 }
@@ -194,6 +240,11 @@ pub fn verify_release(
     let today = now.to_offset(time::UtcOffset::UTC).date();
     if profile.is_expired_on(today) {
         return Err(ReleaseError::Expired {
+            expires: profile.expires,
+        });
+    }
+    if (profile.expires - today).whole_days() > MAX_RELEASE_HORIZON_DAYS {
+        return Err(ReleaseError::ExpiresTooFar {
             expires: profile.expires,
         });
     }

@@ -4,13 +4,11 @@
 //! audit log under `actor`.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use nird_proto::api::MachineStatus;
 use nird_proto::uai::Uai;
 
-use crate::data_dir::DataDir;
 use crate::secrets;
 use crate::store::{NewToken, NewUser, Role, School, SchoolKind, Store};
 use crate::trust;
@@ -407,14 +405,38 @@ pub async fn user_add(
     ))
 }
 
-/// `trust add KEYFILE`.
-pub fn trust_add(dir: &DataDir, key_file: &Path) -> anyhow::Result<String> {
-    let key = trust::read_public_key(key_file)?;
-    trust::install(dir, &key)?;
-    Ok(format!(
-        "Clé {} ajoutée aux clés de confiance.",
-        key.file_name
-    ))
+/// `keyring show`.
+pub async fn keyring_show(store: &dyn Store) -> anyhow::Result<String> {
+    let Some(k) = trust::current_keyring(store).await? else {
+        return Ok("Aucun trousseau publié : « nird-server keyring publish » d'abord.".into());
+    };
+    let mut out = format!(
+        "Trousseau version {} — valable jusqu'au {} — seuil {} pour le suivant\n",
+        k.version, k.expires, k.threshold
+    );
+    if !k.description.is_empty() {
+        out.push_str(&format!("{}\n", k.description));
+    }
+    for key in &k.keys {
+        out.push_str(&format!("  clé {}  {}\n", key.id, key.name));
+    }
+    Ok(out.trim_end().to_owned())
+}
+
+/// `index show`.
+pub async fn index_show(store: &dyn Store) -> anyhow::Result<String> {
+    let Some(doc) = store.catalogue_index(None).await? else {
+        return Ok("Aucun index du catalogue publié : « nird-server index publish » d'abord.".into());
+    };
+    let index = nird_proto::index::CatalogueIndex::parse(&doc.bytes)?;
+    let mut out = format!(
+        "Index du catalogue version {} — valable jusqu'au {}",
+        index.version, index.expires
+    );
+    for (name, e) in &index.profiles {
+        out.push_str(&format!("\n  {name} v{}  sha256 {}", e.version, e.sha256));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

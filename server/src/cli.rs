@@ -48,9 +48,10 @@ pub enum Command {
         /// Nom DNS ou adresse IP du serveur (répétable) ; par défaut localhost.
         #[arg(long = "hostname", value_name = "NAME")]
         hostnames: Vec<String>,
-        /// Clé publique minisign des mainteneurs de profils (répétable).
-        #[arg(long = "trusted-key", value_name = "FILE")]
-        trusted_keys: Vec<PathBuf>,
+        /// Trousseau signé des mainteneurs (keyring.toml, avec keyring.toml.minisig)
+        /// à publier dès l'initialisation.
+        #[arg(long, value_name = "FILE")]
+        keyring: Option<PathBuf>,
     },
     /// Sert l'API des agents en HTTPS.
     Serve {
@@ -112,9 +113,12 @@ pub enum Command {
     /// Comptes des personnes.
     #[command(subcommand)]
     User(UserCommand),
-    /// Clés de confiance pour la publication des profils.
+    /// Trousseau des clés de signature des profils (publié par les mainteneurs).
     #[command(subcommand)]
-    Trust(TrustCommand),
+    Keyring(KeyringCommand),
+    /// Index signé du catalogue : la version courante de chaque profil.
+    #[command(subcommand)]
+    Index(IndexCommand),
     /// Affiche le journal d'audit (toutes les actions d'administration).
     Audit {
         #[command(flatten)]
@@ -278,15 +282,40 @@ pub enum UserCommand {
     },
 }
 
-/// `trust ...`
+/// `keyring ...`
 #[derive(Debug, Subcommand)]
-pub enum TrustCommand {
-    /// Ajoute une clé publique minisign aux clés de confiance.
-    Add {
+pub enum KeyringCommand {
+    /// Publie un trousseau signé (FICHIER + FICHIER.minisig) : le premier est
+    /// accepté tel quel (vérifiez ses identifiants de clés), les suivants
+    /// doivent être signés par le seuil du précédent.
+    Publish {
         #[command(flatten)]
         dir: DataDirArg,
-        /// Fichier .pub.
-        key_file: PathBuf,
+        /// keyring.toml (sa signature est lue dans keyring.toml.minisig).
+        file: PathBuf,
+    },
+    /// Affiche le trousseau en vigueur : version, expiration, clés.
+    Show {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+/// `index ...`
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Publie un index du catalogue signé (FICHIER + FICHIER.minisig) ;
+    /// chaque version qu'il donne doit déjà être publiée.
+    Publish {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// index.toml (sa signature est lue dans index.toml.minisig).
+        file: PathBuf,
+    },
+    /// Affiche l'index en vigueur.
+    Show {
+        #[command(flatten)]
+        dir: DataDirArg,
     },
 }
 
@@ -361,14 +390,14 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
         Command::Init {
             dir,
             hostnames,
-            trusted_keys,
+            keyring,
         } => {
             let data_dir = DataDir::new(&dir.data_dir);
             let root = data_dir.root().display().to_string();
             match init(&InitOptions {
                 data_dir,
                 hostnames,
-                trusted_keys,
+                keyring,
             })
             .await?
             {
@@ -501,10 +530,9 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
         // Normally run before a runtime is built (see `run`); harmless here.
         Command::Profile(ProfileCommand::Tool(cmd)) => crate::signing::run(cmd),
         Command::Profile(ProfileCommand::Publish { dir, file }) => {
-            with_store(&dir, |data, s| async move {
+            with_store(&dir, |_, s| async move {
                 let published = publish::publish(
                     s.as_ref(),
-                    &data,
                     actor,
                     &file,
                     time::OffsetDateTime::now_utc(),
@@ -592,13 +620,35 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Trust(TrustCommand::Add { dir, key_file }) => {
-            let data = DataDir::new(&dir.data_dir);
-            if !data.is_initialised() {
-                anyhow::bail!("{} n'est pas initialisé", data.root().display());
-            }
-            println!("{}", admin::trust_add(&data, &key_file)?);
-            Ok(())
+        Command::Keyring(KeyringCommand::Publish { dir, file }) => {
+            with_store(&dir, |_, s| async move {
+                crate::trust::publish_keyring(
+                    s.as_ref(),
+                    actor,
+                    &file,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await
+            })
+            .await
+        }
+        Command::Keyring(KeyringCommand::Show { dir }) => {
+            with_store(&dir, |_, s| async move { admin::keyring_show(s.as_ref()).await }).await
+        }
+        Command::Index(IndexCommand::Publish { dir, file }) => {
+            with_store(&dir, |_, s| async move {
+                crate::trust::publish_index(
+                    s.as_ref(),
+                    actor,
+                    &file,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await
+            })
+            .await
+        }
+        Command::Index(IndexCommand::Show { dir }) => {
+            with_store(&dir, |_, s| async move { admin::index_show(s.as_ref()).await }).await
         }
     }
 }

@@ -18,8 +18,8 @@ pub struct InitOptions {
     /// Names (DNS or IP) the server certificate is valid for; empty means
     /// `localhost`, `127.0.0.1` and `::1`.
     pub hostnames: Vec<String>,
-    /// minisign public key files to trust for profile publication.
-    pub trusted_keys: Vec<PathBuf>,
+    /// A signed keyring (`keyring.toml` + `.minisig`) to publish at once.
+    pub keyring: Option<PathBuf>,
 }
 
 /// What `init` did.
@@ -54,11 +54,14 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
         });
     }
     // Read and check every input before writing anything.
-    let keys = opts
-        .trusted_keys
-        .iter()
-        .map(|p| trust::read_public_key(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(file) = &opts.keyring {
+        let bytes = std::fs::read(file)
+            .with_context(|| format!("impossible de lire {}", file.display()))?;
+        let sigs = std::fs::read_to_string(crate::signing::minisig_path(file))
+            .with_context(|| format!("impossible de lire la signature de {}", file.display()))?;
+        nird_proto::keyring::verify_keyring(None, &bytes, &sigs)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    }
     let names = if opts.hostnames.is_empty() {
         vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
     } else {
@@ -69,14 +72,10 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
     create_private_dir(dir.root())
         .with_context(|| format!("impossible de créer {}", dir.root().display()))?;
     create_private_dir(&dir.tls_dir())?;
-    std::fs::create_dir_all(dir.trusted_keys_dir())?;
     write_atomic(&dir.ca_key(), pki.ca_key_pem.as_bytes(), 0o600)?;
     write_atomic(&dir.ca_cert(), pki.ca_cert_pem.as_bytes(), 0o644)?;
     write_atomic(&dir.server_key(), pki.server_key_pem.as_bytes(), 0o600)?;
     write_atomic(&dir.server_cert(), pki.server_chain_pem.as_bytes(), 0o644)?;
-    for key in &keys {
-        trust::install(dir, key)?;
-    }
 
     let staging = dir.root().join("nird.db.init");
     for suffix in ["", "-wal", "-shm"] {
@@ -100,6 +99,11 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
             },
         )
         .await?;
+    if let Some(file) = &opts.keyring {
+        let text = trust::publish_keyring(&store, "init", file, time::OffsetDateTime::now_utc())
+            .await?;
+        tracing::info!("{text}");
+    }
     store.close().await?;
     // The database holds credential hashes and the audit log: owner only.
     std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;

@@ -1,8 +1,8 @@
 //! `nird-server profile publish FILE`: puts a signed release on the server.
 //!
 //! The server does not trust the operator's file any more than an agent
-//! would: the release must verify against the data directory's trusted keys
-//! (`DATA/trusted-keys/*.pub`) with the same `nird_proto::signature` code
+//! would: the release must verify against the keys of the newest published
+//! keyring (`crate::trust`) with the same `nird_proto::signature` code
 //! agents run, must not go back in version, and every file it pins is read
 //! from its source path and checked against its sha256 and size before
 //! anything is stored. Then release and blobs are stored in one transaction.
@@ -12,7 +12,6 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use nird_proto::signature::{ReleaseError, check_blob, verify_release};
 
-use crate::data_dir::DataDir;
 use crate::signing::minisig_path;
 use crate::store::{NewRelease, PublishOutcome, Store};
 use crate::trust;
@@ -55,7 +54,6 @@ fn refused(e: ReleaseError) -> anyhow::Error {
 /// Verifies and stores the release `file` + `file.minisig`.
 pub async fn publish(
     store: &dyn Store,
-    dir: &DataDir,
     actor: &str,
     file: &Path,
     now: time::OffsetDateTime,
@@ -79,15 +77,7 @@ pub async fn publish(
             return Err(e).with_context(|| format!("impossible de lire {}", sig_path.display()));
         }
     };
-    let trusted = trust::trusted_keys(dir)?;
-    if trusted.is_empty() {
-        bail!(
-            "aucune clé de confiance dans {} : ajoutez la clé publique des mainteneurs avec \
-             « nird-server trust add --data-dir {} FICHIER.pub »",
-            dir.trusted_keys_dir().display(),
-            dir.root().display()
-        );
-    }
+    let (_, trusted) = trust::trusted_keys(store).await?;
     // The signature first: nothing of the bytes is parsed before it passes.
     trusted.verify(&bytes, &signature).map_err(refused)?;
     let file_name = file
@@ -99,6 +89,7 @@ pub async fn publish(
     let latest = store.latest_version(&profile.name).await?;
     let verified = verify_release(&trusted, &profile.name, &bytes, &signature, latest, now)
         .map_err(refused)?;
+    let verified_by = verified.signed_by.key_label;
     let profile = verified.profile;
 
     let base = file.parent().unwrap_or_else(|| Path::new("."));
@@ -143,6 +134,7 @@ pub async fn publish(
                 minisig: signature,
                 blobs,
                 includes: profile.includes.clone(),
+                signed_by: trust::key_id_of_label(&verified_by),
             },
         )
         .await?;

@@ -159,6 +159,7 @@ fn checkin_without_then_with_inventory_and_idempotent_reports() {
             version: 1,
         }],
         reports: vec![report(1), report(2)],
+        trust: None,
     };
     let r = checkin(&client, &server, &m.auth, &req);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -211,6 +212,7 @@ fn every_error_code_and_nothing_half_written() {
     // inventory not matching its hash, syntax error.
     let mut bad = serde_json::to_value(CheckinRequest {
         reports: vec![report(1)],
+        trust: None,
         ..heartbeat(&m.inventory_hash)
     })
     .unwrap();
@@ -254,6 +256,7 @@ fn every_error_code_and_nothing_half_written() {
     // A report batch with one invalid report stores none of them.
     let mut half = CheckinRequest {
         reports: vec![report(1), report(0)],
+        trust: None,
         ..heartbeat(&m.inventory_hash)
     };
     assert_eq!(checkin(&client, &server, &m.auth, &half).status, 400);
@@ -267,6 +270,7 @@ fn every_error_code_and_nothing_half_written() {
         &m.auth,
         &CheckinRequest {
             reports: vec![misnamed],
+            trust: None,
             ..heartbeat(&m.inventory_hash)
         },
     );
@@ -453,6 +457,7 @@ fn restart_keeps_all_data() {
             inventory: Some(inv2),
             applied: vec![],
             reports: vec![report(1)],
+            trust: None,
         };
         assert_eq!(checkin(&client, &server, &m.auth, &req).status, 200);
         server.stop().unwrap();

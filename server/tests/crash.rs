@@ -114,6 +114,7 @@ fn burst(
                         inventory: None,
                         applied: vec![],
                         reports: vec![report(seq)],
+                        trust: None,
                     };
                     let body = serde_json::to_vec(&req).unwrap();
                     // The server goes away mid-burst: a failed request is

@@ -434,6 +434,7 @@ impl Agent {
             inventory,
             applied: applied_profiles(&self.paths),
             reports,
+            trust: None,
         };
         let sent_reports = request.reports.len();
         let sent_inventory = request.inventory.is_some();

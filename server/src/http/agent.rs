@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nird_proto::api::{
     ApplyReport, CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse,
-    MAX_REPORTS_PER_CHECKIN,
+    MAX_REPORTS_PER_CHECKIN, MAX_TRUST_PROBLEMS, TrustReport,
 };
 use nird_proto::hash::{canonical_json, is_sha256_hex, sha256_hex};
 use nird_proto::profile::is_slug;
@@ -181,7 +181,7 @@ pub async fn enroll(
     let inventory = checked_inventory(&req.inventory, &req.inventory_hash, "inventory")?;
     let machine_id = secrets::new_machine_id();
     let secret = secrets::new_secret();
-    let status = state
+    let enrolment = state
         .store
         .enroll(NewMachine {
             token_hash: secrets::hash_secret(&req.token),
@@ -198,7 +198,8 @@ pub async fn enroll(
         secret,
         checkin_interval_secs: state.checkin_interval(),
         server_time: time::OffsetDateTime::now_utc(),
-        status,
+        status: enrolment.status,
+        school: Some(enrolment.school),
     }))
 }
 
@@ -234,6 +235,7 @@ pub async fn checkin(
         check_profile_ref(&p.name, p.version, &format!("applied[{i}].name"))?;
     }
     check_reports(&req.reports)?;
+    let trust = req.trust.as_ref().map(checked_trust).transpose()?;
     let outcome = state
         .store
         .checkin(Checkin {
@@ -243,8 +245,10 @@ pub async fn checkin(
             inventory,
             applied: req.applied,
             reports: req.reports,
+            trust,
         })
         .await?;
+    let (keyring_version, index_version) = state.store.trust_versions().await?;
     Ok(axum::Json(CheckinResponse {
         status: outcome.status,
         send_inventory: outcome.send_inventory,
@@ -252,7 +256,104 @@ pub async fn checkin(
         assigned: outcome.assigned,
         next_checkin_secs: state.checkin_interval(),
         server_time: time::OffsetDateTime::now_utc(),
+        keyring_version,
+        index_version,
     }))
+}
+
+/// Checks an agent's trust report; returns its JSON text.
+fn checked_trust(trust: &TrustReport) -> Result<String, HttpError> {
+    if trust.problems.len() > MAX_TRUST_PROBLEMS {
+        return Err(HttpError::bad_request(format!(
+            "champ « trust.problems » : au plus {MAX_TRUST_PROBLEMS} entrées"
+        )));
+    }
+    for (i, p) in trust.problems.iter().enumerate() {
+        let (code, profile) = p.split_once(':').unwrap_or((p.as_str(), ""));
+        let code_ok = !code.is_empty()
+            && code.len() <= 32
+            && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        if !code_ok || !(profile.is_empty() || is_slug(profile)) {
+            return Err(HttpError::bad_request(format!(
+                "champ « trust.problems[{i}] » : code inconnu ou mal formé"
+            )));
+        }
+    }
+    serde_json::to_string(trust).map_err(|e| HttpError::bad_request(e.to_string()))
+}
+
+/// `GET /api/v1/keyrings/{version}` (the keyring document) and
+/// `GET /api/v1/keyrings/{version}.minisig` (its signature bundle).
+#[utoipa::path(get, path = "/api/v1/keyrings/{file}", tag = "agent",
+    security(("machine" = [])),
+    params(("file" = String, Path, description = "`{version}` for the keyring, `{version}.minisig` for its signatures")),
+    responses(
+        (status = 200, description = "The exact signed bytes", content_type = "application/octet-stream"),
+        (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
+        (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
+        (status = 404, description = "No such keyring", body = super::openapi::ApiErrorDoc),
+    ))]
+pub async fn keyring(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(file): Path<String>,
+) -> Result<Response, HttpError> {
+    authenticate(&state, &headers).await?;
+    let (version, want_signature) = split_signed_file(&file);
+    let not_found = || HttpError::not_found(format!("trousseau {file} inconnu"));
+    let version = version.ok_or_else(not_found)?;
+    let doc = state
+        .store
+        .keyring(version)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(signed_reply(doc, want_signature))
+}
+
+/// `GET /api/v1/index/{version}` (a signed catalogue index) and
+/// `GET /api/v1/index/{version}.minisig`.
+#[utoipa::path(get, path = "/api/v1/index/{file}", tag = "agent",
+    security(("machine" = [])),
+    params(("file" = String, Path, description = "`{version}` for the index, `{version}.minisig` for its signature")),
+    responses(
+        (status = 200, description = "The exact signed bytes", content_type = "application/octet-stream"),
+        (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
+        (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
+        (status = 404, description = "No such index", body = super::openapi::ApiErrorDoc),
+    ))]
+pub async fn catalogue_index(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(file): Path<String>,
+) -> Result<Response, HttpError> {
+    authenticate(&state, &headers).await?;
+    let (version, want_signature) = split_signed_file(&file);
+    let not_found = || HttpError::not_found(format!("index {file} inconnu"));
+    let version = version.ok_or_else(not_found)?;
+    let doc = state
+        .store
+        .catalogue_index(Some(version))
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(signed_reply(doc, want_signature))
+}
+
+/// `{version}` or `{version}.minisig`.
+fn split_signed_file(file: &str) -> (Option<u64>, bool) {
+    let (version, signature) = match file.strip_suffix(".minisig") {
+        Some(v) => (v, true),
+        None => (file, false),
+    };
+    (version.parse().ok().filter(|v| *v > 0), signature)
+}
+
+/// The document's bytes or its signature.
+fn signed_reply(doc: crate::store::SignedDocument, want_signature: bool) -> Response {
+    if want_signature {
+        reply("text/plain; charset=utf-8", doc.signature)
+    } else {
+        reply("application/octet-stream", doc.bytes)
+    }
 }
 
 /// `GET /api/v1/profiles/{name}/{version}` (the signed bytes) and

@@ -133,6 +133,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/v1/checkin", post(agent::checkin))
         .route("/api/v1/profiles/{name}/{file}", get(agent::profile))
         .route("/api/v1/blobs/{sha256}", get(agent::blob))
+        .route("/api/v1/keyrings/{file}", get(agent::keyring))
+        .route("/api/v1/index/{file}", get(agent::catalogue_index))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)

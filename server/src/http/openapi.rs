@@ -42,6 +42,33 @@ pub struct EnrollResponseDoc {
     server_time: time::OffsetDateTime,
     /// Status after enrolment.
     status: MachineStatusDoc,
+    /// The school the machine was enrolled into.
+    school: Option<EnrolledSchoolDoc>,
+}
+
+/// The school the machine was enrolled into.
+#[derive(ToSchema)]
+#[schema(as = EnrolledSchool)]
+pub struct EnrolledSchoolDoc {
+    /// UAI code.
+    uai: String,
+    /// `ecole`, `college` or `lycee`.
+    kind: String,
+    /// Académie name.
+    academie: String,
+}
+
+/// The agent's trust anchors and what is wrong with them.
+#[derive(ToSchema)]
+#[schema(as = TrustReport)]
+pub struct TrustReportDoc {
+    /// Keyring version held.
+    keyring_version: Option<u64>,
+    /// Newest valid catalogue index version held.
+    index_version: Option<u64>,
+    /// Problem codes (`no_keyring`, `index_expired`, `applied_expired:NAME`...), at most 32.
+    #[schema(default = json!([]))]
+    problems: Option<Vec<String>>,
 }
 
 /// `MachineStatus`.
@@ -82,6 +109,8 @@ pub struct CheckinRequestDoc {
     /// Queued apply reports (at most 100).
     #[schema(default = json!([]))]
     reports: Option<Vec<ApplyReportDoc>>,
+    /// The agent's trust anchors and problems.
+    trust: Option<TrustReportDoc>,
 }
 
 /// `CheckinResponse`.
@@ -100,6 +129,10 @@ pub struct CheckinResponseDoc {
     next_checkin_secs: u64,
     /// Server clock, RFC 3339.
     server_time: time::OffsetDateTime,
+    /// Newest keyring version on the server.
+    keyring_version: Option<u64>,
+    /// Newest signed catalogue index version on the server.
+    index_version: Option<u64>,
 }
 
 /// `ApplyReport`.
@@ -164,6 +197,14 @@ pub enum RefusalReasonDoc {
     /// A pinned file does not match.
     blob_mismatch,
     resolve_error,
+    expiry_too_far,
+    not_in_index,
+    stale,
+    index_expired,
+    no_index,
+    not_targeted,
+    no_keyring,
+    keyring_expired,
 }
 
 /// `ResourceResult`.
@@ -217,7 +258,8 @@ impl Modify for MachineAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "nird-fleet agent API", description = "Enrolment, check-ins and profile distribution for nird-agent."),
-    paths(super::agent::enroll, super::agent::checkin, super::agent::profile, super::agent::blob),
+    paths(super::agent::enroll, super::agent::checkin, super::agent::profile, super::agent::blob,
+          super::agent::keyring, super::agent::catalogue_index),
     components(schemas(RefusalReasonDoc)),
     modifiers(&MachineAuth)
 )]
@@ -300,6 +342,11 @@ mod tests {
                 inventory: Some(serde_json::json!({})),
                 applied: vec![],
                 reports: vec![report],
+                trust: Some(nird_proto::api::TrustReport {
+                    keyring_version: Some(1),
+                    index_version: Some(2),
+                    problems: vec!["index_expired".into()],
+                }),
             })
             .unwrap(),
         );
@@ -313,6 +360,8 @@ mod tests {
                 assigned: vec![],
                 next_checkin_secs: 1,
                 server_time: now,
+                keyring_version: Some(1),
+                index_version: Some(1),
             })
             .unwrap(),
         );
@@ -336,6 +385,11 @@ mod tests {
                 checkin_interval_secs: 1,
                 server_time: now,
                 status: MachineStatus::Pending,
+                school: Some(nird_proto::api::EnrolledSchool {
+                    uai: "0620056Z".into(),
+                    kind: "ecole".into(),
+                    academie: "Lille".into(),
+                }),
             })
             .unwrap(),
         );
@@ -357,17 +411,7 @@ mod tests {
             })
             .unwrap(),
         );
-        let reasons = [
-            RefusalReason::BadSignature,
-            RefusalReason::UnknownKey,
-            RefusalReason::MalformedSignature,
-            RefusalReason::WrongName,
-            RefusalReason::Rollback,
-            RefusalReason::Expired,
-            RefusalReason::ParseError,
-            RefusalReason::BlobMismatch,
-            RefusalReason::ResolveError,
-        ];
+        let reasons = RefusalReason::ALL;
         let wire: Vec<String> = reasons.iter().map(|r| r.as_str().to_owned()).collect();
         assert_eq!(enum_values(&doc, "RefusalReason"), wire);
         assert_eq!(

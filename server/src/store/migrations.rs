@@ -140,4 +140,37 @@ CREATE TABLE release_includes (
     PRIMARY KEY (release_id, name)
 );
 "#,
+    // 3: the trust model — keyrings (which keys sign profiles), signed
+    // catalogue indexes (which release of each profile is current), who
+    // signed each release and whether a later keyring revoked its key, and
+    // what each machine says of its own trust anchors.
+    r#"
+CREATE TABLE keyrings (
+    version INTEGER PRIMARY KEY,
+    bytes BLOB NOT NULL,
+    signatures TEXT NOT NULL,
+    key_ids TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    published_by TEXT NOT NULL,
+    published_at INTEGER NOT NULL
+);
+CREATE TABLE catalogue_indexes (
+    version INTEGER PRIMARY KEY,
+    bytes BLOB NOT NULL,
+    signature TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    published_by TEXT NOT NULL,
+    published_at INTEGER NOT NULL
+);
+CREATE TABLE index_entries (
+    index_version INTEGER NOT NULL REFERENCES catalogue_indexes(version),
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (index_version, name)
+) WITHOUT ROWID;
+ALTER TABLE profile_releases ADD COLUMN signed_by TEXT;
+ALTER TABLE profile_releases ADD COLUMN revoked_at INTEGER;
+ALTER TABLE machines ADD COLUMN trust_report TEXT;
+"#,
 ];

@@ -183,6 +183,15 @@ pub struct NewMachine {
     pub inventory_hash: String,
 }
 
+/// What `enroll` answers: the new machine's status and its school.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    /// `pending` or `active`.
+    pub status: MachineStatus,
+    /// The school the token belongs to.
+    pub school: nird_proto::api::EnrolledSchool,
+}
+
 /// One check-in, as the store records it.
 #[derive(Debug, Clone)]
 pub struct Checkin {
@@ -199,6 +208,8 @@ pub struct Checkin {
     pub applied: Vec<ProfileRef>,
     /// Apply reports to store (idempotently by seq).
     pub reports: Vec<ApplyReport>,
+    /// The agent's trust report (JSON text), when it sent one.
+    pub trust: Option<String>,
 }
 
 /// What the store answers to a check-in.
@@ -251,6 +262,56 @@ pub struct NewRelease {
     /// Names of the profiles this release includes: machines assigned this
     /// profile are assigned those too, so the agent can resolve it.
     pub includes: Vec<String>,
+    /// Key id of the keyring key that signed it.
+    pub signed_by: String,
+}
+
+/// A keyring to store: already verified against the current one.
+#[derive(Debug, Clone)]
+pub struct NewKeyring {
+    /// Its version (the next one).
+    pub version: u64,
+    /// The exact signed document.
+    pub bytes: Vec<u8>,
+    /// Its signature bundle.
+    pub signatures: String,
+    /// Ids of its keys.
+    pub key_ids: Vec<String>,
+    /// Last valid day, `YYYY-MM-DD`.
+    pub expires: String,
+    /// Releases no key of this keyring signs any more: stop serving them.
+    pub revoke: Vec<ProfileRef>,
+}
+
+/// A stored keyring or index: the signed bytes and their signature(s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedDocument {
+    /// Version.
+    pub version: u64,
+    /// The exact signed bytes.
+    pub bytes: Vec<u8>,
+    /// The minisign signature text (a bundle for keyrings).
+    pub signature: String,
+    /// Last valid day, `YYYY-MM-DD`.
+    pub expires: String,
+    /// Unix publication time.
+    pub published_at: i64,
+}
+
+/// A catalogue index to store: already verified.
+#[derive(Debug, Clone)]
+pub struct NewIndex {
+    /// Its version.
+    pub version: u64,
+    /// The exact signed document.
+    pub bytes: Vec<u8>,
+    /// Its signature.
+    pub signature: String,
+    /// Last valid day, `YYYY-MM-DD`.
+    pub expires: String,
+    /// (name, version, sha256) of each current release; each must be
+    /// published, with those bytes, and not revoked.
+    pub entries: Vec<(String, u64, String)>,
 }
 
 /// What `publish_release` did.
@@ -285,6 +346,23 @@ pub struct ReleaseInfo {
     pub published_by: String,
     /// Unix publication time.
     pub published_at: i64,
+    /// Key id that signed it (absent for releases published before keyrings).
+    pub signed_by: Option<String>,
+    /// Unix time a keyring revoked its key: no longer served.
+    pub revoked_at: Option<i64>,
+}
+
+/// A published release as kept for re-verification when keys change.
+#[derive(Debug, Clone)]
+pub struct StoredRelease {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: u64,
+    /// The exact signed bytes.
+    pub bytes: Vec<u8>,
+    /// Its signature.
+    pub minisig: String,
 }
 
 /// A person's role.
@@ -358,7 +436,7 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a token by id.
     fn revoke_token<'a>(&'a self, actor: &'a str, id: i64) -> StoreFuture<'a, ()>;
     /// Consumes one use of a token and creates the machine, atomically.
-    fn enroll(&self, machine: NewMachine) -> StoreFuture<'_, MachineStatus>;
+    fn enroll(&self, machine: NewMachine) -> StoreFuture<'_, Enrolment>;
     /// Checks a machine credential (401 / 403 errors).
     fn authenticate<'a>(
         &'a self,
@@ -426,6 +504,24 @@ pub trait Store: Send + Sync + 'static {
     fn latest_inventory<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Option<String>>;
     /// Number of inventory versions recorded for a machine.
     fn inventory_history_len<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, u64>;
+    /// Stores a verified keyring (its version must be the next one) and
+    /// marks the releases it revokes, in one transaction.
+    fn publish_keyring<'a>(&'a self, actor: &'a str, keyring: NewKeyring) -> StoreFuture<'a, ()>;
+    /// The newest keyring, if any.
+    fn latest_keyring(&self) -> StoreFuture<'_, Option<SignedDocument>>;
+    /// Keyring `version`.
+    fn keyring(&self, version: u64) -> StoreFuture<'_, Option<SignedDocument>>;
+    /// Stores a verified catalogue index (version above the newest; every
+    /// entry published with its bytes and not revoked), in one transaction.
+    fn publish_index<'a>(&'a self, actor: &'a str, index: NewIndex) -> StoreFuture<'a, ()>;
+    /// Catalogue index `version` (`None` for the newest).
+    fn catalogue_index(&self, version: Option<u64>) -> StoreFuture<'_, Option<SignedDocument>>;
+    /// Newest keyring and index versions, for check-in replies.
+    fn trust_versions(&self) -> StoreFuture<'_, (Option<u64>, Option<u64>)>;
+    /// Every published release that is not revoked, with its bytes.
+    fn live_releases(&self) -> StoreFuture<'_, Vec<StoredRelease>>;
+    /// The trust report each machine sent last (machine id → JSON text).
+    fn trust_reports(&self) -> StoreFuture<'_, Vec<(String, String)>>;
     /// Flushes pending writes and closes the database. Later calls fail with
     /// [`StoreError::Closed`].
     fn close(&self) -> StoreFuture<'_, ()>;

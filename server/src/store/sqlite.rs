@@ -29,9 +29,10 @@ use tokio::sync::oneshot;
 
 use super::migrations::MIGRATIONS;
 use super::{
-    AuditEntry, Checkin, CheckinOutcome, MachineAuth, MachineSummary, NewMachine, NewRelease,
-    NewToken, NewUser, PublishOutcome, Release, ReleaseInfo, School, SchoolKind, Store, StoreError,
-    StoreFuture, TokenInfo, TokenProblem,
+    AuditEntry, Checkin, CheckinOutcome, Enrolment, MachineAuth, MachineSummary, NewIndex,
+    NewKeyring, NewMachine, NewRelease, NewToken, NewUser, PublishOutcome, Release, ReleaseInfo,
+    School, SchoolKind, SignedDocument, Store, StoreError, StoreFuture, StoredRelease, TokenInfo,
+    TokenProblem,
 };
 use crate::secrets::constant_time_eq;
 
@@ -443,6 +444,12 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
          WHERE id = ?1",
     )?
     .execute(params![c.machine_id, at, applied, acked_seq])?;
+    if let Some(trust) = &c.trust {
+        conn.prepare_cached(
+            "UPDATE machines SET trust_report = ?2 WHERE id = ?1 AND trust_report IS NOT ?2",
+        )?
+        .execute(params![c.machine_id, trust])?;
+    }
     let assigned = if status == MachineStatus::Active {
         assigned_releases(conn, school, &c.machine_id)?
     } else {
@@ -497,27 +504,37 @@ fn assigned_releases(
 }
 
 /// The enrolment transaction body.
-fn record_enrollment(conn: &Connection, m: NewMachine) -> Result<MachineStatus, StoreError> {
+fn record_enrollment(conn: &Connection, m: NewMachine) -> Result<Enrolment, StoreError> {
     let token = conn
         .prepare_cached(
             "SELECT t.id, t.school_id, t.expires_at, t.max_uses, t.uses, t.revoked_at,
-                    s.require_approval
+                    s.require_approval, s.uai, s.kind, s.academie
              FROM enrollment_tokens t JOIN schools s ON s.id = t.school_id
              WHERE t.token_hash = ?1",
         )?
         .query_row([&m.token_hash], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, Option<i64>>(5)?,
-                r.get::<_, bool>(6)?,
+                (
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, bool>(6)?,
+                ),
+                nird_proto::api::EnrolledSchool {
+                    uai: r.get(7)?,
+                    kind: r.get(8)?,
+                    academie: r.get(9)?,
+                },
             ))
         })
         .optional()?;
-    let Some((token_id, school, expires_at, max_uses, uses, revoked_at, require_approval)) = token
+    let Some((
+        (token_id, school, expires_at, max_uses, uses, revoked_at, require_approval),
+        enrolled_school,
+    )) = token
     else {
         return Err(StoreError::Token(TokenProblem::Unknown));
     };
@@ -558,7 +575,10 @@ fn record_enrollment(conn: &Connection, m: NewMachine) -> Result<MachineStatus, 
          VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![m.machine_id, at, m.inventory_hash, m.inventory])?;
-    Ok(status)
+    Ok(Enrolment {
+        status,
+        school: enrolled_school,
+    })
 }
 
 /// The publication transaction body.
@@ -595,10 +615,11 @@ fn record_release(
         )));
     }
     conn.prepare_cached(
-        "INSERT INTO profile_releases (name, version, bytes, sha256, minisig, published_by, published_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO profile_releases
+           (name, version, bytes, sha256, minisig, published_by, published_at, signed_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![r.name, version, r.bytes, sha, r.minisig, actor, now()])?;
+    .execute(params![r.name, version, r.bytes, sha, r.minisig, actor, now(), r.signed_by])?;
     let release_id = conn.last_insert_rowid();
     for (blob_sha, bytes) in &r.blobs {
         conn.prepare_cached(
@@ -624,6 +645,117 @@ fn record_release(
                            "blobs": r.blobs.len()}),
     )?;
     Ok(PublishOutcome::Published)
+}
+
+/// The keyring publication transaction body.
+fn record_keyring(conn: &Connection, actor: &str, k: NewKeyring) -> Result<(), StoreError> {
+    let latest: Option<i64> = conn
+        .prepare_cached("SELECT MAX(version) FROM keyrings")?
+        .query_row([], |r| r.get(0))?;
+    let version = to_i64(k.version, "version")?;
+    let expected = latest.map_or(1, |v| v + 1);
+    if version != expected {
+        return Err(StoreError::Conflict(format!(
+            "trousseau version {} refusé : la version {expected} est attendue",
+            k.version
+        )));
+    }
+    let key_ids =
+        serde_json::to_string(&k.key_ids).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let at = now();
+    conn.prepare_cached(
+        "INSERT INTO keyrings (version, bytes, signatures, key_ids, expires, published_by, published_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![version, k.bytes, k.signatures, key_ids, k.expires, actor, at])?;
+    let mut revoke = conn.prepare_cached(
+        "UPDATE profile_releases SET revoked_at = ?3
+         WHERE name = ?1 AND version = ?2 AND revoked_at IS NULL",
+    )?;
+    for r in &k.revoke {
+        revoke.execute(params![r.name, to_i64(r.version, "version")?, at])?;
+    }
+    audit(
+        conn,
+        actor,
+        "keyring.publish",
+        serde_json::json!({"version": k.version, "keys": k.key_ids, "expires": k.expires,
+                           "revoked_releases": k.revoke}),
+    )
+}
+
+/// The index publication transaction body.
+fn record_index(conn: &Connection, actor: &str, i: NewIndex) -> Result<(), StoreError> {
+    let latest: Option<i64> = conn
+        .prepare_cached("SELECT MAX(version) FROM catalogue_indexes")?
+        .query_row([], |r| r.get(0))?;
+    let version = to_i64(i.version, "version")?;
+    if let Some(latest) = latest
+        && version <= latest
+    {
+        return Err(StoreError::Conflict(format!(
+            "index version {} refusé : la version {latest} est déjà publiée, la nouvelle doit être plus grande",
+            i.version
+        )));
+    }
+    for (name, v, sha) in &i.entries {
+        let row: Option<(String, Option<i64>)> = conn
+            .prepare_cached(
+                "SELECT sha256, revoked_at FROM profile_releases WHERE name = ?1 AND version = ?2",
+            )?
+            .query_row(params![name, to_i64(*v, "version")?], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        match row {
+            None => {
+                return Err(StoreError::Conflict(format!(
+                    "l'index donne « {name} » version {v}, qui n'est pas publiée : publiez-la d'abord"
+                )));
+            }
+            Some((stored, _)) if &stored != sha => {
+                return Err(StoreError::Conflict(format!(
+                    "l'index épingle « {name} » version {v} avec un autre contenu que celui publié"
+                )));
+            }
+            Some((_, Some(_))) => {
+                return Err(StoreError::Conflict(format!(
+                    "« {name} » version {v} est signée par une clé révoquée : elle ne peut pas être dans l'index"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO catalogue_indexes (version, bytes, signature, expires, published_by, published_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![version, i.bytes, i.signature, i.expires, actor, now()])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO index_entries (index_version, name, version, sha256) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (name, v, sha) in &i.entries {
+        insert.execute(params![version, name, to_i64(*v, "version")?, sha])?;
+    }
+    audit(
+        conn,
+        actor,
+        "index.publish",
+        serde_json::json!({"version": i.version, "expires": i.expires,
+                           "profiles": i.entries.len()}),
+    )
+}
+
+/// Reads one signed document row (version, bytes, signature, expires,
+/// published_at).
+fn signed_document(r: &rusqlite::Row<'_>) -> rusqlite::Result<SignedDocument> {
+    Ok(SignedDocument {
+        version: to_u64(r.get(0)?),
+        bytes: r.get(1)?,
+        signature: r.get(2)?,
+        expires: r.get(3)?,
+        published_at: r.get(4)?,
+    })
 }
 
 /// Maps a unique-constraint violation to `AlreadyExists(what)`.
@@ -783,7 +915,7 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn enroll(&self, machine: NewMachine) -> StoreFuture<'_, MachineStatus> {
+    fn enroll(&self, machine: NewMachine) -> StoreFuture<'_, Enrolment> {
         Box::pin(self.write(move |conn| record_enrollment(conn, machine)))
     }
 
@@ -938,7 +1070,7 @@ impl Store for SqliteStore {
     fn list_releases(&self) -> StoreFuture<'_, Vec<ReleaseInfo>> {
         Box::pin(self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT name, version, sha256, published_by, published_at
+                "SELECT name, version, sha256, published_by, published_at, signed_by, revoked_at
                  FROM profile_releases ORDER BY name, version",
             )?;
             let rows = stmt.query_map([], |r| {
@@ -948,6 +1080,8 @@ impl Store for SqliteStore {
                     sha256: r.get(2)?,
                     published_by: r.get(3)?,
                     published_at: r.get(4)?,
+                    signed_by: r.get(5)?,
+                    revoked_at: r.get(6)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -1158,6 +1292,104 @@ impl Store for SqliteStore {
                 .prepare_cached("SELECT COUNT(*) FROM inventory_history WHERE machine_id = ?1")?
                 .query_row([&machine_id], |r| r.get(0))?;
             Ok(to_u64(n))
+        }))
+    }
+
+    fn publish_keyring<'a>(&'a self, actor: &'a str, keyring: NewKeyring) -> StoreFuture<'a, ()> {
+        let actor = actor.to_owned();
+        Box::pin(self.write(move |conn| record_keyring(conn, &actor, keyring)))
+    }
+
+    fn latest_keyring(&self) -> StoreFuture<'_, Option<SignedDocument>> {
+        Box::pin(self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT version, bytes, signatures, expires, published_at FROM keyrings
+                     ORDER BY version DESC LIMIT 1",
+                )?
+                .query_row([], signed_document)
+                .optional()?)
+        }))
+    }
+
+    fn keyring(&self, version: u64) -> StoreFuture<'_, Option<SignedDocument>> {
+        Box::pin(self.read(move |conn| {
+            let Ok(version) = i64::try_from(version) else {
+                return Ok(None);
+            };
+            Ok(conn
+                .prepare_cached(
+                    "SELECT version, bytes, signatures, expires, published_at FROM keyrings
+                     WHERE version = ?1",
+                )?
+                .query_row([version], signed_document)
+                .optional()?)
+        }))
+    }
+
+    fn publish_index<'a>(&'a self, actor: &'a str, index: NewIndex) -> StoreFuture<'a, ()> {
+        let actor = actor.to_owned();
+        Box::pin(self.write(move |conn| record_index(conn, &actor, index)))
+    }
+
+    fn catalogue_index(&self, version: Option<u64>) -> StoreFuture<'_, Option<SignedDocument>> {
+        Box::pin(self.read(move |conn| {
+            let version = match version.map(i64::try_from) {
+                Some(Ok(v)) => Some(v),
+                Some(Err(_)) => return Ok(None),
+                None => None,
+            };
+            Ok(conn
+                .prepare_cached(
+                    "SELECT version, bytes, signature, expires, published_at FROM catalogue_indexes
+                     WHERE ?1 IS NULL OR version = ?1 ORDER BY version DESC LIMIT 1",
+                )?
+                .query_row([version], signed_document)
+                .optional()?)
+        }))
+    }
+
+    fn trust_versions(&self) -> StoreFuture<'_, (Option<u64>, Option<u64>)> {
+        Box::pin(self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT (SELECT MAX(version) FROM keyrings),
+                            (SELECT MAX(version) FROM catalogue_indexes)",
+                )?
+                .query_row([], |r| {
+                    Ok((
+                        r.get::<_, Option<i64>>(0)?.map(to_u64),
+                        r.get::<_, Option<i64>>(1)?.map(to_u64),
+                    ))
+                })?)
+        }))
+    }
+
+    fn live_releases(&self) -> StoreFuture<'_, Vec<StoredRelease>> {
+        Box::pin(self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, version, bytes, minisig FROM profile_releases
+                 WHERE revoked_at IS NULL ORDER BY name, version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredRelease {
+                    name: r.get(0)?,
+                    version: to_u64(r.get(1)?),
+                    bytes: r.get(2)?,
+                    minisig: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        }))
+    }
+
+    fn trust_reports(&self) -> StoreFuture<'_, Vec<(String, String)>> {
+        Box::pin(self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, trust_report FROM machines WHERE trust_report IS NOT NULL ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
         }))
     }
 

@@ -345,6 +345,7 @@ pub fn heartbeat(hash: &str) -> CheckinRequest {
         inventory: None,
         applied: vec![],
         reports: vec![],
+        trust: None,
     }
 }
 
