@@ -4,7 +4,8 @@
 //! [`store`] keeps the data (SQLite behind the [`store::Store`] interface),
 //! [`http`] serves the agent API over TLS, [`init`], [`admin`] and
 //! [`publish`] are the operator's commands, [`tls`] makes and loads
-//! certificates, [`signing`] holds the maintainer's offline tools.
+//! certificates, [`signing`] and [`keyring_tool`] hold the maintainers' offline
+//! tools, [`trust`] the published keyring and catalogue index.
 
 pub mod admin;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod data_dir;
 pub mod fs_util;
 pub mod http;
 pub mod init;
+pub mod keyring_tool;
 pub mod publish;
 pub mod secrets;
 pub mod signing;

@@ -58,6 +58,28 @@ pub enum SigningCommand {
         /// Fichier signé.
         file: PathBuf,
     },
+    /// Trousseau des clés de signature : création, succession, signatures.
+    #[command(subcommand)]
+    Keyring(crate::keyring_tool::KeyringToolCommand),
+    /// Écrit et signe l'index du catalogue (version courante de chaque profil
+    /// signé du dossier), à publier avec « nird-server index publish ».
+    Index {
+        /// Dossier des profils signés.
+        #[arg(long, value_name = "DIR")]
+        catalogue: PathBuf,
+        /// Clé secrète (nird.key).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Fichier à écrire (par défaut DIR/index.toml).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Version (par défaut : celle de l'index existant + 1).
+        #[arg(long)]
+        version: Option<u64>,
+        /// Durée de validité en jours (au plus 90).
+        #[arg(long, default_value_t = crate::keyring_tool::DEFAULT_EXPIRES_DAYS)]
+        expires_days: i64,
+    },
     /// Vérifie des profils : syntaxe, règles, inclusions, fichiers épinglés.
     Lint {
         /// Profils .toml à vérifier.
@@ -105,6 +127,24 @@ pub fn run(cmd: SigningCommand) -> Result<()> {
             let signature = signature.unwrap_or_else(|| minisig_path(&file));
             let who = verify(&pubkey, &file, &signature)?;
             println!("Signature valide ({who})");
+            Ok(())
+        }
+        SigningCommand::Keyring(cmd) => {
+            println!("{}", crate::keyring_tool::run(cmd)?);
+            Ok(())
+        }
+        SigningCommand::Index {
+            catalogue,
+            key,
+            out,
+            version,
+            expires_days,
+        } => {
+            let out = out.unwrap_or_else(|| catalogue.join("index.toml"));
+            println!(
+                "{}",
+                crate::keyring_tool::write_index(&catalogue, &key, &out, version, expires_days)?
+            );
             Ok(())
         }
         SigningCommand::Lint { files } => {
@@ -196,6 +236,25 @@ pub fn sign(
             .result
             .map_err(|e| anyhow!("{e}\nprofil non signé : corrigez-le d'abord"))?;
     }
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sig = sign_bytes(key_path, &bytes, &name, trusted_comment, password)?;
+    let sig_path = minisig_path(file);
+    write_replace(&sig_path, sig.as_bytes())?;
+    Ok(sig_path)
+}
+
+/// Signs `bytes` with the secret key at `key_path`; returns the minisign
+/// signature text. `name` goes in the default trusted comment.
+pub fn sign_bytes(
+    key_path: &Path,
+    bytes: &[u8],
+    name: &str,
+    trusted_comment: Option<&str>,
+    password: Option<String>,
+) -> Result<String> {
     let key_text = fs::read_to_string(key_path).with_context(|| {
         format!(
             "lecture de la clé secrète {} impossible",
@@ -214,10 +273,6 @@ pub fn sign(
             .into_secret_key(password)
             .map_err(|e| anyhow!("clé secrète illisible (mot de passe incorrect ?) : {e}"))?,
     };
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let default_comment = format!(
         "timestamp:{}\tfile:{name}\thashed",
         time::OffsetDateTime::now_utc().unix_timestamp()
@@ -229,14 +284,12 @@ pub fn sign(
     let sig = minisign::sign(
         None,
         &sk,
-        bytes.as_slice(),
+        bytes,
         Some(comment),
         Some("signature from nird-server"),
     )
     .map_err(|e| anyhow!("signature impossible : {e}"))?;
-    let sig_path = minisig_path(file);
-    write_replace(&sig_path, sig.to_string().as_bytes())?;
-    Ok(sig_path)
+    Ok(sig.to_string())
 }
 
 /// Verifies `signature` over `file` against any of `pubkeys`; returns a short
@@ -391,14 +444,14 @@ fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 
 /// Writes through a temporary file and a rename, so a signature file is
 /// never half-written.
-fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::fs_util::write_atomic(path, bytes, 0o644)
         .with_context(|| format!("écriture de {} impossible", path.display()))
 }
 
 /// Password for a key, from [`PASSWORD_ENV`]; `None` lets minisign ask on
 /// the terminal (twice for a new key).
-fn password_from_env() -> Result<Option<String>> {
+pub fn password_from_env() -> Result<Option<String>> {
     match std::env::var(PASSWORD_ENV) {
         Ok(pw) if pw.is_empty() => bail!(
             "{PASSWORD_ENV} est vide : choisissez un mot de passe, ou --no-password pour une clé de test"

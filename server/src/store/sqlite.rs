@@ -474,10 +474,13 @@ fn assigned_releases(
     machine_id: &str,
 ) -> Result<Vec<ProfileRef>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        // The latest release of each wanted name is looked up through the
-        // (name, version) index: a check-in costs the size of the machine's
-        // closure, not of the whole release history.
+        // The version of each wanted name is the one the newest signed
+        // catalogue index pins; without an index (or for a name it does not
+        // list), the latest release not revoked. Both are looked up through
+        // indexes: a check-in costs the size of the machine's closure, not
+        // of the whole release history.
         "WITH RECURSIVE
+           current_index(v) AS (SELECT MAX(version) FROM catalogue_indexes),
            wanted(name) AS (
              SELECT profile_name FROM school_assignments WHERE school_id = ?1
                AND profile_name NOT IN (
@@ -485,14 +488,23 @@ fn assigned_releases(
              UNION SELECT profile_name FROM machine_overrides WHERE machine_id = ?2 AND include = 1
              UNION SELECT i.name FROM wanted w
                JOIN release_includes i ON i.release_id = (
-                 SELECT id FROM profile_releases WHERE name = w.name
-                 ORDER BY version DESC LIMIT 1))
-         SELECT name, version FROM (
-           SELECT w.name, (SELECT MAX(version) FROM profile_releases WHERE name = w.name)
-             AS version
-           FROM wanted w)
-         WHERE version IS NOT NULL
-         ORDER BY name",
+                 SELECT id FROM profile_releases WHERE name = w.name AND version = COALESCE(
+                   (SELECT e.version FROM index_entries e, current_index c
+                    WHERE e.index_version = c.v AND e.name = w.name),
+                   (SELECT MAX(version) FROM profile_releases
+                    WHERE name = w.name AND revoked_at IS NULL)))),
+           chosen(name, version) AS (
+             SELECT w.name, COALESCE(
+               (SELECT e.version FROM index_entries e, current_index c
+                WHERE e.index_version = c.v AND e.name = w.name),
+               (SELECT MAX(version) FROM profile_releases
+                WHERE name = w.name AND revoked_at IS NULL))
+             FROM wanted w)
+         SELECT c.name, c.version FROM chosen c
+         WHERE c.version IS NOT NULL AND EXISTS (
+           SELECT 1 FROM profile_releases r
+           WHERE r.name = c.name AND r.version = c.version AND r.revoked_at IS NULL)
+         ORDER BY c.name",
     )?;
     let rows = stmt.query_map(params![school, machine_id], |r| {
         Ok(ProfileRef {
