@@ -60,6 +60,11 @@ pub struct AgentConfig {
     /// When disruptive changes may be applied while someone is logged in.
     #[serde(default, skip_serializing_if = "Maintenance::is_unset")]
     pub maintenance: Maintenance,
+    /// The school the machine was enrolled into (`[school]`: uai, kind,
+    /// academie), as the server said at enrolment: the agent refuses
+    /// releases whose signed targeting excludes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school: Option<nird_proto::api::EnrolledSchool>,
 }
 
 /// The `[maintenance]` table.
@@ -155,6 +160,7 @@ impl AgentConfig {
             jitter_secs: DEFAULT_JITTER_SECS,
             log_level: default_log_level(),
             maintenance: Maintenance::default(),
+            school: None,
         }
     }
 

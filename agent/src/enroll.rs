@@ -109,6 +109,10 @@ pub struct EnrollOptions {
     pub ca: CaPin,
     /// `--force`: replace an existing enrolment.
     pub force: bool,
+    /// `--keyring FILE`: the maintainers' keyring (`FILE` + `FILE.minisig`).
+    /// Without it, the agent takes the pinned server's first keyring (trust
+    /// on first use) and shows its key ids.
+    pub keyring: Option<PathBuf>,
 }
 
 /// A successful enrolment.
@@ -120,6 +124,11 @@ pub struct Enrolled {
     pub status: MachineStatus,
     /// Fingerprint of the pinned CA.
     pub ca_fingerprint: String,
+    /// The keyring installed: version and (key id, holder) pairs; `None`
+    /// when neither `--keyring` nor the server provided one.
+    pub keyring: Option<(u64, Vec<(String, String)>)>,
+    /// Where the keyring came from: the operator's file, or the server.
+    pub keyring_from_server: bool,
 }
 
 /// Why enrolment failed. Every message is one French sentence.
@@ -181,6 +190,14 @@ pub enum EnrollError {
     /// The server's reply cannot be used.
     #[error("réponse d'enrôlement inutilisable : {0}")]
     BadReply(&'static str),
+    /// `--keyring` unreadable or not a valid signed keyring.
+    #[error("trousseau de clés {path} refusé : {reason}")]
+    Keyring {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// Writing the result failed.
     #[error("impossible d'enregistrer l'enrôlement dans {path} : {reason}")]
     Store {
@@ -257,6 +274,24 @@ pub fn enroll(
         return Err(EnrollError::TokenFormat);
     }
 
+    // The keyring given by the operator is checked before anything is sent.
+    let keyring_file = match &options.keyring {
+        Some(path) => {
+            let err = |reason: String| EnrollError::Keyring {
+                path: path.display().to_string(),
+                reason,
+            };
+            let bytes = fs::read(path).map_err(|e| err(e.to_string()))?;
+            let sig = fs::read_to_string(crate::trust_sig_path(path)).map_err(|e| {
+                err(format!("signature {} illisible : {e}", crate::trust_sig_path(path).display()))
+            })?;
+            nird_proto::keyring::verify_keyring(None, &bytes, &sig)
+                .map_err(|e| err(e.to_string()))?;
+            Some((bytes, sig))
+        }
+        None => None,
+    };
+
     let ca_pem = match &options.ca {
         CaPin::Fingerprint(fp) => {
             let fp = transport::normalize_fingerprint(fp)
@@ -332,7 +367,53 @@ pub fn enroll(
             .strip_prefix(&paths.root)
             .unwrap_or(&paths.server_ca_file()),
     );
+    // The keyring: the operator's, or the pinned server's first one (trust
+    // on first use; its key ids are shown). Later ones are chained.
+    let (keyring_doc, keyring_from_server) = match keyring_file {
+        Some(pair) => (Some(pair), false),
+        None => {
+            let authed = HttpsTransport::new(
+                &url,
+                ca_pem.as_bytes(),
+                Some(machine_authorization(&reply.machine_id, &credential.secret)),
+            )?;
+            use crate::transport::Transport as _;
+            let fetched = authed
+                .fetch("/keyrings/1", nird_proto::keyring::MAX_KEYRING_BYTES as u64)
+                .and_then(|b| {
+                    let s = authed.fetch(
+                        "/keyrings/1.minisig",
+                        nird_proto::keyring::MAX_KEYRING_SIGNATURES_BYTES as u64,
+                    )?;
+                    Ok((b, String::from_utf8_lossy(&s).into_owned()))
+                });
+            match fetched {
+                Ok(pair) => (Some(pair), true),
+                Err(TransportError::Api { status: 404, .. }) => {
+                    tracing::warn!("the server has no keyring yet");
+                    (None, true)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let keyring = match keyring_doc {
+        Some((bytes, sig)) => {
+            let k = crate::trust::install_first_keyring(paths, &bytes, &sig).map_err(|e| {
+                EnrollError::Keyring {
+                    path: paths.keyring_file().display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+            Some((
+                k.version,
+                k.keys.iter().map(|k| (k.id.clone(), k.name.clone())).collect(),
+            ))
+        }
+        None => None,
+    };
     let mut config = AgentConfig::new(&url.base, &reply.machine_id, ca_system_path);
+    config.school = reply.school.clone();
     if let Ok(old) = AgentConfig::load(paths) {
         // Keep the operator's tuning across a re-enrolment.
         config.interval_secs = old.interval_secs;
@@ -349,6 +430,8 @@ pub fn enroll(
         machine_id: reply.machine_id,
         status: reply.status,
         ca_fingerprint,
+        keyring,
+        keyring_from_server,
     })
 }
 
@@ -376,10 +459,31 @@ impl Enrolled {
             }
             _ => "elle recevra ses profils au prochain contact",
         };
-        format!(
+        let mut out = format!(
             "Machine enrôlée (identifiant {}, autorité {}) : {next}. Démarrez l'agent : systemctl enable --now nird-agent",
             self.machine_id, self.ca_fingerprint
-        )
+        );
+        match &self.keyring {
+            Some((version, keys)) => {
+                out.push_str(&format!(
+                    "\nTrousseau de clés version {version}{} : vérifiez que ce sont bien les clés des mainteneurs :",
+                    if self.keyring_from_server {
+                        " reçu du serveur (confiance à la première utilisation)"
+                    } else {
+                        ""
+                    }
+                ));
+                for (id, name) in keys {
+                    out.push_str(&format!("\n  clé {id}  {name}"));
+                }
+            }
+            None => out.push_str(
+                "\nAttention : aucun trousseau de clés (le serveur n'en publie pas encore) ; \
+                 aucun profil ne sera appliqué tant qu'il n'y en a pas. \
+                 Ré-enrôlez avec --keyring FICHIER, ou publiez-en un sur le serveur.",
+            ),
+        }
+        out
     }
 }
 

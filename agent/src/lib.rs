@@ -11,3 +11,11 @@ pub mod paths;
 pub mod spool;
 pub mod status;
 pub mod transport;
+pub mod trust;
+
+/// `FILE.minisig`: where a signed file's detached signature lives.
+pub fn trust_sig_path(path: &std::path::Path) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".minisig");
+    s.into()
+}

@@ -59,6 +59,10 @@ struct EnrollArgs {
     /// Ré-enrôler une machine déjà enrôlée.
     #[arg(long)]
     force: bool,
+    /// Trousseau de clés des mainteneurs (keyring.toml, avec keyring.toml.minisig à côté).
+    /// Sans lui, le premier trousseau du serveur est pris (confiance à la première utilisation).
+    #[arg(long, value_name = "FICHIER")]
+    keyring: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -121,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 token: args.token,
                 ca,
                 force: args.force,
+                keyring: args.keyring,
             };
             let done = nird_agent::enroll::enroll_with_collected_inventory(&paths, &options)?;
             println!("{}", done.summary());

@@ -37,12 +37,6 @@ impl AgentPaths {
         self.system("/etc/nird/agent.toml")
     }
 
-    /// `/etc/nird/trusted-keys/`: minisign public keys (`*.pub`) the agent
-    /// accepts profile signatures from.
-    pub fn trusted_keys_dir(&self) -> PathBuf {
-        self.system("/etc/nird/trusted-keys")
-    }
-
     /// `/var/lib/nird-agent`: the agent's state (mode 0700).
     pub fn state_dir(&self) -> PathBuf {
         self.system("/var/lib/nird-agent")
@@ -77,6 +71,17 @@ impl AgentPaths {
     /// Downloaded releases and blobs, verified before use.
     pub fn cache_dir(&self) -> PathBuf {
         self.state_dir().join("cache")
+    }
+
+    /// The keyring: which keys may sign profiles (the signed document and
+    /// its signature bundle in one JSON file, replaced atomically).
+    pub fn keyring_file(&self) -> PathBuf {
+        self.state_dir().join("keyring.json")
+    }
+
+    /// The newest signed catalogue index (document + signature, one file).
+    pub fn index_file(&self) -> PathBuf {
+        self.state_dir().join("index.json")
     }
 
     /// Status of the daemon for `nird-agent status` (last check-in...).

@@ -113,6 +113,8 @@ pub struct StatusReport {
     pub spool_entries: usize,
     /// Spool size on disk.
     pub spool_bytes: u64,
+    /// Keyring and index held, and what is wrong with them.
+    pub trust: nird_proto::api::TrustReport,
 }
 
 /// Gathers the status of the agent at `paths`.
@@ -133,6 +135,7 @@ pub fn gather(paths: &AgentPaths) -> StatusReport {
         pending_reports: spool.reports,
         spool_entries: spool.entries,
         spool_bytes: spool.bytes,
+        trust: crate::trust::report(paths, time::OffsetDateTime::now_utc()),
     }
 }
 
@@ -215,6 +218,23 @@ impl StatusReport {
                     .join(", ")
             }
         };
+        line(
+            "Trousseau de clés",
+            match self.trust.keyring_version {
+                Some(v) => format!("version {v}"),
+                None => "aucun".into(),
+            },
+        );
+        line(
+            "Index du catalogue",
+            match self.trust.index_version {
+                Some(v) => format!("version {v}"),
+                None => "aucun".into(),
+            },
+        );
+        for p in &self.trust.problems {
+            line("Alerte confiance", crate::trust::problem_fr(p));
+        }
         line("Profils assignés", refs(&d.assigned));
         line("Profils appliqués", refs(&self.applied));
         if !d.last_apply.outcomes.is_empty() {

@@ -43,6 +43,7 @@ use nird_proto::api::{
     ApplyOutcome, ApplyReport, ProfileRef, RefusalReason, ResourceResult, ResourceStatus,
 };
 use nird_proto::profile::{self, Audience, Profile, ResolveError};
+use nird_proto::index::CatalogueIndex;
 use nird_proto::signature::{ReleaseError, TrustedKeys, check_blob, verify_release};
 
 pub use guard::{MaintenanceWindows, WindowError};
@@ -51,6 +52,7 @@ pub use source::{DirectorySource, ReleaseSource, SourceError};
 pub use systemd::Bus;
 
 use crate::paths::AgentPaths;
+use crate::trust;
 use journal::{Journal, JournalFile};
 use plan::Action;
 use state::{AppliedState, StateError};
@@ -72,6 +74,9 @@ pub struct ApplyOptions {
     pub maintenance: MaintenanceWindows,
     /// Where systemd and logind are.
     pub bus: Bus,
+    /// The machine's school, recorded at enrolment: releases whose signed
+    /// targeting excludes it are refused.
+    pub school: Option<nird_proto::api::EnrolledSchool>,
 }
 
 impl ApplyOptions {
@@ -84,6 +89,7 @@ impl ApplyOptions {
         } else {
             Bus::None
         };
+        let paths_for_school = paths.clone();
         ApplyOptions {
             local_offset: guard::local_offset(&paths, now),
             paths,
@@ -92,6 +98,9 @@ impl ApplyOptions {
             ignore_lesson_guard: false,
             maintenance: MaintenanceWindows::default(),
             bus,
+            school: crate::config::AgentConfig::load(&paths_for_school)
+                .ok()
+                .and_then(|c| c.school),
         }
     }
 }
@@ -178,36 +187,91 @@ struct Prepared {
     applied: AppliedState,
 }
 
-/// Reads every `*.pub` of the trusted keys directory; unreadable keys are
-/// logged and skipped.
-pub fn load_trusted_keys(paths: &AgentPaths) -> TrustedKeys {
-    let mut keys = TrustedKeys::new();
-    let dir = paths.trusted_keys_dir();
-    let Ok(entries) = fs::read_dir(&dir) else {
-        tracing::warn!(dir = %dir.display(), "no trusted keys directory");
-        return keys;
+/// The trust anchors an apply verifies against: the keyring held, the
+/// newest valid catalogue index, and the machine's school.
+struct Anchors {
+    /// The keyring, or why there is none usable.
+    keys: Result<TrustedKeys, ReleaseError>,
+    /// The index, or why there is none usable.
+    index: Result<CatalogueIndex, ReleaseError>,
+}
+
+/// Loads the keyring and the index (the machine's, or a newer one the
+/// source carries and the keyring verifies; kept unless `dry_run`).
+fn anchors(opts: &ApplyOptions, source: &dyn ReleaseSource) -> Anchors {
+    let today = trust::utc_date(opts.now);
+    let keyring = match trust::load_keyring(&opts.paths) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!("keyring unusable: {e}");
+            None
+        }
     };
-    let mut files: Vec<_> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pub"))
-        .collect();
-    files.sort();
-    for path in files {
-        let label = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        match fs::read_to_string(&path) {
-            Ok(text) => {
-                if let Err(e) = keys.add(&label, &text) {
-                    tracing::warn!(key = %label, "unusable trusted key: {e}");
+    let keys = match &keyring {
+        None => Err(ReleaseError::NoKeyring),
+        Some(k) if k.is_expired_on(today) => Err(ReleaseError::KeyringExpired { expires: k.expires }),
+        Some(k) => Ok(k.trusted_keys()),
+    };
+    let mut index = trust::load_index(&opts.paths, keyring.as_ref(), opts.now);
+    if let (Some(k), Some((bytes, sig))) = (&keyring, source.index()) {
+        let held = match &index {
+            trust::IndexState::Valid(i) | trust::IndexState::Expired(i) => Some(i.version),
+            trust::IndexState::Missing => None,
+        };
+        match nird_proto::index::verify_index(&k.trusted_keys(), &bytes, &sig, held, opts.now) {
+            Ok((offered, _)) if held != Some(offered.version) => {
+                if !opts.dry_run
+                    && let Err(e) = trust::accept_index(&opts.paths, k, &bytes, &sig, opts.now)
+                {
+                    tracing::warn!("could not keep the catalogue index: {e}");
                 }
+                index = trust::IndexState::Valid(offered);
             }
-            Err(e) => tracing::warn!(key = %label, "unreadable trusted key: {e}"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("catalogue index from the source refused: {e}"),
         }
     }
-    keys
+    let index = match index {
+        trust::IndexState::Valid(i) => Ok(i),
+        trust::IndexState::Expired(i) => Err(ReleaseError::IndexExpired { expires: i.expires }),
+        trust::IndexState::Missing => Err(ReleaseError::NoIndex),
+    };
+    Anchors { keys, index }
+}
+
+/// Checks a verified profile's signed targeting against the machine's
+/// school, as recorded at enrolment.
+fn check_targeting(
+    profile: &Profile,
+    school: Option<&nird_proto::api::EnrolledSchool>,
+) -> Result<(), ReleaseError> {
+    if profile.audience.contains(&Audience::All) {
+        return Ok(());
+    }
+    let Some(school) = school else {
+        return Err(ReleaseError::NotTargeted {
+            detail: "l'établissement de cette machine est inconnu (enrôlement sans établissement) : \
+                     ré-enrôlez-la"
+                .into(),
+        });
+    };
+    match Audience::parse(&school.kind) {
+        Some(kind) if profile.audience.contains(&kind) => Ok(()),
+        _ => Err(ReleaseError::NotTargeted {
+            detail: format!(
+                "profil « {} » destiné à {} ; cette machine est dans un établissement de type « {} » ({})",
+                profile.name,
+                profile
+                    .audience
+                    .iter()
+                    .map(|a| format!("{a:?}").to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                school.kind,
+                school.uai
+            ),
+        }),
+    }
 }
 
 fn refusal_reason(e: &ReleaseError) -> RefusalReason {
@@ -219,13 +283,21 @@ fn refusal_reason(e: &ReleaseError) -> RefusalReason {
         ReleaseError::WrongName { .. } => RefusalReason::WrongName,
         ReleaseError::Rollback { .. } => RefusalReason::Rollback,
         ReleaseError::Expired { .. } => RefusalReason::Expired,
+        ReleaseError::ExpiresTooFar { .. } => RefusalReason::ExpiryTooFar,
+        ReleaseError::NotInIndex { .. } => RefusalReason::NotInIndex,
+        ReleaseError::Stale { .. } => RefusalReason::Stale,
+        ReleaseError::IndexExpired { .. } => RefusalReason::IndexExpired,
+        ReleaseError::NoIndex => RefusalReason::NoIndex,
+        ReleaseError::NotTargeted { .. } => RefusalReason::NotTargeted,
+        ReleaseError::NoKeyring => RefusalReason::NoKeyring,
+        ReleaseError::KeyringExpired { .. } => RefusalReason::KeyringExpired,
     }
 }
 
 /// Fetches and verifies one release and its blobs.
 fn fetch_and_verify(
     opts: &ApplyOptions,
-    keys: &TrustedKeys,
+    anchors: &Anchors,
     applied: &AppliedState,
     wanted: &ProfileRef,
     source: &dyn ReleaseSource,
@@ -239,21 +311,24 @@ fn fetch_and_verify(
         .profile(&wanted.name, wanted.version)
         .map_err(|e| unavailable(wanted.clone(), e))?;
     let floor = applied.floor(&wanted.name);
+    let refused = |e: ReleaseError| ReleaseVerdict::Refused {
+        profile: wanted.clone(),
+        reason: refusal_reason(&e),
+        message: e.to_string(),
+    };
+    let keys = anchors.keys.as_ref().map_err(|e| refused(e.clone()))?;
     let release =
-        verify_release(keys, &wanted.name, &bytes, &sig, floor, opts.now).map_err(|e| {
-            let mut message = e.to_string();
-            if keys.is_empty() {
-                message = format!(
-                    "{message} (aucune clé de confiance dans {})",
-                    opts.paths.trusted_keys_dir().display()
-                );
-            }
-            ReleaseVerdict::Refused {
-                profile: wanted.clone(),
-                reason: refusal_reason(&e),
-                message,
-            }
-        })?;
+        verify_release(keys, &wanted.name, &bytes, &sig, floor, opts.now).map_err(refused)?;
+    // Only what the newest signed index pins, and only for this school.
+    let index = anchors.index.as_ref().map_err(|e| refused(e.clone()))?;
+    index
+        .check(
+            &release.profile.name,
+            release.profile.version,
+            &nird_proto::hash::sha256_hex(&bytes),
+        )
+        .map_err(refused)?;
+    check_targeting(&release.profile, opts.school.as_ref()).map_err(refused)?;
     let profile = release.profile;
     let this = ProfileRef {
         name: profile.name.clone(),
@@ -311,7 +386,7 @@ fn prepare(
     source: &dyn ReleaseSource,
 ) -> Result<Prepared, ApplyError> {
     let applied = AppliedState::load(&opts.paths.applied_file())?;
-    let keys = load_trusted_keys(&opts.paths);
+    let anchors = anchors(opts, source);
     let mut blobs = HashMap::new();
     let mut verdicts: Vec<ReleaseVerdict> = Vec::new();
     let mut ready: Vec<(Profile, String, bool)> = Vec::new();
@@ -320,7 +395,7 @@ fn prepare(
         if !seen.insert(wanted.name.clone()) {
             continue;
         }
-        match fetch_and_verify(opts, &keys, &applied, wanted, source, &mut blobs) {
+        match fetch_and_verify(opts, &anchors, &applied, wanted, source, &mut blobs) {
             Ok(r) => ready.push(r),
             Err(v) => verdicts.push(v),
         }

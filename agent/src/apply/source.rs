@@ -40,6 +40,12 @@ pub trait ReleaseSource {
     fn profile(&self, name: &str, version: u64) -> Result<(Vec<u8>, String), SourceError>;
     /// The bytes of the blob with this lowercase hex sha256.
     fn blob(&self, sha256: &str) -> Result<Vec<u8>, SourceError>;
+    /// A signed catalogue index this source carries (bytes, signature), if
+    /// any: a USB stick brings the index of its releases. The engine uses it
+    /// only if it verifies and is newer than the one the machine holds.
+    fn index(&self) -> Option<(Vec<u8>, String)> {
+        None
+    }
 }
 
 /// A directory of releases: `NAME.toml`, `NAME.toml.minisig` and
@@ -105,6 +111,17 @@ impl ReleaseSource for DirectorySource {
             });
         }
         read_limited(&self.dir.join("blobs").join(sha256), MAX_BLOB_BYTES)
+    }
+
+    fn index(&self) -> Option<(Vec<u8>, String)> {
+        let path = self.dir.join("index.toml");
+        let meta = std::fs::metadata(&path).ok()?;
+        if meta.len() > nird_proto::index::MAX_INDEX_BYTES as u64 {
+            return None;
+        }
+        let bytes = std::fs::read(&path).ok()?;
+        let sig = std::fs::read_to_string(self.dir.join("index.toml.minisig")).ok()?;
+        Some((bytes, sig))
     }
 }
 

@@ -293,6 +293,11 @@ impl Agent {
                         Err(e) => tracing::warn!(error = %e, "inventory re-send failed"),
                     }
                 }
+                if self.refresh_trust(&response, now) {
+                    // New keys or a new index can change every verdict:
+                    // what was refused for want of them is tried again.
+                    self.status.last_apply = Default::default();
+                }
                 if self.run_applier(&response, now) {
                     // Deliver the new reports right away, in this cycle.
                     match self.check_in(now, Payload::Spool) {
@@ -434,7 +439,7 @@ impl Agent {
             inventory,
             applied: applied_profiles(&self.paths),
             reports,
-            trust: None,
+            trust: Some(crate::trust::report(&self.paths, now)),
         };
         let sent_reports = request.reports.len();
         let sent_inventory = request.inventory.is_some();
@@ -506,6 +511,85 @@ impl Agent {
         } else {
             self.interval()
         }
+    }
+
+    /// Takes the newer keyring(s) and catalogue index the server announces,
+    /// each verified (keyrings chained from the one held). True when the
+    /// anchors changed. Failures are logged and reported through the trust
+    /// report; they never stop the cycle.
+    fn refresh_trust(&mut self, r: &CheckinResponse, now: time::OffsetDateTime) -> bool {
+        let mut changed = false;
+        let mut keyring = match crate::trust::load_keyring(&self.paths) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "keyring unreadable");
+                return false;
+            }
+        };
+        let transport = self.transport.as_ref();
+        let fetch_pair = |kind: &str, version: u64, max: usize| {
+            let path = format!("/{kind}/{version}");
+            let doc = transport
+                .fetch(&path, max as u64)
+                .map_err(|e| crate::trust::TrustError::Fetch {
+                    what: path.clone(),
+                    detail: e.to_string(),
+                })?;
+            let sig = transport
+                .fetch(&format!("{path}.minisig"), nird_proto::keyring::MAX_KEYRING_SIGNATURES_BYTES as u64)
+                .map_err(|e| crate::trust::TrustError::Fetch {
+                    what: format!("{path}.minisig"),
+                    detail: e.to_string(),
+                })?;
+            let sig = String::from_utf8(sig).map_err(|_| crate::trust::TrustError::Fetch {
+                what: format!("{path}.minisig"),
+                detail: "pas du texte UTF-8".into(),
+            })?;
+            Ok((doc, sig))
+        };
+        if let (Some(held), Some(target)) = (keyring.clone(), r.keyring_version)
+            && target > held.version
+        {
+            let fetch = |v: u64| fetch_pair("keyrings", v, nird_proto::keyring::MAX_KEYRING_BYTES);
+            let before = held.version;
+            match crate::trust::advance_keyring(&self.paths, held, target, &fetch) {
+                Ok(k) => {
+                    changed |= k.version != before;
+                    keyring = Some(k);
+                }
+                Err(e) => tracing::error!(error = %e, "new keyring refused"),
+            }
+            // A partial walk keeps what was accepted.
+            if let Ok(k) = crate::trust::load_keyring(&self.paths) {
+                changed |= k.as_ref().map(|k| k.version) != Some(before);
+                keyring = k;
+            }
+        }
+        let Some(keyring) = keyring else {
+            if r.keyring_version.is_some() {
+                tracing::warn!(
+                    "no keyring on this machine: re-enrol with --keyring (the server's is not taken silently)"
+                );
+            }
+            return changed;
+        };
+        let held_index = match crate::trust::load_index(&self.paths, Some(&keyring), now) {
+            crate::trust::IndexState::Valid(i) | crate::trust::IndexState::Expired(i) => {
+                Some(i.version)
+            }
+            crate::trust::IndexState::Missing => None,
+        };
+        if let Some(v) = r.index_version
+            && held_index.is_none_or(|h| v > h)
+        {
+            match fetch_pair("index", v, nird_proto::index::MAX_INDEX_BYTES).and_then(
+                |(bytes, sig)| crate::trust::accept_index(&self.paths, &keyring, &bytes, &sig, now),
+            ) {
+                Ok(_) => changed = true,
+                Err(e) => tracing::error!(error = %e, "catalogue index refused"),
+            }
+        }
+        changed
     }
 
     /// Runs the apply engine if the assignment needs it; true if it spooled
