@@ -117,7 +117,7 @@ fn main() {
         .block_on(nird_server::init::init(&nird_server::init::InitOptions {
             data_dir: data.clone(),
             hostnames: vec![],
-            trusted_keys: vec![],
+            keyring: None,
         }))
         .unwrap()
     {

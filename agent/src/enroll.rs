@@ -554,6 +554,7 @@ mod tests {
             token: token.into(),
             ca,
             force: false,
+            keyring: None,
         };
         let fp = CaPin::Fingerprint("ab".repeat(32));
         for (o, needle) in [

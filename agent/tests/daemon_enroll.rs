@@ -25,6 +25,7 @@ fn options(server: &Server, token: &str, ca: CaPin) -> EnrollOptions {
         token: token.into(),
         ca,
         force: false,
+        keyring: None,
     }
 }
 

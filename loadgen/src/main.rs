@@ -94,7 +94,7 @@ async fn prepare(dir: &DataDir, machines: usize) -> anyhow::Result<String> {
     nird_server::init::init(&nird_server::init::InitOptions {
         data_dir: dir.clone(),
         hostnames: vec!["127.0.0.1".into()],
-        trusted_keys: vec![],
+        keyring: None,
     })
     .await?;
     let store = SqliteStore::open(&dir.database())?;
@@ -137,6 +137,7 @@ async fn prepare(dir: &DataDir, machines: usize) -> anyhow::Result<String> {
                 minisig: "untrusted comment: loadgen\n".into(),
                 blobs: vec![],
                 includes: vec![],
+                signed_by: "loadgen".into(),
             },
         )
         .await?;

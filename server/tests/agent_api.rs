@@ -363,6 +363,7 @@ fn pending_machines_get_no_profiles_until_approved() {
             minisig: "signature".into(),
             blobs: vec![],
             includes: vec![],
+            signed_by: "test".into(),
         },
     ))
     .unwrap();
@@ -416,6 +417,7 @@ fn assigned_list_includes_what_assigned_profiles_include() {
         minisig: "signature".into(),
         blobs: vec![],
         includes: includes.iter().map(|s| s.to_string()).collect(),
+        signed_by: "test".into(),
     };
     // nird-base v1 then v2; primtux includes nird-base which includes fonts.
     for r in [

@@ -47,7 +47,7 @@ impl ServerData {
             .block_on(nird_server::init::init(&nird_server::init::InitOptions {
                 data_dir: data.clone(),
                 hostnames: vec![],
-                trusted_keys: vec![],
+                keyring: None,
             }))
             .unwrap();
         let fingerprint = match outcome {
