@@ -492,6 +492,15 @@ fn a_symlink_leading_out_of_the_root_is_not_followed() {
 #[test]
 fn command_line_plan_and_apply() {
     let (_signer, releases, root) = setup();
+    // An enrolled école machine (the school is recorded at enrolment).
+    std::fs::create_dir_all(root.path().join("etc/nird")).unwrap();
+    std::fs::write(
+        root.path().join("etc/nird/agent.toml"),
+        "server = \"https://nird.example.org:8443\"\nmachine_id = \"m-test\"\n\
+         ca_file = \"/var/lib/nird-agent/server-ca.pem\"\n\n\
+         [school]\nuai = \"0620056Z\"\nkind = \"ecole\"\nacademie = \"Lille\"\n",
+    )
+    .unwrap();
     let bin = env!("CARGO_BIN_EXE_nird-agent");
     let run = |args: &[&str]| {
         let out = std::process::Command::new(bin)
@@ -511,7 +520,7 @@ fn command_line_plan_and_apply() {
     let (code, out, err) = run(&["plan"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
-        out.contains("✓ classe version 3 (signé par maintainers.pub)"),
+        out.contains("✓ classe version 3 (signé par ") && out.contains(" (mainteneur))"),
         "{out}"
     );
     assert!(out.contains("À changer (5) :"), "{out}");
@@ -709,20 +718,20 @@ fn an_unreadable_applied_state_stops_everything() {
 }
 
 #[test]
-fn without_trusted_keys_every_release_is_refused() {
+fn without_a_keyring_every_release_is_refused() {
     let (_signer, releases, root) = setup();
     let r = root.path();
-    std::fs::remove_dir_all(r.join("etc/nird/trusted-keys")).unwrap();
+    std::fs::remove_file(r.join("var/lib/nird-agent/keyring.json")).unwrap();
     let before = snapshot(r);
     let reports = apply(&options(r), &releases, &["socle"]);
     assert_eq!(snapshot(r), before);
-    assert_eq!(reports[0].reason, Some(RefusalReason::UnknownKey));
+    assert_eq!(reports[0].reason, Some(RefusalReason::NoKeyring));
     assert!(
         reports[0]
             .message
             .as_deref()
             .unwrap()
-            .contains("aucune clé de confiance"),
+            .contains("aucun trousseau de clés"),
         "{:?}",
         reports[0].message
     );

@@ -197,7 +197,7 @@ struct Anchors {
 }
 
 /// Loads the keyring and the index (the machine's, or a newer one the
-/// source carries and the keyring verifies; kept unless `dry_run`).
+/// source carries and the keyring verifies, for this run only).
 fn anchors(opts: &ApplyOptions, source: &dyn ReleaseSource) -> Anchors {
     let today = trust::utc_date(opts.now);
     let keyring = match trust::load_keyring(&opts.paths) {
@@ -219,12 +219,8 @@ fn anchors(opts: &ApplyOptions, source: &dyn ReleaseSource) -> Anchors {
             trust::IndexState::Missing => None,
         };
         match nird_proto::index::verify_index(&k.trusted_keys(), &bytes, &sig, held, opts.now) {
+            // Used for this run only: planning and refusing never write.
             Ok((offered, _)) if held != Some(offered.version) => {
-                if !opts.dry_run
-                    && let Err(e) = trust::accept_index(&opts.paths, k, &bytes, &sig, opts.now)
-                {
-                    tracing::warn!("could not keep the catalogue index: {e}");
-                }
                 index = trust::IndexState::Valid(offered);
             }
             Ok(_) => {}

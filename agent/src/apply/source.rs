@@ -65,7 +65,8 @@ impl DirectorySource {
     }
 
     /// Names of the profiles the directory holds (`*.toml` with a slug
-    /// name), sorted.
+    /// name, but not the catalogue index `index.toml` nor a keyring
+    /// `keyring*.toml`), sorted.
     pub fn profile_names(&self) -> Result<Vec<String>, SourceError> {
         let entries = std::fs::read_dir(&self.dir).map_err(|e| SourceError::Unavailable {
             what: format!("le dossier {}", self.dir.display()),
@@ -76,7 +77,8 @@ impl DirectorySource {
             .filter_map(|e| {
                 let file = e.file_name().into_string().ok()?;
                 let name = file.strip_suffix(".toml")?;
-                is_slug(name).then(|| name.to_owned())
+                let trust_file = name == "index" || name.starts_with("keyring");
+                (is_slug(name) && !trust_file).then(|| name.to_owned())
             })
             .collect();
         names.sort();

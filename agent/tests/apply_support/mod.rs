@@ -17,6 +17,7 @@ use nird_agent::paths::AgentPaths;
 use nird_proto::api::{ApplyReport, ProfileRef};
 
 /// A maintainer's key.
+#[derive(Clone)]
 pub struct Signer {
     pair: KeyPair,
 }
@@ -29,6 +30,25 @@ impl Signer {
     }
     pub fn public_text(&self) -> String {
         self.pair.pk.to_box().unwrap().to_string()
+    }
+    /// The first keyring a machine holds: this key alone, threshold 1.
+    pub fn keyring(&self) -> (String, String) {
+        let line = nird_proto::keyring::public_key_line(&self.public_text()).unwrap();
+        let keyring = nird_proto::keyring::Keyring {
+            version: 1,
+            expires: time::macros::date!(2028 - 12 - 31),
+            threshold: 1,
+            description: "test".into(),
+            keys: vec![nird_proto::keyring::KeyringKey {
+                id: nird_proto::keyring::key_id(&line).unwrap(),
+                public_key: line,
+                name: "mainteneur".into(),
+            }],
+            floors: vec![],
+        };
+        let text = nird_proto::keyring::render(&keyring);
+        let sig = self.sign(text.as_bytes());
+        (text, sig)
     }
     pub fn sign(&self, bytes: &[u8]) -> String {
         minisign::sign(
@@ -43,19 +63,36 @@ impl Signer {
     }
 }
 
-/// A directory of releases (`--from DIR`).
+/// A directory of releases (`--from DIR`), with the signed catalogue index
+/// of what it holds (`index.toml`), as maintainers publish it: signed by
+/// the first signer that published here, rewritten at every change.
 pub struct Releases {
     pub dir: tempfile::TempDir,
+    /// Who signs the index.
+    index_signer: std::cell::RefCell<Option<Signer>>,
+    /// The index's version, bumped at every change.
+    index_version: std::cell::Cell<u64>,
+    /// The index's last valid day.
+    pub index_expires: std::cell::Cell<time::Date>,
 }
 
 impl Releases {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("blobs")).unwrap();
-        Releases { dir }
+        Releases {
+            dir,
+            index_signer: Default::default(),
+            index_version: std::cell::Cell::new(0),
+            // Valid at the tests' fixed clock (2026-11-23), within 90 days.
+            index_expires: std::cell::Cell::new(time::macros::date!(2027 - 01 - 31)),
+        }
     }
     /// Writes `NAME.toml` and its signature by `signer`.
     pub fn publish(&self, signer: &Signer, name: &str, toml: &str) {
+        if self.index_signer.borrow().is_none() {
+            *self.index_signer.borrow_mut() = Some(signer.clone());
+        }
         self.write(name, toml.as_bytes(), &signer.sign(toml.as_bytes()));
     }
     /// Writes exactly these bytes and signature.
@@ -64,6 +101,45 @@ impl Releases {
         std::fs::write(
             self.dir.path().join(format!("{name}.toml.minisig")),
             minisig,
+        )
+        .unwrap();
+        self.write_index();
+    }
+    /// Rewrites the signed index of every profile in the directory (the
+    /// version each file carries, its exact bytes).
+    pub fn write_index(&self) {
+        let Some(signer) = self.index_signer.borrow().clone() else {
+            return;
+        };
+        let mut profiles = BTreeMap::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".toml") || name == "index.toml" {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            if let Ok(p) = nird_proto::profile::parse(&name, &bytes) {
+                profiles.insert(
+                    name.trim_end_matches(".toml").to_owned(),
+                    nird_proto::index::IndexEntry {
+                        version: p.version,
+                        sha256: nird_proto::hash::sha256_hex(&bytes),
+                    },
+                );
+            }
+        }
+        self.index_version.set(self.index_version.get() + 1);
+        let index = nird_proto::index::CatalogueIndex {
+            version: self.index_version.get(),
+            expires: self.index_expires.get(),
+            profiles,
+        };
+        let text = index.render();
+        std::fs::write(self.dir.path().join("index.toml"), &text).unwrap();
+        std::fs::write(
+            self.dir.path().join("index.toml.minisig"),
+            signer.sign(text.as_bytes()),
         )
         .unwrap();
     }
@@ -111,20 +187,34 @@ pub fn test_root(signer: &Signer) -> tempfile::TempDir {
         0o640,
     );
     write("etc/skel/.bashrc", "# skel\n", 0o644);
-    write(
-        "etc/nird/trusted-keys/maintainers.pub",
-        &signer.public_text(),
-        0o644,
-    );
+    install_keyring(p, signer);
     root
+}
+
+/// Gives the machine at `root` a first keyring holding `signer`'s key.
+pub fn install_keyring(root: &Path, signer: &Signer) {
+    let (text, sig) = signer.keyring();
+    nird_agent::trust::install_first_keyring(&AgentPaths::new(root), text.as_bytes(), &sig)
+        .unwrap();
+}
+
+/// The school test machines are enrolled into (an école).
+pub fn school() -> nird_proto::api::EnrolledSchool {
+    nird_proto::api::EnrolledSchool {
+        uai: "0620056Z".into(),
+        kind: "ecole".into(),
+        academie: "Lille".into(),
+    }
 }
 
 /// Options for a test root at a fixed date (2026-11-23, a Monday, 10:00 UTC).
 pub fn options(root: &Path) -> ApplyOptions {
-    ApplyOptions::new(
+    let mut opts = ApplyOptions::new(
         AgentPaths::new(root),
         time::macros::datetime!(2026-11-23 10:00 UTC),
-    )
+    );
+    opts.school = Some(school());
+    opts
 }
 
 /// Applies every release of the directory.
