@@ -283,7 +283,10 @@ pub fn enroll(
             };
             let bytes = fs::read(path).map_err(|e| err(e.to_string()))?;
             let sig = fs::read_to_string(crate::trust_sig_path(path)).map_err(|e| {
-                err(format!("signature {} illisible : {e}", crate::trust_sig_path(path).display()))
+                err(format!(
+                    "signature {} illisible : {e}",
+                    crate::trust_sig_path(path).display()
+                ))
             })?;
             nird_proto::keyring::verify_keyring(None, &bytes, &sig)
                 .map_err(|e| err(e.to_string()))?;
@@ -407,7 +410,10 @@ pub fn enroll(
             })?;
             Some((
                 k.version,
-                k.keys.iter().map(|k| (k.id.clone(), k.name.clone())).collect(),
+                k.keys
+                    .iter()
+                    .map(|k| (k.id.clone(), k.name.clone()))
+                    .collect(),
             ))
         }
         None => None,

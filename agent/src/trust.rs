@@ -77,7 +77,8 @@ fn write_pair(path: &Path, bytes: &[u8], sig: &str) -> Result<(), TrustError> {
         path: path.display().to_string(),
         source,
     };
-    let document = String::from_utf8(bytes.to_vec()).map_err(|e| write(std::io::Error::other(e)))?;
+    let document =
+        String::from_utf8(bytes.to_vec()).map_err(|e| write(std::io::Error::other(e)))?;
     let body = serde_json::to_vec_pretty(&SignedFile {
         document,
         signature: sig.to_owned(),

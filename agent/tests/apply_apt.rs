@@ -116,7 +116,7 @@ fn dpkg_status(root: &Path, package: &str) -> String {
 
 fn profile(version: u64, packages: &str, repository: &str) -> String {
     format!(
-        "[profile]\nname = \"logiciels\"\nversion = {version}\nexpires = 2099-12-31\n\
+        "[profile]\nname = \"logiciels\"\nversion = {version}\nexpires = 2027-08-31\n\
          description = \"Logiciels\"\naudience = \"all\"\n\n[packages]\n{packages}\n{repository}"
     )
 }
@@ -145,12 +145,7 @@ fn packages_and_repositories_in_a_debian_chroot() {
     assert!(!dpkg_status(&root, "hello").contains("installed"));
 
     let signer = Signer::new();
-    std::fs::create_dir_all(root.join("etc/nird/trusted-keys")).unwrap();
-    std::fs::write(
-        root.join("etc/nird/trusted-keys/test.pub"),
-        signer.public_text(),
-    )
-    .unwrap();
+    install_keyring(&root, &signer);
     let releases = Releases::new();
     // The repository's key: Debian's archive keyring (binary), pinned.
     let keyring =

@@ -20,7 +20,7 @@ const DELAYS_MS: [u64; 7] = [0, 20, 35, 50, 75, 110, 160];
 
 fn big_profile() -> String {
     let mut text = String::from(
-        "[profile]\nname = \"gros\"\nversion = 7\nexpires = 2099-12-31\ndescription = \"Beaucoup de fichiers\"\naudience = \"all\"\n\n[[group]]\nname = \"eleves\"\n",
+        "[profile]\nname = \"gros\"\nversion = 7\nexpires = 2027-08-31\ndescription = \"Beaucoup de fichiers\"\naudience = \"all\"\n\n[[group]]\nname = \"eleves\"\n",
     );
     for i in 0..USERS {
         text.push_str(&format!(
@@ -51,7 +51,7 @@ fn leftovers(dir: &std::path::Path, out: &mut Vec<String>) {
 #[test]
 fn an_apply_killed_at_any_moment_converges_on_the_next_run() {
     let signer = Signer::new();
-    let releases = Releases::new();
+    let releases = Releases::for_real_clock();
     let profile = big_profile();
     releases.publish(&signer, "gros", &profile);
     let bin = env!("CARGO_BIN_EXE_nird-agent");

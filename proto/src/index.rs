@@ -74,9 +74,7 @@ pub enum IndexError {
     Signature(ReleaseError),
     #[error("index du catalogue illisible : {0}")]
     Parse(String),
-    #[error(
-        "index du catalogue version {offered} plus ancien que la version {current} déjà reçue"
-    )]
+    #[error("index du catalogue version {offered} plus ancien que la version {current} déjà reçue")]
     Rollback { current: u64, offered: u64 },
     #[error(
         "index du catalogue expiré depuis le {expires} : le serveur ne reçoit plus de publications signées (serveur figé ?)"
@@ -128,7 +126,9 @@ impl CatalogueIndex {
     /// Parses and validates an index document (signature not checked).
     pub fn parse(bytes: &[u8]) -> Result<CatalogueIndex, IndexError> {
         if bytes.len() > MAX_INDEX_BYTES {
-            return Err(IndexError::Parse(format!("plus de {MAX_INDEX_BYTES} octets")));
+            return Err(IndexError::Parse(format!(
+                "plus de {MAX_INDEX_BYTES} octets"
+            )));
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|_| IndexError::Parse("le fichier n'est pas en UTF-8".into()))?;
@@ -162,7 +162,10 @@ impl CatalogueIndex {
                 sha256: e.sha256,
             };
             if profiles.insert(e.name.clone(), entry).is_some() {
-                return Err(IndexError::Parse(format!("profil {} listé deux fois", e.name)));
+                return Err(IndexError::Parse(format!(
+                    "profil {} listé deux fois",
+                    e.name
+                )));
             }
         }
         Ok(CatalogueIndex {
@@ -291,12 +294,18 @@ mod tests {
         let sha = "a".repeat(64);
         assert!(i.check("primtux", 3, &sha).is_ok());
         assert_eq!(i.check("primtux", 2, &sha).unwrap_err().code(), "stale");
-        assert_eq!(i.check("primtux", 4, &sha).unwrap_err().code(), "not_in_index");
+        assert_eq!(
+            i.check("primtux", 4, &sha).unwrap_err().code(),
+            "not_in_index"
+        );
         assert_eq!(
             i.check("primtux", 3, &"b".repeat(64)).unwrap_err().code(),
             "not_in_index"
         );
-        assert_eq!(i.check("autre", 1, &sha).unwrap_err().code(), "not_in_index");
+        assert_eq!(
+            i.check("autre", 1, &sha).unwrap_err().code(),
+            "not_in_index"
+        );
     }
 
     #[test]

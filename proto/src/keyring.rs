@@ -167,7 +167,8 @@ struct RawFloor {
 pub(crate) fn toml_date(value: &toml::value::Datetime, what: &str) -> Result<time::Date, String> {
     match (value.date, value.time, value.offset) {
         (Some(d), None, None) => {
-            let month = time::Month::try_from(d.month).map_err(|_| format!("{what} : mois invalide"))?;
+            let month =
+                time::Month::try_from(d.month).map_err(|_| format!("{what} : mois invalide"))?;
             time::Date::from_calendar_date(i32::from(d.year), month, d.day)
                 .map_err(|_| format!("{what} : date invalide"))
         }
@@ -273,7 +274,10 @@ impl Keyring {
                 )));
             }
             if !floor_names.insert(f.profile.clone()) {
-                return Err(invalid(format!("[[floor]] {} présent deux fois", f.profile)));
+                return Err(invalid(format!(
+                    "[[floor]] {} présent deux fois",
+                    f.profile
+                )));
             }
             floors.push(FloorReset {
                 profile: f.profile,

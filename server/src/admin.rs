@@ -426,7 +426,9 @@ pub async fn keyring_show(store: &dyn Store) -> anyhow::Result<String> {
 /// `index show`.
 pub async fn index_show(store: &dyn Store) -> anyhow::Result<String> {
     let Some(doc) = store.catalogue_index(None).await? else {
-        return Ok("Aucun index du catalogue publié : « nird-server index publish » d'abord.".into());
+        return Ok(
+            "Aucun index du catalogue publié : « nird-server index publish » d'abord.".into(),
+        );
     };
     let index = nird_proto::index::CatalogueIndex::parse(&doc.bytes)?;
     let mut out = format!(

@@ -531,13 +531,9 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
         Command::Profile(ProfileCommand::Tool(cmd)) => crate::signing::run(cmd),
         Command::Profile(ProfileCommand::Publish { dir, file }) => {
             with_store(&dir, |_, s| async move {
-                let published = publish::publish(
-                    s.as_ref(),
-                    actor,
-                    &file,
-                    time::OffsetDateTime::now_utc(),
-                )
-                .await?;
+                let published =
+                    publish::publish(s.as_ref(), actor, &file, time::OffsetDateTime::now_utc())
+                        .await?;
                 Ok(published.to_string())
             })
             .await
@@ -633,7 +629,11 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             .await
         }
         Command::Keyring(KeyringCommand::Show { dir }) => {
-            with_store(&dir, |_, s| async move { admin::keyring_show(s.as_ref()).await }).await
+            with_store(
+                &dir,
+                |_, s| async move { admin::keyring_show(s.as_ref()).await },
+            )
+            .await
         }
         Command::Index(IndexCommand::Publish { dir, file }) => {
             with_store(&dir, |_, s| async move {
@@ -648,7 +648,11 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             .await
         }
         Command::Index(IndexCommand::Show { dir }) => {
-            with_store(&dir, |_, s| async move { admin::index_show(s.as_ref()).await }).await
+            with_store(
+                &dir,
+                |_, s| async move { admin::index_show(s.as_ref()).await },
+            )
+            .await
         }
     }
 }

@@ -100,8 +100,8 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
         )
         .await?;
     if let Some(file) = &opts.keyring {
-        let text = trust::publish_keyring(&store, "init", file, time::OffsetDateTime::now_utc())
-            .await?;
+        let text =
+            trust::publish_keyring(&store, "init", file, time::OffsetDateTime::now_utc()).await?;
         tracing::info!("{text}");
     }
     store.close().await?;

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Subcommand;
 use nird_proto::hash::sha256_hex;
-use nird_proto::index::{CatalogueIndex, DEFAULT_INDEX_EXPIRY_DAYS, IndexEntry, MAX_INDEX_HORIZON_DAYS};
+use nird_proto::index::{
+    CatalogueIndex, DEFAULT_INDEX_EXPIRY_DAYS, IndexEntry, MAX_INDEX_HORIZON_DAYS,
+};
 use nird_proto::keyring::{
     FloorReset, Keyring, KeyringKey, MAX_KEYRING_HORIZON_DAYS, key_id, parse_signature_bundle,
     public_key_line, render, verify_keyring,
@@ -119,8 +121,8 @@ pub fn run(cmd: KeyringToolCommand) -> Result<String> {
             floors,
             out,
         } => {
-            let bytes =
-                fs::read(&from).with_context(|| format!("lecture de {} impossible", from.display()))?;
+            let bytes = fs::read(&from)
+                .with_context(|| format!("lecture de {} impossible", from.display()))?;
             let mut k = Keyring::parse(&bytes).map_err(|e| anyhow!("{}: {e}", from.display()))?;
             k.version += 1;
             for id in &remove {
@@ -148,8 +150,8 @@ pub fn run(cmd: KeyringToolCommand) -> Result<String> {
             write_keyring(&k, &out)
         }
         KeyringToolCommand::Sign { key, file } => {
-            let bytes =
-                fs::read(&file).with_context(|| format!("lecture de {} impossible", file.display()))?;
+            let bytes = fs::read(&file)
+                .with_context(|| format!("lecture de {} impossible", file.display()))?;
             let keyring = Keyring::parse(&bytes).map_err(|e| anyhow!("{}: {e}", file.display()))?;
             let name = file
                 .file_name()
@@ -195,8 +197,8 @@ pub fn run(cmd: KeyringToolCommand) -> Result<String> {
                     verify_keyring(None, &bytes, &sigs).map_err(|e| anyhow!("{}: {e}", p.display()))
                 })
                 .transpose()?;
-            let bytes =
-                fs::read(&file).with_context(|| format!("lecture de {} impossible", file.display()))?;
+            let bytes = fs::read(&file)
+                .with_context(|| format!("lecture de {} impossible", file.display()))?;
             let sigs = fs::read_to_string(minisig_path(&file)).with_context(|| {
                 format!("lecture de la signature de {} impossible", file.display())
             })?;
@@ -235,7 +237,8 @@ pub fn write_index(
         .collect();
     files.sort();
     for file in files {
-        let bytes = fs::read(&file).with_context(|| format!("lecture de {} impossible", file.display()))?;
+        let bytes =
+            fs::read(&file).with_context(|| format!("lecture de {} impossible", file.display()))?;
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -249,18 +252,27 @@ pub fn write_index(
             sha256: sha256_hex(&bytes),
         };
         if profiles.insert(profile.name.clone(), entry).is_some() {
-            bail!("deux fichiers de {} portent le profil « {} »", catalogue.display(), profile.name);
+            bail!(
+                "deux fichiers de {} portent le profil « {} »",
+                catalogue.display(),
+                profile.name
+            );
         }
     }
     if profiles.is_empty() {
-        bail!("aucun profil signé (FICHIER.toml + FICHIER.toml.minisig) dans {}", catalogue.display());
+        bail!(
+            "aucun profil signé (FICHIER.toml + FICHIER.toml.minisig) dans {}",
+            catalogue.display()
+        );
     }
     let previous = fs::read(out)
         .ok()
         .and_then(|b| CatalogueIndex::parse(&b).ok())
         .map(|i| i.version);
     let version = match (version, previous) {
-        (Some(v), Some(p)) if v <= p => bail!("--version {v} : l'index existant est déjà en version {p}"),
+        (Some(v), Some(p)) if v <= p => {
+            bail!("--version {v} : l'index existant est déjà en version {p}")
+        }
         (Some(v), _) => v,
         (None, Some(p)) => p + 1,
         (None, None) => 1,
@@ -345,7 +357,10 @@ fn write_keyring(keyring: &Keyring, out: &Path) -> Result<String> {
         bail!("trousseau incohérent après écriture");
     }
     if out.exists() {
-        bail!("{} existe déjà : choisissez un autre fichier", out.display());
+        bail!(
+            "{} existe déjà : choisissez un autre fichier",
+            out.display()
+        );
     }
     write_replace(out, text.as_bytes())?;
     let mut msg = format!(

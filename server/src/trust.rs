@@ -57,8 +57,8 @@ pub fn key_id_of_label(label: &str) -> String {
 
 /// Reads `file` and its signature file `file.minisig`.
 fn read_signed(file: &Path, what: &str, max: usize) -> anyhow::Result<(Vec<u8>, String)> {
-    let meta =
-        std::fs::metadata(file).with_context(|| format!("impossible de lire {}", file.display()))?;
+    let meta = std::fs::metadata(file)
+        .with_context(|| format!("impossible de lire {}", file.display()))?;
     if meta.len() > max as u64 {
         bail!("{} est trop gros pour {what}", file.display());
     }
@@ -168,8 +168,11 @@ pub async fn publish_index(
     file: &Path,
     now: time::OffsetDateTime,
 ) -> anyhow::Result<String> {
-    let (bytes, signature) =
-        read_signed(file, "l'index du catalogue", nird_proto::index::MAX_INDEX_BYTES)?;
+    let (bytes, signature) = read_signed(
+        file,
+        "l'index du catalogue",
+        nird_proto::index::MAX_INDEX_BYTES,
+    )?;
     let (_, keys) = trusted_keys(store).await?;
     let latest = store.catalogue_index(None).await?.map(|d| d.version);
     let (index, signed_by) = verify_index(&keys, &bytes, &signature, latest, now)

@@ -11,11 +11,12 @@ use common::*;
 use nird_server::signing::{KeyProtection, keygen, sign};
 
 fn profile_text(version: u64, blob_sha: &str, blob_size: usize, package: &str) -> String {
+    let expires = time::OffsetDateTime::now_utc().date() + time::Duration::days(365);
     format!(
         r#"[profile]
 name = "demo"
 version = {version}
-expires = 2099-12-31
+expires = {expires}
 description = "Profil de test"
 audience = "all"
 
@@ -85,14 +86,43 @@ fn publish(f: &Fixture, file: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// `trust add` of the workshop's public key.
+/// The workshop's first keyring (its one key), signed: `keyring.toml`.
+fn keyring(ws: &Workshop) -> PathBuf {
+    let file = ws.dir.join("keyring.toml");
+    if !file.exists() {
+        let expires =
+            (time::OffsetDateTime::now_utc().date() + time::Duration::days(365)).to_string();
+        cli(&[
+            "profile",
+            "keyring",
+            "new",
+            "--key",
+            ws.public.to_str().unwrap(),
+            "--expires",
+            &expires,
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        cli(&[
+            "profile",
+            "keyring",
+            "sign",
+            "--key",
+            ws.key.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+    }
+    file
+}
+
+/// `keyring publish` of the workshop's keyring.
 fn trust(f: &Fixture, ws: &Workshop) {
     cli(&[
-        "trust",
-        "add",
+        "keyring",
+        "publish",
         "--data-dir",
         f.dir(),
-        ws.public.to_str().unwrap(),
+        keyring(ws).to_str().unwrap(),
     ]);
 }
 
@@ -109,7 +139,7 @@ fn publish_verifies_refuses_and_serves_exact_bytes() {
     let v1 = ws.signed(1, "hello");
     let (ok, msg) = publish(&f, &v1);
     assert!(!ok);
-    assert!(msg.contains("trust add"), "{msg}");
+    assert!(msg.contains("keyring publish"), "{msg}");
 
     trust(&f, &ws);
     let (ok, msg) = publish(&f, &v1);
@@ -240,7 +270,7 @@ fn a_pinned_file_without_source_must_already_be_on_the_server() {
 }
 
 #[test]
-fn init_can_trust_keys_at_creation() {
+fn init_can_publish_the_keyring_at_creation() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = Workshop::new(tmp.path(), "maintainer");
     let data = tmp.path().join("data");
@@ -248,17 +278,18 @@ fn init_can_trust_keys_at_creation() {
         "init",
         "--data-dir",
         data.to_str().unwrap(),
-        "--trusted-key",
-        ws.public.to_str().unwrap(),
+        "--keyring",
+        keyring(&ws).to_str().unwrap(),
     ]);
-    assert!(data.join("trusted-keys/nird.pub").is_file());
-    // A file that is not a key is refused before anything is created.
+    let shown = cli(&["keyring", "show", "--data-dir", data.to_str().unwrap()]);
+    assert!(shown.contains("Trousseau version 1"), "{shown}");
+    // A file that is not a signed keyring is refused before anything is created.
     let other = tmp.path().join("other");
     let out = cli_raw(&[
         "init",
         "--data-dir",
         other.to_str().unwrap(),
-        "--trusted-key",
+        "--keyring",
         ws.key.to_str().unwrap(),
     ]);
     assert!(!out.status.success());

@@ -133,15 +133,39 @@ impl ServerData {
             &server,
             &["profile", "keygen", "--out", s(&keys), "--no-password"],
         );
+        // The maintainers' first keyring: their one key, published on the
+        // server (agents take it at enrolment, trust on first use).
+        let keyring = keys.join("keyring.toml");
+        let expires =
+            (time::OffsetDateTime::now_utc().date() + time::Duration::days(365)).to_string();
         run_ok(
             &server,
             &[
-                "trust",
-                "add",
-                "--data-dir",
-                s(&data),
+                "profile",
+                "keyring",
+                "new",
+                "--key",
                 s(&keys.join("nird.pub")),
+                "--expires",
+                &expires,
+                "--out",
+                s(&keyring),
             ],
+        );
+        run_ok(
+            &server,
+            &[
+                "profile",
+                "keyring",
+                "sign",
+                "--key",
+                s(&keys.join("nird.key")),
+                s(&keyring),
+            ],
+        );
+        run_ok(
+            &server,
+            &["keyring", "publish", "--data-dir", s(&data), s(&keyring)],
         );
         ServerData {
             tmp,
@@ -183,6 +207,29 @@ impl ServerData {
             ],
         );
         self.cli(&["profile", "publish", s(&file)]);
+        self.publish_index();
+    }
+
+    /// Signs the catalogue index of every profile published so far
+    /// (`profile index`) and publishes it (`index publish`), as maintainers
+    /// do with each publication.
+    pub fn publish_index(&self) {
+        let dir = self.tmp.path().join("profiles");
+        let index = dir.join("index.toml");
+        run_ok(
+            &bin("nird-server"),
+            &[
+                "profile",
+                "index",
+                "--catalogue",
+                s(&dir),
+                "--key",
+                s(&self.keys.join("nird.key")),
+                "--out",
+                s(&index),
+            ],
+        );
+        self.cli(&["index", "publish", s(&index)]);
     }
 
     /// Writes and signs a profile with the maintainer key (`profile sign`),
@@ -406,19 +453,16 @@ impl Drop for ServerProcess {
     }
 }
 
-/// An agent with its own `--root`, trusting the maintainer's key.
+/// An agent with its own `--root`.
 pub struct AgentRoot {
     /// Keeps the root alive.
     pub tmp: tempfile::TempDir,
 }
 
 impl AgentRoot {
-    /// A fresh root with `/etc/nird/trusted-keys/nird.pub`.
-    pub fn new(data: &ServerData) -> Self {
+    /// A fresh root; the agent takes the server's keyring at enrolment.
+    pub fn new(_data: &ServerData) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let keys = tmp.path().join("etc/nird/trusted-keys");
-        std::fs::create_dir_all(&keys).expect("mkdir");
-        std::fs::copy(data.keys.join("nird.pub"), keys.join("nird.pub")).expect("copy key");
         AgentRoot { tmp }
     }
 
@@ -523,4 +567,10 @@ pub fn s(p: &Path) -> &str {
 /// A command's stderr as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A profile expiry date one year from today (`YYYY-MM-DD`): within the
+/// horizon agents accept, whatever day the tests run.
+pub fn in_a_year() -> String {
+    (time::OffsetDateTime::now_utc().date() + time::Duration::days(365)).to_string()
 }

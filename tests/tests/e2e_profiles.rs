@@ -48,7 +48,7 @@ fn signed_profiles_are_applied_and_bad_releases_change_nothing() {
     assert_eq!(status["enrolled"], true);
 
     // 1. A signed profile, assigned to the school, applied to the root.
-    data.publish(NAME, &profile(1, "Charte v1", "2099-12-31"));
+    data.publish(NAME, &profile(1, "Charte v1", &in_a_year()));
     data.assign(&[NAME]);
     agent.run_once();
     let charte = agent.root().join("etc/nird/charte.txt");
@@ -84,7 +84,7 @@ fn signed_profiles_are_applied_and_bad_releases_change_nothing() {
     );
 
     // 2. Tampered on the server: refused, nothing changes.
-    data.publish(NAME, &profile(2, "Charte v2", "2099-12-31"));
+    data.publish(NAME, &profile(2, "Charte v2", &in_a_year()));
     data.attacker_tamper(NAME, 2, "Charte v2", "Charte pirate");
     let before = agent.managed_tree();
     agent.run_once();
@@ -129,7 +129,7 @@ fn signed_profiles_are_applied_and_bad_releases_change_nothing() {
     );
 
     // 3. A good v3, then the server rolls back to v1: refused.
-    data.publish(NAME, &profile(3, "Charte v3", "2099-12-31"));
+    data.publish(NAME, &profile(3, "Charte v3", &in_a_year()));
     agent.run_once();
     assert_eq!(std::fs::read_to_string(&charte).unwrap(), "Charte v3\n");
     assert_eq!(last_report(&data, &machine)["outcome"], "applied");
@@ -193,7 +193,7 @@ fn a_machine_waiting_for_approval_gets_its_profiles_once_approved() {
     let agent = AgentRoot::new(&data);
     let out = agent.enroll(&server, &data, &data.token());
     assert!(out.contains("approbation"), "{out}");
-    data.publish(NAME, &profile(1, "Charte v1", "2099-12-31"));
+    data.publish(NAME, &profile(1, "Charte v1", &in_a_year()));
     data.assign(&[NAME]);
 
     let before = agent.managed_tree();
@@ -226,7 +226,7 @@ fn a_failing_apply_is_retried_reported_once_and_converges_when_fixed() {
     let machine = agent.machine_id();
     // `/srv` is a file on this machine: the directory /srv/classe cannot be made.
     std::fs::write(agent.root().join("srv"), "pas un dossier").unwrap();
-    data.publish(NAME, &profile(1, "Charte v1", "2099-12-31"));
+    data.publish(NAME, &profile(1, "Charte v1", &in_a_year()));
     data.assign(&[NAME]);
 
     agent.run_once();

@@ -42,8 +42,8 @@ use std::fs;
 use nird_proto::api::{
     ApplyOutcome, ApplyReport, ProfileRef, RefusalReason, ResourceResult, ResourceStatus,
 };
-use nird_proto::profile::{self, Audience, Profile, ResolveError};
 use nird_proto::index::CatalogueIndex;
+use nird_proto::profile::{self, Audience, Profile, ResolveError};
 use nird_proto::signature::{ReleaseError, TrustedKeys, check_blob, verify_release};
 
 pub use guard::{MaintenanceWindows, WindowError};
@@ -209,7 +209,9 @@ fn anchors(opts: &ApplyOptions, source: &dyn ReleaseSource) -> Anchors {
     };
     let keys = match &keyring {
         None => Err(ReleaseError::NoKeyring),
-        Some(k) if k.is_expired_on(today) => Err(ReleaseError::KeyringExpired { expires: k.expires }),
+        Some(k) if k.is_expired_on(today) => {
+            Err(ReleaseError::KeyringExpired { expires: k.expires })
+        }
         Some(k) => Ok(k.trusted_keys()),
     };
     let mut index = trust::load_index(&opts.paths, keyring.as_ref(), opts.now);
@@ -246,9 +248,10 @@ fn check_targeting(
     }
     let Some(school) = school else {
         return Err(ReleaseError::NotTargeted {
-            detail: "l'établissement de cette machine est inconnu (enrôlement sans établissement) : \
+            detail:
+                "l'établissement de cette machine est inconnu (enrôlement sans établissement) : \
                      ré-enrôlez-la"
-                .into(),
+                    .into(),
         });
     };
     match Audience::parse(&school.kind) {

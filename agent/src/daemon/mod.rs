@@ -529,14 +529,17 @@ impl Agent {
         let transport = self.transport.as_ref();
         let fetch_pair = |kind: &str, version: u64, max: usize| {
             let path = format!("/{kind}/{version}");
-            let doc = transport
-                .fetch(&path, max as u64)
-                .map_err(|e| crate::trust::TrustError::Fetch {
+            let doc = transport.fetch(&path, max as u64).map_err(|e| {
+                crate::trust::TrustError::Fetch {
                     what: path.clone(),
                     detail: e.to_string(),
-                })?;
+                }
+            })?;
             let sig = transport
-                .fetch(&format!("{path}.minisig"), nird_proto::keyring::MAX_KEYRING_SIGNATURES_BYTES as u64)
+                .fetch(
+                    &format!("{path}.minisig"),
+                    nird_proto::keyring::MAX_KEYRING_SIGNATURES_BYTES as u64,
+                )
                 .map_err(|e| crate::trust::TrustError::Fetch {
                     what: format!("{path}.minisig"),
                     detail: e.to_string(),

@@ -88,6 +88,14 @@ impl Releases {
             index_expires: std::cell::Cell::new(time::macros::date!(2027 - 01 - 31)),
         }
     }
+    /// A directory whose index is valid for the real clock (tests that run
+    /// the binary, which reads the system time).
+    pub fn for_real_clock() -> Self {
+        let r = Self::new();
+        r.index_expires
+            .set(time::OffsetDateTime::now_utc().date() + time::Duration::days(30));
+        r
+    }
     /// Writes `NAME.toml` and its signature by `signer`.
     pub fn publish(&self, signer: &Signer, name: &str, toml: &str) {
         if self.index_signer.borrow().is_none() {

@@ -302,11 +302,7 @@ pub async fn keyring(
     let (version, want_signature) = split_signed_file(&file);
     let not_found = || HttpError::not_found(format!("trousseau {file} inconnu"));
     let version = version.ok_or_else(not_found)?;
-    let doc = state
-        .store
-        .keyring(version)
-        .await?
-        .ok_or_else(not_found)?;
+    let doc = state.store.keyring(version).await?.ok_or_else(not_found)?;
     Ok(signed_reply(doc, want_signature))
 }
 

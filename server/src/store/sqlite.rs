@@ -631,7 +631,16 @@ fn record_release(
            (name, version, bytes, sha256, minisig, published_by, published_at, signed_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![r.name, version, r.bytes, sha, r.minisig, actor, now(), r.signed_by])?;
+    .execute(params![
+        r.name,
+        version,
+        r.bytes,
+        sha,
+        r.minisig,
+        actor,
+        now(),
+        r.signed_by
+    ])?;
     let release_id = conn.last_insert_rowid();
     for (blob_sha, bytes) in &r.blobs {
         conn.prepare_cached(
