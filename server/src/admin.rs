@@ -195,20 +195,47 @@ pub async fn token_list(store: &dyn Store) -> anyhow::Result<String> {
 /// `machine list`.
 pub async fn machine_list(store: &dyn Store, school: Option<&str>) -> anyhow::Result<String> {
     let school = school.map(Uai::parse).transpose()?;
+    let trust: std::collections::HashMap<String, nird_proto::api::TrustReport> = store
+        .trust_reports()
+        .await?
+        .into_iter()
+        .filter_map(|(id, json)| Some((id, serde_json::from_str(&json).ok()?)))
+        .collect();
     let mut out = String::new();
     for m in store.list_machines(school.as_ref()).await? {
         let _ = writeln!(
             out,
-            "{}\t{}\t{}\t{}\tvue : {}\t{} check-ins",
+            "{}\t{}\t{}\t{}\tvue : {}\t{} check-ins\t{}",
             m.id,
             m.school,
             m.hostname,
             m.status.as_str(),
             format_time(m.last_seen),
-            m.checkins
+            m.checkins,
+            trust_text(trust.get(&m.id))
         );
     }
     Ok(out)
+}
+
+/// A machine's trust anchors and alerts, for `machine list`: keyring and
+/// index versions, then each problem code (a frozen server shows here as
+/// `index_expired` or `applied_expired:NAME`).
+fn trust_text(report: Option<&nird_proto::api::TrustReport>) -> String {
+    let Some(r) = report else {
+        return "confiance : inconnue".into();
+    };
+    let version = |v: Option<u64>| v.map_or("aucun".to_owned(), |v| format!("v{v}"));
+    let mut text = format!(
+        "trousseau {} index {}",
+        version(r.keyring_version),
+        version(r.index_version)
+    );
+    if !r.problems.is_empty() {
+        text.push_str(" ALERTE ");
+        text.push_str(&r.problems.join(","));
+    }
+    text
 }
 
 /// Checks a machine id's shape before looking it up.

@@ -100,6 +100,15 @@ impl ServerData {
     /// [`ServerData::new`] with extra `school add` flags
     /// (`--require-approval`).
     pub fn with_school_flags(flags: &[&str]) -> Self {
+        Self::build(flags, true)
+    }
+
+    /// A server whose maintainers have published no keyring yet.
+    pub fn without_keyring() -> Self {
+        Self::build(&[], false)
+    }
+
+    fn build(flags: &[&str], keyring: bool) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
         let keys = tmp.path().join("keys");
@@ -133,40 +142,9 @@ impl ServerData {
             &server,
             &["profile", "keygen", "--out", s(&keys), "--no-password"],
         );
-        // The maintainers' first keyring: their one key, published on the
-        // server (agents take it at enrolment, trust on first use).
-        let keyring = keys.join("keyring.toml");
-        let expires =
-            (time::OffsetDateTime::now_utc().date() + time::Duration::days(365)).to_string();
-        run_ok(
-            &server,
-            &[
-                "profile",
-                "keyring",
-                "new",
-                "--key",
-                s(&keys.join("nird.pub")),
-                "--expires",
-                &expires,
-                "--out",
-                s(&keyring),
-            ],
-        );
-        run_ok(
-            &server,
-            &[
-                "profile",
-                "keyring",
-                "sign",
-                "--key",
-                s(&keys.join("nird.key")),
-                s(&keyring),
-            ],
-        );
-        run_ok(
-            &server,
-            &["keyring", "publish", "--data-dir", s(&data), s(&keyring)],
-        );
+        if keyring {
+            publish_first_keyring(&server, &data, &keys);
+        }
         ServerData {
             tmp,
             data,
@@ -338,6 +316,11 @@ impl ServerData {
                 ],
             )
             .expect("insert release");
+        // The compromised server also stops pinning the current version, so
+        // that check-ins hand out the inserted one.
+        self.db()
+            .execute("DELETE FROM index_entries WHERE name = ?1", [name])
+            .expect("unpin");
     }
 
     /// The attacker deletes every release of `name` above `keep`, so the
@@ -357,7 +340,65 @@ impl ServerData {
             )
             .expect("delete releases");
         assert!(n > 0, "nothing rolled back");
+        db.execute("DELETE FROM index_entries WHERE name = ?1", [name])
+            .expect("unpin");
     }
+
+    /// The attacker makes the server assign `profile` to the school,
+    /// whatever the school's assignments say.
+    pub fn attacker_assign(&self, profile: &str) {
+        self.db()
+            .execute(
+                "INSERT OR IGNORE INTO school_assignments (school_id, profile_name) \
+                 SELECT id, ?1 FROM schools",
+                [profile],
+            )
+            .expect("assign");
+    }
+
+    /// Runs SQL on the server's database (the attacker who controls the
+    /// server's storage).
+    pub fn db_exec(&self, sql: &str) {
+        self.db().execute_batch(sql).expect("attacker SQL");
+    }
+}
+
+/// Makes the maintainers' first keyring (`KEYS/keyring.toml`: their one
+/// key, signed) and publishes it on the server.
+fn publish_first_keyring(server: &Path, data: &Path, keys: &Path) {
+    // The maintainers' first keyring: their one key, published on the
+    // server (agents take it at enrolment, trust on first use).
+    let keyring = keys.join("keyring.toml");
+    let expires = (time::OffsetDateTime::now_utc().date() + time::Duration::days(365)).to_string();
+    run_ok(
+        server,
+        &[
+            "profile",
+            "keyring",
+            "new",
+            "--key",
+            s(&keys.join("nird.pub")),
+            "--expires",
+            &expires,
+            "--out",
+            s(&keyring),
+        ],
+    );
+    run_ok(
+        server,
+        &[
+            "profile",
+            "keyring",
+            "sign",
+            "--key",
+            s(&keys.join("nird.key")),
+            s(&keyring),
+        ],
+    );
+    run_ok(
+        server,
+        &["keyring", "publish", "--data-dir", s(data), s(&keyring)],
+    );
 }
 
 impl Default for ServerData {
