@@ -103,7 +103,9 @@ fn packages_and_repositories_in_a_debian_chroot() {
         .collect();
     assert_eq!(
         changes,
-        [("repository:nird-updates", false), ("package:hello", true)]
+        [("repository:nird-updates", false), ("package:hello", true)],
+        "{:?}",
+        outcome.releases
     );
     let reports = apply(&opts, &releases, &["logiciels"]);
     assert_eq!(

@@ -608,8 +608,8 @@ fn a_symlink_anywhere_on_a_managed_path_is_refused_at_plan_and_apply() {
         releases.publish(&signer, "liens", &liens_profile());
         let root = test_root(&signer);
         let r = root.path();
-        std::fs::create_dir(r.join("root")).unwrap();
-        std::fs::create_dir(r.join("var")).unwrap();
+        std::fs::create_dir_all(r.join("root")).unwrap();
+        std::fs::create_dir_all(r.join("var")).unwrap();
         let outside = tempfile::tempdir().unwrap();
         let links = plant(r, outside.path(), parent, points);
         let expected = [

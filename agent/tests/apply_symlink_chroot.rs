@@ -56,10 +56,13 @@ fn as_pupil(root: &Path, ids: &str, args: &[&str]) -> Output {
 /// The profile: a file and a directory under `/srv/classe` (the pupil's),
 /// a user whose home is there too, and one file elsewhere that must apply.
 fn profile() -> String {
-    r#"[profile]
+    // The command line runs at the real clock: a near expiry.
+    let expires = time::OffsetDateTime::now_utc().date() + time::Duration::days(60);
+    format!(
+        r#"[profile]
 name = "liens"
 version = 1
-expires = 2099-12-31
+expires = {expires}
 description = "Documents de la classe"
 audience = "all"
 
@@ -80,7 +83,20 @@ home = "/srv/classe/maison/invite"
 path = "/srv/nird-temoin.txt"
 content = "appliqué\n"
 "#
-    .to_owned()
+    )
+}
+
+/// Copies the files of `from` (and of its subdirectories) into `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
 }
 
 /// Leaves the chroot as `apply_apt` expects it (and as this test starts).
@@ -153,18 +169,13 @@ fn a_pupils_links_on_the_real_root_are_refused() {
         assert!(meta.file_type().is_symlink() && meta.uid() == uid);
     }
 
-    // Signed releases given on a "USB key" inside the chroot.
+    // Signed releases (and their signed index) given on a "USB key" inside
+    // the chroot; the machine trusts their signer.
     let signer = Signer::new();
-    trust(&root, &signer);
-    let releases = root.join(&RELEASES[1..]);
-    std::fs::create_dir_all(releases.join("blobs")).unwrap();
-    let text = profile();
-    std::fs::write(releases.join("liens.toml"), &text).unwrap();
-    std::fs::write(
-        releases.join("liens.toml.minisig"),
-        signer.sign(text.as_bytes()),
-    )
-    .unwrap();
+    install_keyring(&root, &signer);
+    let releases = Releases::for_real_clock();
+    releases.publish(&signer, "liens", &profile());
+    copy_dir(releases.dir.path(), &root.join(&RELEASES[1..]));
 
     let before = (
         snapshot(&root.join("etc")),
