@@ -2,52 +2,20 @@
 //!
 //! The chroot is built once with `debootstrap --variant=minbase` from the
 //! mirror this machine's apt already uses, under the target directory, and
-//! reused by later runs (a test run takes its lock). The test needs root,
-//! `debootstrap` and the mirror; without them it prints why and skips.
+//! reused by later runs and other tests (`support::chroot`; a test run takes
+//! its lock). The test needs root, `debootstrap` and the mirror; without
+//! them it prints why and skips.
 
 mod apply_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use apply_support::support::chroot::{debian_chroot, host_mirror};
 use apply_support::*;
 use nird_agent::apply::journal::{Journal, JournalFile};
 use nird_agent::apply::{Verdict, plan_assigned};
 use nird_proto::api::{ApplyOutcome, ProfileRef, RefusalReason, ResourceStatus};
-
-/// The mirror and suite of this machine's own apt sources, e.g.
-/// (`http://deb.debian.org/debian`, `bookworm`).
-fn host_mirror() -> Option<(String, String)> {
-    let suite = std::fs::read_to_string("/etc/os-release")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VERSION_CODENAME=").map(str::to_owned))?;
-    let mut texts = vec![std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()];
-    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        for e in dir.flatten() {
-            texts.push(std::fs::read_to_string(e.path()).unwrap_or_default());
-        }
-    }
-    for text in texts {
-        for line in text.lines() {
-            let line = line.trim();
-            let uri = if let Some(rest) = line.strip_prefix("URIs:") {
-                rest.split_whitespace().next()
-            } else if let Some(rest) = line.strip_prefix("deb ") {
-                rest.split_whitespace().find(|w| w.starts_with("http"))
-            } else {
-                None
-            };
-            if let Some(uri) = uri
-                && uri.starts_with("http")
-                && uri.trim_end_matches('/').ends_with("/debian")
-            {
-                return Some((uri.trim_end_matches('/').to_owned(), suite));
-            }
-        }
-    }
-    None
-}
 
 fn run(cmd: &mut Command) -> std::process::Output {
     let out = cmd.output().unwrap();
@@ -58,51 +26,6 @@ fn run(cmd: &mut Command) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// The reusable chroot (built on first use), or why it cannot exist here.
-fn chroot() -> Result<(PathBuf, std::fs::File), String> {
-    if !rustix::process::geteuid().is_root() {
-        return Err("needs root (chroot, dpkg)".into());
-    }
-    if Command::new("debootstrap")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return Err("debootstrap is not installed (scripts/install-deps.sh)".into());
-    }
-    let (mirror, suite) = host_mirror().ok_or("no Debian mirror in /etc/apt/sources.list*")?;
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nird-apply-chroot");
-    std::fs::create_dir_all(&base).unwrap();
-    let lock = std::fs::File::create(base.join("lock")).unwrap();
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
-    let root = base.join(&suite);
-    if !root.join(".nird-complete").exists() {
-        eprintln!("building a {suite} chroot from {mirror} (minutes, once)");
-        let partial = base.join(format!("{suite}.partial"));
-        let _ = std::fs::remove_dir_all(&partial);
-        let out = Command::new("debootstrap")
-            .args(["--variant=minbase", &suite])
-            .arg(&partial)
-            .arg(&mirror)
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            return Err(format!(
-                "debootstrap failed (mirror {mirror} unreachable?): {}",
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            ));
-        }
-        std::fs::write(partial.join(".nird-complete"), "").unwrap();
-        std::fs::rename(&partial, &root).unwrap();
-    }
-    // Name resolution for apt inside the chroot.
-    let _ = std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"));
-    Ok((root, lock))
 }
 
 fn dpkg_status(root: &Path, package: &str) -> String {
@@ -123,7 +46,7 @@ fn profile(version: u64, packages: &str, repository: &str) -> String {
 
 #[test]
 fn packages_and_repositories_in_a_debian_chroot() {
-    let (root, _lock) = match chroot() {
+    let (root, _lock) = match debian_chroot() {
         Ok(r) => r,
         Err(why) => {
             eprintln!("SKIPPED: apt chroot test: {why}");
@@ -180,7 +103,9 @@ fn packages_and_repositories_in_a_debian_chroot() {
         .collect();
     assert_eq!(
         changes,
-        [("repository:nird-updates", false), ("package:hello", true)]
+        [("repository:nird-updates", false), ("package:hello", true)],
+        "{:?}",
+        outcome.releases
     );
     let reports = apply(&opts, &releases, &["logiciels"]);
     assert_eq!(

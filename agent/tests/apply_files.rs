@@ -1,15 +1,19 @@
 //! The apply engine on temporary roots: files, directories, users and
 //! groups applied and converged; refused releases (tampered, rolled back,
 //! expired, blob mismatch, unknown key, wrong name, missing include) leave
-//! the root byte for byte unchanged; an interrupted apply converges.
+//! the root byte for byte unchanged; an interrupted apply converges; a
+//! symbolic link anywhere on a managed path (parent or last component, into
+//! the root, out of it, dangling; planted before the plan or after it) is
+//! refused with its reason and nothing is written through it.
 
 mod apply_support;
 
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use apply_support::*;
 use nird_agent::apply::journal::{Journal, JournalFile};
-use nird_agent::apply::{DirectorySource, Verdict, plan_assigned};
+use nird_agent::apply::{DirectorySource, ProgressEvent, Verdict, apply_assigned, plan_assigned};
 use nird_proto::api::{ApplyOutcome, ProfileRef, RefusalReason, ResourceStatus};
 
 const WALLPAPER: &[u8] = b"\x89PNG not really, but binary \x00\x01\x02 bytes";
@@ -478,15 +482,259 @@ fn a_symlink_leading_out_of_the_root_is_not_followed() {
         .find(|x| x.id == "file:/usr/share/nird/fond.png")
         .unwrap();
     assert_eq!(fond.status, ResourceStatus::Failed);
-    assert!(
-        fond.message
-            .as_deref()
-            .unwrap()
-            .contains("hors de la racine")
+    assert_eq!(
+        fond.message.as_deref(),
+        Some("lien symbolique refusé : /usr/share/nird est un lien")
     );
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     // The rest of the profile applied.
     assert!(r.join("etc/nird/motd").exists());
+}
+
+/// A file, a directory and a user's home, each one level below a directory
+/// a pupil could own (`/srv/classe`).
+const LINKED_FILE: &str = "/srv/classe/notes/charte.txt";
+const LINKED_DIRECTORY: &str = "/srv/classe/partage/commun";
+const LINKED_HOME: &str = "/srv/classe/maison/invite";
+
+fn liens_profile() -> String {
+    format!(
+        r#"[profile]
+name = "liens"
+version = 1
+expires = 2027-08-31
+description = "Chemins sous un dossier d'élève"
+audience = "all"
+
+[[file]]
+path = "{LINKED_FILE}"
+content = "Charte de la classe\n"
+mode = "0666"
+owner = "daemon"
+group = "daemon"
+
+[[directory]]
+path = "{LINKED_DIRECTORY}"
+mode = "1777"
+owner = "daemon"
+group = "daemon"
+
+[[user]]
+name = "invite"
+home = "{LINKED_HOME}"
+"#
+    )
+}
+
+/// Where the links of one case point.
+#[derive(Debug, Clone, Copy)]
+enum Points {
+    /// To a directory (or file) outside the root.
+    Outside,
+    /// To a directory of the root itself (`/etc`, `/root`, `/var`), by
+    /// absolute and relative links.
+    InsideRoot,
+    /// Nowhere (a name outside the root that does not exist).
+    Dangling,
+}
+
+/// Plants, for each of the three resources, a link at its parent directory
+/// (`parent`) or at its last component (otherwise), pointing as `points`
+/// says. Returns the managed paths of the links.
+fn plant(root: &Path, outside: &Path, parent: bool, points: Points) -> [String; 3] {
+    let managed = [LINKED_FILE, LINKED_DIRECTORY, LINKED_HOME];
+    let inside = [
+        // Absolute (host path), relative, and relative to the parent.
+        root.join("etc"),
+        root.join("root"),
+        PathBuf::from(if parent { "../../var" } else { "../../../var" }),
+    ];
+    let mut links = [String::new(), String::new(), String::new()];
+    for (i, path) in managed.iter().enumerate() {
+        let link = if parent {
+            path.rsplit_once('/').unwrap().0
+        } else {
+            path
+        };
+        let host = root.join(&link[1..]);
+        std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+        let target = match points {
+            Points::Outside => {
+                // Outside, a file for the file's own link, directories
+                // otherwise, each with a witness file.
+                let target = outside.join(format!("cible-{i}"));
+                if !parent && i == 0 {
+                    std::fs::write(&target, "à ne pas écraser\n").unwrap();
+                } else {
+                    std::fs::create_dir(&target).unwrap();
+                    std::fs::write(target.join("temoin"), "témoin\n").unwrap();
+                }
+                target
+            }
+            Points::InsideRoot => inside[i].clone(),
+            Points::Dangling => outside.join(format!("absent-{i}")),
+        };
+        std::os::unix::fs::symlink(&target, &host).unwrap();
+        links[i] = link.to_owned();
+    }
+    links
+}
+
+/// The root's entries, without the agent's own state (the apply records
+/// its results in `/var/lib/nird-agent`, creating `/var/lib`).
+fn system_snapshot(root: &Path) -> impl PartialEq + std::fmt::Debug {
+    let mut all = snapshot(root);
+    all.retain(|path, _| !path.starts_with("var/lib/nird-agent") && path != Path::new("var/lib"));
+    all
+}
+
+#[test]
+fn a_symlink_anywhere_on_a_managed_path_is_refused_at_plan_and_apply() {
+    let cases = [
+        (true, Points::Outside),
+        (true, Points::InsideRoot),
+        (true, Points::Dangling),
+        (false, Points::Outside),
+        (false, Points::InsideRoot),
+        (false, Points::Dangling),
+    ];
+    for (parent, points) in cases {
+        let case = format!(
+            "link at the {}, {points:?}",
+            if parent { "parent" } else { "last component" }
+        );
+        let signer = Signer::new();
+        let releases = Releases::new();
+        releases.publish(&signer, "liens", &liens_profile());
+        let root = test_root(&signer);
+        let r = root.path();
+        std::fs::create_dir_all(r.join("root")).unwrap();
+        std::fs::create_dir_all(r.join("var")).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let links = plant(r, outside.path(), parent, points);
+        let expected = [
+            (format!("file:{LINKED_FILE}"), &links[0]),
+            (format!("directory:{LINKED_DIRECTORY}"), &links[1]),
+            ("user:invite".to_owned(), &links[2]),
+        ];
+        let before = (system_snapshot(r), snapshot(outside.path()));
+        let opts = options(r);
+
+        // The plan already sees every refusal, with its reason.
+        let assigned = [ProfileRef {
+            name: "liens".into(),
+            version: 1,
+        }];
+        let plan = plan_assigned(&opts, &assigned, &releases.source()).unwrap();
+        for (id, link) in &expected {
+            let planned = plan.plan.resources.iter().find(|x| &x.id == id).unwrap();
+            assert_eq!(
+                planned.verdict,
+                Verdict::Blocked {
+                    reason: format!("lien symbolique refusé : {link} est un lien")
+                },
+                "{case}: {id}"
+            );
+        }
+
+        let reports = apply(&opts, &releases, &["liens"]);
+        assert_eq!(reports[0].outcome, ApplyOutcome::Failed, "{case}");
+        for (id, link) in &expected {
+            let result = reports[0].resources.iter().find(|x| &x.id == id).unwrap();
+            assert_eq!(result.status, ResourceStatus::Failed, "{case}: {id}");
+            assert_eq!(
+                result.message,
+                Some(format!("lien symbolique refusé : {link} est un lien")),
+                "{case}: {id}"
+            );
+        }
+        // Nothing changed, inside the root or outside: contents, modes,
+        // owners, link targets; no account created.
+        assert_eq!(
+            (system_snapshot(r), snapshot(outside.path())),
+            before,
+            "{case}"
+        );
+        assert!(account_line(r, "etc/passwd", "invite").is_none(), "{case}");
+    }
+}
+
+#[test]
+fn a_symlink_planted_between_plan_and_apply_is_refused() {
+    let signer = Signer::new();
+    let releases = Releases::new();
+    releases.publish(&signer, "liens", &liens_profile());
+    let root = test_root(&signer);
+    let r = root.path().to_owned();
+    // At plan time the way is clear: the file's directory exists, the rest
+    // is to be created.
+    std::fs::create_dir_all(r.join("srv/classe/notes")).unwrap();
+    std::fs::create_dir_all(r.join("srv/classe/partage")).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir(outside.path().join("maison")).unwrap();
+    let before_outside = snapshot(outside.path());
+    let before_etc = std::fs::symlink_metadata(r.join("etc")).unwrap();
+
+    // Once planned, before the first change, a pupil plants links: the
+    // file itself → a name outside (which an O_CREAT that follows would
+    // create), the directory → the root's /etc (which a chown that follows
+    // would give to daemon, mode 1777), the home's parent → outside.
+    let mut planted = false;
+    let mut progress = |event: ProgressEvent| {
+        if let ProgressEvent::Planned { changes } = event {
+            assert_eq!(changes, 3, "all three were clear at plan time");
+            std::os::unix::fs::symlink(
+                outside.path().join("cree"),
+                r.join("srv/classe/notes/charte.txt"),
+            )
+            .unwrap();
+            std::os::unix::fs::symlink(r.join("etc"), r.join("srv/classe/partage/commun")).unwrap();
+            std::os::unix::fs::symlink(outside.path().join("maison"), r.join("srv/classe/maison"))
+                .unwrap();
+            planted = true;
+        }
+    };
+    let assigned = [ProfileRef {
+        name: "liens".into(),
+        version: 1,
+    }];
+    let reports = apply_assigned(&options(&r), &assigned, &releases.source(), &mut progress);
+    assert!(planted);
+    let messages: Vec<(&str, ResourceStatus, Option<&str>)> = reports[0]
+        .resources
+        .iter()
+        .map(|x| (x.id.as_str(), x.status, x.message.as_deref()))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            (
+                "user:invite",
+                ResourceStatus::Failed,
+                Some("lien symbolique refusé : /srv/classe/maison est un lien")
+            ),
+            (
+                "directory:/srv/classe/partage/commun",
+                ResourceStatus::Failed,
+                Some("lien symbolique refusé : /srv/classe/partage/commun est un lien")
+            ),
+            (
+                "file:/srv/classe/notes/charte.txt",
+                ResourceStatus::Failed,
+                Some("lien symbolique refusé : /srv/classe/notes/charte.txt est un lien")
+            ),
+        ]
+    );
+    assert_eq!(snapshot(outside.path()), before_outside);
+    assert!(!outside.path().join("cree").exists());
+    let etc = std::fs::symlink_metadata(r.join("etc")).unwrap();
+    assert_eq!(
+        (etc.mode(), etc.uid(), etc.gid()),
+        (before_etc.mode(), before_etc.uid(), before_etc.gid())
+    );
+    // The account was refused before any accounts file was written.
+    assert!(account_line(&r, "etc/passwd", "invite").is_none());
+    assert!(account_line(&r, "etc/group", "invite").is_none());
 }
 
 #[test]

@@ -15,15 +15,14 @@
 //! home copied from `/etc/skel` for non-system users.
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nird_proto::profile::{GroupResource, PasswordPolicy, UserResource};
 
-use super::files::write_atomic;
+use super::files::describe;
 use super::plan::Check;
+use super::safe_fs::{Dir, Entry, Kind, Root};
 use crate::paths::AgentPaths;
 
 /// How long to wait for another tool holding the accounts lock (like
@@ -33,8 +32,11 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(15);
 /// One of the colon-separated account files, line by line.
 #[derive(Debug, Clone, Default)]
 struct Table {
-    /// Where it lives under the root.
-    path: PathBuf,
+    /// The managed root it lives under.
+    root: PathBuf,
+    /// Its path on the managed system (`/etc/passwd`), reached without
+    /// following links like every managed path.
+    path: &'static str,
     /// False when the file does not exist (a bare test root).
     exists: bool,
     /// Its lines, split on `:`; comments and blank lines kept as one field.
@@ -42,23 +44,42 @@ struct Table {
 }
 
 impl Table {
-    fn load(path: PathBuf) -> Result<Self, String> {
-        match fs::read_to_string(&path) {
-            Ok(text) => Ok(Table {
-                lines: text
-                    .lines()
-                    .map(|l| l.split(':').map(str::to_owned).collect())
-                    .collect(),
-                path,
-                exists: true,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Table {
+    fn load(paths: &AgentPaths, path: &'static str) -> Result<Self, String> {
+        let unreadable = |e| describe(e, "lecture de", path);
+        let bytes = match Root::open(&paths.root)
+            .and_then(|r| r.locate(path))
+            .map_err(unreadable)?
+        {
+            None => None,
+            Some(place) => match place.entry().map_err(unreadable)? {
+                Entry::Missing => None,
+                Entry::Present(m) if m.kind == Kind::File => {
+                    place.read(u64::MAX).map_err(unreadable)?
+                }
+                Entry::Present(_) => {
+                    return Err(format!("{path} n'est pas un fichier ordinaire"));
+                }
+            },
+        };
+        let Some(bytes) = bytes else {
+            return Ok(Table {
+                root: paths.root.clone(),
                 path,
                 exists: false,
                 lines: Vec::new(),
-            }),
-            Err(e) => Err(format!("{} illisible : {e}", path.display())),
-        }
+            });
+        };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("{path} illisible : contenu qui n'est pas de l'UTF-8"))?;
+        Ok(Table {
+            lines: text
+                .lines()
+                .map(|l| l.split(':').map(str::to_owned).collect())
+                .collect(),
+            root: paths.root.clone(),
+            path,
+            exists: true,
+        })
     }
 
     fn find(&self, name: &str) -> Option<&Vec<String>> {
@@ -84,20 +105,22 @@ impl Table {
     /// Writes the table back atomically, keeping the file's mode and owner
     /// (`default_mode` for a new file).
     fn save(&self, default_mode: u32, default_owner: (u32, u32)) -> Result<(), String> {
-        let (mode, owner) = match fs::metadata(&self.path) {
-            Ok(m) => (m.mode() & 0o7777, (m.uid(), m.gid())),
-            Err(_) => (default_mode, default_owner),
+        let fail = |e| describe(e, "écriture de", self.path);
+        let place = Root::open(&self.root)
+            .and_then(|r| r.locate_creating(self.path))
+            .map_err(fail)?;
+        let (mode, owner) = match place.entry().map_err(fail)? {
+            Entry::Present(m) => (m.mode, (m.uid, m.gid)),
+            Entry::Missing => (default_mode, default_owner),
         };
         let mut text = String::new();
         for line in &self.lines {
             text.push_str(&line.join(":"));
             text.push('\n');
         }
-        if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        write_atomic(&self.path, text.as_bytes(), mode, Some(owner))
-            .map_err(|e| format!("écriture de {} impossible : {e}", self.path.display()))
+        place
+            .write(text.as_bytes(), mode, Some(owner))
+            .map_err(fail)
     }
 }
 
@@ -115,10 +138,10 @@ impl Accounts {
     /// under the root; missing files are empty.
     pub fn load(paths: &AgentPaths) -> Result<Self, String> {
         Ok(Accounts {
-            passwd: Table::load(paths.system("/etc/passwd"))?,
-            group: Table::load(paths.system("/etc/group"))?,
-            shadow: Table::load(paths.system("/etc/shadow"))?,
-            gshadow: Table::load(paths.system("/etc/gshadow"))?,
+            passwd: Table::load(paths, "/etc/passwd")?,
+            group: Table::load(paths, "/etc/group")?,
+            shadow: Table::load(paths, "/etc/shadow")?,
+            gshadow: Table::load(paths, "/etc/gshadow")?,
         })
     }
 
@@ -187,6 +210,11 @@ impl Accounts {
         Check::from_differences(differences)
     }
 
+    /// True when applying `u` creates the account, and so its home.
+    pub fn creates_home(&self, u: &UserResource) -> bool {
+        !u.system && self.passwd.find(&u.name).is_none()
+    }
+
     fn is_member(&self, user: &str, group: &str) -> bool {
         self.group
             .find(group)
@@ -214,22 +242,16 @@ impl Accounts {
 /// The lock shared with the shadow tools: an fcntl write lock on
 /// `/etc/.pwd.lock`, as `lckpwdf(3)` takes. Released on drop (close).
 struct AccountsLock {
-    _file: fs::File,
+    _file: std::fs::File,
 }
 
 impl AccountsLock {
     fn acquire(paths: &AgentPaths) -> Result<Self, String> {
-        let path = paths.system("/etc/.pwd.lock");
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("verrou {} : {e}", path.display()))?;
+        const PATH: &str = "/etc/.pwd.lock";
+        let file = Root::open(&paths.root)
+            .and_then(|r| r.locate_creating(PATH))
+            .and_then(|p| p.create_file(0o600, false))
+            .map_err(|e| describe(e, "verrouillage de", PATH))?;
         let deadline = Instant::now() + LOCK_TIMEOUT;
         loop {
             // An open-file-description fcntl lock: on Linux it conflicts
@@ -241,8 +263,7 @@ impl AccountsLock {
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "comptes verrouillés par un autre outil ({}) depuis plus de {} s",
-                    path.display(),
+                    "comptes verrouillés par un autre outil ({PATH}) depuis plus de {} s",
                     LOCK_TIMEOUT.as_secs()
                 ));
             }
@@ -407,6 +428,13 @@ fn create_user(
     {
         return Err(format!("l'uid {want} est déjà pris par un autre compte"));
     }
+    // A home that cannot be made safely refuses the account before any
+    // accounts file is written.
+    if !u.system
+        && let Some(why) = home_problem(paths, &u.home)
+    {
+        return Err(why);
+    }
     let uid = allocate(&used_uids, u.system, u.uid).ok_or("plus aucun uid libre")?;
     // Primary group: the group of the same name (user-private group).
     let gid = match db.group.id_of(&u.name) {
@@ -471,36 +499,72 @@ fn update_user(
     Ok(())
 }
 
-/// Creates a home directory (0700) from `/etc/skel` if it does not exist.
-fn create_home(paths: &AgentPaths, home: &str, uid: u32, gid: u32) -> Result<(), String> {
-    let target = super::files::confined(paths, home)?;
-    if target.exists() {
-        return Ok(());
-    }
-    let fail = |e: std::io::Error| format!("création de {home} impossible : {e}");
-    if let Some(parent) = target.parent() {
-        fs::create_dir_all(parent).map_err(fail)?;
-    }
-    copy_tree(&paths.system("/etc/skel"), &target, uid, gid).map_err(fail)?;
-    fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(fail)
+/// Why the home of a user the profile creates cannot be made, if it cannot:
+/// a link on its way (or in its place) is refused like for any managed path.
+/// A home that already exists is kept as it is.
+pub fn home_problem(paths: &AgentPaths, home: &str) -> Option<String> {
+    let place = match Root::open(&paths.root).and_then(|r| r.locate(home)) {
+        Ok(Some(p)) => p,
+        Ok(None) => return None,
+        Err(e) => return Some(describe(e, "lecture de", home)),
+    };
+    place.entry().err().map(|e| describe(e, "lecture de", home))
 }
 
-/// Copies `from` (if it exists) to `to`, giving everything to uid:gid.
-fn copy_tree(from: &Path, to: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-    fs::create_dir(to)?;
-    std::os::unix::fs::lchown(to, Some(uid), Some(gid))?;
-    let Ok(entries) = fs::read_dir(from) else {
+/// Creates a home directory (0700) from `/etc/skel` if it does not exist,
+/// through descriptors only: the directory is made by the agent, filled,
+/// and given to the user last.
+fn create_home(paths: &AgentPaths, home: &str, uid: u32, gid: u32) -> Result<(), String> {
+    let fail = |e| describe(e, "création de", home);
+    let root = Root::open(&paths.root).map_err(fail)?;
+    let place = root.locate_creating(home).map_err(fail)?;
+    if let Entry::Present(_) = place.entry().map_err(fail)? {
         return Ok(());
-    };
-    for entry in entries {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let dest = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &dest, uid, gid)?;
-        } else if kind.is_file() {
-            fs::copy(entry.path(), &dest)?;
-            std::os::unix::fs::lchown(&dest, Some(uid), Some(gid))?;
+    }
+    let dir = place.create_directory(0o700).map_err(fail)?;
+    if let Some(skel) = root.directory("/etc/skel").map_err(fail)? {
+        copy_tree(&skel, &dir, uid, gid).map_err(fail)?;
+    }
+    dir.set_owner_and_mode(Some((uid, gid)), 0o700)
+        .map_err(fail)?;
+    place.sync().map_err(fail)
+}
+
+/// Copies the regular files and directories of `from` into `to`, giving
+/// everything to uid:gid (links and special files are skipped).
+fn copy_tree(from: &Dir, to: &Dir, uid: u32, gid: u32) -> Result<(), super::safe_fs::FsError> {
+    for name in from.names()? {
+        let source = from.child(&name)?;
+        let dest = to.child(&name)?;
+        let meta = match source.entry() {
+            Ok(Entry::Present(m)) => m,
+            // Gone meanwhile, or a link: not copied.
+            Ok(Entry::Missing) | Err(super::safe_fs::FsError::Symlink { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        match meta.kind {
+            Kind::Directory => {
+                let Some(inner) = source.directory()? else {
+                    continue;
+                };
+                let made = dest.create_directory(0o700)?;
+                copy_tree(&inner, &made, uid, gid)?;
+                made.set_owner_and_mode(Some((uid, gid)), meta.mode & 0o777)?;
+            }
+            Kind::File => {
+                let Some((mut input, opened)) = source.open_regular()? else {
+                    continue;
+                };
+                let mut output = dest.create_file(0o600, true)?;
+                let io = |e| super::safe_fs::FsError::Io {
+                    path: dest.path(),
+                    source: e,
+                };
+                std::io::copy(&mut input, &mut output).map_err(io)?;
+                super::safe_fs::set_owner_and_mode(&output, Some((uid, gid)), opened.mode & 0o777)
+                    .map_err(io)?;
+            }
+            Kind::Other => {}
         }
     }
     Ok(())

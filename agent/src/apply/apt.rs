@@ -20,6 +20,7 @@ use nird_proto::profile::{AptRepository, FileContent, FileResource, Ownership};
 use super::accounts::Accounts;
 use super::files;
 use super::plan::Check;
+use super::safe_fs;
 use crate::paths::AgentPaths;
 
 /// How long apt waits for the dpkg lock held by someone else.
@@ -324,28 +325,32 @@ fn lists_missing(paths: &AgentPaths) -> bool {
 /// While it lives, packages installed into a root that is not `/` may not
 /// start services (Debian's `policy-rc.d` convention, exit status 101): a
 /// daemon from a mounted disk or a chroot must not start on the host. The
-/// file is only created when absent, and removed on drop.
+/// file is only created when absent (never through a link), and removed on
+/// drop through the same directory descriptor.
 struct NoServiceStarts {
     /// The file we created, if any.
-    created: Option<PathBuf>,
+    created: Option<safe_fs::Location>,
 }
 
 impl NoServiceStarts {
+    const PATH: &str = "/usr/sbin/policy-rc.d";
+
     fn install(paths: &AgentPaths) -> Self {
-        let path = paths.system("/usr/sbin/policy-rc.d");
-        if paths.root.as_os_str() == "/"
-            || std::fs::symlink_metadata(&path).is_ok()
-            || !path.parent().is_some_and(|d| d.is_dir())
-        {
+        if paths.root.as_os_str() == "/" {
             return NoServiceStarts { created: None };
         }
+        // Only in an existing /usr/sbin, where nothing is yet.
+        let place = match files::locate(paths, Self::PATH) {
+            Ok(Some(p)) if matches!(p.entry(), Ok(safe_fs::Entry::Missing)) => p,
+            _ => return NoServiceStarts { created: None },
+        };
         let script = b"#!/bin/sh\n# nird-agent: no service starts while installing into this root.\nexit 101\n";
-        match files::write_atomic(&path, script, 0o755, Some((0, 0))) {
+        match place.write(script, 0o755, Some((0, 0))) {
             Ok(()) => NoServiceStarts {
-                created: Some(path),
+                created: Some(place),
             },
             Err(e) => {
-                tracing::warn!(path = %path.display(), "cannot write policy-rc.d: {e}");
+                tracing::warn!(path = Self::PATH, "cannot write policy-rc.d: {e}");
                 NoServiceStarts { created: None }
             }
         }
@@ -354,10 +359,10 @@ impl NoServiceStarts {
 
 impl Drop for NoServiceStarts {
     fn drop(&mut self) {
-        if let Some(path) = &self.created
-            && let Err(e) = std::fs::remove_file(path)
+        if let Some(place) = &self.created
+            && let Err(e) = place.remove()
         {
-            tracing::warn!(path = %path.display(), "cannot remove policy-rc.d: {e}");
+            tracing::warn!(path = Self::PATH, "cannot remove policy-rc.d: {e}");
         }
     }
 }

@@ -4,117 +4,87 @@
 //! same directory, which gets its owner and mode, is fsynced, then renamed
 //! over the target, and the directory is fsynced. A reader (or a power cut)
 //! sees the old file or the new one, never a mix. Metadata alone is fixed in
-//! place. Paths are confined to the root: a symlink in a parent directory
-//! that leads outside `--root` makes the resource fail rather than write
-//! through it.
+//! place, on the file's descriptor.
+//!
+//! Invariant: every managed path is reached through [`super::safe_fs`] —
+//! resolved beneath the root's descriptor without following any symbolic
+//! link, changed only through descriptors. A link anywhere on the way (a
+//! place directory or the file itself, into the root or out of it,
+//! dangling or not) makes the resource fail with « lien symbolique refusé :
+//! CHEMIN est un lien », at plan time already, and a link planted after the
+//! plan is refused (or replaced by the rename) at apply time, never written
+//! through. The same code runs on `/` and on a test root.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 
 use nird_proto::profile::{DirectoryResource, FileResource, Ownership};
 
 use super::accounts::Accounts;
 use super::plan::Check;
+use super::safe_fs::{self, Entry, FsError, Kind, Location, Meta, Root};
 use crate::paths::AgentPaths;
-use crate::spool::sync_dir;
 
 /// Writes `bytes` to `path` atomically: temporary file, owner (when given),
 /// mode, fsync, rename, fsync of the directory.
 ///
-/// Not [`crate::spool::write_atomic`], on purpose: this one writes into the
-/// managed root, so it sets an owner and refuses to follow a planted
-/// symlink, and its temporary name is fixed (no process id) so that the
-/// next apply after a power cut finds and removes it
-/// ([`remove_temporary`]). A fixed name assumes one writer per file at a
-/// time (the apply and accounts locks); the spool's writers are not
-/// serialized that way, hence its per-process temporary names.
+/// For the agent's own files (its state directory), whose directory is
+/// given by its host path; managed paths use [`Location::write`] after a safe
+/// walk. Not [`crate::spool::write_atomic`], on purpose: its temporary name
+/// is fixed (no process id) so that the next apply after a power cut finds
+/// and removes it ([`remove_temporary`]). A fixed name assumes one writer
+/// per file at a time (the apply and accounts locks); the spool's writers
+/// are not serialized that way, hence its per-process temporary names.
 pub fn write_atomic(
     path: &Path,
     bytes: &[u8],
     mode: u32,
     owner: Option<(u32, u32)>,
 ) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    // A fixed temporary name: a leftover from a crash is replaced, never
-    // accumulated. Removing it first means O_EXCL below cannot follow a
-    // planted symlink.
-    let tmp =
-        temporary_for(path).ok_or_else(|| std::io::Error::other("chemin sans nom de fichier"))?;
-    match fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
-        }
-        // After chown: chown clears set-id bits.
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// The temporary file [`write_atomic`] uses for `path`.
-fn temporary_for(path: &Path) -> Option<PathBuf> {
-    let name = path.file_name()?;
-    Some(path.with_file_name(format!(".{}.nird-tmp", name.to_string_lossy())))
+    Location::at_host_path(path)?
+        .write(bytes, mode, owner)
+        .map_err(|e| match e {
+            FsError::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })
 }
 
 /// Removes the temporary file an interrupted [`write_atomic`] of `path` may
 /// have left.
 pub fn remove_temporary(path: &Path) {
-    if let Some(tmp) = temporary_for(path)
-        && fs::remove_file(&tmp).is_ok()
-    {
-        tracing::info!(path = %tmp.display(), "removed a leftover temporary file");
+    if Location::at_host_path(path).is_ok_and(|p| p.remove_temporary()) {
+        tracing::info!(path = %path.display(), "removed a leftover temporary file");
     }
 }
 
-/// [`remove_temporary`] for a path of the managed system.
+/// [`remove_temporary`] for a path of the managed system (found by a safe
+/// walk: a leftover behind a link is left alone).
 pub fn remove_leftover(paths: &AgentPaths, absolute: &str) {
-    if let Ok(target) = confined(paths, absolute) {
-        remove_temporary(&target);
+    if let Ok(Some(place)) = Root::open(&paths.root).and_then(|r| r.locate(absolute))
+        && place.remove_temporary()
+    {
+        tracing::info!(path = %absolute, "removed a leftover temporary file");
     }
 }
 
-/// Maps a profile path under the root, refusing one whose existing parent
-/// directories lead outside the root through a symlink.
-pub fn confined(paths: &AgentPaths, absolute: &str) -> Result<PathBuf, String> {
-    let target = paths.system(absolute);
-    let root = fs::canonicalize(&paths.root)
-        .map_err(|e| format!("racine {} illisible : {e}", paths.root.display()))?;
-    if root == Path::new("/") {
-        return Ok(target);
+/// The directory holding a managed path, found without following links;
+/// `None` when a place directory is missing.
+pub fn locate(paths: &AgentPaths, absolute: &str) -> Result<Option<Location>, FsError> {
+    Root::open(&paths.root)?.locate(absolute)
+}
+
+/// [`locate`], creating missing place directories (0755).
+pub fn locate_creating(paths: &AgentPaths, absolute: &str) -> Result<Location, FsError> {
+    Root::open(&paths.root)?.locate_creating(absolute)
+}
+
+/// A French sentence for a failure on `path`: a refusal says itself, a
+/// system error gets what was being done.
+pub fn describe(e: FsError, doing: &str, path: &str) -> String {
+    match e {
+        FsError::Io { source, .. } => format!("{doing} {path} impossible : {source}"),
+        other => other.to_string(),
     }
-    let mut existing = target.parent();
-    while let Some(dir) = existing {
-        match fs::canonicalize(dir) {
-            Ok(real) if real.starts_with(&root) => return Ok(target),
-            Ok(real) => {
-                return Err(format!(
-                    "{absolute} mène hors de la racine (par {})",
-                    real.display()
-                ));
-            }
-            Err(_) => existing = dir.parent(),
-        }
-    }
-    Ok(target)
 }
 
 /// Owner ids for `ownership`, or what is missing.
@@ -130,22 +100,21 @@ fn resolve_owner(ownership: &Ownership, accounts: &Accounts) -> Result<(u32, u32
 
 /// Differences of mode and owner between `meta` and the desired ones.
 fn metadata_differences(
-    meta: &fs::Metadata,
+    meta: &Meta,
     ownership: &Ownership,
     ids: Option<(u32, u32)>,
     out: &mut Vec<String>,
 ) {
-    let mode = meta.mode() & 0o7777;
-    if mode != ownership.mode {
-        out.push(format!("mode {mode:04o} → {:04o}", ownership.mode));
+    if meta.mode != ownership.mode {
+        out.push(format!("mode {:04o} → {:04o}", meta.mode, ownership.mode));
     }
     match ids {
         Some((uid, gid)) => {
-            if meta.uid() != uid {
-                out.push(format!("propriétaire {} → {}", meta.uid(), ownership.owner));
+            if meta.uid != uid {
+                out.push(format!("propriétaire {} → {}", meta.uid, ownership.owner));
             }
-            if meta.gid() != gid {
-                out.push(format!("groupe {} → {}", meta.gid(), ownership.group));
+            if meta.gid != gid {
+                out.push(format!("groupe {} → {}", meta.gid, ownership.group));
             }
         }
         None => out.push(format!(
@@ -169,13 +138,35 @@ fn owner_ids(
     }
 }
 
-/// True when `target` (whose `lstat` is `meta`) is a regular file holding
-/// exactly `content`. Anything else (a FIFO, a device, a socket) is not
-/// read: reading a FIFO would block the plan forever.
-fn holds(target: &Path, meta: &fs::Metadata, content: &[u8]) -> bool {
-    meta.is_file()
-        && meta.len() == content.len() as u64
-        && fs::read(target).is_ok_and(|b| b == content)
+/// The open file at `place` when it is a regular file with a single link
+/// holding exactly `content`. Anything else (a FIFO, a device, a socket) is
+/// not opened, and a FIFO swapped in meanwhile is not read (`O_NONBLOCK`,
+/// `fstat`). A file with other hard links is not "held": its metadata must
+/// not be changed in place (the other name may be anyone's file), it is
+/// replaced by the rename instead.
+fn holding(
+    place: &Location,
+    meta: &Meta,
+    content: &[u8],
+) -> Result<Option<std::fs::File>, FsError> {
+    if meta.kind != Kind::File || meta.len != content.len() as u64 || meta.links != 1 {
+        return Ok(None);
+    }
+    let Some((mut file, opened)) = place.open_regular()? else {
+        return Ok(None);
+    };
+    if opened.links != 1 || opened.len != content.len() as u64 {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(content.len());
+    (&mut file)
+        .take(content.len() as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| FsError::Io {
+            path: place.path(),
+            source: e,
+        })?;
+    Ok((bytes == content).then_some(file))
 }
 
 /// Compares a managed file with the machine.
@@ -186,30 +177,31 @@ pub fn check_file(
     accounts: &Accounts,
     created_by_profile: &dyn Fn(&Ownership) -> bool,
 ) -> Check {
-    let target = match confined(paths, &file.path) {
-        Ok(t) => t,
-        Err(e) => return Check::Blocked(e),
+    let unreadable = |e| Check::Blocked(describe(e, "lecture de", &file.path));
+    let place = match locate(paths, &file.path) {
+        Ok(p) => p,
+        Err(e) => return unreadable(e),
     };
     let ids = match owner_ids(&file.ownership, accounts, created_by_profile) {
         Ok(ids) => ids,
         Err(e) => return Check::Blocked(e),
     };
-    let meta = match fs::symlink_metadata(&target) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Check::Change("à créer".to_owned());
-        }
-        Err(e) => return Check::Blocked(format!("{} illisible : {e}", file.path)),
+    let Some(place) = place else {
+        return Check::Change("à créer".to_owned());
     };
-    if meta.is_dir() {
+    let meta = match place.entry() {
+        Ok(Entry::Missing) => return Check::Change("à créer".to_owned()),
+        Ok(Entry::Present(m)) => m,
+        Err(e) => return unreadable(e),
+    };
+    if meta.kind == Kind::Directory {
         return Check::Blocked(format!("un dossier occupe {}", file.path));
     }
-    if meta.file_type().is_symlink() {
-        return Check::Change("lien symbolique remplacé par le fichier".to_owned());
-    }
     let mut differences = Vec::new();
-    if !holds(&target, &meta, content) {
-        differences.push("contenu".to_owned());
+    match holding(&place, &meta, content) {
+        Ok(Some(_)) => {}
+        Ok(None) => differences.push("contenu".to_owned()),
+        Err(e) => return unreadable(e),
     }
     metadata_differences(&meta, &file.ownership, ids, &mut differences);
     Check::from_differences(differences)
@@ -222,24 +214,27 @@ pub fn apply_file(
     content: &[u8],
     accounts: &Accounts,
 ) -> Result<(), String> {
-    let target = confined(paths, &file.path)?;
+    let fail = |e| describe(e, "écriture de", &file.path);
     let (uid, gid) = resolve_owner(&file.ownership, accounts)?;
-    let same_content = fs::symlink_metadata(&target).is_ok_and(|m| holds(&target, &m, content));
-    let fail = |e: std::io::Error| format!("écriture de {} impossible : {e}", file.path);
-    if same_content {
-        std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(fail)?;
-        fs::set_permissions(&target, fs::Permissions::from_mode(file.ownership.mode))
-            .map_err(fail)?;
-        return Ok(());
+    let place = locate_creating(paths, &file.path).map_err(fail)?;
+    if let Entry::Present(meta) = place.entry().map_err(fail)? {
+        if meta.kind == Kind::Directory {
+            return Err(format!("un dossier occupe {}", file.path));
+        }
+        if let Some(open) = holding(&place, &meta, content).map_err(fail)? {
+            // Same bytes: owner and mode on the very file that was read.
+            return safe_fs::set_owner_and_mode(&open, Some((uid, gid)), file.ownership.mode)
+                .map_err(|e| {
+                    fail(FsError::Io {
+                        path: file.path.clone(),
+                        source: e,
+                    })
+                });
+        }
     }
-    if let Some(parent) = target.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(fail)?;
-    }
-    write_atomic(&target, content, file.ownership.mode, Some((uid, gid))).map_err(fail)
+    place
+        .write(content, file.ownership.mode, Some((uid, gid)))
+        .map_err(fail)
 }
 
 /// Compares a managed directory with the machine.
@@ -249,23 +244,29 @@ pub fn check_directory(
     accounts: &Accounts,
     created_by_profile: &dyn Fn(&Ownership) -> bool,
 ) -> Check {
-    let target = match confined(paths, &dir.path) {
-        Ok(t) => t,
-        Err(e) => return Check::Blocked(e),
+    let unreadable = |e| Check::Blocked(describe(e, "lecture de", &dir.path));
+    let place = match locate(paths, &dir.path) {
+        Ok(p) => p,
+        Err(e) => return unreadable(e),
     };
     let ids = match owner_ids(&dir.ownership, accounts, created_by_profile) {
         Ok(ids) => ids,
         Err(e) => return Check::Blocked(e),
     };
-    match fs::symlink_metadata(&target) {
-        Ok(m) if m.is_dir() => {
+    let Some(place) = place else {
+        return Check::Change("à créer".to_owned());
+    };
+    match place.entry() {
+        Ok(Entry::Present(m)) if m.kind == Kind::Directory => {
             let mut differences = Vec::new();
             metadata_differences(&m, &dir.ownership, ids, &mut differences);
             Check::from_differences(differences)
         }
-        Ok(_) => Check::Blocked(format!("{} existe et n'est pas un dossier", dir.path)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Check::Change("à créer".to_owned()),
-        Err(e) => Check::Blocked(format!("{} illisible : {e}", dir.path)),
+        Ok(Entry::Present(_)) => {
+            Check::Blocked(format!("{} existe et n'est pas un dossier", dir.path))
+        }
+        Ok(Entry::Missing) => Check::Change("à créer".to_owned()),
+        Err(e) => unreadable(e),
     }
 }
 
@@ -275,22 +276,12 @@ pub fn apply_directory(
     dir: &DirectoryResource,
     accounts: &Accounts,
 ) -> Result<(), String> {
-    let target = confined(paths, &dir.path)?;
+    let fail = |e| describe(e, "création de", &dir.path);
     let (uid, gid) = resolve_owner(&dir.ownership, accounts)?;
-    let fail = |e: std::io::Error| format!("création de {} impossible : {e}", dir.path);
-    match fs::symlink_metadata(&target) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(format!("{} existe et n'est pas un dossier", dir.path)),
-        Err(_) => fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&target)
-            .map_err(fail)?,
-    }
-    std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(fail)?;
-    fs::set_permissions(&target, fs::Permissions::from_mode(dir.ownership.mode)).map_err(fail)?;
-    if let Some(parent) = target.parent() {
-        sync_dir(parent).map_err(fail)?;
-    }
-    Ok(())
+    let place = locate_creating(paths, &dir.path).map_err(fail)?;
+    let opened = place.open_or_create_directory().map_err(fail)?;
+    opened
+        .set_owner_and_mode(Some((uid, gid)), dir.ownership.mode)
+        .map_err(fail)?;
+    place.sync().map_err(fail)
 }

@@ -32,6 +32,7 @@ pub mod files;
 pub mod guard;
 pub mod journal;
 pub mod plan;
+pub mod safe_fs;
 pub mod source;
 pub mod state;
 pub mod systemd;

@@ -177,7 +177,16 @@ pub fn compute(state: &DesiredState, machine: &Machine<'_>) -> Plan {
         );
     }
     for u in state.users.values() {
-        let check = accounts_check(&|a| a.check_user(&u.resource));
+        let check = accounts_check(&|a| match a.check_user(&u.resource) {
+            // The home it would create must be reachable without a link.
+            Check::Change(summary) if a.creates_home(&u.resource) => {
+                match super::accounts::home_problem(paths, &u.resource.home) {
+                    Some(why) => Check::Blocked(why),
+                    None => Check::Change(summary),
+                }
+            }
+            other => other,
+        });
         push(
             u.resource.resource_id(),
             &u.origin,

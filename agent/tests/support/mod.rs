@@ -3,4 +3,5 @@
 //! `#[path = "…/support/mod.rs"]` from elsewhere).
 #![allow(dead_code)]
 
+pub mod chroot;
 pub mod private_bus;
