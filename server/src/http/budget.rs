@@ -3,6 +3,7 @@
 //! each chunk before reading it from the store, and gives it back as soon
 //! as that chunk has left the process. Chunks past the budget wait.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -28,6 +29,11 @@ pub struct ByteBudget {
     total: u32,
 }
 
+/// Budget units for `size` bytes.
+fn units(size: u64) -> u32 {
+    u32::try_from(size.div_ceil(UNIT)).unwrap_or(u32::MAX)
+}
+
 impl ByteBudget {
     /// A budget of `bytes` (rounded up to whole KiB).
     pub fn new(bytes: u64) -> Self {
@@ -42,9 +48,7 @@ impl ByteBudget {
 
     /// Waits until `size` bytes fit, and reserves them.
     pub async fn acquire(&self, size: u64) -> Result<OwnedSemaphorePermit, HttpError> {
-        let units = u32::try_from(size.div_ceil(UNIT))
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.total);
+        let units = units(size).clamp(1, self.total);
         self.units
             .clone()
             .acquire_many_owned(units)
@@ -53,8 +57,13 @@ impl ByteBudget {
     }
 }
 
-/// Bytes read from the store, and budgeted, per chunk of a download.
+/// Bytes per chunk of a download: the unit sent to hyper and budgeted.
 pub const CHUNK: usize = 64 * 1024;
+
+/// Chunks read from the store at once (1 MiB): each store read locates its
+/// offset from the start of the blob, so reading one chunk per call would
+/// make a download quadratic in the blob's size.
+const CHUNKS_PER_READ: usize = 16;
 
 /// One chunk in flight: its bytes and the budget share they hold. hyper
 /// (and h2) keep the `Bytes` until the chunk has been written to the TLS
@@ -72,8 +81,8 @@ impl AsRef<[u8]> for Chunk {
     }
 }
 
-/// The next chunk being read.
-type ChunkRead = Pin<Box<dyn Future<Output = Result<Bytes, io::Error>> + Send>>;
+/// The next chunks being read.
+type ChunkRead = Pin<Box<dyn Future<Output = Result<VecDeque<Bytes>, io::Error>> + Send>>;
 
 /// A blob download streamed from the store: each chunk takes its budget
 /// share before it is read, and gives it back once it has left the process,
@@ -91,7 +100,9 @@ pub struct BlobBody {
     size: u64,
     /// Bytes handed to hyper so far.
     sent: u64,
-    /// The chunk being read, if any.
+    /// Chunks read, not yet handed to hyper (each holds its budget share).
+    ready: VecDeque<Bytes>,
+    /// The chunks being read, if any.
     next: Option<ChunkRead>,
     /// When the whole body must have been sent.
     deadline: tokio::time::Instant,
@@ -116,33 +127,50 @@ impl BlobBody {
             sha256: sha256.into(),
             size,
             sent: 0,
+            ready: VecDeque::new(),
             next: None,
             deadline,
             _guard: guard,
         }
     }
 
-    /// Reads the chunk at `offset`, `len` bytes, after reserving them.
+    /// Reads the `len` bytes at `offset` (at most `CHUNKS_PER_READ`
+    /// chunks) after reserving them; each chunk carries its own share.
     fn read(&self, offset: u64, len: usize) -> ChunkRead {
         let (store, budget, sha256) =
             (self.store.clone(), self.budget.clone(), self.sha256.clone());
         Box::pin(async move {
-            let permit = budget
+            let mut permit = budget
                 .acquire(len as u64)
                 .await
                 .map_err(|_| io::Error::other("server shutting down"))?;
-            let data = store
-                .blob_chunk(&sha256, offset, len)
+            let count = len.div_ceil(CHUNK);
+            let chunks = store
+                .blob_chunks(&sha256, offset, CHUNK, count)
                 .await
                 .map_err(io::Error::other)?
                 .ok_or_else(|| io::Error::other("blob vanished during a download"))?;
-            if data.len() != len {
+            if chunks.len() != count || chunks.iter().map(Vec::len).sum::<usize>() != len {
                 return Err(io::Error::other("blob shorter than its recorded size"));
             }
-            Ok(Bytes::from_owner(Chunk {
-                data,
-                _permit: permit,
-            }))
+            let mut ready = VecDeque::with_capacity(count);
+            let last = chunks.len() - 1;
+            for (i, data) in chunks.into_iter().enumerate() {
+                // Each chunk takes its own units; the last one takes the rest.
+                let share = if i == last {
+                    permit.num_permits()
+                } else {
+                    usize::try_from(units(data.len() as u64)).unwrap_or(usize::MAX)
+                };
+                let share = permit
+                    .split(share.min(permit.num_permits()))
+                    .ok_or_else(|| io::Error::other("budget share accounting"))?;
+                ready.push_back(Bytes::from_owner(Chunk {
+                    data,
+                    _permit: share,
+                }));
+            }
+            Ok(ready)
         })
     }
 }
@@ -166,20 +194,31 @@ impl Body for BlobBody {
                 "download took longer than its time limit",
             ))));
         }
-        let sent = this.sent;
-        let len = usize::try_from((this.size - sent).min(CHUNK as u64)).unwrap_or(CHUNK);
-        if this.next.is_none() {
-            this.next = Some(this.read(sent, len));
+        if this.ready.is_empty() {
+            // Bytes read so far: those sent and those waiting.
+            let read = this.sent;
+            let span = (CHUNK * CHUNKS_PER_READ) as u64;
+            let len = usize::try_from((this.size - read).min(span)).unwrap_or(CHUNK);
+            if this.next.is_none() {
+                this.next = Some(this.read(read, len));
+            }
+            let Some(next) = this.next.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let result = ready!(next.as_mut().poll(cx));
+            this.next = None;
+            match result {
+                Ok(chunks) => this.ready = chunks,
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
         }
-        let Some(next) = this.next.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let result = ready!(next.as_mut().poll(cx));
-        this.next = None;
-        Poll::Ready(Some(result.map(|bytes| {
-            this.sent += bytes.len() as u64;
-            Frame::data(bytes)
-        })))
+        match this.ready.pop_front() {
+            Some(bytes) => {
+                this.sent += bytes.len() as u64;
+                Poll::Ready(Some(Ok(Frame::data(bytes))))
+            }
+            None => Poll::Ready(Some(Err(io::Error::other("empty read from the store")))),
+        }
     }
 
     fn is_end_stream(&self) -> bool {

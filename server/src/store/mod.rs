@@ -578,15 +578,19 @@ pub trait Store: Send + Sync + 'static {
         secret_hash: &'a str,
         sha256: &'a str,
     ) -> StoreFuture<'a, Option<u64>>;
-    /// Up to `len` bytes of a pinned file from `offset` (fewer at its end,
-    /// none past it), read without loading the rest of the file: downloads
-    /// are streamed chunk by chunk. `None` if there is no such file.
-    fn blob_chunk<'a>(
+    /// Up to `count` consecutive chunks of `chunk` bytes of a pinned file,
+    /// from `offset` (the last one shorter at the file's end, none past
+    /// it), read without loading the rest of the file: downloads are
+    /// streamed chunk by chunk. `None` if there is no such file. Each call
+    /// finds its offset from the start of the file (SQLite walks the
+    /// overflow pages), so callers read several chunks per call.
+    fn blob_chunks<'a>(
         &'a self,
         sha256: &'a str,
         offset: u64,
-        len: usize,
-    ) -> StoreFuture<'a, Option<Vec<u8>>>;
+        chunk: usize,
+        count: usize,
+    ) -> StoreFuture<'a, Option<Vec<Vec<u8>>>>;
     /// Retention: deletes inventory history rows recorded before `before`
     /// (Unix time) except each machine's latest inventory, and apply
     /// reports received before `before`. The audit log is never pruned.

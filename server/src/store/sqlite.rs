@@ -1588,12 +1588,13 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn blob_chunk<'a>(
+    fn blob_chunks<'a>(
         &'a self,
         sha256: &'a str,
         offset: u64,
-        len: usize,
-    ) -> StoreFuture<'a, Option<Vec<u8>>> {
+        chunk: usize,
+        count: usize,
+    ) -> StoreFuture<'a, Option<Vec<Vec<u8>>>> {
         let sha256 = sha256.to_owned();
         Box::pin(self.read(move |conn| {
             let rowid: Option<i64> = conn
@@ -1603,15 +1604,21 @@ impl Store for SqliteStore {
             let Some(rowid) = rowid else {
                 return Ok(None);
             };
-            // Incremental BLOB I/O: only the pages holding this chunk are
-            // read, never the whole file.
+            // Incremental BLOB I/O: only the pages holding these chunks are
+            // read, never the whole file; one open handle remembers where
+            // it is in the page chain, so consecutive reads are cheap.
             let blob = conn.blob_open("main", "blobs", "bytes", rowid, true)?;
             let size = blob.len();
-            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(size);
-            let n = len.min(size - start);
-            let mut buf = vec![0; n];
-            blob.read_at_exact(&mut buf, start)?;
-            Ok(Some(buf))
+            let mut at = usize::try_from(offset).unwrap_or(usize::MAX).min(size);
+            let mut chunks = Vec::new();
+            while chunks.len() < count && at < size {
+                let n = chunk.max(1).min(size - at);
+                let mut buf = vec![0; n];
+                blob.read_at_exact(&mut buf, at)?;
+                chunks.push(buf);
+                at += n;
+            }
+            Ok(Some(chunks))
         }))
     }
 
