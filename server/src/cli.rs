@@ -431,16 +431,17 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
                     println!("Serveur initialisé dans {root}.");
                     println!("Compte administrateur : {}", crate::init::ADMIN_LOGIN);
                     println!("Mot de passe (affiché une seule fois) : {admin_password}");
-                    println!(
-                        "Empreinte SHA-256 de l'autorité de certification, à donner aux agents :"
-                    );
-                    println!("{ca_fingerprint}");
+                    // The fingerprint stays the last line: scripts read it.
                     println!(
                         "Jeton d'accès à /metrics (en-tête « Authorization: Bearer … ») : {}",
                         crate::data_dir::DataDir::new(&root)
                             .metrics_token()
                             .display()
                     );
+                    println!(
+                        "Empreinte SHA-256 de l'autorité de certification, à donner aux agents :"
+                    );
+                    println!("{ca_fingerprint}");
                 }
                 InitOutcome::AlreadyInitialised { ca_fingerprint } => {
                     println!("{root} est déjà initialisé : rien n'a été modifié.");
