@@ -236,15 +236,18 @@ fn metric(text: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Fetches `/metrics`.
-async fn scrape(addr: SocketAddr, tls: &TlsConnector) -> anyhow::Result<String> {
+/// Fetches `/metrics` with its bearer token (`DATA/metrics-token`).
+async fn scrape(addr: SocketAddr, tls: &TlsConnector, token: &str) -> anyhow::Result<String> {
     let mut sender = connect(addr, tls).await?;
     sender.ready().await?;
     let req = hyper::Request::get("/metrics")
         .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {token}"))
         .body(Full::new(Bytes::new()))?;
     let resp = sender.send_request(req).await?;
+    let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
+    anyhow::ensure!(status.is_success(), "/metrics answered {status}");
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -377,6 +380,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.machines, args.connections, args.duration, args.warmup
     );
     let token = Arc::new(prepare(&dir, args.machines).await?);
+    let metrics_token = nird_server::init::read_metrics_token(&dir)?;
     let (mut child, addr) = start_server(dir.root())?;
     let pid = child.id();
     let tls = TlsConnector::from(nird_server::tls::client_config(&dir.ca_cert())?);
@@ -436,7 +440,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             errors += m.errors;
         }
         let (rss, peak) = rss_kib(pid);
-        let metrics = scrape(addr, &tls).await?;
+        let metrics = scrape(addr, &tls, &metrics_token).await?;
         latencies.sort_unstable();
         let pct = |p: f64| {
             let idx = ((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1));

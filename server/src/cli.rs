@@ -70,6 +70,29 @@ pub enum Command {
         #[arg(long, default_value_t = 900, value_name = "SECS",
               value_parser = clap::value_parser!(u64).range(10..=86400))]
         checkin_interval: u64,
+        /// Nombre maximal de changements d'inventaire gardés par machine et par jour
+        /// (au-delà, seul le plus récent du jour est gardé).
+        #[arg(long, default_value_t = crate::store::DEFAULT_INVENTORY_CHANGES_PER_DAY,
+              value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        inventory_changes_per_day: u32,
+        /// Durée de conservation de l'historique (inventaires et rapports), en jours ;
+        /// le dernier inventaire de chaque machine et le journal d'audit sont toujours gardés.
+        #[arg(long, default_value_t = crate::store::DEFAULT_HISTORY_RETENTION_DAYS,
+              value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        history_retention_days: u32,
+        /// Coupe la connexion d'un client qui ne lit plus la réponse depuis ce nombre de secondes.
+        #[arg(long, default_value_t = 30, value_name = "SECS",
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        write_idle_timeout: u64,
+        /// Durée maximale d'un téléchargement de fichier, en secondes.
+        #[arg(long, default_value_t = 1800, value_name = "SECS",
+              value_parser = clap::value_parser!(u64).range(10..=86_400))]
+        download_time_limit: u64,
+    },
+    /// Affiche le jeton d'accès à /metrics (à donner au collecteur Prometheus).
+    MetricsToken {
+        #[command(flatten)]
+        dir: DataDirArg,
     },
     /// Affiche l'empreinte SHA-256 de l'autorité de certification (pour les agents).
     Fingerprint {
@@ -408,6 +431,13 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
                     println!("Serveur initialisé dans {root}.");
                     println!("Compte administrateur : {}", crate::init::ADMIN_LOGIN);
                     println!("Mot de passe (affiché une seule fois) : {admin_password}");
+                    // The fingerprint stays the last line: scripts read it.
+                    println!(
+                        "Jeton d'accès à /metrics (en-tête « Authorization: Bearer … ») : {}",
+                        crate::data_dir::DataDir::new(&root)
+                            .metrics_token()
+                            .display()
+                    );
                     println!(
                         "Empreinte SHA-256 de l'autorité de certification, à donner aux agents :"
                     );
@@ -429,10 +459,20 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             cert,
             key,
             checkin_interval,
+            inventory_changes_per_day,
+            history_retention_days,
+            write_idle_timeout,
+            download_time_limit,
         } => {
             let data = DataDir::new(&dir.data_dir);
             let mut config = ServeConfig::from_data_dir(&data, cert, key)?;
             config.checkin_interval = Duration::from_secs(checkin_interval);
+            config.inventory_changes_per_day = inventory_changes_per_day;
+            config.history_retention = Some(Duration::from_secs(
+                u64::from(history_retention_days) * 86_400,
+            ));
+            config.write_idle_timeout = Duration::from_secs(write_idle_timeout);
+            config.body_time_limit = Duration::from_secs(download_time_limit);
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("impossible d'écouter sur {listen}"))?;
@@ -441,6 +481,18 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
                 listener.local_addr()?
             );
             serve_https(listener, config, shutdown_signal()).await
+        }
+        Command::MetricsToken { dir } => {
+            let data = DataDir::new(&dir.data_dir);
+            if !data.is_initialised() {
+                anyhow::bail!(
+                    "{} n'est pas initialisé : lancez d'abord « nird-server init --data-dir {} »",
+                    data.root().display(),
+                    data.root().display()
+                );
+            }
+            println!("{}", crate::init::ensure_metrics_token(&data)?);
+            Ok(())
         }
         Command::Fingerprint { dir } => {
             let data = DataDir::new(&dir.data_dir);

@@ -8,6 +8,7 @@
 //! DATA/tls/server.crt       server certificate chain (replaceable by the operator's)
 //! DATA/tls/server.key       its private key (0600)
 //! DATA/trusted-keys/*.pub   minisign public keys profiles must be signed with
+//! DATA/metrics-token        bearer token /metrics requires (0600)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -63,6 +64,11 @@ impl DataDir {
     /// Directory of trusted minisign public keys.
     pub fn trusted_keys_dir(&self) -> PathBuf {
         self.root.join("trusted-keys")
+    }
+
+    /// The bearer token `/metrics` requires.
+    pub fn metrics_token(&self) -> PathBuf {
+        self.root.join("metrics-token")
     }
 
     /// True once `init` has completed (the database is created last).

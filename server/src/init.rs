@@ -76,6 +76,7 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
     write_atomic(&dir.ca_cert(), pki.ca_cert_pem.as_bytes(), 0o644)?;
     write_atomic(&dir.server_key(), pki.server_key_pem.as_bytes(), 0o600)?;
     write_atomic(&dir.server_cert(), pki.server_chain_pem.as_bytes(), 0o644)?;
+    ensure_metrics_token(dir)?;
 
     let staging = dir.root().join("nird.db.init");
     for suffix in ["", "-wal", "-shm"] {
@@ -112,4 +113,36 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
         admin_password,
         ca_fingerprint: pki.ca_fingerprint,
     })
+}
+
+/// The bearer token `/metrics` requires, read from `DATA/metrics-token`,
+/// which is created (0600, a fresh random token) if it does not exist: by
+/// `init`, and by the first `serve` of a data directory made before it.
+pub fn ensure_metrics_token(dir: &DataDir) -> anyhow::Result<String> {
+    let path = dir.metrics_token();
+    if !path.exists() {
+        write_atomic(
+            &path,
+            format!("{}\n", secrets::new_secret()).as_bytes(),
+            0o600,
+        )
+        .with_context(|| format!("impossible d'écrire {}", path.display()))?;
+        tracing::info!(path = %path.display(), "metrics token created");
+    }
+    read_metrics_token(dir)
+}
+
+/// Reads `DATA/metrics-token`, refusing an empty or unreadable one.
+pub fn read_metrics_token(dir: &DataDir) -> anyhow::Result<String> {
+    let path = dir.metrics_token();
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("impossible de lire {}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() || token.len() > 256 || token.chars().any(char::is_whitespace) {
+        anyhow::bail!(
+            "{} : jeton des métriques vide ou mal formé (supprimez le fichier : « serve » en recrée un)",
+            path.display()
+        );
+    }
+    Ok(token.to_owned())
 }

@@ -391,16 +391,18 @@ fn pending_machines_get_no_profiles_until_approved() {
         serde_json::json!([{"name": "nird-base", "version": 4}])
     );
 
-    // Machine override: excluded here only.
-    exclude(&f, &m, "nird-base");
-    let r = m.check_in(&client, &server).json();
-    assert_eq!(r["assigned"], serde_json::json!([]));
-
     let bytes = client.get(&server.api("/profiles/nird-base/4"), Some(&m.auth));
     assert_eq!(bytes.status, 200);
     assert_eq!(bytes.body, b"exact bytes\n");
     let sig = client.get(&server.api("/profiles/nird-base/4.minisig"), Some(&m.auth));
     assert_eq!(sig.text(), "signature");
+
+    // Machine override: excluded here only, and no longer downloadable.
+    exclude(&f, &m, "nird-base");
+    let r = m.check_in(&client, &server).json();
+    assert_eq!(r["assigned"], serde_json::json!([]));
+    let bytes = client.get(&server.api("/profiles/nird-base/4"), Some(&m.auth));
+    assert_eq!(bytes.status, 404);
 }
 
 #[test]
@@ -500,7 +502,13 @@ fn openapi_and_metrics() {
     }
     let m = enroll(&client, &server, &f.token(&[]), "pc-01");
     m.check_in(&client, &server);
-    let metrics = client.get(&server.url("/metrics"), None).text();
+    let token = std::fs::read_to_string(f.data.metrics_token()).unwrap();
+    let metrics = client
+        .get(
+            &server.url("/metrics"),
+            Some(&format!("Bearer {}", token.trim())),
+        )
+        .text();
     assert!(
         metrics.contains("nird_machines{status=\"active\"} 1"),
         "{metrics}"

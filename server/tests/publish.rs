@@ -213,13 +213,17 @@ fn publish_verifies_refuses_and_serves_exact_bytes() {
         r["assigned"],
         serde_json::json!([{"name": "demo", "version": 6}])
     );
-    let bytes = client.get(&server.api("/profiles/demo/1"), Some(&m.auth));
-    assert_eq!(bytes.body, std::fs::read(&v1).unwrap());
-    let sig = client.get(&server.api("/profiles/demo/1.minisig"), Some(&m.auth));
+    // The assigned (latest) release only: version 1 is no longer served.
+    let v6 = ws.dir.join("demo-v6-hello.toml");
+    let bytes = client.get(&server.api("/profiles/demo/6"), Some(&m.auth));
+    assert_eq!(bytes.body, std::fs::read(&v6).unwrap());
+    let sig = client.get(&server.api("/profiles/demo/6.minisig"), Some(&m.auth));
     assert_eq!(
         sig.body,
-        std::fs::read(nird_server::signing::minisig_path(&v1)).unwrap()
+        std::fs::read(nird_server::signing::minisig_path(&v6)).unwrap()
     );
+    let old = client.get(&server.api("/profiles/demo/1"), Some(&m.auth));
+    assert_eq!(old.status, 404);
     let sha = nird_proto::hash::sha256_hex(&ws.blob);
     let blob = client.get(&server.api(&format!("/blobs/{sha}")), Some(&m.auth));
     assert_eq!(blob.status, 200);
@@ -238,7 +242,7 @@ fn publish_verifies_refuses_and_serves_exact_bytes() {
         time::OffsetDateTime::now_utc(),
     )
     .unwrap();
-    assert_eq!(verified.profile.version, 1);
+    assert_eq!(verified.profile.version, 6);
 }
 
 #[test]

@@ -1,5 +1,11 @@
 //! The agent API handlers (`/api/v1`): enrol, check in, fetch profiles and
 //! blobs. Each validates its input completely before touching the store.
+//!
+//! Downloads are for the machine's assigned closure only
+//! ([`crate::store::Store::assigned_closure`]): a release outside it, or a
+//! blob no release of it pins, gets the same 404 as an unknown one, and a
+//! pending machine gets nothing. Blobs are streamed chunk by chunk within
+//! the in-flight memory budget ([`super::budget::BlobBody`]).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -11,8 +17,11 @@ use nird_proto::api::{
 use nird_proto::hash::{canonical_json, is_sha256_hex, sha256_hex};
 use nird_proto::profile::is_slug;
 
+use std::sync::Arc;
+
 use super::AppState;
 use super::error::{ApiJson, HttpError};
+use super::watchdog::ResponseDeadline;
 use crate::secrets;
 use crate::store::{Checkin, NewMachine};
 
@@ -47,7 +56,7 @@ pub fn credential(headers: &HeaderMap) -> Result<Credential, HttpError> {
     })
 }
 
-/// Checks the credential of a read-only agent call (profiles, blobs).
+/// Checks the credential of a read-only agent call (keyrings, indexes).
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
     let cred = credential(headers)?;
     state
@@ -246,6 +255,7 @@ pub async fn checkin(
             applied: req.applied,
             reports: req.reports,
             trust,
+            max_inventory_changes_per_day: state.inventory_changes_per_day,
         })
         .await?;
     let (keyring_version, index_version) = state.store.trust_versions().await?;
@@ -364,23 +374,32 @@ fn signed_reply(doc: crate::store::SignedDocument, want_signature: bool) -> Resp
         (status = 200, description = "The exact bytes", content_type = "application/octet-stream"),
         (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
         (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
-        (status = 404, description = "No such release", body = super::openapi::ApiErrorDoc),
+        (status = 404, description = "No such release, or not in this machine's assigned closure (same reply)", body = super::openapi::ApiErrorDoc),
     ))]
 pub async fn profile(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((name, file)): Path<(String, String)>,
 ) -> Result<Response, HttpError> {
-    authenticate(&state, &headers).await?;
+    let cred = credential(&headers)?;
     let (version, want_signature) = match file.strip_suffix(".minisig") {
         Some(v) => (v, true),
         None => (file.as_str(), false),
     };
+    // One answer for "no such release" and "not assigned to you": the
+    // reply tells a machine nothing about releases it may not fetch.
     let not_found = || HttpError::not_found(format!("profil « {name} » version {file} inconnu"));
-    let version: u64 = version.parse().map_err(|_| not_found())?;
+    let version: Option<u64> = version.parse().ok();
     let release = state
         .store
-        .release(&name, version)
+        .assigned_release(
+            &cred.machine_id,
+            &cred.secret_hash,
+            &name,
+            // An unparsable version is looked up as one no release has, so
+            // that the credential is still checked first.
+            version.unwrap_or(u64::MAX),
+        )
         .await?
         .ok_or_else(not_found)?;
     Ok(if want_signature {
@@ -398,27 +417,42 @@ pub async fn profile(
         (status = 200, description = "The file's bytes", content_type = "application/octet-stream"),
         (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
         (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
-        (status = 404, description = "No such blob", body = super::openapi::ApiErrorDoc),
+        (status = 404, description = "No such blob, or not pinned by a release assigned to this machine (same reply)", body = super::openapi::ApiErrorDoc),
     ))]
 pub async fn blob(
     State(state): State<AppState>,
+    deadline_ext: Option<axum::Extension<Arc<ResponseDeadline>>>,
     headers: HeaderMap,
     Path(sha256): Path<String>,
 ) -> Result<Response, HttpError> {
-    authenticate(&state, &headers).await?;
+    let cred = credential(&headers)?;
     let not_found = || HttpError::not_found(format!("fichier {sha256} inconnu"));
-    if !is_sha256_hex(&sha256) {
-        return Err(not_found());
-    }
-    // Blobs can be large (64 MiB): the bytes in flight are budgeted, and a
-    // download holds its share until its body has been sent.
+    // Checked after the credential, so that a bad name is a 404 only for
+    // an authenticated machine, like every other 404 here.
+    let key = if is_sha256_hex(&sha256) {
+        sha256.as_str()
+    } else {
+        ""
+    };
     let size = state
         .store
-        .blob_size(&sha256)
+        .assigned_blob_size(&cred.machine_id, &cred.secret_hash, key)
         .await?
         .ok_or_else(not_found)?;
-    let permit = state.blob_budget.acquire(size).await?;
-    let bytes = state.store.blob(&sha256).await?.ok_or_else(not_found)?;
-    let body = axum::body::Body::new(super::budget::BudgetedBody::new(bytes, permit));
-    Ok(reply("application/octet-stream", body))
+    // Blobs can be large (64 MiB): streamed in chunks within the memory
+    // budget, under a time limit the connection's write watch enforces too.
+    let deadline = tokio::time::Instant::now() + state.body_time_limit;
+    let guard = deadline_ext.map(|d| d.0.arm(deadline));
+    let body = super::budget::BlobBody::new(
+        state.store.clone(),
+        state.blob_budget.clone(),
+        &sha256,
+        size,
+        deadline,
+        guard,
+    );
+    Ok(reply(
+        "application/octet-stream",
+        axum::body::Body::new(body),
+    ))
 }

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod watchdog;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -33,7 +34,9 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::data_dir::DataDir;
-use crate::store::{SqliteStore, Store};
+use crate::store::{
+    DEFAULT_HISTORY_RETENTION_DAYS, DEFAULT_INVENTORY_CHANGES_PER_DAY, SqliteStore, Store,
+};
 use error::HttpError;
 use metrics::Metrics;
 
@@ -52,6 +55,19 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// A response write blocked this long (the client stopped reading)
+    /// drops the connection.
+    pub write_idle_timeout: Duration,
+    /// Longest a blob download may take, however steadily it is read.
+    pub body_time_limit: Duration,
+    /// Inventory changes kept per machine and UTC day (see
+    /// [`crate::store::Checkin::max_inventory_changes_per_day`]).
+    pub inventory_changes_per_day: u32,
+    /// Inventory history and apply reports older than this are pruned (at
+    /// startup, then hourly); `None` keeps everything.
+    pub history_retention: Option<Duration>,
+    /// The bearer token `/metrics` requires (`DATA/metrics-token`).
+    pub metrics_token: String,
 }
 
 impl ServeConfig {
@@ -72,6 +88,8 @@ impl ServeConfig {
         let cert = cert.unwrap_or_else(|| dir.server_cert());
         let key = key.unwrap_or_else(|| dir.server_key());
         let tls = crate::tls::server_config(&cert, &key)?;
+        // Data directories made before /metrics needed a token get one now.
+        let metrics_token = crate::init::ensure_metrics_token(dir)?;
         let store = Arc::new(SqliteStore::open(&dir.database())?);
         Ok(ServeConfig {
             store,
@@ -80,6 +98,13 @@ impl ServeConfig {
             target_checkin_rate: 2000,
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(30),
+            write_idle_timeout: Duration::from_secs(30),
+            body_time_limit: Duration::from_secs(30 * 60),
+            inventory_changes_per_day: DEFAULT_INVENTORY_CHANGES_PER_DAY,
+            history_retention: Some(Duration::from_secs(
+                u64::from(DEFAULT_HISTORY_RETENTION_DAYS) * 86_400,
+            )),
+            metrics_token,
         })
     }
 }
@@ -99,6 +124,12 @@ pub struct AppState {
     machines: Arc<AtomicU64>,
     /// Bytes of blob downloads in flight, bounded.
     pub blob_budget: Arc<budget::ByteBudget>,
+    /// See [`ServeConfig::body_time_limit`].
+    pub body_time_limit: Duration,
+    /// See [`ServeConfig::inventory_changes_per_day`].
+    pub inventory_changes_per_day: u32,
+    /// SHA-256 of the `/metrics` bearer token (compared in constant time).
+    metrics_token_hash: Arc<str>,
 }
 
 /// Most blob bytes held in memory for downloads at once.
@@ -180,7 +211,34 @@ async fn openapi_json() -> Response {
         .into_response()
 }
 
-async fn metrics_text(State(state): State<AppState>) -> Result<Response, HttpError> {
+/// `/metrics` requires `Authorization: Bearer <DATA/metrics-token>`.
+fn check_metrics_token(state: &AppState, headers: &header::HeaderMap) -> Result<(), HttpError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 256);
+    match presented {
+        Some(token)
+            if crate::secrets::constant_time_eq(
+                &crate::secrets::hash_secret(token),
+                &state.metrics_token_hash,
+            ) =>
+        {
+            Ok(())
+        }
+        _ => Err(HttpError::unauthorized(
+            "jeton des métriques absent ou invalide (voir « nird-server metrics-token »)",
+        )),
+    }
+}
+
+async fn metrics_text(
+    State(state): State<AppState>,
+    headers: header::HeaderMap,
+) -> Result<Response, HttpError> {
+    check_metrics_token(&state, &headers)?;
     let counts = state.store.count_machines().await?;
     let named: Vec<(&str, u64)> = counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
     Ok((
@@ -205,8 +263,15 @@ pub async fn run(
         target_rate: config.target_checkin_rate,
         machines: machines.clone(),
         blob_budget: Arc::new(budget::ByteBudget::new(BLOB_BYTES_IN_FLIGHT)),
+        body_time_limit: config.body_time_limit,
+        inventory_changes_per_day: config.inventory_changes_per_day.max(1),
+        metrics_token_hash: crate::secrets::hash_secret(config.metrics_token.trim()).into(),
     };
     let refresher = tokio::spawn(refresh_machine_count(config.store.clone(), machines));
+    let pruner = config
+        .history_retention
+        .map(|keep| tokio::spawn(prune_history(config.store.clone(), keep)));
+    let write_idle = config.write_idle_timeout;
     let app = router(state);
     let acceptor = TlsAcceptor::from(config.tls.clone());
     let limit = Arc::new(Semaphore::new(config.max_connections));
@@ -247,6 +312,16 @@ pub async fn run(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            // Every write on this connection is watched (see `watchdog`);
+            // its requests carry the deadline long bodies arm.
+            let deadline = Arc::new(watchdog::ResponseDeadline::default());
+            let app = tower::ServiceExt::map_request(app, {
+                let deadline = deadline.clone();
+                move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(deadline.clone());
+                    req
+                }
+            });
             let _permit = permit;
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -260,8 +335,9 @@ pub async fn run(
                         return;
                     }
                 };
+            let io = watchdog::WatchedIo::new(tls, write_idle, deadline);
             let conn = builder
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
                 .into_owned();
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -277,6 +353,9 @@ pub async fn run(
         tracing::warn!("grace period over: dropping the remaining connections");
     }
     refresher.abort();
+    if let Some(pruner) = pruner {
+        pruner.abort();
+    }
     config.store.close().await?;
     tracing::info!("database closed");
     Ok(())
@@ -289,6 +368,31 @@ async fn refresh_machine_count(store: Arc<dyn Store>, machines: Arc<AtomicU64>) 
             machines.store(counts.iter().map(|(_, n)| n).sum(), Ordering::Relaxed);
         }
         tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+/// How often the retention policy runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Applies the retention policy now and then every hour: inventory history
+/// and apply reports older than `keep` go (each machine's latest inventory
+/// stays; the audit log is never pruned).
+async fn prune_history(store: Arc<dyn Store>, keep: Duration) {
+    loop {
+        let keep_secs = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
+        let before = time::OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .saturating_sub(keep_secs);
+        match store.prune_history(before).await {
+            Ok(pruned) => tracing::info!(
+                inventory_rows = pruned.inventory_rows,
+                reports = pruned.reports,
+                retention_days = keep.as_secs() / 86_400,
+                "history pruned"
+            ),
+            Err(e) => tracing::warn!(error = %e, "pruning the history failed"),
+        }
+        tokio::time::sleep(PRUNE_EVERY).await;
     }
 }
 
@@ -334,6 +438,9 @@ mod tests {
             target_rate: 100,
             machines: machines.clone(),
             blob_budget: Arc::new(budget::ByteBudget::new(1024)),
+            body_time_limit: Duration::from_secs(60),
+            inventory_changes_per_day: 24,
+            metrics_token_hash: "".into(),
         };
         // 1,000 machines at 100/s fit in 900 s: the normal interval.
         assert_eq!(state.checkin_interval(), 900);

@@ -173,4 +173,12 @@ ALTER TABLE profile_releases ADD COLUMN signed_by TEXT;
 ALTER TABLE profile_releases ADD COLUMN revoked_at INTEGER;
 ALTER TABLE machines ADD COLUMN trust_report TEXT;
 "#,
+    // 4: per-machine history budgets. The (machine, time) index counts a
+    // machine's inventory changes of the day at check-in; the time indexes
+    // let retention pruning find old rows without scanning the tables.
+    r#"
+CREATE INDEX inventory_history_by_machine_time ON inventory_history(machine_id, recorded_at);
+CREATE INDEX inventory_history_by_time ON inventory_history(recorded_at);
+CREATE INDEX apply_reports_by_time ON apply_reports(received_at);
+"#,
 ];

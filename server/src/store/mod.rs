@@ -5,6 +5,18 @@
 //! second implementation of this trait, not a rewrite. Every method is one
 //! atomic unit: it fully happens or changes nothing, and a write method
 //! returns only once its change is durable on disk.
+//!
+//! Who gets what: a machine's **assigned closure** ([`Store::assigned_closure`],
+//! one query shared by the check-in reply and the download checks) is the
+//! only set of releases it may download, and a blob is served only when a
+//! release of that closure pins it; anything else answers exactly like an
+//! unknown release or blob. Pending machines have an empty closure.
+//!
+//! Budgets per machine: a machine keeps at most
+//! [`Checkin::max_inventory_changes_per_day`] inventory history rows per UTC
+//! day (past it the day's newest row is replaced), and
+//! [`Store::prune_history`] applies the retention policy (old inventory
+//! rows except each machine's latest, old apply reports; never the audit log).
 
 mod migrations;
 pub mod sqlite;
@@ -191,6 +203,11 @@ pub struct Enrolment {
     /// The school the token belongs to.
     pub school: nird_proto::api::EnrolledSchool,
 }
+/// Default of [`Checkin::max_inventory_changes_per_day`].
+pub const DEFAULT_INVENTORY_CHANGES_PER_DAY: u32 = 24;
+
+/// Default history retention, in days (see [`Store::prune_history`]).
+pub const DEFAULT_HISTORY_RETENTION_DAYS: u32 = 365;
 
 /// One check-in, as the store records it.
 #[derive(Debug, Clone)]
@@ -210,6 +227,9 @@ pub struct Checkin {
     pub reports: Vec<ApplyReport>,
     /// The agent's trust report (JSON text), when it sent one.
     pub trust: Option<String>,
+    /// Most inventory changes kept per machine and UTC day: past it, the
+    /// newest history row of the day is replaced instead of a row appended.
+    pub max_inventory_changes_per_day: u32,
 }
 
 /// What the store answers to a check-in.
@@ -221,7 +241,7 @@ pub struct CheckinOutcome {
     pub send_inventory: bool,
     /// Highest report seq stored for the machine.
     pub acked_seq: u64,
-    /// Latest release of each assigned profile (empty unless active).
+    /// The machine's assigned closure (see [`Store::assigned_closure`]).
     pub assigned: Vec<ProfileRef>,
 }
 
@@ -363,6 +383,15 @@ pub struct StoredRelease {
     pub bytes: Vec<u8>,
     /// Its signature.
     pub minisig: String,
+}
+
+/// What [`Store::prune_history`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneOutcome {
+    /// Inventory history rows deleted.
+    pub inventory_rows: u64,
+    /// Apply reports deleted.
+    pub reports: u64,
 }
 
 /// A person's role.
@@ -522,6 +551,51 @@ pub trait Store: Send + Sync + 'static {
     fn live_releases(&self) -> StoreFuture<'_, Vec<StoredRelease>>;
     /// The trust report each machine sent last (machine id → JSON text).
     fn trust_reports(&self) -> StoreFuture<'_, Vec<(String, String)>>;
+    /// The releases a machine is assigned now, and must be able to
+    /// download: the current release (pinned by the newest catalogue index,
+    /// else the latest not revoked) of each profile assigned to its school
+    /// and its own inclusions (minus its exclusions), plus, transitively,
+    /// every profile those releases include. Empty unless the machine is
+    /// active. This is the one definition of "assigned": the check-in's
+    /// `assigned` list and the download checks both use it.
+    fn assigned_closure<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Vec<ProfileRef>>;
+    /// A release's bytes and signature, for a machine, only if it is in the
+    /// machine's assigned closure (`None` otherwise, exactly as for an
+    /// unknown release). Checks the credential first (401 / 403 errors).
+    fn assigned_release<'a>(
+        &'a self,
+        machine_id: &'a str,
+        secret_hash: &'a str,
+        name: &'a str,
+        version: u64,
+    ) -> StoreFuture<'a, Option<Release>>;
+    /// A pinned file's size, for a machine, only if a release of its
+    /// assigned closure pins it (`None` otherwise, as for an unknown blob).
+    /// Checks the credential first (401 / 403 errors).
+    fn assigned_blob_size<'a>(
+        &'a self,
+        machine_id: &'a str,
+        secret_hash: &'a str,
+        sha256: &'a str,
+    ) -> StoreFuture<'a, Option<u64>>;
+    /// Up to `count` consecutive chunks of `chunk` bytes of a pinned file,
+    /// from `offset` (the last one shorter at the file's end, none past
+    /// it), read without loading the rest of the file: downloads are
+    /// streamed chunk by chunk. `None` if there is no such file. Each call
+    /// finds its offset from the start of the file (SQLite walks the
+    /// overflow pages), so callers read several chunks per call.
+    fn blob_chunks<'a>(
+        &'a self,
+        sha256: &'a str,
+        offset: u64,
+        chunk: usize,
+        count: usize,
+    ) -> StoreFuture<'a, Option<Vec<Vec<u8>>>>;
+    /// Retention: deletes inventory history rows recorded before `before`
+    /// (Unix time) except each machine's latest inventory, and apply
+    /// reports received before `before`. The audit log is never pruned.
+    /// Works in small batches so check-ins keep flowing meanwhile.
+    fn prune_history(&self, before: i64) -> StoreFuture<'_, PruneOutcome>;
     /// Flushes pending writes and closes the database. Later calls fail with
     /// [`StoreError::Closed`].
     fn close(&self) -> StoreFuture<'_, ()>;

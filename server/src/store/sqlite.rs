@@ -30,9 +30,9 @@ use tokio::sync::oneshot;
 use super::migrations::MIGRATIONS;
 use super::{
     AuditEntry, Checkin, CheckinOutcome, Enrolment, MachineAuth, MachineSummary, NewIndex,
-    NewKeyring, NewMachine, NewRelease, NewToken, NewUser, PublishOutcome, Release, ReleaseInfo,
-    School, SchoolKind, SignedDocument, Store, StoreError, StoreFuture, StoredRelease, TokenInfo,
-    TokenProblem,
+    NewKeyring, NewMachine, NewRelease, NewToken, NewUser, PruneOutcome, PublishOutcome, Release,
+    ReleaseInfo, School, SchoolKind, SignedDocument, Store, StoreError, StoreFuture, StoredRelease,
+    TokenInfo, TokenProblem,
 };
 use crate::secrets::constant_time_eq;
 
@@ -405,11 +405,14 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
         Some(inventory) if c.inventory_hash != stored_hash => {
             conn.prepare_cached("UPDATE machines SET inventory_hash = ?2 WHERE id = ?1")?
                 .execute(params![c.machine_id, c.inventory_hash])?;
-            conn.prepare_cached(
-                "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![c.machine_id, at, c.inventory_hash, inventory])?;
+            record_inventory(
+                conn,
+                &c.machine_id,
+                at,
+                &c.inventory_hash,
+                inventory,
+                c.max_inventory_changes_per_day,
+            )?;
         }
         Some(_) => {}
         None => send_inventory = c.inventory_hash != stored_hash,
@@ -450,11 +453,7 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
         )?
         .execute(params![c.machine_id, trust])?;
     }
-    let assigned = if status == MachineStatus::Active {
-        assigned_releases(conn, school, &c.machine_id)?
-    } else {
-        Vec::new()
-    };
+    let assigned = assigned_closure(conn, status, school, &c.machine_id)?;
     Ok(CheckinOutcome {
         status,
         send_inventory,
@@ -463,16 +462,70 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
     })
 }
 
-/// Latest release of each profile assigned to a machine (school assignment
-/// plus the machine's own inclusions, minus its exclusions), and of every
-/// profile those releases include, transitively: the agent needs them all to
-/// resolve `includes`. An excluded profile still comes back when another
-/// assigned one includes it.
-fn assigned_releases(
+/// Appends a changed inventory to a machine's history, within its daily
+/// budget: once the machine has `per_day` rows recorded since midnight UTC,
+/// the newest of them is replaced instead (the history keeps the day's
+/// first changes and its latest state), so one machine cannot grow the
+/// database faster than `per_day` rows a day.
+fn record_inventory(
     conn: &Connection,
+    machine_id: &str,
+    at: i64,
+    hash: &str,
+    inventory: &str,
+    per_day: u32,
+) -> Result<(), StoreError> {
+    let day_start = at - at.rem_euclid(86_400);
+    // Through the (machine_id, recorded_at) index: at most `per_day` + 1
+    // entries are read.
+    let (today, newest): (i64, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), MAX(id) FROM inventory_history
+             WHERE machine_id = ?1 AND recorded_at >= ?2",
+        )?
+        .query_row(params![machine_id, day_start], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    match newest {
+        Some(id) if today >= i64::from(per_day.max(1)) => {
+            conn.prepare_cached(
+                "UPDATE inventory_history SET recorded_at = ?2, inventory_hash = ?3, inventory = ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, at, hash, inventory])?;
+        }
+        _ => {
+            conn.prepare_cached(
+                "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![machine_id, at, hash, inventory])?;
+        }
+    }
+    Ok(())
+}
+
+/// A machine's **assigned closure**: the current release of each profile
+/// assigned to it (the version the newest signed catalogue index pins, else
+/// the latest not revoked) (school assignment plus the machine's own inclusions,
+/// minus its exclusions), and of every profile those releases include,
+/// transitively — the agent needs them all to resolve `includes`. An
+/// excluded profile still comes back when another assigned one includes it.
+/// Empty unless the machine is active.
+///
+/// This is the single definition of what a machine is assigned: the
+/// check-in reply lists exactly this, and a machine may download exactly
+/// these releases and the blobs they pin. How the version of each profile
+/// is chosen is decided here, for both at once.
+fn assigned_closure(
+    conn: &Connection,
+    status: MachineStatus,
     school: i64,
     machine_id: &str,
 ) -> Result<Vec<ProfileRef>, StoreError> {
+    if status != MachineStatus::Active {
+        return Ok(Vec::new());
+    }
     let mut stmt = conn.prepare_cached(
         // The version of each wanted name is the one the newest signed
         // catalogue index pins; without an index (or for a name it does not
@@ -514,6 +567,49 @@ fn assigned_releases(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Checks a machine credential on a read connection: its status and
+/// school, or `BadCredential` / `Retired`.
+fn authenticated_machine(
+    conn: &Connection,
+    machine_id: &str,
+    secret_hash: &str,
+) -> Result<(MachineStatus, i64), StoreError> {
+    let row = conn
+        .prepare_cached("SELECT secret_hash, status, school_id FROM machines WHERE id = ?1")?
+        .query_row([machine_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .optional()?;
+    let Some((stored, status, school)) = row else {
+        return Err(StoreError::BadCredential);
+    };
+    if !constant_time_eq(&stored, secret_hash) {
+        return Err(StoreError::BadCredential);
+    }
+    match status_of(&status)? {
+        MachineStatus::Retired => Err(StoreError::Retired),
+        status => Ok((status, school)),
+    }
+}
+
+/// The assigned closure of an authenticated machine.
+fn closure_of(
+    conn: &Connection,
+    machine_id: &str,
+    secret_hash: &str,
+) -> Result<Vec<ProfileRef>, StoreError> {
+    let (status, school) = authenticated_machine(conn, machine_id, secret_hash)?;
+    assigned_closure(conn, status, school, machine_id)
+}
+
+/// Rows deleted per write transaction while pruning: small enough that
+/// check-ins queued behind a batch wait milliseconds, not seconds.
+const PRUNE_BATCH: i64 = 5_000;
 
 /// The enrolment transaction body.
 fn record_enrollment(conn: &Connection, m: NewMachine) -> Result<Enrolment, StoreError> {
@@ -948,22 +1044,8 @@ impl Store for SqliteStore {
         let machine_id = machine_id.to_owned();
         let secret_hash = secret_hash.to_owned();
         Box::pin(self.read(move |conn| {
-            let row = conn
-                .prepare_cached("SELECT secret_hash, status FROM machines WHERE id = ?1")?
-                .query_row([&machine_id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .optional()?;
-            let Some((stored, status)) = row else {
-                return Err(StoreError::BadCredential);
-            };
-            if !constant_time_eq(&stored, &secret_hash) {
-                return Err(StoreError::BadCredential);
-            }
-            match status_of(&status)? {
-                MachineStatus::Retired => Err(StoreError::Retired),
-                status => Ok(MachineAuth { status }),
-            }
+            let (status, _) = authenticated_machine(conn, &machine_id, &secret_hash)?;
+            Ok(MachineAuth { status })
         }))
     }
 
@@ -1412,6 +1494,178 @@ impl Store for SqliteStore {
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<Result<_, _>>()?)
         }))
+    }
+
+    fn assigned_closure<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Vec<ProfileRef>> {
+        let machine_id = machine_id.to_owned();
+        Box::pin(self.read(move |conn| {
+            let row = conn
+                .prepare_cached("SELECT status, school_id FROM machines WHERE id = ?1")?
+                .query_row([&machine_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()?;
+            let Some((status, school)) = row else {
+                return Err(StoreError::NotFound(format!("la machine {machine_id}")));
+            };
+            assigned_closure(conn, status_of(&status)?, school, &machine_id)
+        }))
+    }
+
+    fn assigned_release<'a>(
+        &'a self,
+        machine_id: &'a str,
+        secret_hash: &'a str,
+        name: &'a str,
+        version: u64,
+    ) -> StoreFuture<'a, Option<Release>> {
+        let (machine_id, secret_hash, name) = (
+            machine_id.to_owned(),
+            secret_hash.to_owned(),
+            name.to_owned(),
+        );
+        Box::pin(self.read(move |conn| {
+            let closure = closure_of(conn, &machine_id, &secret_hash)?;
+            if !closure
+                .iter()
+                .any(|r| r.name == name && r.version == version)
+            {
+                return Ok(None);
+            }
+            let Ok(version) = i64::try_from(version) else {
+                return Ok(None);
+            };
+            Ok(conn
+                .prepare_cached(
+                    "SELECT bytes, minisig FROM profile_releases WHERE name = ?1 AND version = ?2",
+                )?
+                .query_row(params![name, version], |r| {
+                    Ok(Release {
+                        bytes: r.get(0)?,
+                        minisig: r.get(1)?,
+                    })
+                })
+                .optional()?)
+        }))
+    }
+
+    fn assigned_blob_size<'a>(
+        &'a self,
+        machine_id: &'a str,
+        secret_hash: &'a str,
+        sha256: &'a str,
+    ) -> StoreFuture<'a, Option<u64>> {
+        let (machine_id, secret_hash, sha256) = (
+            machine_id.to_owned(),
+            secret_hash.to_owned(),
+            sha256.to_owned(),
+        );
+        Box::pin(self.read(move |conn| {
+            let closure = closure_of(conn, &machine_id, &secret_hash)?;
+            // One lookup per release of the closure, each through the
+            // (name, version) and (release_id, sha256) unique indexes.
+            let mut pinned = conn.prepare_cached(
+                "SELECT 1 FROM profile_releases r
+                 JOIN release_blobs b ON b.release_id = r.id AND b.sha256 = ?3
+                 WHERE r.name = ?1 AND r.version = ?2",
+            )?;
+            let mut found = false;
+            for release in &closure {
+                let version = to_i64(release.version, "version")?;
+                if pinned.exists(params![release.name, version, sha256])? {
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                return Ok(None);
+            }
+            let size: Option<i64> = conn
+                .prepare_cached("SELECT size FROM blobs WHERE sha256 = ?1")?
+                .query_row([&sha256], |r| r.get(0))
+                .optional()?;
+            Ok(size.map(to_u64))
+        }))
+    }
+
+    fn blob_chunks<'a>(
+        &'a self,
+        sha256: &'a str,
+        offset: u64,
+        chunk: usize,
+        count: usize,
+    ) -> StoreFuture<'a, Option<Vec<Vec<u8>>>> {
+        let sha256 = sha256.to_owned();
+        Box::pin(self.read(move |conn| {
+            let rowid: Option<i64> = conn
+                .prepare_cached("SELECT rowid FROM blobs WHERE sha256 = ?1")?
+                .query_row([&sha256], |r| r.get(0))
+                .optional()?;
+            let Some(rowid) = rowid else {
+                return Ok(None);
+            };
+            // Incremental BLOB I/O: only the pages holding these chunks are
+            // read, never the whole file; one open handle remembers where
+            // it is in the page chain, so consecutive reads are cheap.
+            let blob = conn.blob_open("main", "blobs", "bytes", rowid, true)?;
+            let size = blob.len();
+            let mut at = usize::try_from(offset).unwrap_or(usize::MAX).min(size);
+            let mut chunks = Vec::new();
+            while chunks.len() < count && at < size {
+                let n = chunk.max(1).min(size - at);
+                let mut buf = vec![0; n];
+                blob.read_at_exact(&mut buf, at)?;
+                chunks.push(buf);
+                at += n;
+            }
+            Ok(Some(chunks))
+        }))
+    }
+
+    fn prune_history(&self, before: i64) -> StoreFuture<'_, PruneOutcome> {
+        Box::pin(async move {
+            let mut outcome = PruneOutcome::default();
+            loop {
+                let n = self
+                    .write(move |conn| {
+                        // The newest row of each machine is its current
+                        // inventory: never pruned, however old.
+                        Ok(conn
+                            .prepare_cached(
+                                "DELETE FROM inventory_history WHERE id IN (
+                                   SELECT h.id FROM inventory_history h
+                                   WHERE h.recorded_at < ?1
+                                     AND h.id < (SELECT MAX(id) FROM inventory_history
+                                                 WHERE machine_id = h.machine_id)
+                                   LIMIT ?2)",
+                            )?
+                            .execute(params![before, PRUNE_BATCH])?)
+                    })
+                    .await?;
+                outcome.inventory_rows += n as u64;
+                if (n as i64) < PRUNE_BATCH {
+                    break;
+                }
+            }
+            loop {
+                let n = self
+                    .write(move |conn| {
+                        Ok(conn
+                            .prepare_cached(
+                                "DELETE FROM apply_reports WHERE (machine_id, seq) IN (
+                                   SELECT machine_id, seq FROM apply_reports
+                                   WHERE received_at < ?1 LIMIT ?2)",
+                            )?
+                            .execute(params![before, PRUNE_BATCH])?)
+                    })
+                    .await?;
+                outcome.reports += n as u64;
+                if (n as i64) < PRUNE_BATCH {
+                    break;
+                }
+            }
+            Ok(outcome)
+        })
     }
 
     fn close(&self) -> StoreFuture<'_, ()> {
