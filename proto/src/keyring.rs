@@ -349,7 +349,7 @@ pub fn parse_signature_bundle(text: &str) -> Result<Vec<Signature>, KeyringError
     if lines.is_empty() {
         return Err(KeyringError::Signatures("aucune signature".into()));
     }
-    if lines.len() % 4 != 0 {
+    if !lines.len().is_multiple_of(4) {
         return Err(KeyringError::Signatures(
             "chaque signature minisign fait 4 lignes".into(),
         ));

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nird_proto::api::{
     ApplyReport, CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse,
-    MAX_REPORTS_PER_CHECKIN, MAX_TRUST_PROBLEMS, TrustReport,
+    MAX_REPORTS_PER_CHECKIN, MAX_TRUST_PROBLEMS, MachineStatus, TrustReport,
 };
 use nird_proto::hash::{canonical_json, is_sha256_hex, sha256_hex};
 use nird_proto::profile::is_slug;
@@ -57,13 +57,13 @@ pub fn credential(headers: &HeaderMap) -> Result<Credential, HttpError> {
 }
 
 /// Checks the credential of a read-only agent call (keyrings, indexes).
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<MachineStatus, HttpError> {
     let cred = credential(headers)?;
-    state
+    let auth = state
         .store
         .authenticate(&cred.machine_id, &cred.secret_hash)
         .await?;
-    Ok(())
+    Ok(auth.status)
 }
 
 /// A `200` with raw bytes of the given content type.
@@ -332,9 +332,13 @@ pub async fn catalogue_index(
     headers: HeaderMap,
     Path(file): Path<String>,
 ) -> Result<Response, HttpError> {
-    authenticate(&state, &headers).await?;
+    // The index names every profile: only machines that get profiles see it.
+    let status = authenticate(&state, &headers).await?;
     let (version, want_signature) = split_signed_file(&file);
     let not_found = || HttpError::not_found(format!("index {file} inconnu"));
+    if status != MachineStatus::Active {
+        return Err(not_found());
+    }
     let version = version.ok_or_else(not_found)?;
     let doc = state
         .store
