@@ -682,6 +682,36 @@ mod tests {
     }
 
     #[test]
+    fn seq_never_wraps_and_absurd_floors_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+        s.push_report(report("a")).unwrap();
+        // A server's 2^64−1 does not move the counter.
+        s.raise_seq_floor(u64::MAX).unwrap();
+        s.raise_seq_floor(MAX_SEQ_FLOOR + 1).unwrap();
+        assert_eq!(s.push_report(report("b")).unwrap(), 2);
+        drop(s);
+        // A counter at the end of u64 (a damaged or forged seq file): the
+        // spool refuses to number, never reuses 0, and stores nothing.
+        fs::write(dir.path().join(SEQ_FILE), format!("{}\n", u64::MAX)).unwrap();
+        let mut s = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+        let err = s.push_report(report("c")).unwrap_err();
+        assert!(
+            matches!(err, SpoolError::SeqExhausted { last: u64::MAX }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("réutiliser"), "{err}");
+        assert!(matches!(
+            s.push_inventory(&serde_json::json!({}), "h"),
+            Err(SpoolError::SeqExhausted { .. })
+        ));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.last_seq(), u64::MAX);
+        let seqs: Vec<u64> = s.pending_reports(10).unwrap().iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+    }
+
+    #[test]
     fn leftover_temp_files_and_corrupt_entries_are_handled() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
