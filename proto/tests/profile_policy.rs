@@ -127,12 +127,9 @@ fn ancestors_of_the_agents_files_stay_roots_alone() {
     // A file where the directory is would replace it.
     refused("", &file("/var/lib"), "pas un fichier");
     refused("", &file("/etc/systemd"), "pas un fichier");
-    // A user whose home is /etc would be given it.
-    refused(
-        "",
-        "[[user]]\nname = \"pirate\"\nhome = \"/etc\"\n",
-        "dossier personnel",
-    );
+    // An existing ancestor as a home is never handed over (only a missing
+    // home is created): Debian's own `daemon` account lives in /usr/sbin.
+    accepted("", "[[user]]\nname = \"daemon\"\nhome = \"/usr/sbin\"\n");
     refused(
         "",
         "[[user]]\nname = \"pirate\"\nhome = \"/var/lib/nird-agent\"\n",

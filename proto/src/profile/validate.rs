@@ -761,14 +761,10 @@ impl Checker<'_> {
             .home
             .as_ref()
             .map_or_else(|| format!("/home/{name}"), |h| self.path(h));
-        if let Some(h) = &u.home
-            && policy::guards_agent_paths(&policy::canonical_path(&home))
-        {
-            self.err(
-                h.span(),
-                format!("dossier personnel « {home} » refusé : il contient les fichiers de nird-agent"),
-            );
-        }
+        // A home at or under the agent's paths is refused by `path`. An
+        // existing ancestor of them is harmless (Debian's `daemon` lives in
+        // /usr/sbin): the engine creates a home only when it is missing and
+        // gives the user only that new directory.
         let password = match u.password.as_ref() {
             None => PasswordPolicy::Locked,
             Some(p) => match p.get_ref().as_str() {
