@@ -707,7 +707,12 @@ mod tests {
         ));
         assert_eq!(s.len(), 2);
         assert_eq!(s.last_seq(), u64::MAX);
-        let seqs: Vec<u64> = s.pending_reports(10).unwrap().iter().map(|r| r.seq).collect();
+        let seqs: Vec<u64> = s
+            .pending_reports(10)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
         assert_eq!(seqs, [1, 2]);
     }
 

@@ -84,7 +84,10 @@ fn a_gzip_bomb_reply_stops_at_one_mebibyte_after_decompression() {
     mode.store(1, Ordering::SeqCst);
     let err = transport.checkin(&heartbeat()).unwrap_err();
     assert!(is_limit_refusal(&err), "{err}");
-    assert!(!err.is_transient(), "a hostile reply is not retried at once");
+    assert!(
+        !err.is_transient(),
+        "a hostile reply is not retried at once"
+    );
 
     mode.store(2, Ordering::SeqCst);
     let err = transport.checkin(&heartbeat()).unwrap_err();
@@ -140,7 +143,10 @@ fn a_blob_is_read_up_to_its_pinned_size_and_verified_before_it_is_cached() {
     for m in 0..3 {
         mode.store(m, Ordering::SeqCst);
         let err = source.blob(&blob).unwrap_err();
-        assert!(matches!(err, SourceError::Invalid { .. }), "mode {m}: {err}");
+        assert!(
+            matches!(err, SourceError::Invalid { .. }),
+            "mode {m}: {err}"
+        );
         assert!(!cached.exists(), "mode {m}: unverified bytes were cached");
     }
     mode.store(3, Ordering::SeqCst);
@@ -266,7 +272,10 @@ fn an_assigned_list_beyond_the_cap_is_refused_and_acknowledges_nothing() {
     let result = agent.cycle(time::OffsetDateTime::now_utc());
     match &result {
         CycleResult::Failed { error, .. } => {
-            assert!(error.contains(&format!("limite de {MAX_ASSIGNED}")), "{error}")
+            assert!(
+                error.contains(&format!("limite de {MAX_ASSIGNED}")),
+                "{error}"
+            )
         }
         other => panic!("accepted: {other:?}"),
     }
@@ -382,7 +391,8 @@ fn a_stop_between_downloads_applies_nothing_and_ends_the_daemon() {
         signer.pk.to_box().unwrap().to_string(),
     )
     .unwrap();
-    let agent = agent_for(&server, &paths).with_applier(Box::new(EngineApplier::new(paths.clone())));
+    let agent =
+        agent_for(&server, &paths).with_applier(Box::new(EngineApplier::new(paths.clone())));
     *flag.lock().unwrap() = Some(agent.cancel_flag());
     let clock = Arc::new(nird_agent::daemon::SimulatedClock::new(
         time::OffsetDateTime::now_utc(),
@@ -398,7 +408,13 @@ fn a_stop_between_downloads_applies_nothing_and_ends_the_daemon() {
         .block_on(async {
             tokio::time::timeout(
                 Duration::from_secs(120),
-                run(agent, clock.clone(), rx, Arc::new(NoHooks), RunMode::Forever),
+                run(
+                    agent,
+                    clock.clone(),
+                    rx,
+                    Arc::new(NoHooks),
+                    RunMode::Forever,
+                ),
             )
             .await
         })

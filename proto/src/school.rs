@@ -256,7 +256,10 @@ mod tests {
         );
         assert_eq!(normalize_academie("  Créteil "), "creteil");
         assert_eq!(normalize_academie("Académie de Lille"), "lille");
-        assert_eq!(normalize_academie("académie d'Orléans-Tours"), "orleans tours");
+        assert_eq!(
+            normalize_academie("académie d'Orléans-Tours"),
+            "orleans tours"
+        );
         assert_eq!(normalize_academie("académie d’Amiens"), "amiens");
         assert_eq!(normalize_academie("La Réunion"), "reunion");
         assert_eq!(normalize_academie("Réunion"), "reunion");

@@ -203,7 +203,9 @@ fn empty_passwords_for_administrators_need_the_signed_flag() {
     for group in PRIVILEGED_GROUPS {
         refused(
             "",
-            &format!("[[user]]\nname = \"prof\"\ngroups = [\"eleves\", \"{group}\"]\npassword = \"empty\"\n"),
+            &format!(
+                "[[user]]\nname = \"prof\"\ngroups = [\"eleves\", \"{group}\"]\npassword = \"empty\"\n"
+            ),
             &format!("groupe privilégié « {group} »"),
         );
     }

@@ -52,10 +52,7 @@ fn a_college_profile_is_refused_on_an_ecole_pc() {
 #[test]
 fn scope_admits_any_listed_node() {
     // Académie only, spelt differently from the school record.
-    let p = profile(
-        r#""all""#,
-        r#"academies = ["aix marseille", "Lille"]"#,
-    );
+    let p = profile(r#""all""#, r#"academies = ["aix marseille", "Lille"]"#);
     assert_eq!(p.scope.academies, ["Aix-Marseille", "Lille"]);
     assert!(p.admits(&calais_ecole()).is_ok());
     assert!(

@@ -128,7 +128,10 @@ impl HostileServer {
         .unwrap();
         let config = Arc::new(config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
         let handler = Arc::new(handler);
         std::thread::spawn(move || {
             for stream in listener.incoming() {

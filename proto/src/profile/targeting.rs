@@ -122,8 +122,8 @@ pub enum TargetingError {
         de(&.place.academie)
     )]
     OutOfScope {
-        /// The profile's scope.
-        scope: Scope,
+        /// The profile's scope (boxed: keeps the error small).
+        scope: Box<Scope>,
         /// Where the machine is.
         place: Place,
     },
@@ -184,7 +184,7 @@ impl Profile {
         }
         if !self.scope.is_empty() && !self.scope.contains(place) {
             return Err(TargetingError::OutOfScope {
-                scope: self.scope.clone(),
+                scope: Box::new(self.scope.clone()),
                 place: place.clone(),
             });
         }

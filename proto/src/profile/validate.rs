@@ -336,7 +336,9 @@ impl Checker<'_> {
             );
         }
         if policy::guards_agent_paths(&policy::canonical_path(path))
-            && (ownership.owner != "root" || ownership.group != "root" || ownership.mode & 0o022 != 0)
+            && (ownership.owner != "root"
+                || ownership.group != "root"
+                || ownership.mode & 0o022 != 0)
         {
             self.err(
                 d.path.span(),
