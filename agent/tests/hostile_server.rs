@@ -9,6 +9,10 @@
 mod daemon_common;
 mod hostile;
 
+#[path = "apply_support/mod.rs"]
+#[allow(unused)]
+mod apply_support;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +39,8 @@ fn checkin_response(acked_seq: u64, assigned: Vec<ProfileRef>) -> CheckinRespons
         assigned,
         next_checkin_secs: 900,
         server_time: time::OffsetDateTime::now_utc(),
+        keyring_version: None,
+        index_version: None,
     }
 }
 
@@ -44,6 +50,7 @@ fn heartbeat() -> CheckinRequest {
         inventory: None,
         applied: vec![],
         reports: vec![],
+        trust: None,
     }
 }
 
@@ -164,6 +171,7 @@ fn agent_for(server: &HostileServer, paths: &AgentPaths) -> Agent {
         jitter_secs: 0,
         log_level: "info".into(),
         maintenance: Default::default(),
+        school: Some(apply_support::school()),
     };
     Agent::new(
         paths.clone(),
@@ -303,7 +311,7 @@ const STOP_AT_BLOB: usize = 4;
 
 #[test]
 fn a_stop_between_downloads_applies_nothing_and_ends_the_daemon() {
-    let signer = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    let signer = apply_support::Signer::new();
     let expires = time::OffsetDateTime::now_utc().date() + time::Duration::days(300);
     let mut toml = format!(
         "[profile]\nname = \"gros\"\nversion = 1\nexpires = {expires}\ndescription = \"Beaucoup de fichiers\"\naudience = \"all\"\n"
@@ -318,15 +326,23 @@ fn a_stop_between_downloads_applies_nothing_and_ends_the_daemon() {
         ));
         blobs.insert(sha, bytes);
     }
-    let minisig = minisign::sign(
-        Some(&signer.pk),
-        &signer.sk,
-        toml.as_bytes(),
-        Some("test"),
-        None,
-    )
-    .unwrap()
-    .to_string();
+    let minisig = signer.sign(toml.as_bytes());
+    // The signed catalogue index pinning this release (TUF's snapshot).
+    let index = nird_proto::index::CatalogueIndex {
+        version: 1,
+        expires: time::OffsetDateTime::now_utc().date() + time::Duration::days(30),
+        profiles: [(
+            "gros".to_owned(),
+            nird_proto::index::IndexEntry {
+                version: 1,
+                sha256: nird_proto::hash::sha256_hex(toml.as_bytes()),
+            },
+        )]
+        .into_iter()
+        .collect(),
+    }
+    .render();
+    let index_sig = signer.sign(index.as_bytes());
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Control>();
     let stop_sender = Arc::new(Mutex::new(Some(tx)));
@@ -345,13 +361,21 @@ fn a_stop_between_downloads_applies_nothing_and_ends_the_daemon() {
                 let c: CheckinRequest = serde_json::from_slice(&req.body).unwrap();
                 let acked = stored_reports.fetch_add(c.reports.len() as u64, Ordering::SeqCst)
                     + c.reports.len() as u64;
-                return Response::json(&checkin_response(
+                let mut r = checkin_response(
                     acked,
                     vec![ProfileRef {
                         name: "gros".into(),
                         version: 1,
                     }],
-                ));
+                );
+                r.index_version = Some(1);
+                return Response::json(&r);
+            }
+            if path == "/index/1" {
+                return Response::bytes(index.clone().into_bytes());
+            }
+            if path == "/index/1.minisig" {
+                return Response::bytes(index_sig.clone().into_bytes());
             }
             if path == "/profiles/gros/1" {
                 return Response::bytes(toml.clone().into_bytes());
@@ -385,12 +409,7 @@ fn a_stop_between_downloads_applies_nothing_and_ends_the_daemon() {
     };
 
     let (_tmp, paths) = daemon_common::agent_root();
-    std::fs::create_dir_all(paths.trusted_keys_dir()).unwrap();
-    std::fs::write(
-        paths.trusted_keys_dir().join("test.pub"),
-        signer.pk.to_box().unwrap().to_string(),
-    )
-    .unwrap();
+    apply_support::install_keyring(&paths.root, &signer);
     let agent =
         agent_for(&server, &paths).with_applier(Box::new(EngineApplier::new(paths.clone())));
     *flag.lock().unwrap() = Some(agent.cancel_flag());

@@ -86,7 +86,7 @@ impl Identity {
         rt.block_on(nird_server::init::init(&nird_server::init::InitOptions {
             data_dir: data.clone(),
             hostnames: vec![],
-            trusted_keys: vec![],
+            keyring: None,
         }))
         .unwrap();
         let certs = CertificateDer::pem_file_iter(data.server_cert())
