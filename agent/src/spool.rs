@@ -13,8 +13,13 @@
 //! - `seq` is strictly increasing and never reused: the last allocated value
 //!   is persisted (same atomic write) *before* the entry that uses it, and at
 //!   open the counter is the maximum of that file and of the entries present.
-//!   The server's `acked_seq` raises it too ([`Spool::raise_seq_floor`]), so
-//!   even a wiped spool never reuses a number the server has stored.
+//!   The daemon ignores a server's `acked_seq` above this counter (it
+//!   neither drops reports for it nor raises the counter), so a server
+//!   cannot make the agent skip to the end of `u64` or drop what it never
+//!   received. [`Spool::raise_seq_floor`] exists for explicit recovery and
+//!   stops at [`MAX_SEQ_FLOOR`]. The counter never wraps: past `u64::MAX`
+//!   the spool refuses to number new entries ([`SpoolError::SeqExhausted`])
+//!   rather than reuse 0.
 //! - A report is deleted only once the server's `acked_seq` covers it; the
 //!   server stores reports idempotently by `(machine, seq)`, so a report sent
 //!   twice (reply lost) is stored once: delivery is exactly once, in order.
@@ -44,6 +49,11 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 
 /// Default bound on the spool's size on disk.
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Highest value the server's `acked_seq` may raise the counter to: 2^53
+/// (exact in every JSON reader). A larger claim is ignored; whatever a
+/// server says, 2^64 − 2^53 numbers are left, never exhausted.
+pub const MAX_SEQ_FLOOR: u64 = 1 << 53;
 
 /// Name of the file holding the last allocated sequence number.
 const SEQ_FILE: &str = "seq";
@@ -151,6 +161,15 @@ pub enum SpoolError {
     Busy {
         /// The spool directory.
         path: String,
+    },
+    /// Every sequence number has been used: numbering goes on only by
+    /// reusing one, which would lose a report.
+    #[error(
+        "plus aucun numéro de rapport disponible (dernier : {last}) : la file d'attente refuse de réutiliser un numéro ; réinstallez l'agent (« nird-agent enroll --force »)"
+    )]
+    SeqExhausted {
+        /// The last number allocated.
+        last: u64,
     },
     /// One entry is larger than the whole spool may be.
     #[error("entrée de {size} octets trop grande pour la file d'attente ({max} octets au plus)")]
@@ -417,8 +436,17 @@ impl Spool {
         self.remove_where(|seq, kind| kind == EntryKind::Inventory && seq <= upto)
     }
 
-    /// Makes sure the next seq is above `seq` (the server's `acked_seq`).
+    /// Makes sure the next seq is above `seq` (the server's `acked_seq`),
+    /// unless `seq` is beyond [`MAX_SEQ_FLOOR`] (ignored, logged).
     pub fn raise_seq_floor(&mut self, seq: u64) -> Result<(), SpoolError> {
+        if seq > MAX_SEQ_FLOOR {
+            tracing::warn!(
+                server_acked = seq,
+                local_last = self.last_seq,
+                "absurd acknowledged seq from the server ignored"
+            );
+            return Ok(());
+        }
         if seq > self.last_seq {
             tracing::warn!(
                 server_acked = seq,
@@ -460,10 +488,19 @@ impl Spool {
     }
 
     fn allocate_seq(&mut self) -> Result<u64, SpoolError> {
-        self.last_seq += 1;
+        let next = self
+            .last_seq
+            .checked_add(1)
+            .ok_or(SpoolError::SeqExhausted {
+                last: self.last_seq,
+            })?;
+        let previous = std::mem::replace(&mut self.last_seq, next);
         // Persist before use: a crash after this never reuses the number.
-        self.persist_seq()?;
-        Ok(self.last_seq)
+        if let Err(e) = self.persist_seq() {
+            self.last_seq = previous;
+            return Err(e);
+        }
+        Ok(next)
     }
 
     fn persist_seq(&self) -> Result<(), SpoolError> {
@@ -642,6 +679,41 @@ mod tests {
             .map(|r| r.seq)
             .collect();
         assert_eq!(got, vec![4, 11]);
+    }
+
+    #[test]
+    fn seq_never_wraps_and_absurd_floors_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+        s.push_report(report("a")).unwrap();
+        // A server's 2^64−1 does not move the counter.
+        s.raise_seq_floor(u64::MAX).unwrap();
+        s.raise_seq_floor(MAX_SEQ_FLOOR + 1).unwrap();
+        assert_eq!(s.push_report(report("b")).unwrap(), 2);
+        drop(s);
+        // A counter at the end of u64 (a damaged or forged seq file): the
+        // spool refuses to number, never reuses 0, and stores nothing.
+        fs::write(dir.path().join(SEQ_FILE), format!("{}\n", u64::MAX)).unwrap();
+        let mut s = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+        let err = s.push_report(report("c")).unwrap_err();
+        assert!(
+            matches!(err, SpoolError::SeqExhausted { last: u64::MAX }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("réutiliser"), "{err}");
+        assert!(matches!(
+            s.push_inventory(&serde_json::json!({}), "h"),
+            Err(SpoolError::SeqExhausted { .. })
+        ));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.last_seq(), u64::MAX);
+        let seqs: Vec<u64> = s
+            .pending_reports(10)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2]);
     }
 
     #[test]

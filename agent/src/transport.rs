@@ -12,6 +12,12 @@
 //! the certificate whose SHA-256 (of its DER) is the fingerprint, and then
 //! verifies the server certificate against that CA alone; only then is the CA
 //! saved and used for every later call.
+//!
+//! Every body read from the server is bounded, counted after decompression
+//! (ureq's limit applies to the decoded bytes, so a gzip bomb stops at the
+//! limit): check-in and enrolment replies at
+//! [`nird_proto::api::MAX_REPLY_BYTES`], downloads at the size the caller
+//! gives (a blob's pinned size).
 
 use std::io::Read as _;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -20,6 +26,7 @@ use std::time::Duration;
 
 use nird_proto::api::{
     API_PREFIX, ApiError, CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse,
+    MAX_REPLY_BYTES,
 };
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -203,7 +210,7 @@ impl HttpsTransport {
             request = request.header("authorization", auth);
         }
         let response = request.send(&body[..]).map_err(|e| self.map_err(e))?;
-        let bytes = self.read_body(response, MAX_RESPONSE_BYTES)?;
+        let bytes = self.read_body(response, MAX_REPLY_BYTES)?;
         serde_json::from_slice(&bytes)
             .map_err(|e| TransportError::Protocol(format!("{path} : JSON invalide ({e})")))
     }
@@ -245,7 +252,10 @@ impl HttpsTransport {
                 server,
                 detail: tls_cause(io).unwrap_or_default(),
             },
-            ureq::Error::Protocol(_) | ureq::Error::Json(_) | ureq::Error::BodyExceedsLimit(_) => {
+            ureq::Error::BodyExceedsLimit(limit) => TransportError::Protocol(format!(
+                "réponse de plus de {limit} octets (une fois décompressée) : refusée"
+            )),
+            ureq::Error::Protocol(_) | ureq::Error::Json(_) => {
                 TransportError::Protocol(e.to_string())
             }
             other => TransportError::Unreachable {

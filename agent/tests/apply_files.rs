@@ -63,7 +63,7 @@ description = "Socle commun"
 audience = "all"
 
 [[file]]
-path = "/etc/nird/motd"
+path = "/etc/ecole/motd"
 content = "Bienvenue sur un PC NIRD\n"
 "#
     )
@@ -107,7 +107,7 @@ fn files_directories_users_and_groups_apply_then_stay_unchanged() {
             "group:eleves",
             "user:eleve",
             "directory:/srv/classe",
-            "file:/etc/nird/motd",
+            "file:/etc/ecole/motd",
             "file:/usr/share/nird/fond.png"
         ]
     );
@@ -186,7 +186,7 @@ fn files_directories_users_and_groups_apply_then_stay_unchanged() {
         WALLPAPER
     );
     assert_eq!(
-        std::fs::read_to_string(r.join("etc/nird/motd")).unwrap(),
+        std::fs::read_to_string(r.join("etc/ecole/motd")).unwrap(),
         "Bienvenue sur un PC NIRD\n"
     );
 
@@ -217,7 +217,7 @@ fn files_directories_users_and_groups_apply_then_stay_unchanged() {
     assert_eq!(after_second, after_first);
 
     // Drift is corrected: a file edited by hand and a chmod.
-    std::fs::write(r.join("etc/nird/motd"), "modifié\n").unwrap();
+    std::fs::write(r.join("etc/ecole/motd"), "modifié\n").unwrap();
     std::fs::set_permissions(
         r.join("srv/classe"),
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
@@ -236,12 +236,12 @@ fn files_directories_users_and_groups_apply_then_stay_unchanged() {
         summaries,
         [
             "directory:/srv/classe: mode 0777 → 0750",
-            "file:/etc/nird/motd: contenu"
+            "file:/etc/ecole/motd: contenu"
         ]
     );
     apply(&opts, &releases, &["classe", "socle"]);
     assert_eq!(
-        std::fs::read_to_string(r.join("etc/nird/motd")).unwrap(),
+        std::fs::read_to_string(r.join("etc/ecole/motd")).unwrap(),
         "Bienvenue sur un PC NIRD\n"
     );
     assert!(
@@ -271,7 +271,7 @@ fn assert_refused_changes_nothing(
         "{first:?}"
     );
     // Drift that a successful apply would fix: proves nothing is applied.
-    std::fs::write(r.join("etc/nird/motd"), "modifié à la main\n").unwrap();
+    std::fs::write(r.join("etc/ecole/motd"), "modifié à la main\n").unwrap();
     std::fs::remove_dir(r.join("srv/classe")).unwrap();
 
     bad(&signer, &releases);
@@ -408,8 +408,8 @@ fn an_interrupted_apply_converges_on_the_next_run() {
     apply(&opts, &releases, &["classe", "socle"]);
     // A power cut in the middle of rewriting the motd: the journal says an
     // apply was running, the temporary file is there, the old content too.
-    std::fs::write(r.join("etc/nird/motd"), "ancien\n").unwrap();
-    std::fs::write(r.join("etc/nird/.motd.nird-tmp"), "Bienv").unwrap();
+    std::fs::write(r.join("etc/ecole/motd"), "ancien\n").unwrap();
+    std::fs::write(r.join("etc/ecole/.motd.nird-tmp"), "Bienv").unwrap();
     JournalFile::begin(
         &opts.paths.journal_file(),
         Journal {
@@ -418,7 +418,7 @@ fn an_interrupted_apply_converges_on_the_next_run() {
                 name: "socle".into(),
                 version: 1,
             }],
-            current: Some("file:/etc/nird/motd".into()),
+            current: Some("file:/etc/ecole/motd".into()),
             dpkg_running: false,
         },
     )
@@ -436,10 +436,10 @@ fn an_interrupted_apply_converges_on_the_next_run() {
     assert_eq!(events[0], nird_agent::apply::ProgressEvent::Recovering);
     assert_eq!(reports[0].outcome, ApplyOutcome::Applied);
     assert_eq!(
-        std::fs::read_to_string(r.join("etc/nird/motd")).unwrap(),
+        std::fs::read_to_string(r.join("etc/ecole/motd")).unwrap(),
         "Bienvenue sur un PC NIRD\n"
     );
-    assert!(!r.join("etc/nird/.motd.nird-tmp").exists());
+    assert!(!r.join("etc/ecole/.motd.nird-tmp").exists());
     assert!(!opts.paths.journal_file().exists());
 }
 
@@ -488,7 +488,7 @@ fn a_symlink_leading_out_of_the_root_is_not_followed() {
     );
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     // The rest of the profile applied.
-    assert!(r.join("etc/nird/motd").exists());
+    assert!(r.join("etc/ecole/motd").exists());
 }
 
 /// A file, a directory and a user's home, each one level below a directory
@@ -772,7 +772,7 @@ fn command_line_plan_and_apply() {
         "{out}"
     );
     assert!(out.contains("À changer (5) :"), "{out}");
-    assert!(out.contains("~ file:/etc/nird/motd : à créer"), "{out}");
+    assert!(out.contains("~ file:/etc/ecole/motd : à créer"), "{out}");
     let (code, out, err) = run(&["apply"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("classe version 3 : appliqué"), "{out}");
@@ -929,18 +929,18 @@ fn two_releases_that_disagree_refuse_the_later_and_apply_the_other() {
     releases.publish(
         &signer,
         "autre",
-        "[profile]\nname = \"autre\"\nversion = 1\nexpires = 2027-08-31\ndescription = \"Autre\"\naudience = \"all\"\n\n[[file]]\npath = \"/etc/nird/motd\"\ncontent = \"Autre chose\\n\"\n",
+        "[profile]\nname = \"autre\"\nversion = 1\nexpires = 2027-08-31\ndescription = \"Autre\"\naudience = \"all\"\n\n[[file]]\npath = \"/etc/ecole/motd\"\ncontent = \"Autre chose\\n\"\n",
     );
     let reports = apply(&options(r), &releases, &["socle", "autre"]);
     assert_eq!(reports[0].outcome, ApplyOutcome::Applied);
     assert_eq!(reports[1].outcome, ApplyOutcome::Refused);
     let message = reports[1].message.as_deref().unwrap();
     assert!(
-        message.contains("conflit avec le profil « socle » sur file:/etc/nird/motd"),
+        message.contains("conflit avec le profil « socle » sur file:/etc/ecole/motd"),
         "{message}"
     );
     assert_eq!(
-        std::fs::read_to_string(r.join("etc/nird/motd")).unwrap(),
+        std::fs::read_to_string(r.join("etc/ecole/motd")).unwrap(),
         "Bienvenue sur un PC NIRD\n"
     );
 }
@@ -992,12 +992,12 @@ fn a_fifo_at_a_managed_path_is_replaced_without_being_read() {
     releases.publish(
         &signer,
         "vide",
-        "[profile]\nname = \"vide\"\nversion = 1\nexpires = 2027-08-31\ndescription = \"Vide\"\naudience = \"all\"\n\n[[file]]\npath = \"/etc/nird/vide\"\ncontent = \"\"\n",
+        "[profile]\nname = \"vide\"\nversion = 1\nexpires = 2027-08-31\ndescription = \"Vide\"\naudience = \"all\"\n\n[[file]]\npath = \"/etc/ecole/vide\"\ncontent = \"\"\n",
     );
     let root = test_root(&signer);
     let r = root.path().to_owned();
-    std::fs::create_dir_all(r.join("etc/nird")).unwrap();
-    let fifo = r.join("etc/nird/vide");
+    std::fs::create_dir_all(r.join("etc/ecole")).unwrap();
+    let fifo = r.join("etc/ecole/vide");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
         .status()
@@ -1026,7 +1026,7 @@ fn a_fifo_at_a_managed_path_is_replaced_without_being_read() {
         .recv_timeout(std::time::Duration::from_secs(120))
         .expect("plan and apply must not read the FIFO");
     assert_eq!(verdicts.len(), 1, "{verdicts:?}");
-    assert_eq!(verdicts[0].0, "file:/etc/nird/vide");
+    assert_eq!(verdicts[0].0, "file:/etc/ecole/vide");
     assert!(
         matches!(&verdicts[0].1, Verdict::Change { summary, .. } if summary.contains("contenu")),
         "{verdicts:?}"

@@ -165,7 +165,7 @@ name = "ssh.service"
 state = "running"
 
 [[file]]
-path = "/etc/nird/salle"
+path = "/etc/ecole/salle"
 content = "salle 12\n"
 "#;
 
@@ -177,7 +177,7 @@ description = "Salle informatique"
 audience = "école"
 
 [[file]]
-path = "/etc/nird/salle"
+path = "/etc/ecole/salle"
 content = "salle 12\n"
 "#;
 

@@ -73,6 +73,15 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// spool on the next check-in.
 pub const MAX_REPORTS_PER_CHECKIN: usize = 100;
 
+/// Largest check-in or enrolment reply an agent reads, in bytes, counted
+/// after decompression (a gzip bomb stops here). Real replies are a few
+/// hundred bytes.
+pub const MAX_REPLY_BYTES: u64 = 1024 * 1024;
+
+/// Most releases a check-in reply may assign; an agent refuses a longer
+/// list as a server error (a real machine has a handful).
+pub const MAX_ASSIGNED: usize = 64;
+
 /// The value of the `Authorization` header for a machine credential.
 pub fn machine_authorization(machine_id: &str, secret: &str) -> String {
     format!("Bearer {machine_id}.{secret}")

@@ -10,5 +10,6 @@ pub mod index;
 pub mod inventory;
 pub mod keyring;
 pub mod profile;
+pub mod school;
 pub mod signature;
 pub mod uai;

@@ -17,7 +17,7 @@ includes = ["nird-base"]
 install = ["gimp", "inkscape"]
 
 [[file]]
-path = "/etc/nird/motd"
+path = "/etc/ecole/motd"
 content = "Bonjour\n"
 mode = "0644"
 

@@ -66,7 +66,7 @@ components = ["main"]
 key = { sha256 = "AB00000000000000000000000000000000000000000000000000000000000001", size = 1699, source = "keys/primtux.asc" }
 
 [[file]]
-path = "/etc/nird/motd"
+path = "/etc/ecole/motd"
 content = "Bienvenue\n"
 
 [[file]]
@@ -263,7 +263,8 @@ fn path_rules() {
         ("/etc//motd", "« // »"),
         ("/etc/motd/", "/ final"),
         ("/", "racine"),
-        ("/proc/sys/kernel/x", "virtuels"),
+        ("/proc/sys/kernel/x", "virtuel du noyau"),
+        ("/etc/./nird/agent.toml", "« . »"),
     ] {
         fails_body(
             &format!("[[file]]\npath = \"{path}\"\ncontent = \"\"\n"),

@@ -151,6 +151,9 @@ pub fn run(cmd: SigningCommand) -> Result<()> {
             let reports = lint(&files);
             let mut failed = 0;
             for r in &reports {
+                for w in &r.warnings {
+                    eprintln!("{} : {w}", r.file.display());
+                }
                 match &r.result {
                     Ok(summary) => println!("{} : ok — {summary}", r.file.display()),
                     Err(e) => {
@@ -232,6 +235,9 @@ pub fn sign(
     if file.extension().is_some_and(|e| e == "toml") {
         let dir = file.parent().unwrap_or(Path::new("."));
         let report = lint_one(file, &bytes, &load_catalogue(dir));
+        for w in &report.warnings {
+            eprintln!("{} : {w}", file.display());
+        }
         report
             .result
             .map_err(|e| anyhow!("{e}\nprofil non signé : corrigez-le d'abord"))?;
@@ -321,6 +327,9 @@ pub struct LintReport {
     pub file: PathBuf,
     /// A one-line summary, or every problem found (French, file:line:col).
     pub result: Result<String, String>,
+    /// Policy rules the profile lifts with its signed `allow` list (French),
+    /// printed whether or not it is valid otherwise.
+    pub warnings: Vec<String>,
 }
 
 /// Lints profile files: parse and validate each, check pinned blobs whose
@@ -343,6 +352,7 @@ pub fn lint(files: &[PathBuf]) -> Vec<LintReport> {
             Err(e) => LintReport {
                 file: f.clone(),
                 result: Err(format!("{} : lecture impossible ({e})", f.display())),
+                warnings: Vec::new(),
             },
         })
         .collect()
@@ -352,9 +362,13 @@ pub fn lint(files: &[PathBuf]) -> Vec<LintReport> {
 /// directory, where its includes are looked up (the file itself is taken
 /// from `bytes`, not from the catalogue's copy).
 fn lint_one(file: &Path, bytes: &[u8], catalogue: &[Profile]) -> LintReport {
+    let mut warnings = Vec::new();
     let result = (|| {
         let profile =
             profile::parse(&file.display().to_string(), bytes).map_err(|e| e.to_string())?;
+        warnings = profile.policy_warnings();
+        profile::check_expiry_horizon(&profile, time::OffsetDateTime::now_utc().date())
+            .map_err(|e| format!("{} : {e}", file.display()))?;
         let dir = file.parent().unwrap_or(Path::new("."));
         check_blob_sources(file, dir, &profile)?;
         let lookup = |name: &str| {
@@ -379,6 +393,7 @@ fn lint_one(file: &Path, bytes: &[u8], catalogue: &[Profile]) -> LintReport {
     LintReport {
         file: file.to_path_buf(),
         result,
+        warnings,
     }
 }
 

@@ -24,7 +24,7 @@ audience = "all"
 install = ["{package}"]
 
 [[file]]
-path = "/etc/nird/demo.txt"
+path = "/etc/ecole/demo.txt"
 mode = "0644"
 blob = {{ sha256 = "{blob_sha}", size = {blob_size}, source = "files/demo.txt" }}
 "#

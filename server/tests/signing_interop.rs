@@ -9,6 +9,15 @@ use std::process::{Command, Stdio};
 
 use nird_server::signing::{KeyProtection, keygen, lint, minisig_path, sign, verify};
 
+/// A year from now at most: `profile lint` and `sign` refuse an `expires`
+/// further than `MAX_EXPIRY_HORIZON_DAYS` ahead.
+const EXPIRES: &str = "2099-12-31";
+
+fn profile_text() -> String {
+    let expires = (time::OffsetDateTime::now_utc().date() + time::Duration::days(300)).to_string();
+    PROFILE.replace(EXPIRES, &expires)
+}
+
 const PROFILE: &str = r#"[profile]
 name = "demo"
 version = 1
@@ -31,7 +40,7 @@ fn minisign() -> Command {
 
 fn write_profile(dir: &Path) -> PathBuf {
     let file = dir.join("demo.toml");
-    std::fs::write(&file, PROFILE).unwrap();
+    std::fs::write(&file, profile_text()).unwrap();
     file
 }
 
@@ -63,7 +72,7 @@ fn minisign_cli_verifies_our_signatures() {
     assert!(verify(std::slice::from_ref(&public), &file, &sig).is_ok());
 
     // One changed byte: both refuse.
-    std::fs::write(&file, PROFILE.replace("hello", "hellp")).unwrap();
+    std::fs::write(&file, profile_text().replace("hello", "hellp")).unwrap();
     let out = minisign()
         .arg("-V")
         .arg("-p")
@@ -120,7 +129,7 @@ fn we_verify_minisign_cli_signatures() {
     let release = nird_proto::signature::verify_release(
         &keys,
         "demo",
-        PROFILE.as_bytes(),
+        profile_text().as_bytes(),
         &sig,
         None,
         time::OffsetDateTime::now_utc(),
@@ -154,7 +163,7 @@ fn password_protected_keys_sign_and_minisign_reads_them() {
     );
     // The reference CLI decrypts our encrypted key with the same password.
     let other = dir.path().join("other.toml");
-    std::fs::write(&other, PROFILE).unwrap();
+    std::fs::write(&other, profile_text()).unwrap();
     let mut child = minisign()
         .arg("-S")
         .arg("-s")
@@ -192,7 +201,7 @@ fn keygen_never_overwrites_and_sign_refuses_broken_profiles() {
     assert_eq!(std::fs::read(&secret).unwrap(), before);
 
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, PROFILE.replace("\"hello\"", "\"Hello World\"")).unwrap();
+    std::fs::write(&bad, profile_text().replace("\"hello\"", "\"Hello World\"")).unwrap();
     let err = sign(&secret, &bad, None, None).unwrap_err().to_string();
     assert!(
         err.contains("bad.toml:9:12") && err.contains("non signé"),
@@ -205,12 +214,12 @@ fn keygen_never_overwrites_and_sign_refuses_broken_profiles() {
 fn lint_checks_includes_and_pinned_sources() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.toml");
-    std::fs::write(&base, PROFILE.replace("\"demo\"", "\"base\"")).unwrap();
+    std::fs::write(&base, profile_text().replace("\"demo\"", "\"base\"")).unwrap();
     std::fs::create_dir(dir.path().join("blobs")).unwrap();
     std::fs::write(dir.path().join("blobs/motd"), b"Bonjour\n").unwrap();
     let digest = nird_proto::hash::sha256_hex(b"Bonjour\n");
     let top = dir.path().join("top.toml");
-    let header = PROFILE
+    let header = profile_text()
         .replace("\"demo\"", "\"top\"")
         .replace("[packages]\ninstall = [\"hello\"]\n", "");
     let top_text = format!(
@@ -299,7 +308,7 @@ fn command_line_keygen_sign_verify_lint() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Signature valide"));
 
     // Tampered: exit code ≠ 0 and a sentence saying why.
-    std::fs::write(&file, PROFILE.replace("version = 1", "version = 2")).unwrap();
+    std::fs::write(&file, profile_text().replace("version = 1", "version = 2")).unwrap();
     let out = verify_cmd();
     assert!(!out.status.success());
     assert!(
@@ -318,7 +327,7 @@ fn command_line_keygen_sign_verify_lint() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        PROFILE
+        profile_text()
             .replace("path", "x")
             .replace("version = 1", "version = 0"),
     )
@@ -336,4 +345,55 @@ fn command_line_keygen_sign_verify_lint() {
         "{stderr}"
     );
     assert!(stderr.contains("1 profil(s) sur 2 invalide(s)"), "{stderr}");
+}
+
+/// Issue 8, holes 6 and 12: `lint` and `sign` refuse an `expires` beyond
+/// the horizon (a release valid forever), and `lint` reports every policy
+/// rule a profile lifts with its signed `allow` list.
+#[test]
+fn lint_and_sign_refuse_a_far_expiry_and_report_opt_ins() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, secret) = keygen(&dir.path().join("keys"), KeyProtection::None).unwrap();
+    let forever = dir.path().join("forever.toml");
+    std::fs::write(&forever, PROFILE).unwrap();
+    let reports = lint(std::slice::from_ref(&forever));
+    let err = reports[0].result.as_ref().unwrap_err();
+    assert!(err.contains("expire le 2099-12-31"), "{err}");
+    let err = sign(&secret, &forever, None, None).unwrap_err();
+    assert!(format!("{err:#}").contains("profil non signé"), "{err:#}");
+    assert!(!minisig_path(&forever).exists());
+
+    let opted = dir.path().join("opted.toml");
+    std::fs::write(
+        &opted,
+        profile_text().replace(
+            "audience = \"all\"\n",
+            "audience = \"all\"\nallow = [\"setuid\"]\n",
+        ) + "[[file]]\npath = \"/usr/local/bin/outil\"\ncontent = \"x\"\nmode = \"4755\"\n",
+    )
+    .unwrap();
+    let reports = lint(std::slice::from_ref(&opted));
+    assert!(reports[0].result.is_ok(), "{:?}", reports[0].result);
+    assert_eq!(reports[0].warnings.len(), 1);
+    assert!(
+        reports[0].warnings[0].contains("file:/usr/local/bin/outil"),
+        "{:?}",
+        reports[0].warnings
+    );
+    // Without the flag the same profile is refused.
+    std::fs::write(
+        &opted,
+        profile_text()
+            + "[[file]]\npath = \"/usr/local/bin/outil\"\ncontent = \"x\"\nmode = \"4755\"\n",
+    )
+    .unwrap();
+    let reports = lint(std::slice::from_ref(&opted));
+    assert!(reports[0].warnings.is_empty());
+    assert!(
+        reports[0]
+            .result
+            .as_ref()
+            .unwrap_err()
+            .contains("allow = [\"setuid\"]")
+    );
 }

@@ -20,7 +20,7 @@ description = "Charte et dossier de classe (test de bout en bout)"
 audience = "all"
 
 [[file]]
-path = "/etc/nird/charte.txt"
+path = "/etc/ecole/charte.txt"
 content = "{charte}\n"
 mode = "0644"
 
@@ -51,7 +51,7 @@ fn signed_profiles_are_applied_and_bad_releases_change_nothing() {
     data.publish(NAME, &profile(1, "Charte v1", &in_a_year()));
     data.assign(&[NAME]);
     agent.run_once();
-    let charte = agent.root().join("etc/nird/charte.txt");
+    let charte = agent.root().join("etc/ecole/charte.txt");
     assert_eq!(std::fs::read_to_string(&charte).unwrap(), "Charte v1\n");
     assert!(agent.root().join("srv/classe").is_dir());
     let r = last_report(&data, &machine);
@@ -104,7 +104,7 @@ fn signed_profiles_are_applied_and_bad_releases_change_nothing() {
     let text = data.cli(&["machine", "reports", &machine]);
     assert!(text.contains(&format!("{NAME} v1\tappliqué")), "{text}");
     assert!(
-        text.contains("\tmodifié\tfile:/etc/nird/charte.txt"),
+        text.contains("\tmodifié\tfile:/etc/ecole/charte.txt"),
         "{text}"
     );
     assert!(
@@ -211,7 +211,7 @@ fn a_machine_waiting_for_approval_gets_its_profiles_once_approved() {
     let machine = agent.machine_id();
     data.cli(&["machine", "approve", &machine]);
     agent.run_once();
-    let charte = agent.root().join("etc/nird/charte.txt");
+    let charte = agent.root().join("etc/ecole/charte.txt");
     assert_eq!(std::fs::read_to_string(charte).unwrap(), "Charte v1\n");
     assert_eq!(last_report(&data, &machine)["outcome"], "applied");
     server.stop();

@@ -338,7 +338,7 @@ fn fetch_and_verify(
         if blobs.contains_key(&blob.sha256) {
             continue;
         }
-        let bytes = match source.blob(&blob.sha256) {
+        let bytes = match source.blob(blob) {
             Ok(b) => b,
             Err(e @ SourceError::Invalid { .. }) => {
                 return Err(ReleaseVerdict::Refused {
@@ -368,6 +368,8 @@ fn machine_root(includes: Vec<String>) -> Profile {
         expires: time::Date::MAX,
         description: String::new(),
         audience: vec![Audience::All],
+        scope: profile::Scope::default(),
+        allow: Vec::new(),
         includes,
         packages_install: Vec::new(),
         packages_remove: Vec::new(),
@@ -561,6 +563,12 @@ pub fn apply_assigned(
         Ok(p) => p,
         Err(e) => return fail_all(e.to_string()),
     };
+    // The agent is stopping (SIGTERM between downloads): change nothing and
+    // report nothing; everything is fetched again at the next start.
+    if source.cancelled() {
+        tracing::info!("stop requested while fetching releases; nothing applied");
+        return Vec::new();
+    }
     let mut deferral = deferral_for(opts, &prepared.outcome.plan);
     // One apply at a time per root (daemon and command line). Taken only
     // when something may be written, so that refusing or deferring leaves

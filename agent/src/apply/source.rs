@@ -9,10 +9,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use nird_proto::hash::is_sha256_hex;
-use nird_proto::profile::{MAX_BLOB_BYTES, MAX_PROFILE_BYTES, is_slug};
+use nird_proto::profile::{BlobRef, MAX_BLOB_BYTES, MAX_PROFILE_BYTES, is_slug};
+use nird_proto::signature::check_blob;
 
 /// Largest `.minisig` file accepted, in bytes (real ones are ~300 bytes).
-const MAX_SIGNATURE_BYTES: u64 = 4096;
+pub const MAX_SIGNATURE_BYTES: u64 = 4096;
 
 /// Why a source could not deliver something. Messages in French.
 #[derive(Debug, thiserror::Error)]
@@ -30,22 +31,38 @@ pub enum SourceError {
 
 /// Where releases and blobs come from.
 ///
-/// Implementations only move bytes; they never verify anything (the engine
-/// does). The server source and the directory source must behave alike:
-/// `NotFound` for an unknown name or digest, `Invalid` for answers larger
-/// than the limits in [`nird_proto::profile`].
+/// Implementations verify nothing about releases (the engine does). The
+/// server source and the directory source must behave alike: `NotFound` for
+/// an unknown name or digest, `Invalid` for answers larger than the limits
+/// in [`nird_proto::profile`] or, for a blob, than its pinned size or with
+/// another digest: a blob is read at most its pinned size (plus one byte, to
+/// tell a longer one) and checked before it is returned (or kept anywhere).
 pub trait ReleaseSource {
     /// The signed profile bytes of `name` at `version` and the text of its
     /// detached minisign signature.
     fn profile(&self, name: &str, version: u64) -> Result<(Vec<u8>, String), SourceError>;
-    /// The bytes of the blob with this lowercase hex sha256.
-    fn blob(&self, sha256: &str) -> Result<Vec<u8>, SourceError>;
+    /// The bytes of the blob `blob` pins (sha256 and size), verified.
+    fn blob(&self, blob: &BlobRef) -> Result<Vec<u8>, SourceError>;
     /// A signed catalogue index this source carries (bytes, signature), if
     /// any: a USB stick brings the index of its releases. The engine uses it
     /// only if it verifies and is newer than the one the machine holds.
     fn index(&self) -> Option<(Vec<u8>, String)> {
         None
     }
+    /// True when the source stopped serving because the agent is stopping
+    /// (SIGTERM between downloads): the engine then changes nothing.
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// Checks `bytes` against the digest and size `blob` pins.
+pub fn verified_blob(blob: &BlobRef, bytes: Vec<u8>) -> Result<Vec<u8>, SourceError> {
+    check_blob(blob, &bytes).map_err(|e| SourceError::Invalid {
+        what: format!("le fichier {}", blob.sha256),
+        detail: e.to_string(),
+    })?;
+    Ok(bytes)
 }
 
 /// A directory of releases: `NAME.toml`, `NAME.toml.minisig` and
@@ -105,14 +122,19 @@ impl ReleaseSource for DirectorySource {
         Ok((bytes, sig_text))
     }
 
-    fn blob(&self, sha256: &str) -> Result<Vec<u8>, SourceError> {
+    fn blob(&self, blob: &BlobRef) -> Result<Vec<u8>, SourceError> {
+        let sha256 = &blob.sha256;
         if !is_sha256_hex(sha256) {
             return Err(SourceError::Invalid {
                 what: format!("le fichier {sha256}"),
                 detail: "empreinte sha256 invalide".to_owned(),
             });
         }
-        read_limited(&self.dir.join("blobs").join(sha256), MAX_BLOB_BYTES)
+        let bytes = read_limited(
+            &self.dir.join("blobs").join(sha256),
+            blob.size.min(MAX_BLOB_BYTES),
+        )?;
+        verified_blob(blob, bytes)
     }
 
     fn index(&self) -> Option<(Vec<u8>, String)> {

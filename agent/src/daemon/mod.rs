@@ -21,6 +21,14 @@
 //! check-in, oldest first) or the server asked for the inventory; after a network
 //! failure or a 5xx, exponential backoff from 30 s up to a cap (1 h by
 //! default), jittered; after a refusal (401 / 403 / TLS), the normal interval.
+//!
+//! The server's word is bounded, not trusted: a reply assigning more than
+//! `MAX_ASSIGNED` releases is refused as a server error (nothing acked,
+//! nothing applied), and an `acked_seq` above the highest seq the agent has
+//! handed out acknowledges nothing. A stop request that arrives during a
+//! cycle sets the agent's cancellation flag: the release source checks it
+//! before each download, the cycle then applies nothing, and the loop
+//! returns as soon as the cycle does.
 
 pub mod backoff;
 pub mod clock;
@@ -28,11 +36,12 @@ pub mod releases;
 pub mod service;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nird_proto::api::{
-    ApplyReport, CheckinRequest, CheckinResponse, MAX_REPORTS_PER_CHECKIN, MachineStatus,
-    ProfileRef,
+    ApplyReport, CheckinRequest, CheckinResponse, MAX_ASSIGNED, MAX_REPORTS_PER_CHECKIN,
+    MachineStatus, ProfileRef,
 };
 
 pub use backoff::Backoff;
@@ -88,7 +97,9 @@ pub trait Applier: Send {
     ) -> bool;
     /// Applies the assigned profiles, fetching releases through `transport`;
     /// the reports to spool (their `seq` is set by the spool).
-    /// `memo` is updated with this attempt.
+    /// `memo` is updated with this attempt. Once `cancel` is set (the agent
+    /// is stopping) no download starts, nothing is applied and nothing is
+    /// reported or remembered.
     fn apply(
         &mut self,
         assigned: &[ProfileRef],
@@ -96,6 +107,7 @@ pub trait Applier: Send {
         transport: &dyn Transport,
         config: &AgentConfig,
         now: time::OffsetDateTime,
+        cancel: &AtomicBool,
     ) -> Vec<ApplyReport>;
 }
 
@@ -180,6 +192,8 @@ pub struct Agent {
     server_interval: Duration,
     /// Seqs of the spool entries the last check-in carried.
     last_sent: Vec<u64>,
+    /// Set by [`run`] when a stop arrives during a cycle: downloads stop.
+    cancel: Arc<AtomicBool>,
 }
 
 /// What a check-in carries from the spool.
@@ -216,6 +230,7 @@ impl Agent {
             server_wants_inventory: false,
             server_interval: DEFAULT_INTERVAL,
             last_sent: Vec::new(),
+            cancel: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -238,6 +253,13 @@ impl Agent {
     /// The current configuration.
     pub fn config(&self) -> &AgentConfig {
         &self.config
+    }
+
+    /// The cancellation flag: once set, the current cycle starts no more
+    /// downloads and applies nothing. [`run`] sets it on [`Control::Stop`]
+    /// and clears it when it starts.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
     }
 
     /// Re-reads the configuration (SIGHUP). Interval, jitter, maintenance
@@ -444,6 +466,17 @@ impl Agent {
         let sent_reports = request.reports.len();
         let sent_inventory = request.inventory.is_some();
         let response = self.transport.checkin(&request)?;
+        if response.assigned.len() > MAX_ASSIGNED {
+            tracing::error!(
+                assigned = response.assigned.len(),
+                max = MAX_ASSIGNED,
+                "check-in reply assigns too many releases; reply refused"
+            );
+            return Err(TransportError::Protocol(format!(
+                "le serveur assigne {} profils à cette machine, plus que la limite de {MAX_ASSIGNED} : réponse refusée",
+                response.assigned.len()
+            )));
+        }
         tracing::debug!(
             reports = sent_reports,
             inventory = sent_inventory,
@@ -472,11 +505,24 @@ impl Agent {
         response: &CheckinResponse,
         sent_inventory_seq: Option<u64>,
     ) -> Result<(), SpoolError> {
-        let dropped = self.spool.ack_reports(response.acked_seq)?;
-        if dropped > 0 {
-            tracing::info!(dropped, acked_seq = response.acked_seq, "reports delivered");
+        let last = self.spool.last_seq();
+        if response.acked_seq > last {
+            // The server claims reports this agent never numbered: a
+            // compromised server (or a spool wiped by hand). Ignore it
+            // entirely: acknowledge nothing, and do not raise the counter
+            // either — once raised, the next identical claim would look
+            // legitimate and drop reports the server never stored.
+            tracing::warn!(
+                acked_seq = response.acked_seq,
+                local_last = last,
+                "server acknowledges seqs never handed out; ignored, no report dropped"
+            );
+        } else {
+            let dropped = self.spool.ack_reports(response.acked_seq)?;
+            if dropped > 0 {
+                tracing::info!(dropped, acked_seq = response.acked_seq, "reports delivered");
+            }
         }
-        self.spool.raise_seq_floor(response.acked_seq)?;
         if let Some(seq) = sent_inventory_seq {
             self.spool.ack_inventory(seq)?;
         }
@@ -613,6 +659,7 @@ impl Agent {
             self.transport.as_ref(),
             &self.config,
             now,
+            &self.cancel,
         );
         let mut spooled = false;
         for report in reports {
@@ -727,6 +774,9 @@ pub async fn run(
     mode: RunMode,
 ) -> Agent {
     let mut agent = agent;
+    // A new loop (a restart in tests) starts with downloads allowed.
+    let cancel = agent.cancel_flag();
+    cancel.store(false, Ordering::SeqCst);
     // Ready as soon as the loop runs: a first check-in against an
     // unreachable server may take minutes, and systemd would time the start
     // out. Progress is reported with STATUS= after each cycle.
@@ -739,7 +789,16 @@ pub async fn run(
             let result = agent.cycle(now);
             (agent, result)
         });
-        let (returned, result) = match await_alive(job, hooks.as_ref(), watchdog_every).await {
+        let (joined, deferred) = await_cycle(
+            job,
+            hooks.as_ref(),
+            watchdog_every,
+            &mut control,
+            &mut control_open,
+            &cancel,
+        )
+        .await;
+        let (returned, result) = match joined {
             Ok(v) => v,
             // The cycle panicked: nothing sane to continue with.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -754,6 +813,17 @@ pub async fn run(
         });
         if mode == RunMode::Once {
             break;
+        }
+        match deferred {
+            Some(Control::Stop) => break,
+            Some(Control::Reload) => {
+                hooks.reloading();
+                if let Err(e) = agent.reload_config() {
+                    tracing::error!(error = %e, "configuration reload refused; keeping the old one");
+                }
+                hooks.ready();
+            }
+            None => {}
         }
         let wait = match &result {
             CycleResult::Delivered { next } if *next > FOLLOW_UP_DELAY => agent.jittered(*next),
@@ -794,20 +864,43 @@ pub async fn run(
     agent
 }
 
-/// Awaits a blocking job while keeping the watchdog fed: the event loop is
-/// alive even while a long apply runs.
-async fn await_alive<T>(
+/// Awaits the cycle's blocking job while keeping the watchdog fed (the
+/// event loop is alive even while a long apply runs) and listening for
+/// control messages: a stop sets `cancel` at once — the release source
+/// checks it before each download — and is returned to act on when the job
+/// is done; a reload waits for the job too (a stop wins over it).
+async fn await_cycle<T>(
     mut job: tokio::task::JoinHandle<T>,
     hooks: &dyn ServiceHooks,
     every: Option<Duration>,
-) -> Result<T, tokio::task::JoinError> {
-    let Some(every) = every else {
-        return job.await;
-    };
+    control: &mut tokio::sync::mpsc::UnboundedReceiver<Control>,
+    control_open: &mut bool,
+    cancel: &AtomicBool,
+) -> (Result<T, tokio::task::JoinError>, Option<Control>) {
+    let mut deferred = None;
     loop {
+        let tick = async {
+            match every {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            r = &mut job => return r,
-            () = tokio::time::sleep(every) => hooks.watchdog(),
+            r = &mut job => return (r, deferred),
+            msg = control.recv(), if *control_open => match msg {
+                Some(Control::Stop) => {
+                    tracing::info!("stop requested during a cycle; no further download");
+                    cancel.store(true, Ordering::SeqCst);
+                    deferred = Some(Control::Stop);
+                }
+                Some(Control::Reload) => {
+                    if deferred.is_none() {
+                        deferred = Some(Control::Reload);
+                    }
+                }
+                None => *control_open = false,
+            },
+            () = tick => hooks.watchdog(),
         }
     }
 }

@@ -10,21 +10,26 @@
 //! every check-in; a new version assigned tries again. A deferred apply that
 //! is still deferred, or a failure that repeats itself, is retried at every
 //! check-in but not reported again.
+//!
+//! Reads from the server are bounded: a profile by `MAX_PROFILE_BYTES`, a
+//! signature by `MAX_SIGNATURE_BYTES`, a blob by its pinned size (and
+//! verified before it is kept in the cache). A stop request (SIGTERM) is
+//! checked before each download: the cycle then applies nothing.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nird_proto::api::{ApplyOutcome, ApplyReport, ProfileRef};
 use nird_proto::hash::is_sha256_hex;
-use nird_proto::profile::{MAX_BLOB_BYTES, MAX_PROFILE_BYTES, is_slug};
+use nird_proto::profile::{BlobRef, MAX_BLOB_BYTES, MAX_PROFILE_BYTES, is_slug};
 
 use super::Applier;
+use crate::apply::source::{MAX_SIGNATURE_BYTES, verified_blob};
 use crate::apply::state::AppliedState;
 use crate::apply::{ApplyOptions, ReleaseSource, SourceError, apply_assigned};
 use crate::config::AgentConfig;
 use crate::paths::AgentPaths;
 use crate::status::{ApplyMemo, AttemptOutcome};
 use crate::transport::{Transport, TransportError};
-
-/// Largest `.minisig` accepted (real ones are ~300 bytes).
-const MAX_SIGNATURE_BYTES: u64 = 4096;
 
 /// Releases and blobs from the server, with the machine's credential.
 pub struct ServerReleases<'a> {
@@ -35,9 +40,22 @@ pub struct ServerReleases<'a> {
     /// inventory knows which packages the profiles name. The bytes are not
     /// trusted there: every reader verifies them again. `None`: no copy.
     pub cache: Option<&'a std::path::Path>,
+    /// Set when the agent is asked to stop: no download starts after it.
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 impl ServerReleases<'_> {
+    /// Refuses to start a download once a stop was requested.
+    fn check_cancel(&self, what: &str) -> Result<(), SourceError> {
+        if self.cancelled() {
+            return Err(SourceError::Unavailable {
+                what: what.to_owned(),
+                detail: "arrêt de l'agent demandé".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Keeps a copy of fetched bytes; a failure only costs the offline copy.
     fn keep(&self, relative: &str, bytes: &[u8]) {
         if let Some(dir) = self.cache
@@ -69,6 +87,7 @@ impl ReleaseSource for ServerReleases<'_> {
                 detail: "nom de profil invalide".into(),
             });
         }
+        self.check_cancel(&what)?;
         let path = format!("/profiles/{name}/{version}");
         let bytes = self
             .transport
@@ -87,7 +106,8 @@ impl ReleaseSource for ServerReleases<'_> {
         Ok((bytes, sig))
     }
 
-    fn blob(&self, sha256: &str) -> Result<Vec<u8>, SourceError> {
+    fn blob(&self, blob: &BlobRef) -> Result<Vec<u8>, SourceError> {
+        let sha256 = &blob.sha256;
         let what = format!("le fichier {sha256}");
         if !is_sha256_hex(sha256) {
             return Err(SourceError::Invalid {
@@ -95,12 +115,22 @@ impl ReleaseSource for ServerReleases<'_> {
                 detail: "empreinte sha256 invalide".into(),
             });
         }
+        self.check_cancel(&what)?;
+        // At most the pinned size: a longer answer is refused as soon as it
+        // passes it, never read whole.
         let bytes = self
             .transport
-            .fetch(&format!("/blobs/{sha256}"), MAX_BLOB_BYTES)
+            .fetch(&format!("/blobs/{sha256}"), blob.size.min(MAX_BLOB_BYTES))
             .map_err(|e| source_error(what, e))?;
+        // Verified before it is kept: the cache never holds foreign bytes
+        // under a pinned digest.
+        let bytes = verified_blob(blob, bytes)?;
         self.keep(&format!("blobs/{sha256}"), &bytes);
         Ok(bytes)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::SeqCst))
     }
 }
 
@@ -158,6 +188,7 @@ impl Applier for EngineApplier {
         transport: &dyn Transport,
         config: &AgentConfig,
         now: time::OffsetDateTime,
+        cancel: &AtomicBool,
     ) -> Vec<ApplyReport> {
         // `new` reads the root's /etc/localtime, so maintenance windows are
         // in the school's time zone (the libc query fails in a threaded
@@ -171,10 +202,17 @@ impl Applier for EngineApplier {
         let source = ServerReleases {
             transport,
             cache: Some(&cache),
+            cancel: Some(cancel),
         };
         let reports = apply_assigned(&options, assigned, &source, &mut |event| {
             tracing::debug!(?event, "apply progress");
         });
+        if reports.is_empty() && source.cancelled() {
+            // Stopped between downloads: nothing was applied and nothing is
+            // remembered, so the next start tries again. (A stop that came
+            // after the downloads lets the apply finish and report.)
+            return Vec::new();
+        }
         let mut out = Vec::with_capacity(reports.len());
         for report in reports {
             let now = AttemptOutcome {

@@ -8,6 +8,17 @@
 //! [`resolve`] flattens a profile and its `includes` into one
 //! [`DesiredState`].
 //!
+//! Besides its shape, a profile obeys a policy ([`policy`]): it never
+//! manages the agent's own files, unit, package or the root account, and
+//! it uses setuid modes, an empty password for an administrator or paths
+//! under `/run` only if it says so in its signed `allow` list (which
+//! `nird-server profile lint` reports). Its signed targeting says which
+//! machines it is for ([`Profile::admits`]): the kinds of school in
+//! `audience` and, optionally, only some académies, départements or
+//! schools (a machine matching any listed one). Its `expires` may be at
+//! most [`MAX_EXPIRY_HORIZON_DAYS`] ahead when it is signed
+//! ([`check_expiry_horizon`]).
+//!
 //! ```toml
 //! [profile]
 //! name = "primtux"
@@ -16,24 +27,34 @@
 //! description = "Poste élève d'école primaire"
 //! audience = "école"
 //! includes = ["nird-base"]
+//! # Optional scope: only these machines (any match admits).
+//! academies = ["Lille", "Aix-Marseille"]
+//! departements = ["62", "059"]
+//! uais = ["0620056Z"]
+//! # Optional, signed and reported by lint: lift a policy rule.
+//! allow = ["setuid"]
 //!
 //! [packages]
 //! install = ["gcompris-qt", "tuxpaint"]
 //! remove = ["thunderbird"]
 //!
 //! [[file]]
-//! path = "/etc/nird/motd"
+//! path = "/etc/ecole/motd"
 //! content = "Bienvenue\n"
 //! mode = "0644"
 //! ```
 
 mod error;
+pub mod policy;
 mod raw;
 mod resolve;
+mod targeting;
 mod validate;
 
 pub use error::{Location, Problem, ProfileError};
+pub use policy::{PRIVILEGED_GROUPS, PolicyOptIn};
 pub use resolve::{DesiredState, Layer, ResolveError, resolve};
+pub use targeting::{Scope, TargetingError};
 
 use serde::Serialize;
 
@@ -45,6 +66,10 @@ pub const MAX_PROFILE_BYTES: usize = 1024 * 1024;
 pub const MAX_INLINE_CONTENT_BYTES: usize = 64 * 1024;
 /// Largest blob a profile may pin (wallpapers, documents, keys), in bytes.
 pub const MAX_BLOB_BYTES: u64 = 64 * 1024 * 1024;
+/// Furthest a profile's `expires` may be from the day it is linted, signed
+/// or applied, in days: a stolen or leaked release stops working within
+/// about a school year, and a frozen server is noticed.
+pub const MAX_EXPIRY_HORIZON_DAYS: i64 = 400;
 
 /// Which schools a profile is meant for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,6 +112,12 @@ pub struct Profile {
     pub description: String,
     /// Which schools it targets (at least one, no repeats).
     pub audience: Vec<Audience>,
+    /// Optional académies / départements / UAIs it is limited to (signed);
+    /// see [`Profile::admits`].
+    pub scope: Scope,
+    /// Policy rules this profile lifts explicitly (signed `allow`), sorted,
+    /// no repeats.
+    pub allow: Vec<PolicyOptIn>,
     /// Profiles composed before this one, in order.
     pub includes: Vec<String>,
     /// Debian packages that must be installed.
@@ -124,6 +155,109 @@ impl Profile {
     pub fn is_expired_on(&self, today: time::Date) -> bool {
         today > self.expires
     }
+
+    /// One French line per policy rule this profile lifts (`allow`), naming
+    /// the resources that use it, for `profile lint` to print as warnings.
+    pub fn policy_warnings(&self) -> Vec<String> {
+        self.allow
+            .iter()
+            .map(|opt| {
+                let users = policy_uses(self, *opt);
+                let used = if users.is_empty() {
+                    "inutilisé : retirez-le".to_owned()
+                } else {
+                    format!("utilisé par {}", users.join(", "))
+                };
+                format!(
+                    "avertissement : le profil « {} » autorise {} (allow = \"{}\") ; {used}",
+                    self.name,
+                    opt.description(),
+                    opt.as_str()
+                )
+            })
+            .collect()
+    }
+}
+
+/// The resources of `profile` that need `opt`.
+fn policy_uses(profile: &Profile, opt: PolicyOptIn) -> Vec<String> {
+    match opt {
+        PolicyOptIn::Setuid => profile
+            .files
+            .iter()
+            .filter(|f| f.ownership.mode & 0o6000 != 0)
+            .map(ResourceId::resource_id)
+            .chain(
+                profile
+                    .directories
+                    .iter()
+                    .filter(|d| d.ownership.mode & 0o4000 != 0)
+                    .map(ResourceId::resource_id),
+            )
+            .collect(),
+        PolicyOptIn::EmptyAdminPassword => profile
+            .users
+            .iter()
+            .filter(|u| u.password == PasswordPolicy::Empty && privileged_group(u).is_some())
+            .map(ResourceId::resource_id)
+            .collect(),
+        PolicyOptIn::RuntimePaths => profile
+            .files
+            .iter()
+            .filter(|f| policy::is_runtime_path(&policy::canonical_path(&f.path)))
+            .map(ResourceId::resource_id)
+            .chain(
+                profile
+                    .directories
+                    .iter()
+                    .filter(|d| policy::is_runtime_path(&policy::canonical_path(&d.path)))
+                    .map(ResourceId::resource_id),
+            )
+            .collect(),
+    }
+}
+
+/// The first privileged group (see [`PRIVILEGED_GROUPS`]) `user` is in.
+pub(crate) fn privileged_group(user: &UserResource) -> Option<&str> {
+    user.groups
+        .iter()
+        .map(String::as_str)
+        .find(|g| PRIVILEGED_GROUPS.contains(g))
+}
+
+/// A profile whose `expires` is too far ahead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "le profil « {profile} » expire le {expires}, plus de {MAX_EXPIRY_HORIZON_DAYS} jours après le {today} : choisissez une date au plus tard le {latest} (et republiez-le chaque année scolaire)"
+)]
+pub struct HorizonError {
+    /// The profile's name.
+    pub profile: String,
+    /// Its `expires`.
+    pub expires: time::Date,
+    /// The day of the check.
+    pub today: time::Date,
+    /// The latest `expires` accepted that day.
+    pub latest: time::Date,
+}
+
+/// Refuses a profile whose `expires` is more than
+/// [`MAX_EXPIRY_HORIZON_DAYS`] after `today` (UTC): `9999-12-31` would make
+/// a signed release valid forever. Lint and sign check it against the
+/// maintainer's clock; agents against theirs.
+pub fn check_expiry_horizon(profile: &Profile, today: time::Date) -> Result<(), HorizonError> {
+    let latest = today
+        .checked_add(time::Duration::days(MAX_EXPIRY_HORIZON_DAYS))
+        .unwrap_or(time::Date::MAX);
+    if profile.expires > latest {
+        return Err(HorizonError {
+            profile: profile.name.clone(),
+            expires: profile.expires,
+            today,
+            latest,
+        });
+    }
+    Ok(())
 }
 
 /// Bytes stored outside the profile, pinned by digest and size.
@@ -272,7 +406,7 @@ pub struct UserResource {
 }
 
 /// Stable identifier of a resource in plans and reports, e.g.
-/// `file:/etc/nird/motd` or `package:gcompris-qt`.
+/// `file:/etc/ecole/motd` or `package:gcompris-qt`.
 pub trait ResourceId {
     fn resource_id(&self) -> String;
 }

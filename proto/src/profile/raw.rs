@@ -38,6 +38,19 @@ pub struct Header {
     pub audience: S<OneOrMany>,
     #[serde(default)]
     pub includes: Vec<S<String>>,
+    /// Signed scope: académie names.
+    #[serde(default)]
+    pub academies: Vec<S<String>>,
+    /// Signed scope: département codes (`62`, `062`, `2A`).
+    #[serde(default)]
+    pub departements: Vec<S<String>>,
+    /// Signed scope: UAI codes.
+    #[serde(default)]
+    pub uais: Vec<S<String>>,
+    /// Policy rules lifted explicitly (`setuid`, `empty-admin-password`,
+    /// `runtime-paths`).
+    #[serde(default)]
+    pub allow: Vec<S<String>>,
 }
 
 #[derive(Deserialize)]

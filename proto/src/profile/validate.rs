@@ -5,14 +5,17 @@
 use std::collections::BTreeSet;
 use std::ops::Range;
 
+use super::policy::{self, AGENT_NAME, PolicyOptIn};
 use super::raw::{self, S};
 use super::{
     AptRepository, Audience, BlobRef, DirectoryResource, Enablement, FileContent, FileResource,
     GroupResource, Location, MAX_BLOB_BYTES, MAX_INLINE_CONTENT_BYTES, MAX_PROFILE_BYTES,
-    Ownership, PasswordPolicy, Problem, Profile, ProfileError, RunState, UnitResource,
-    UserResource, is_slug,
+    Ownership, PasswordPolicy, Problem, Profile, ProfileError, RunState, Scope, UnitResource,
+    UserResource, is_slug, privileged_group,
 };
 use crate::hash::is_sha256_hex;
+use crate::school::{known_academie, normalize_departement};
+use crate::uai::Uai;
 
 pub(super) fn parse(file_name: &str, bytes: &[u8]) -> Result<Profile, ProfileError> {
     if bytes.len() > MAX_PROFILE_BYTES {
@@ -43,6 +46,7 @@ pub(super) fn parse(file_name: &str, bytes: &[u8]) -> Result<Profile, ProfileErr
     let mut checker = Checker {
         text,
         problems: Vec::new(),
+        allow: Vec::new(),
     };
     let profile = checker.profile(raw);
     if checker.problems.is_empty() {
@@ -79,6 +83,8 @@ struct Checker<'a> {
     text: &'a str,
     /// Everything found so far.
     problems: Vec<Problem>,
+    /// The policy rules the profile lifts (read first: later checks ask).
+    allow: Vec<PolicyOptIn>,
 }
 
 impl Checker<'_> {
@@ -111,6 +117,8 @@ impl Checker<'_> {
             );
         }
         let audience = self.audience(&header.audience);
+        self.allow = self.allow_list(&header.allow);
+        let scope = self.scope(&header);
         let mut includes = Vec::new();
         for inc in &header.includes {
             let n = self.slug(inc, "profil inclus");
@@ -144,6 +152,7 @@ impl Checker<'_> {
             let d = d.get_ref();
             let path = self.path(&d.path);
             let ownership = self.ownership(&d.mode, &d.owner, &d.group, 0o755);
+            self.directory_policy(d, &path, &ownership);
             paths.check(self, &path, d.path.span());
             directories.push(DirectoryResource { path, ownership });
         }
@@ -160,8 +169,21 @@ impl Checker<'_> {
         for g in &raw.group {
             let g = g.get_ref();
             let name = self.account_name(&g.name, "groupe");
+            if name == "root" {
+                self.err(
+                    g.name.span(),
+                    "le groupe root appartient au système : un profil ne peut pas le gérer",
+                );
+            }
             group_names.check(self, &name, g.name.span());
             let gid = g.gid.as_ref().map(|id| self.id(id, "gid"));
+            if let Some(id) = g.gid.as_ref().filter(|id| *id.get_ref() == 0) {
+                let span = id.span();
+                self.err(
+                    span,
+                    "gid 0 est celui du groupe root : un profil ne peut pas le donner",
+                );
+            }
             groups.push(GroupResource {
                 name,
                 gid,
@@ -182,6 +204,8 @@ impl Checker<'_> {
             expires,
             description,
             audience,
+            scope,
+            allow: self.allow.clone(),
             includes,
             packages_install,
             packages_remove,
@@ -217,6 +241,112 @@ impl Checker<'_> {
             );
         }
         out
+    }
+
+    /// `allow = ["setuid", ...]`: known words, no repeats; sorted.
+    fn allow_list(&mut self, words: &[S<String>]) -> Vec<PolicyOptIn> {
+        let mut out = Vec::new();
+        for w in words {
+            match PolicyOptIn::parse(w.get_ref()) {
+                Some(o) if out.contains(&o) => {
+                    self.err(w.span(), format!("« {} » répété dans allow", o.as_str()))
+                }
+                Some(o) => out.push(o),
+                None => {
+                    let known: Vec<&str> = PolicyOptIn::ALL.iter().map(|o| o.as_str()).collect();
+                    self.err(
+                        w.span(),
+                        format!(
+                            "« {} » inconnu dans allow : les valeurs possibles sont {}",
+                            w.get_ref(),
+                            known.join(", ")
+                        ),
+                    )
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// `academies`, `departements`, `uais`: each a known name or a valid
+    /// code, no repeats.
+    fn scope(&mut self, header: &raw::Header) -> Scope {
+        let mut scope = Scope::default();
+        for a in &header.academies {
+            match known_academie(a.get_ref()) {
+                Some(name) if scope.academies.iter().any(|x| x == name) => {
+                    self.err(a.span(), format!("académie « {name} » répétée"))
+                }
+                Some(name) => scope.academies.push(name.to_owned()),
+                None => self.err(
+                    a.span(),
+                    format!(
+                        "académie « {} » inconnue : écrivez son nom, ex. « Lille », « Aix-Marseille », « Normandie »",
+                        a.get_ref()
+                    ),
+                ),
+            }
+        }
+        for d in &header.departements {
+            match normalize_departement(d.get_ref()) {
+                Some(code) if scope.departements.contains(&code) => {
+                    self.err(d.span(), format!("département « {code} » répété"))
+                }
+                Some(code) => scope.departements.push(code),
+                None => self.err(
+                    d.span(),
+                    format!(
+                        "département « {} » invalide : son numéro, ex. « 62 », « 062 », « 2A » ou « 971 »",
+                        d.get_ref()
+                    ),
+                ),
+            }
+        }
+        for u in &header.uais {
+            match Uai::parse(u.get_ref()) {
+                Ok(uai) if scope.uais.contains(&uai) => {
+                    self.err(u.span(), format!("établissement « {uai} » répété"))
+                }
+                Ok(uai) => scope.uais.push(uai),
+                Err(e) => self.err(u.span(), e.to_string()),
+            }
+        }
+        scope
+    }
+
+    fn allows(&self, opt: PolicyOptIn) -> bool {
+        self.allow.contains(&opt)
+    }
+
+    /// Setuid on a directory needs `allow = ["setuid"]`; a directory that
+    /// guards the agent's paths must stay root's alone.
+    fn directory_policy(&mut self, d: &raw::Directory, path: &str, ownership: &Ownership) {
+        let mode_span = d.mode.as_ref().map_or(d.path.span(), |m| m.span());
+        // Setgid on a directory only makes new files inherit its group (the
+        // shared class folder, mode 2775): no privilege, allowed. Setuid on a
+        // directory has no meaning on Linux: only a mistake or a probe.
+        if ownership.mode & 0o4000 != 0 && !self.allows(PolicyOptIn::Setuid) {
+            self.err(
+                mode_span,
+                format!(
+                    "mode {:04o} : le bit setuid sur un dossier est refusé ; s'il est voulu, ajoutez allow = [\"setuid\"] dans [profile]",
+                    ownership.mode
+                ),
+            );
+        }
+        if policy::guards_agent_paths(&policy::canonical_path(path))
+            && (ownership.owner != "root"
+                || ownership.group != "root"
+                || ownership.mode & 0o022 != 0)
+        {
+            self.err(
+                d.path.span(),
+                format!(
+                    "le dossier « {path} » contient les fichiers de nird-agent : il ne peut être géré qu'en root:root, sans droit d'écriture pour le groupe ni les autres"
+                ),
+            );
+        }
     }
 
     fn slug(&mut self, s: &S<String>, what: &str) -> String {
@@ -265,7 +395,12 @@ impl Checker<'_> {
         let mut remove = Vec::new();
         for p in &raw.remove {
             let name = self.package_name(p);
-            if install.contains(&name) {
+            if name == AGENT_NAME {
+                self.err(
+                    p.span(),
+                    "retirer nird-agent couperait la machine du parc : un profil peut l'installer (mise à jour), jamais le retirer",
+                );
+            } else if install.contains(&name) {
                 self.err(
                     p.span(),
                     format!(
@@ -305,10 +440,29 @@ impl Checker<'_> {
         n.clone()
     }
 
+    /// An absolute, normalised path that the policy lets a profile manage
+    /// (checked in its canonical form: `/var/run/x` is `/run/x`).
     fn path(&mut self, p: &S<String>) -> String {
         let v = p.get_ref();
         if let Some(msg) = path_problem(v) {
             self.err(p.span(), format!("chemin « {v} » refusé : {msg}"));
+            return v.clone();
+        }
+        let canonical = policy::canonical_path(v);
+        let shown = if canonical == *v {
+            String::new()
+        } else {
+            format!(" (c'est-à-dire « {canonical} »)")
+        };
+        if let Some(msg) = policy::forbidden_path(&canonical) {
+            self.err(p.span(), format!("chemin « {v} »{shown} refusé : {msg}"));
+        } else if policy::is_runtime_path(&canonical) && !self.allows(PolicyOptIn::RuntimePaths) {
+            self.err(
+                p.span(),
+                format!(
+                    "chemin « {v} »{shown} refusé : /run est effacé à chaque démarrage ; s'il est voulu, ajoutez allow = [\"runtime-paths\"] dans [profile]"
+                ),
+            );
         }
         v.clone()
     }
@@ -402,6 +556,22 @@ impl Checker<'_> {
         let f = f.get_ref();
         let path = self.path(&f.path);
         let ownership = self.ownership(&f.mode, &f.owner, &f.group, 0o644);
+        if ownership.mode & 0o6000 != 0 && !self.allows(PolicyOptIn::Setuid) {
+            let span = f.mode.as_ref().map_or(f.path.span(), |m| m.span());
+            self.err(
+                span,
+                format!(
+                    "mode {:04o} : les bits setuid/setgid font exécuter ce fichier avec les droits de son propriétaire ; s'ils sont voulus, ajoutez allow = [\"setuid\"] dans [profile]",
+                    ownership.mode
+                ),
+            );
+        }
+        if policy::is_ancestor_of_agent_paths(&policy::canonical_path(&path)) {
+            self.err(
+                f.path.span(),
+                format!("chemin « {path} » refusé : c'est un dossier qui contient les fichiers de nird-agent, pas un fichier"),
+            );
+        }
         let content = match (&f.content, &f.blob) {
             (Some(c), None) => {
                 if c.get_ref().len() > MAX_INLINE_CONTENT_BYTES {
@@ -520,6 +690,11 @@ impl Checker<'_> {
         });
         if !ok {
             self.err(u.name.span(), format!("unité « {name} » invalide : nom complet avec son suffixe, ex. « ssh.service » ou « apt-daily.timer »"));
+        } else if policy::is_agent_unit_name(&name) {
+            self.err(
+                u.name.span(),
+                format!("unité « {name} » refusée : le service de nird-agent n'est jamais géré par un profil"),
+            );
         }
         let enablement = u.enablement.as_ref().and_then(|e| match e.get_ref().as_str() {
             "enabled" => Some(Enablement::Enabled),
@@ -557,7 +732,20 @@ impl Checker<'_> {
 
     fn user(&mut self, u: &raw::User) -> UserResource {
         let name = self.account_name(&u.name, "compte");
+        if name == "root" {
+            self.err(
+                u.name.span(),
+                "le compte root appartient au système : un profil ne peut pas le gérer",
+            );
+        }
         let uid = u.uid.as_ref().map(|id| self.id(id, "uid"));
+        if let Some(id) = u.uid.as_ref().filter(|id| *id.get_ref() == 0) {
+            let span = id.span();
+            self.err(
+                span,
+                "uid 0 est celui de root : un profil ne peut pas le donner",
+            );
+        }
         let mut groups: Vec<String> = Vec::new();
         for g in &u.groups {
             let g_name = self.account_name(g, "groupe");
@@ -575,6 +763,10 @@ impl Checker<'_> {
             .home
             .as_ref()
             .map_or_else(|| format!("/home/{name}"), |h| self.path(h));
+        // A home at or under the agent's paths is refused by `path`. An
+        // existing ancestor of them is harmless (Debian's `daemon` lives in
+        // /usr/sbin): the engine creates a home only when it is missing and
+        // gives the user only that new directory.
         let password = match u.password.as_ref() {
             None => PasswordPolicy::Locked,
             Some(p) => match p.get_ref().as_str() {
@@ -597,7 +789,7 @@ impl Checker<'_> {
             }
             v.clone()
         });
-        UserResource {
+        let user = UserResource {
             name,
             full_name,
             uid,
@@ -606,13 +798,28 @@ impl Checker<'_> {
             home,
             password,
             system: u.system,
+        };
+        if user.password == PasswordPolicy::Empty
+            && let Some(group) = privileged_group(&user)
+            && !self.allows(PolicyOptIn::EmptyAdminPassword)
+        {
+            let span = u.password.as_ref().map_or(u.name.span(), |p| p.span());
+            self.err(
+                span,
+                format!(
+                    "le compte « {} » est dans le groupe privilégié « {group} » : un mot de passe vide en ferait un administrateur pour quiconque est au clavier ; mettez password = \"locked\" ou \"unmanaged\", ou, si c'est voulu, allow = [\"empty-admin-password\"] dans [profile]",
+                    user.name
+                ),
+            );
         }
+        user
     }
 }
 
-/// Why a managed path is refused, or `None` if it is fine: absolute,
-/// normalised (no `.`/`..`/empty components, no trailing slash), not the root
-/// itself, and not under the kernel's virtual filesystems.
+/// Why a path is malformed, or `None` if it is fine: absolute, normalised
+/// (no `.`/`..`/empty components, no trailing slash), not the root itself.
+/// What may be managed is then decided on its canonical form
+/// ([`policy::forbidden_path`], [`policy::is_runtime_path`]).
 pub(crate) fn path_problem(p: &str) -> Option<&'static str> {
     if !p.starts_with('/') {
         return Some("un chemin doit être absolu (commencer par /)");
@@ -628,13 +835,6 @@ pub(crate) fn path_problem(p: &str) -> Option<&'static str> {
         .any(|c| c.is_empty() || c == "." || c == "..")
     {
         return Some("pas de « .. », de « . », de « // » ni de / final");
-    }
-    for virt in ["/proc", "/sys", "/dev", "/run"] {
-        if p == virt || p.starts_with(&format!("{virt}/")) {
-            return Some(
-                "les systèmes de fichiers virtuels (/proc, /sys, /dev, /run) ne sont pas gérés",
-            );
-        }
     }
     None
 }
