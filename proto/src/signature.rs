@@ -27,8 +27,8 @@ use crate::profile::{self, BlobRef, Profile, ProfileError};
 
 /// Longest a release may be valid, counted from the verifier's clock, in
 /// days: `expires = 9999-12-31` would let one signed release freeze
-/// machines forever.
-pub const MAX_RELEASE_HORIZON_DAYS: i64 = 400;
+/// machines forever. The same horizon `profile lint` and `sign` enforce.
+pub const MAX_RELEASE_HORIZON_DAYS: i64 = crate::profile::MAX_EXPIRY_HORIZON_DAYS;
 
 /// The public keys an agent or a server accepts profile signatures from.
 #[derive(Debug, Clone, Default)]

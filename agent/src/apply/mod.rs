@@ -238,40 +238,40 @@ fn anchors(opts: &ApplyOptions, source: &dyn ReleaseSource) -> Anchors {
     Anchors { keys, index }
 }
 
-/// Checks a verified profile's signed targeting against the machine's
-/// school, as recorded at enrolment.
+/// Checks a verified profile's signed targeting (audience, académies,
+/// départements, UAIs) against the machine's school, as recorded at
+/// enrolment.
 fn check_targeting(
     profile: &Profile,
     school: Option<&nird_proto::api::EnrolledSchool>,
 ) -> Result<(), ReleaseError> {
-    if profile.audience.contains(&Audience::All) {
-        return Ok(());
-    }
-    let Some(school) = school else {
-        return Err(ReleaseError::NotTargeted {
-            detail:
-                "l'établissement de cette machine est inconnu (enrôlement sans établissement) : \
-                     ré-enrôlez-la"
+    let place = school.and_then(|s| {
+        Some(nird_proto::school::Place {
+            uai: nird_proto::uai::Uai::parse(&s.uai).ok()?,
+            kind: nird_proto::school::SchoolKind::parse(&s.kind)?,
+            academie: s.academie.clone(),
+        })
+    });
+    let Some(place) = place else {
+        // Without a known school only profiles meant for every machine,
+        // with no territorial scope, may run.
+        let everywhere = profile.audience.contains(&Audience::All)
+            && profile.scope.is_empty();
+        return if everywhere {
+            Ok(())
+        } else {
+            Err(ReleaseError::NotTargeted {
+                detail: "l'établissement de cette machine est inconnu (enrôlement sans établissement) : \
+                         ré-enrôlez-la"
                     .into(),
-        });
+            })
+        };
     };
-    match Audience::parse(&school.kind) {
-        Some(kind) if profile.audience.contains(&kind) => Ok(()),
-        _ => Err(ReleaseError::NotTargeted {
-            detail: format!(
-                "profil « {} » destiné à {} ; cette machine est dans un établissement de type « {} » ({})",
-                profile.name,
-                profile
-                    .audience
-                    .iter()
-                    .map(|a| format!("{a:?}").to_lowercase())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                school.kind,
-                school.uai
-            ),
-        }),
-    }
+    profile
+        .admits(&place)
+        .map_err(|e| ReleaseError::NotTargeted {
+            detail: format!("« {} » : {e}", profile.name),
+        })
 }
 
 fn refusal_reason(e: &ReleaseError) -> RefusalReason {
