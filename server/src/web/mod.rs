@@ -252,6 +252,7 @@ async fn same_origin_posts(req: Request, next: Next) -> Response {
             .unwrap_or("");
         let expected = format!("https://{host}");
         if origin.to_str().ok() != Some(expected.as_str()) {
+            drain(req).await;
             return WebError {
                 status: StatusCode::FORBIDDEN,
                 message: "Requête refusée : elle ne vient pas de ce site.".into(),
@@ -292,6 +293,12 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// Reads (and drops) a refused request's body, bounded, so the connection
+/// stays usable for the client's next request.
+async fn drain(req: Request) {
+    let _ = axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES).await;
+}
+
 /// Finds the session (or redirects to the login page) and, for POSTs,
 /// checks the CSRF token and parses the form.
 pub async fn require_session(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -310,6 +317,7 @@ pub async fn require_session(State(state): State<AppState>, req: Request, next: 
         None => None,
     };
     let Some(session) = session else {
+        drain(req).await;
         let mut res = Redirect::to("/connexion").into_response();
         if let Ok(v) = HeaderValue::from_str(&auth::clear_cookie()) {
             res.headers_mut().insert(header::SET_COOKIE, v);

@@ -378,9 +378,6 @@ pub async fn bulk(
     Extension(form): Extension<FormData>,
 ) -> WebResult {
     let school = school_or_404(&state, &session, &uai).await?;
-    if !can_manage(&session) {
-        return Err(WebError::forbidden());
-    }
     let ids = form.all("machine");
     if ids.is_empty() {
         return Err(WebError::bad_request("Aucune machine sélectionnée."));
@@ -401,6 +398,10 @@ pub async fn bulk(
             Some(m) if m.row.school == school.uai => {}
             _ => return Err(WebError::not_found()),
         }
+    }
+    // Out of scope answered 404 above, whatever the role.
+    if !can_manage(&session) {
+        return Err(WebError::forbidden());
     }
     let actor = session.user.login.as_str();
     for id in &ids {
