@@ -437,6 +437,7 @@ pub async fn token_create(
     Extension(session): Extension<Session>,
     Path(uai): Path<String>,
     headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     Extension(form): Extension<FormData>,
 ) -> WebResult {
     let school = school_or_404(&state, &session, &uai).await?;
@@ -466,9 +467,12 @@ pub async fn token_create(
             },
         )
         .await?;
+    // HTTP/1.1 sends Host; HTTP/2 puts the authority in the URI.
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)))
         .unwrap_or("SERVEUR:8443");
     let fingerprint = state.ca_fingerprint.as_deref().unwrap_or("EMPREINTE");
     let command = format!(
