@@ -735,14 +735,40 @@ fn every_route_for_every_role_in_and_out_of_scope() {
     // closes the others, and the new password logs in.
     let (g1, g1_csrf) = web.login("gest", &gest_pw);
     let (g2, _) = web.login("gest", &gest_pw);
-    let short = web.post("/compte/mot-de-passe", Some(&g1), &[("csrf", &g1_csrf), ("current", &gest_pw), ("new", "court"), ("confirm", "court")]);
+    let short = web.post(
+        "/compte/mot-de-passe",
+        Some(&g1),
+        &[
+            ("csrf", &g1_csrf),
+            ("current", &gest_pw),
+            ("new", "court"),
+            ("confirm", "court"),
+        ],
+    );
     assert_eq!(short.status, 400);
     let new_pw = "un nouveau mot de passe solide";
-    let changed = web.post("/compte/mot-de-passe", Some(&g1), &[("csrf", &g1_csrf), ("current", &gest_pw), ("new", new_pw), ("confirm", new_pw)]);
+    let changed = web.post(
+        "/compte/mot-de-passe",
+        Some(&g1),
+        &[
+            ("csrf", &g1_csrf),
+            ("current", &gest_pw),
+            ("new", new_pw),
+            ("confirm", new_pw),
+        ],
+    );
     assert_eq!(changed.status, 200, "{}", changed.body);
     assert_eq!(web.get("/", Some(&g1), None).status, 200);
-    assert_eq!(web.get("/", Some(&g2), None).status, 303, "other sessions closed");
-    let old = web.post("/connexion", None, &[("login", "gest"), ("password", &gest_pw)]);
+    assert_eq!(
+        web.get("/", Some(&g2), None).status,
+        303,
+        "other sessions closed"
+    );
+    let old = web.post(
+        "/connexion",
+        None,
+        &[("login", "gest"), ("password", &gest_pw)],
+    );
     assert_eq!(old.status, 401);
     let gest_pw = new_pw.to_owned();
 

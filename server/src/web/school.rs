@@ -391,13 +391,24 @@ pub async fn bulk(
         "include" | "exclude" => Some(profile_name(form.get("profile").unwrap_or(""))?),
         _ => return Err(WebError::bad_request("Action inconnue.")),
     };
-    let scope = scope(&session);
-    let now = auth::now();
-    for id in &ids {
-        match state.store.machine_in(&scope, id, now).await? {
-            Some(m) if m.row.school == school.uai => {}
-            _ => return Err(WebError::not_found()),
-        }
+    // One scoped query for the school's machines, not one per selection.
+    let of_school: std::collections::HashSet<String> = state
+        .store
+        .machines_in(
+            &scope(&session),
+            &MachineQuery {
+                school: Some(school.uai.clone()),
+                ..MachineQuery::default()
+            },
+            auth::now(),
+        )
+        .await?
+        .rows
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    if ids.iter().any(|id| !of_school.contains(*id)) {
+        return Err(WebError::not_found());
     }
     // Out of scope answered 404 above, whatever the role.
     if !can_manage(&session) {
@@ -472,7 +483,10 @@ pub async fn token_create(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| uri.authority().map(|a| a.as_str()))
-        .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)))
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
         .unwrap_or("SERVEUR:8443");
     let fingerprint = state.ca_fingerprint.as_deref().unwrap_or("EMPREINTE");
     let command = format!(
