@@ -709,3 +709,86 @@ pub trait WebStore {
         query: &'a AuditQuery,
     ) -> StoreFuture<'a, Vec<AuditEntry>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SchoolKind;
+
+    fn school(uai: &str, academie: &str, departement: &str, commune: &str) -> School {
+        School {
+            uai: Uai::parse(uai).unwrap(),
+            name: "x".into(),
+            commune: commune.into(),
+            departement: departement.into(),
+            academie: academie.into(),
+            kind: SchoolKind::Ecole,
+            require_approval: false,
+        }
+    }
+
+    #[test]
+    fn scope_nodes_parse_and_cover_what_is_below_them() {
+        let calais = school("0620056Z", "Lille", "062", "Calais");
+        let paris = school("0750001U", "Paris", "075", "Paris");
+        for (text, covers_calais) in [
+            ("academie:Lille", true),
+            ("departement:062", true),
+            ("commune:062/Calais", true),
+            ("uai:0620056z", true),
+            ("commune:075/Calais", false),
+            ("academie:Paris", false),
+        ] {
+            let node = ScopeNode::parse(text).unwrap();
+            assert_eq!(node.covers(&calais), covers_calais, "{text}");
+        }
+        assert!(ScopeNode::parse("commune:Calais").is_err());
+        assert!(ScopeNode::parse("region:Hauts-de-France").is_err());
+        assert!(ScopeNode::parse("uai:0620056A").is_err());
+        assert!(ScopeNode::parse("Lille").is_err());
+        let scope = Scope::Nodes(vec![ScopeNode::parse("academie:Lille").unwrap()]);
+        assert!(scope.covers(&calais) && !scope.covers(&paris));
+        assert!(!Scope::Nodes(vec![]).covers(&calais));
+        assert!(Scope::All.covers(&paris));
+    }
+
+    #[test]
+    fn scope_sql_has_one_parameter_per_node_and_empty_means_nothing() {
+        let scope = Scope::Nodes(vec![
+            ScopeNode::parse("academie:Lille").unwrap(),
+            ScopeNode::parse("commune:062/Calais").unwrap(),
+        ]);
+        let (sql, params) = scope.sql();
+        assert_eq!(sql.matches('?').count(), 2);
+        assert_eq!(params, vec!["Lille".to_owned(), "062/Calais".to_owned()]);
+        assert_eq!(Scope::Nodes(vec![]).sql().0, "0");
+        assert_eq!(Scope::All.sql().0, "1");
+    }
+
+    #[test]
+    fn machine_state_follows_status_and_last_check_in() {
+        let now = 100 * 86_400;
+        let active = MachineStatus::Active;
+        assert_eq!(
+            MachineState::of(active, Some(now - 86_400), now),
+            MachineState::Active
+        );
+        assert_eq!(
+            MachineState::of(active, Some(now - 8 * 86_400), now),
+            MachineState::Stale
+        );
+        assert_eq!(
+            MachineState::of(active, Some(now - 31 * 86_400), now),
+            MachineState::Missing
+        );
+        assert_eq!(MachineState::of(active, None, now), MachineState::Missing);
+        assert_eq!(
+            MachineState::of(MachineStatus::Pending, None, now),
+            MachineState::Pending
+        );
+        assert_eq!(
+            MachineState::of(MachineStatus::Retired, Some(now), now),
+            MachineState::Retired
+        );
+    }
+}
