@@ -37,7 +37,7 @@ fn uai(n: usize) -> String {
 fn inventory(i: usize) -> String {
     serde_json::json!({
         "schema_version": 1,
-        "agent_version": if i % 10 == 0 { "0.1.0" } else { "0.2.0" },
+        "agent_version": if i.is_multiple_of(10) { "0.1.0" } else { "0.2.0" },
         "identity": {"hostname": {"value": format!("pc-{i:06}")}, "serial": {"value": format!("SN{i:08}")},
                      "vendor": {"value": "Dell Inc."}, "product": {"value": "OptiPlex 7010"}},
         "cpu": {"model_name": {"value": "Intel(R) Core(TM) i5-3470 CPU @ 3.20GHz"}, "cores": {"value": 4}, "threads": {"value": 4}},
@@ -45,7 +45,7 @@ fn inventory(i: usize) -> String {
             {"locator": "DIMM1", "size_bytes": 4_294_967_296u64, "kind": "DDR3", "speed_mts": 1600},
             {"locator": "DIMM2", "size_bytes": 4_294_967_296u64, "kind": "DDR3", "speed_mts": 1600}]}},
         "storage": {"disks": {"value": [{"name": "sda", "model": {"value": "ST500DM002"}, "size_bytes": 500_107_862_016u64,
-            "smart": {"value": {"health": if i % 50 == 0 { "failing" } else { "passed" }, "power_on_hours": 20000 + i}}}]},
+            "smart": {"value": {"health": if i.is_multiple_of(50) { "failing" } else { "passed" }, "power_on_hours": 20000 + i}}}]},
             "filesystems": {"value": [{"mount_point": "/", "device": "/dev/sda1", "fs_type": "ext4",
                 "usage": {"value": {"size_bytes": 490_000_000_000u64, "used_percent": (i % 20) * 5}}}]}},
         "batteries": {"value": []},
@@ -90,7 +90,11 @@ fn populate(db: &std::path::Path) -> anyhow::Result<(String, String)> {
         if i == 0 {
             first_big = id.clone();
         }
-        let status = if i % 40 == 0 { "pending" } else { "active" };
+        let status = if i.is_multiple_of(40) {
+            "pending"
+        } else {
+            "active"
+        };
         let last_seen = now - (i as i64 % 45) * 86_400 / 3;
         tx.execute(
             "INSERT INTO machines (id, school_id, hostname, secret_hash, status, enrolled_at,
@@ -106,9 +110,17 @@ fn populate(db: &std::path::Path) -> anyhow::Result<(String, String)> {
                 now - 86_400 * 90,
                 last_seen,
                 format!("SN{i:08}"),
-                if i % 10 == 0 { "0.1.0" } else { "0.2.0" },
-                if i % 50 == 0 { 1 } else { 0 },
-                if i % 7 == 0 { "failed" } else { "applied" }
+                if i.is_multiple_of(10) {
+                    "0.1.0"
+                } else {
+                    "0.2.0"
+                },
+                if i.is_multiple_of(50) { 1 } else { 0 },
+                if i.is_multiple_of(7) {
+                    "failed"
+                } else {
+                    "applied"
+                }
             ],
         )?;
         if i < BIG {
