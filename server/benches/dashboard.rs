@@ -173,7 +173,7 @@ fn main() -> anyhow::Result<()> {
     let InitOutcome::Created { admin_password, .. } = rt.block_on(init(&InitOptions {
         data_dir: dir.clone(),
         hostnames: vec![],
-        trusted_keys: vec![],
+        keyring: None,
     }))?
     else {
         anyhow::bail!("fresh directory expected");

@@ -200,6 +200,7 @@ fn enroll(
             inventory: None,
             applied: vec![],
             reports: vec![report(1)],
+            trust: None,
         },
     );
     assert_eq!(c.status, 200, "{}", c.text());

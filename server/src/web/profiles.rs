@@ -59,7 +59,10 @@ pub async fn page(
                         tr {
                             th scope="row" { (r.info.name) }
                             td.n { (r.info.version) }
-                            td { code { (key) } }
+                            td {
+                                code { (r.info.signed_by.as_deref().unwrap_or(&key)) }
+                                @if r.info.revoked_at.is_some() { " — " strong { "clé révoquée le " (date_time(r.info.revoked_at)) " (UTC) : version plus distribuée" } }
+                            }
                             td { (comment) }
                             td { (date_time(Some(r.info.published_at))) }
                             td { (r.info.published_by) }

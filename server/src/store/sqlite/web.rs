@@ -795,7 +795,8 @@ impl WebStore for SqliteStore {
         let (where_sql, params) = scope.sql();
         Box::pin(self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT name, version, sha256, published_by, published_at, minisig
+                "SELECT name, version, sha256, published_by, published_at, minisig, signed_by,
+                        revoked_at
                  FROM profile_releases ORDER BY name, version DESC",
             )?;
             let releases = stmt
@@ -807,6 +808,8 @@ impl WebStore for SqliteStore {
                             sha256: r.get(2)?,
                             published_by: r.get(3)?,
                             published_at: r.get(4)?,
+                            signed_by: r.get(6)?,
+                            revoked_at: r.get(7)?,
                         },
                         r.get::<_, String>(5)?,
                     ))
