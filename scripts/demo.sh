@@ -33,6 +33,10 @@ if ! "$server" school list --data-dir "$DATA_DIR" | grep -q "^$DEMO_UAI"; then
     --academie "Lille" --kind ecole
 fi
 
+# The dashboard's admin password is printed once by init: give it a fresh
+# one on every demo run so the login below always works.
+admin_password=$("$server" user reset-password --data-dir "$DATA_DIR" admin | sed 's/.* : //')
+
 "$server" serve --data-dir "$DATA_DIR" --listen "$LISTEN" &
 server_pid=$!
 trap 'kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null' EXIT INT TERM
@@ -72,6 +76,8 @@ echo "== Machines vues par le serveur =="
 "$server" machine list --data-dir "$DATA_DIR"
 echo
 echo "Serveur : https://$LISTEN (Ctrl-C pour arrêter)"
+echo "Tableau de bord : https://$LISTEN/  — identifiant : admin, mot de passe : $admin_password"
+echo "  (le navigateur doit faire confiance à l'autorité de certification $DATA_DIR/tls/ca.crt)"
 echo "Empreinte de l'autorité de certification (pour les agents) : $("$server" fingerprint --data-dir "$DATA_DIR")"
 echo "Inventaire de cette machine : $agent inventory"
 wait "$server_pid"

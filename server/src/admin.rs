@@ -10,6 +10,7 @@ use nird_proto::api::MachineStatus;
 use nird_proto::uai::Uai;
 
 use crate::secrets;
+use crate::store::web::{ScopeLevel, ScopeNode};
 use crate::store::{NewToken, NewUser, Role, School, SchoolKind, Store};
 use crate::trust;
 
@@ -389,6 +390,7 @@ pub async fn user_add(
     role: Role,
     schools: &[String],
     territory: Option<&str>,
+    scopes: &[String],
 ) -> anyhow::Result<String> {
     let login = non_empty("l'identifiant", login)?;
     if !login
@@ -404,18 +406,32 @@ pub async fn user_add(
     let territory = territory
         .map(|t| non_empty("le territoire", t))
         .transpose()?;
+    let mut nodes = scopes
+        .iter()
+        .map(|s| ScopeNode::parse(s).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    nodes.extend(schools.iter().map(|u| ScopeNode {
+        level: ScopeLevel::Uai,
+        value: u.as_str().to_owned(),
+    }));
+    if let Some(t) = &territory {
+        nodes.push(ScopeNode {
+            level: ScopeLevel::Academie,
+            value: t.clone(),
+        });
+    }
     match role {
-        Role::School if schools.is_empty() => {
-            bail!("un compte « school » doit avoir au moins un --school")
+        Role::School if nodes.is_empty() => {
+            bail!("un compte « school » doit avoir au moins un --school ou un --scope")
         }
-        Role::Auditor if territory.is_none() => {
-            bail!("un compte « auditor » doit avoir un --territory")
+        Role::Auditor if nodes.is_empty() => {
+            bail!("un compte « auditor » doit avoir un --territory ou un --scope")
         }
         _ => {}
     }
     let password = secrets::new_password();
     store
-        .add_user(
+        .add_user_scoped(
             actor,
             NewUser {
                 login: login.clone(),
@@ -425,6 +441,7 @@ pub async fn user_add(
                 schools,
                 territory,
             },
+            nodes,
         )
         .await?;
     Ok(format!(
@@ -466,6 +483,55 @@ pub async fn index_show(store: &dyn Store) -> anyhow::Result<String> {
         out.push_str(&format!("\n  {name} v{}  sha256 {}", e.version, e.sha256));
     }
     Ok(out)
+}
+
+/// `user reset-password LOGIN`: a new generated password, shown once;
+/// the account's sessions are closed.
+pub async fn user_reset_password(
+    store: &dyn Store,
+    actor: &str,
+    login: &str,
+) -> anyhow::Result<String> {
+    let password = secrets::new_password();
+    let hash = secrets::hash_password(&password).map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    store.set_password(actor, login, hash, None).await?;
+    Ok(format!(
+        "Nouveau mot de passe de « {login} » (affiché une seule fois) : {password}"
+    ))
+}
+
+/// `user list`.
+pub async fn user_list(store: &dyn Store) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for u in store.list_users().await? {
+        let scope: Vec<String> = u.nodes.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            u.login,
+            u.role.as_str(),
+            if u.disabled_at.is_some() {
+                "désactivé"
+            } else {
+                "actif"
+            },
+            scope.join(",")
+        );
+    }
+    Ok(out)
+}
+
+/// `user token create LOGIN`: prints the token alone (scripts capture it).
+pub async fn user_token_create(
+    store: &dyn Store,
+    actor: &str,
+    login: &str,
+    label: &str,
+) -> anyhow::Result<String> {
+    let label = non_empty("le libellé", label)?;
+    let (token, hash) = crate::auth::new_api_token();
+    store.create_api_token(actor, login, hash, label).await?;
+    Ok(token)
 }
 
 #[cfg(test)]

@@ -299,9 +299,68 @@ pub enum UserCommand {
         /// Établissement géré (rôle school ; répétable).
         #[arg(long = "school", value_name = "UAI")]
         schools: Vec<String>,
-        /// Territoire vu (rôle auditor) : académie, département...
+        /// Territoire vu (rôle auditor) : une académie.
         #[arg(long)]
         territory: Option<String>,
+        /// Périmètre (répétable) : academie:Lille, departement:062,
+        /// commune:062/Calais ou uai:0620056Z ; chacun couvre tout ce qui
+        /// est en dessous.
+        #[arg(long = "scope", value_name = "NIVEAU:VALEUR")]
+        scopes: Vec<String>,
+    },
+    /// Donne un nouveau mot de passe (affiché une seule fois) et ferme les
+    /// sessions ouvertes du compte.
+    ResetPassword {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Identifiant de connexion.
+        login: String,
+    },
+    /// Désactive un compte : ses sessions et jetons d'API sont révoqués.
+    Disable {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Identifiant de connexion.
+        login: String,
+    },
+    /// Réactive un compte désactivé.
+    Enable {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Identifiant de connexion.
+        login: String,
+    },
+    /// Liste les comptes.
+    List {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Jetons d'API personnels.
+    #[command(subcommand)]
+    Token(UserTokenCommand),
+}
+
+/// `user token ...`
+#[derive(Debug, Subcommand)]
+pub enum UserTokenCommand {
+    /// Crée un jeton d'API personnel et n'affiche que lui.
+    Create {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Identifiant du compte.
+        login: String,
+        /// Libellé du jeton.
+        #[arg(long, default_value = "ligne de commande")]
+        label: String,
+    },
+    /// Révoque un jeton d'API personnel.
+    Revoke {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Identifiant du compte.
+        login: String,
+        /// Numéro du jeton.
+        id: i64,
     },
 }
 
@@ -633,6 +692,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             role,
             schools,
             territory,
+            scopes,
         }) => {
             let role = match role {
                 RoleArg::Admin => Role::Admin,
@@ -647,8 +707,51 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
                     role,
                     &schools,
                     territory.as_deref(),
+                    &scopes,
                 )
                 .await
+            })
+            .await
+        }
+        Command::User(UserCommand::ResetPassword { dir, login }) => {
+            with_store(&dir, |_, s| async move {
+                admin::user_reset_password(s.as_ref(), actor, &login).await
+            })
+            .await
+        }
+        Command::User(UserCommand::Disable { dir, login }) => {
+            with_store(&dir, |_, s| async move {
+                s.set_user_disabled(actor, &login, true).await?;
+                Ok(format!(
+                    "Compte « {login} » désactivé ; ses sessions sont fermées."
+                ))
+            })
+            .await
+        }
+        Command::User(UserCommand::Enable { dir, login }) => {
+            with_store(&dir, |_, s| async move {
+                s.set_user_disabled(actor, &login, false).await?;
+                Ok(format!("Compte « {login} » réactivé."))
+            })
+            .await
+        }
+        Command::User(UserCommand::List { dir }) => {
+            with_store(
+                &dir,
+                |_, s| async move { admin::user_list(s.as_ref()).await },
+            )
+            .await
+        }
+        Command::User(UserCommand::Token(UserTokenCommand::Create { dir, login, label })) => {
+            with_store(&dir, |_, s| async move {
+                admin::user_token_create(s.as_ref(), actor, &login, &label).await
+            })
+            .await
+        }
+        Command::User(UserCommand::Token(UserTokenCommand::Revoke { dir, login, id })) => {
+            with_store(&dir, |_, s| async move {
+                s.revoke_api_token(actor, &login, id).await?;
+                Ok(format!("Jeton d'API n° {id} révoqué."))
             })
             .await
         }

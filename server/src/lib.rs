@@ -8,6 +8,7 @@
 //! tools, [`trust`] the published keyring and catalogue index.
 
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod data_dir;
 pub mod fs_util;
@@ -20,3 +21,4 @@ pub mod signing;
 pub mod store;
 pub mod tls;
 pub mod trust;
+pub mod web;

@@ -68,6 +68,9 @@ pub struct ServeConfig {
     pub history_retention: Option<Duration>,
     /// The bearer token `/metrics` requires (`DATA/metrics-token`).
     pub metrics_token: String,
+    /// SHA-256 of the CA certificate, shown with new enrolment tokens on
+    /// the dashboard.
+    pub ca_fingerprint: Option<String>,
 }
 
 impl ServeConfig {
@@ -90,6 +93,7 @@ impl ServeConfig {
         let tls = crate::tls::server_config(&cert, &key)?;
         // Data directories made before /metrics needed a token get one now.
         let metrics_token = crate::init::ensure_metrics_token(dir)?;
+        let ca_fingerprint = crate::tls::fingerprint(&dir.ca_cert()).ok();
         let store = Arc::new(SqliteStore::open(&dir.database())?);
         Ok(ServeConfig {
             store,
@@ -105,6 +109,7 @@ impl ServeConfig {
                 u64::from(DEFAULT_HISTORY_RETENTION_DAYS) * 86_400,
             )),
             metrics_token,
+            ca_fingerprint,
         })
     }
 }
@@ -130,6 +135,8 @@ pub struct AppState {
     pub inventory_changes_per_day: u32,
     /// SHA-256 of the `/metrics` bearer token (compared in constant time).
     metrics_token_hash: Arc<str>,
+    /// See [`ServeConfig::ca_fingerprint`].
+    pub ca_fingerprint: Option<Arc<str>>,
 }
 
 /// Most blob bytes held in memory for downloads at once.
@@ -168,6 +175,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/v1/index/{file}", get(agent::catalogue_index))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/metrics", get(metrics_text))
+        // The dashboard: pages under `/`, admin API under `/api/v1/admin`.
+        .merge(crate::web::router(state.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // A client that trickles its body cannot hold a connection forever.
@@ -266,6 +275,7 @@ pub async fn run(
         body_time_limit: config.body_time_limit,
         inventory_changes_per_day: config.inventory_changes_per_day.max(1),
         metrics_token_hash: crate::secrets::hash_secret(config.metrics_token.trim()).into(),
+        ca_fingerprint: config.ca_fingerprint.as_deref().map(Arc::from),
     };
     let refresher = tokio::spawn(refresh_machine_count(config.store.clone(), machines));
     let pruner = config
@@ -336,6 +346,11 @@ pub async fn run(
                     }
                 };
             let io = watchdog::WatchedIo::new(tls, write_idle, deadline);
+            // The dashboard needs the client address (rate limit, audit).
+            let app = tower::ServiceExt::map_request(app, move |mut req: Request<_>| {
+                req.extensions_mut().insert(crate::web::ClientAddr(peer));
+                req
+            });
             let conn = builder
                 .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
                 .into_owned();
@@ -441,6 +456,7 @@ mod tests {
             body_time_limit: Duration::from_secs(60),
             inventory_changes_per_day: 24,
             metrics_token_hash: "".into(),
+            ca_fingerprint: None,
         };
         // 1,000 machines at 100/s fit in 900 s: the normal interval.
         assert_eq!(state.checkin_interval(), 900);

@@ -267,8 +267,9 @@ pub struct ApiDoc;
 
 /// The OpenAPI document as JSON text.
 pub fn document() -> String {
-    ApiDoc::openapi()
-        .to_json()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(<crate::web::api::AdminApiDoc as OpenApi>::openapi());
+    doc.to_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 

@@ -181,4 +181,115 @@ CREATE INDEX inventory_history_by_machine_time ON inventory_history(machine_id, 
 CREATE INDEX inventory_history_by_time ON inventory_history(recorded_at);
 CREATE INDEX apply_reports_by_time ON apply_reports(received_at);
 "#,
+    // 5: the dashboard. People's accounts get a state and a scope (nodes of
+    // the territory tree: académie, département, commune as
+    // "département/commune", établissement by UAI, each covering what is
+    // below it); server-side sessions and failed logins (rate limit shared
+    // by every process on the database); personal API tokens (SHA-256);
+    // and per-machine columns the overview reads instead of parsing JSON,
+    // kept up to date by triggers as inventories and reports arrive.
+    r#"
+ALTER TABLE users ADD COLUMN disabled_at INTEGER;
+CREATE TABLE user_scopes (
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    level TEXT NOT NULL CHECK (level IN ('academie', 'departement', 'commune', 'uai')),
+    value TEXT NOT NULL,
+    PRIMARY KEY (user_id, level, value)
+);
+INSERT OR IGNORE INTO user_scopes (user_id, level, value)
+    SELECT us.user_id, 'uai', s.uai FROM user_schools us JOIN schools s ON s.id = us.school_id;
+INSERT OR IGNORE INTO user_scopes (user_id, level, value)
+    SELECT id, 'academie', territory FROM users WHERE territory IS NOT NULL;
+-- Accounts made through the older interface (user_schools, territory) get
+-- the same scope nodes.
+CREATE TRIGGER user_schools_scope AFTER INSERT ON user_schools
+BEGIN
+    INSERT OR IGNORE INTO user_scopes (user_id, level, value)
+        SELECT NEW.user_id, 'uai', uai FROM schools WHERE id = NEW.school_id;
+END;
+CREATE TRIGGER users_territory_scope AFTER INSERT ON users
+WHEN NEW.territory IS NOT NULL
+BEGIN
+    INSERT OR IGNORE INTO user_scopes (user_id, level, value)
+        VALUES (NEW.id, 'academie', NEW.territory);
+END;
+
+CREATE TABLE sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    ip TEXT NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX sessions_by_user ON sessions(user_id);
+
+CREATE TABLE login_failures (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    login TEXT NOT NULL,
+    ip TEXT NOT NULL
+);
+CREATE INDEX login_failures_by_login ON login_failures(login, at);
+CREATE INDEX login_failures_by_ip ON login_failures(ip, at);
+
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    token_hash TEXT NOT NULL UNIQUE,
+    label TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used INTEGER,
+    revoked_at INTEGER
+);
+
+ALTER TABLE machines ADD COLUMN serial TEXT NOT NULL DEFAULT '';
+ALTER TABLE machines ADD COLUMN model TEXT NOT NULL DEFAULT '';
+ALTER TABLE machines ADD COLUMN win11 TEXT NOT NULL DEFAULT 'unknown';
+ALTER TABLE machines ADD COLUMN agent_version TEXT NOT NULL DEFAULT '';
+-- Bit flags: 1 SMART failing, 2 battery wear > 50 %, 4 a filesystem > 90 %
+-- full, 8 the latest release handled was refused.
+ALTER TABLE machines ADD COLUMN alerts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE machines ADD COLUMN last_outcome TEXT;
+ALTER TABLE machines ADD COLUMN last_report_at INTEGER;
+ALTER TABLE machines ADD COLUMN refused_reason TEXT;
+CREATE INDEX machines_by_agent_version ON machines(agent_version);
+CREATE INDEX schools_by_territory ON schools(academie, departement, commune);
+
+CREATE TRIGGER machines_precompute_inventory AFTER INSERT ON inventory_history
+WHEN json_valid(NEW.inventory)
+BEGIN
+    UPDATE machines SET
+        serial = COALESCE(json_extract(NEW.inventory, '$.identity.serial.value'), ''),
+        model = TRIM(COALESCE(json_extract(NEW.inventory, '$.identity.vendor.value'), '')
+            || ' ' || COALESCE(json_extract(NEW.inventory, '$.identity.product.value'), '')),
+        win11 = COALESCE(json_extract(NEW.inventory, '$.windows11.status'), 'unknown'),
+        agent_version = COALESCE(json_extract(NEW.inventory, '$.agent_version'), ''),
+        alerts = (alerts & 8)
+            | (CASE WHEN EXISTS (SELECT 1 FROM json_each(NEW.inventory, '$.storage.disks.value') d
+                   WHERE json_extract(d.value, '$.smart.value.health') = 'failing') THEN 1 ELSE 0 END)
+            | (CASE WHEN EXISTS (SELECT 1 FROM json_each(NEW.inventory, '$.batteries.value') b
+                   WHERE json_extract(b.value, '$.wear_percent.value') > 50) THEN 2 ELSE 0 END)
+            | (CASE WHEN EXISTS (SELECT 1 FROM json_each(NEW.inventory, '$.storage.filesystems.value') f
+                   WHERE json_extract(f.value, '$.usage.value.used_percent') > 90) THEN 4 ELSE 0 END)
+    WHERE id = NEW.machine_id;
+END;
+
+CREATE TRIGGER machines_precompute_report AFTER INSERT ON apply_reports
+WHEN json_valid(NEW.report)
+BEGIN
+    UPDATE machines SET
+        last_outcome = NEW.outcome,
+        last_report_at = NEW.received_at,
+        refused_reason = CASE WHEN NEW.outcome = 'refused'
+            THEN NEW.profile || ' v' || NEW.version || ' : '
+                || COALESCE(json_extract(NEW.report, '$.reason'), '?')
+                || COALESCE(' (' || json_extract(NEW.report, '$.message') || ')', '')
+            ELSE refused_reason END,
+        alerts = CASE WHEN NEW.outcome = 'refused' THEN alerts | 8
+            WHEN NEW.outcome = 'applied' THEN alerts & ~8 ELSE alerts END
+    WHERE id = NEW.machine_id;
+END;
+"#,
 ];

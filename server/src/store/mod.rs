@@ -20,6 +20,7 @@
 
 mod migrations;
 pub mod sqlite;
+pub mod web;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -453,7 +454,7 @@ pub struct MachineAuth {
 
 /// The storage interface. Admin methods take the acting person (`actor`)
 /// and append to the audit log in the same transaction as their change.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: web::WebStore + Send + Sync + 'static {
     /// Adds a school.
     fn add_school<'a>(&'a self, actor: &'a str, school: School) -> StoreFuture<'a, ()>;
     /// All schools, by UAI.

@@ -27,6 +27,8 @@ use nird_proto::uai::Uai;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+mod web;
+
 use super::migrations::MIGRATIONS;
 use super::{
     AuditEntry, Checkin, CheckinOutcome, Enrolment, MachineAuth, MachineSummary, NewIndex,

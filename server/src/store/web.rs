@@ -1,0 +1,794 @@
+//! What the dashboard asks of the store: people's accounts and their scope,
+//! sessions, failed logins, personal API tokens, and the scoped listings the
+//! pages show.
+//!
+//! **Scope is enforced here.** Every listing or lookup takes a [`Scope`] and
+//! turns it into a SQL `WHERE` clause ([`Scope::sql`]), so an object outside
+//! a person's territory is never read, counted or exported: a handler cannot
+//! forget to filter, it can only get `None` (and answer 404).
+
+use nird_proto::api::{ApplyReport, MachineStatus};
+use nird_proto::uai::Uai;
+
+use super::{AuditEntry, NewUser, ReleaseInfo, Role, School, StoreFuture, TokenInfo};
+
+/// A level of the territory tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ScopeLevel {
+    /// Académie (e.g. `Lille`).
+    Academie,
+    /// Département, as written on schools (e.g. `062`).
+    Departement,
+    /// Commune, written `département/commune` (e.g. `062/Calais`): names of
+    /// communes are not unique across départements.
+    Commune,
+    /// One school, by UAI.
+    Uai,
+}
+
+impl ScopeLevel {
+    /// Storage / CLI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeLevel::Academie => "academie",
+            ScopeLevel::Departement => "departement",
+            ScopeLevel::Commune => "commune",
+            ScopeLevel::Uai => "uai",
+        }
+    }
+
+    /// French label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ScopeLevel::Academie => "académie",
+            ScopeLevel::Departement => "département",
+            ScopeLevel::Commune => "commune",
+            ScopeLevel::Uai => "établissement",
+        }
+    }
+
+    /// Inverse of [`ScopeLevel::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "academie" => Some(ScopeLevel::Academie),
+            "departement" => Some(ScopeLevel::Departement),
+            "commune" => Some(ScopeLevel::Commune),
+            "uai" => Some(ScopeLevel::Uai),
+            _ => None,
+        }
+    }
+
+    /// The SQL expression on `schools s` this level compares with.
+    fn column(self) -> &'static str {
+        match self {
+            ScopeLevel::Academie => "s.academie",
+            ScopeLevel::Departement => "s.departement",
+            ScopeLevel::Commune => "(s.departement || '/' || s.commune)",
+            ScopeLevel::Uai => "s.uai",
+        }
+    }
+}
+
+/// One node of the territory tree; covers every school below it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ScopeNode {
+    /// Its level.
+    pub level: ScopeLevel,
+    /// Its value at that level (see [`ScopeLevel`]).
+    pub value: String,
+}
+
+impl ScopeNode {
+    /// Parses `level:value` (CLI and forms), e.g. `academie:Lille`,
+    /// `commune:062/Calais`, `uai:0620056Z`. French message on error.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (level, value) = text.trim().split_once(':').ok_or_else(|| {
+            format!(
+                "périmètre « {text} » invalide : attendu niveau:valeur \
+                 (academie:Lille, departement:062, commune:062/Calais, uai:0620056Z)"
+            )
+        })?;
+        let level = ScopeLevel::parse(level.trim()).ok_or_else(|| {
+            format!("niveau « {level} » inconnu : academie, departement, commune ou uai")
+        })?;
+        let value = value.trim();
+        if value.is_empty() || value.chars().any(char::is_control) || value.len() > 200 {
+            return Err(format!("valeur de périmètre « {value} » invalide"));
+        }
+        let value = match level {
+            ScopeLevel::Uai => Uai::parse(value)
+                .map_err(|e| e.to_string())?
+                .as_str()
+                .to_owned(),
+            ScopeLevel::Commune if !value.contains('/') => {
+                return Err(format!(
+                    "commune « {value} » : écrivez département/commune, par exemple 062/Calais"
+                ));
+            }
+            _ => value.to_owned(),
+        };
+        Ok(ScopeNode { level, value })
+    }
+
+    /// True if this node covers `school`.
+    pub fn covers(&self, school: &School) -> bool {
+        match self.level {
+            ScopeLevel::Academie => school.academie == self.value,
+            ScopeLevel::Departement => school.departement == self.value,
+            ScopeLevel::Commune => {
+                format!("{}/{}", school.departement, school.commune) == self.value
+            }
+            ScopeLevel::Uai => school.uai.as_str() == self.value,
+        }
+    }
+}
+
+impl std::fmt::Display for ScopeNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.level.as_str(), self.value)
+    }
+}
+
+/// What a person may see: everything (administrators) or the schools
+/// under some nodes of the territory tree. An empty list sees nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every school.
+    All,
+    /// The schools under these nodes.
+    Nodes(Vec<ScopeNode>),
+}
+
+impl Scope {
+    /// A SQL boolean expression over the table alias `s` (schools) that is
+    /// true exactly for the schools in scope, and its parameters.
+    pub fn sql(&self) -> (String, Vec<String>) {
+        match self {
+            Scope::All => ("1".into(), Vec::new()),
+            Scope::Nodes(nodes) if nodes.is_empty() => ("0".into(), Vec::new()),
+            Scope::Nodes(nodes) => {
+                let clauses: Vec<String> = nodes
+                    .iter()
+                    .map(|n| format!("{} = ?", n.level.column()))
+                    .collect();
+                (
+                    format!("({})", clauses.join(" OR ")),
+                    nodes.iter().map(|n| n.value.clone()).collect(),
+                )
+            }
+        }
+    }
+
+    /// True if `school` is in scope.
+    pub fn covers(&self, school: &School) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Nodes(nodes) => nodes.iter().any(|n| n.covers(school)),
+        }
+    }
+}
+
+/// A person's account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    /// Database id.
+    pub id: i64,
+    /// Login name.
+    pub login: String,
+    /// Role.
+    pub role: Role,
+    /// Their territory nodes (ignored for administrators, who see all).
+    pub nodes: Vec<ScopeNode>,
+    /// Unix time the account was disabled, if it is.
+    pub disabled_at: Option<i64>,
+    /// Unix creation time.
+    pub created_at: i64,
+}
+
+impl User {
+    /// What this person may see.
+    pub fn scope(&self) -> Scope {
+        match self.role {
+            Role::Admin => Scope::All,
+            Role::School | Role::Auditor => Scope::Nodes(self.nodes.clone()),
+        }
+    }
+}
+
+/// A session as looked up by the hash of its cookie.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    /// The person (disabled accounts are still returned: the caller refuses).
+    pub user: User,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// Unix creation time (absolute expiry counts from it).
+    pub created_at: i64,
+    /// Unix time of the last request (idle expiry counts from it).
+    pub last_seen: i64,
+    /// Unix time it was revoked (logout, password change, disabled account).
+    pub revoked_at: Option<i64>,
+}
+
+/// A new session, stored at a successful login.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// SHA-256 of the cookie value.
+    pub id_hash: String,
+    /// CSRF token for its forms.
+    pub csrf: String,
+    /// Client address.
+    pub ip: String,
+}
+
+/// A personal API token as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiTokenInfo {
+    /// Id (to revoke).
+    pub id: i64,
+    /// The owner's label.
+    pub label: String,
+    /// Unix creation time.
+    pub created_at: i64,
+    /// Unix time of the last use.
+    pub last_used: Option<i64>,
+    /// Unix revocation time.
+    pub revoked_at: Option<i64>,
+}
+
+/// Machine state as shown on the pages, derived from the status and the
+/// last check-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineState {
+    /// Approved and seen in the last 7 days.
+    Active,
+    /// Waiting for approval.
+    Pending,
+    /// Approved, last seen 7 to 30 days ago.
+    Stale,
+    /// Approved, not seen for 30 days (or never).
+    Missing,
+    /// Retired.
+    Retired,
+}
+
+impl MachineState {
+    /// All states, in display order.
+    pub const ALL: [MachineState; 5] = [
+        MachineState::Active,
+        MachineState::Pending,
+        MachineState::Stale,
+        MachineState::Missing,
+        MachineState::Retired,
+    ];
+
+    /// URL / export name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineState::Active => "active",
+            MachineState::Pending => "pending",
+            MachineState::Stale => "stale",
+            MachineState::Missing => "missing",
+            MachineState::Retired => "retired",
+        }
+    }
+
+    /// Inverse of [`MachineState::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// French label.
+    pub fn label(self) -> &'static str {
+        match self {
+            MachineState::Active => "active",
+            MachineState::Pending => "en attente d'approbation",
+            MachineState::Stale => "non vue depuis 7 jours",
+            MachineState::Missing => "disparue (30 jours)",
+            MachineState::Retired => "retirée",
+        }
+    }
+
+    /// The state of a machine with this status and last check-in.
+    pub fn of(status: MachineStatus, last_seen: Option<i64>, now: i64) -> Self {
+        match status {
+            MachineStatus::Pending => MachineState::Pending,
+            MachineStatus::Retired => MachineState::Retired,
+            MachineStatus::Active => match last_seen {
+                Some(t) if t >= now - STALE_SECS => MachineState::Active,
+                Some(t) if t >= now - MISSING_SECS => MachineState::Stale,
+                _ => MachineState::Missing,
+            },
+        }
+    }
+
+    /// SQL condition on `machines m` at time `now` (a number the server
+    /// computed, not outside input).
+    pub(crate) fn sql(self, now: i64) -> String {
+        let week = now - STALE_SECS;
+        let month = now - MISSING_SECS;
+        match self {
+            MachineState::Active => format!("(m.status = 'active' AND m.last_seen >= {week})"),
+            MachineState::Pending => "m.status = 'pending'".into(),
+            MachineState::Stale => {
+                format!("(m.status = 'active' AND m.last_seen < {week} AND m.last_seen >= {month})")
+            }
+            MachineState::Missing => {
+                format!("(m.status = 'active' AND (m.last_seen IS NULL OR m.last_seen < {month}))")
+            }
+            MachineState::Retired => "m.status = 'retired'".into(),
+        }
+    }
+}
+
+/// 7 days.
+pub const STALE_SECS: i64 = 7 * 86_400;
+/// 30 days.
+pub const MISSING_SECS: i64 = 30 * 86_400;
+
+/// Alert flags precomputed on the machine row (bit values).
+pub mod alert {
+    /// A disk's SMART health is failing.
+    pub const SMART: i64 = 1;
+    /// A battery lost more than half its design capacity.
+    pub const BATTERY: i64 = 2;
+    /// A filesystem is more than 90 % full.
+    pub const DISK_FULL: i64 = 4;
+    /// The latest release handled was refused.
+    pub const REFUSED: i64 = 8;
+    /// The agent is older than the newest agent in the fleet (computed at
+    /// read time against the fleet, never stored).
+    pub const AGENT_BEHIND: i64 = 16;
+    /// Every flag, with its URL name and French label.
+    pub const ALL: [(i64, &str, &str); 5] = [
+        (SMART, "smart", "SMART en échec"),
+        (BATTERY, "batterie", "batterie usée (> 50 %)"),
+        (DISK_FULL, "disque", "disque plein (> 90 %)"),
+        (REFUSED, "refus", "version de profil refusée"),
+        (AGENT_BEHIND, "agent", "agent pas à jour"),
+    ];
+}
+
+/// Profile compliance of a machine, from its latest apply report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileState {
+    /// The latest release handled is applied.
+    Applied,
+    /// No final outcome yet (no report, or deferred).
+    Pending,
+    /// The latest release failed or was refused.
+    Failed,
+}
+
+impl ProfileState {
+    /// URL / export name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileState::Applied => "applied",
+            ProfileState::Pending => "pending",
+            ProfileState::Failed => "failed",
+        }
+    }
+
+    /// Inverse of [`ProfileState::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Applied, Self::Pending, Self::Failed]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+
+    /// French label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ProfileState::Applied => "appliqué",
+            ProfileState::Pending => "en attente",
+            ProfileState::Failed => "en échec",
+        }
+    }
+
+    /// From the stored last outcome.
+    pub fn from_outcome(outcome: Option<&str>) -> Self {
+        match outcome {
+            Some("applied") => ProfileState::Applied,
+            Some("failed") | Some("refused") => ProfileState::Failed,
+            _ => ProfileState::Pending,
+        }
+    }
+
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            ProfileState::Applied => "m.last_outcome = 'applied'",
+            ProfileState::Failed => "m.last_outcome IN ('failed', 'refused')",
+            ProfileState::Pending => {
+                "(m.last_outcome IS NULL OR m.last_outcome NOT IN ('applied', 'failed', 'refused'))"
+            }
+        }
+    }
+}
+
+/// Sort keys of the machine table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MachineSort {
+    /// Hostname (default).
+    #[default]
+    Hostname,
+    /// School UAI.
+    School,
+    /// Serial number.
+    Serial,
+    /// Model.
+    Model,
+    /// Status.
+    Status,
+    /// Last check-in.
+    LastSeen,
+    /// Windows 11 verdict.
+    Win11,
+}
+
+impl MachineSort {
+    /// All keys with their URL names.
+    pub const ALL: [(MachineSort, &str); 7] = [
+        (MachineSort::Hostname, "nom"),
+        (MachineSort::School, "etablissement"),
+        (MachineSort::Serial, "serie"),
+        (MachineSort::Model, "modele"),
+        (MachineSort::Status, "statut"),
+        (MachineSort::LastSeen, "vu"),
+        (MachineSort::Win11, "win11"),
+    ];
+
+    /// URL name.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("nom")
+    }
+
+    /// Inverse of [`MachineSort::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, n)| *n == s).map(|(k, _)| *k)
+    }
+
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            MachineSort::Hostname => "m.hostname",
+            MachineSort::School => "s.uai",
+            MachineSort::Serial => "m.serial",
+            MachineSort::Model => "m.model",
+            MachineSort::Status => "m.status",
+            MachineSort::LastSeen => "m.last_seen",
+            MachineSort::Win11 => "m.win11",
+        }
+    }
+}
+
+/// Filters, sort and page of the machine table (page, exports, JSON API).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MachineQuery {
+    /// One school only.
+    pub school: Option<Uai>,
+    /// State.
+    pub state: Option<MachineState>,
+    /// Windows 11 verdict (`eligible`, `ineligible`, `unknown`).
+    pub win11: Option<String>,
+    /// Profile compliance.
+    pub profile: Option<ProfileState>,
+    /// Alert flag (one of [`alert`]).
+    pub alert: Option<i64>,
+    /// Free text on hostname, serial and model.
+    pub text: Option<String>,
+    /// Sort key.
+    pub sort: MachineSort,
+    /// Descending.
+    pub desc: bool,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Most rows (`None`: all, for exports).
+    pub limit: Option<u64>,
+}
+
+/// One row of the machine table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineRow {
+    /// Identifier.
+    pub id: String,
+    /// School.
+    pub school: Uai,
+    /// School name.
+    pub school_name: String,
+    /// Hostname.
+    pub hostname: String,
+    /// Serial number ('' if unknown).
+    pub serial: String,
+    /// Vendor and product ('' if unknown).
+    pub model: String,
+    /// Stored status.
+    pub status: MachineStatus,
+    /// Derived state.
+    pub state: MachineState,
+    /// Unix time of the last check-in.
+    pub last_seen: Option<i64>,
+    /// Unix enrolment time.
+    pub enrolled_at: i64,
+    /// Windows 11 verdict.
+    pub win11: String,
+    /// Profile compliance.
+    pub profile: ProfileState,
+    /// Alert flags ([`alert`]).
+    pub alerts: i64,
+    /// Agent version.
+    pub agent_version: String,
+    /// Why the latest refused release was refused.
+    pub refused_reason: Option<String>,
+}
+
+/// A page of the machine table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachinePage {
+    /// The rows.
+    pub rows: Vec<MachineRow>,
+    /// Rows matching the filters, all pages.
+    pub total: u64,
+}
+
+/// One school's counters on the overview.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchoolOverview {
+    /// The school.
+    pub school: School,
+    /// Machines per state, in [`MachineState::ALL`] order.
+    pub states: [u64; 5],
+    /// Non-retired machines per profile state: applied, pending, failed.
+    pub profiles: [u64; 3],
+    /// Non-retired machines per alert, in [`alert::ALL`] order.
+    pub alerts: [u64; 5],
+}
+
+/// Everything the machine page shows.
+#[derive(Debug, Clone)]
+pub struct MachineDetail {
+    /// The table row.
+    pub row: MachineRow,
+    /// Check-ins recorded.
+    pub checkins: u64,
+    /// Releases the agent reports applied (JSON text of `ProfileRef`s).
+    pub applied: String,
+    /// Inventory versions, newest first: (id, Unix time, document).
+    /// At most [`HISTORY_SHOWN`].
+    pub history: Vec<(i64, i64, String)>,
+    /// The latest apply reports, newest first (at most 50).
+    pub reports: Vec<ApplyReport>,
+    /// Profile overrides: (profile, include).
+    pub overrides: Vec<(String, bool)>,
+    /// The school's assigned profiles.
+    pub assigned: Vec<String>,
+}
+
+/// Inventory versions shown on the machine page.
+pub const HISTORY_SHOWN: usize = 5;
+
+/// A release on the Profils page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseOverview {
+    /// Name, version, hash, publisher, date.
+    pub info: ReleaseInfo,
+    /// The detached signature text (key id and trusted comment are read
+    /// from it).
+    pub minisig: String,
+    /// Schools in scope the profile is assigned to.
+    pub assigned_to: Vec<Uai>,
+    /// Machines in scope whose latest report for this release is `applied`.
+    pub applied: u64,
+}
+
+/// Filters of the Journal page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditQuery {
+    /// Exact actor.
+    pub actor: Option<String>,
+    /// Action prefix (`login`, `machine.`...).
+    pub action: Option<String>,
+    /// School (entries naming it, or one of its machines).
+    pub school: Option<Uai>,
+    /// From this Unix time.
+    pub since: Option<i64>,
+    /// Before this Unix time.
+    pub until: Option<i64>,
+    /// Most entries (newest first).
+    pub limit: u64,
+}
+
+/// The dashboard's storage needs. Part of [`super::Store`].
+pub trait WebStore {
+    /// A user and their password hash, by login.
+    fn user_auth<'a>(&'a self, login: &'a str) -> StoreFuture<'a, Option<(User, String)>>;
+    /// Failed logins since `since`: (for this login, from this address).
+    fn login_failures<'a>(
+        &'a self,
+        login: &'a str,
+        ip: &'a str,
+        since: i64,
+    ) -> StoreFuture<'a, (u64, u64)>;
+    /// Records a failed login (and its audit line).
+    fn record_login_failure<'a>(&'a self, login: &'a str, ip: &'a str) -> StoreFuture<'a, ()>;
+    /// Stores a new session for a successful login (and its audit line).
+    fn create_session<'a>(&'a self, user: &'a User, session: NewSession) -> StoreFuture<'a, ()>;
+    /// A session by the hash of its cookie.
+    fn session<'a>(&'a self, id_hash: &'a str) -> StoreFuture<'a, Option<SessionRecord>>;
+    /// Updates a session's last request time.
+    fn touch_session<'a>(&'a self, id_hash: &'a str) -> StoreFuture<'a, ()>;
+    /// Revokes a session (logout).
+    fn revoke_session<'a>(&'a self, actor: &'a str, id_hash: &'a str) -> StoreFuture<'a, ()>;
+    /// Sets a password and revokes every session of the user except
+    /// `keep` (the session that changed it, if any).
+    fn set_password<'a>(
+        &'a self,
+        actor: &'a str,
+        login: &'a str,
+        password_hash: String,
+        keep: Option<&'a str>,
+    ) -> StoreFuture<'a, ()>;
+    /// Disables (or re-enables) an account; disabling revokes its sessions
+    /// and API tokens.
+    fn set_user_disabled<'a>(
+        &'a self,
+        actor: &'a str,
+        login: &'a str,
+        disabled: bool,
+    ) -> StoreFuture<'a, ()>;
+    /// Changes a user's role and scope.
+    fn set_user_role<'a>(
+        &'a self,
+        actor: &'a str,
+        login: &'a str,
+        role: Role,
+        nodes: Vec<ScopeNode>,
+    ) -> StoreFuture<'a, ()>;
+    /// Creates an account with its scope nodes, in one transaction.
+    fn add_user_scoped<'a>(
+        &'a self,
+        actor: &'a str,
+        user: NewUser,
+        nodes: Vec<ScopeNode>,
+    ) -> StoreFuture<'a, ()>;
+    /// Every account, by login.
+    fn list_users(&self) -> StoreFuture<'_, Vec<User>>;
+    /// Stores a personal API token (hash); returns its id.
+    fn create_api_token<'a>(
+        &'a self,
+        actor: &'a str,
+        login: &'a str,
+        token_hash: String,
+        label: String,
+    ) -> StoreFuture<'a, i64>;
+    /// A user's API tokens.
+    fn list_api_tokens<'a>(&'a self, login: &'a str) -> StoreFuture<'a, Vec<ApiTokenInfo>>;
+    /// Revokes one of `login`'s API tokens (NotFound if not theirs).
+    fn revoke_api_token<'a>(
+        &'a self,
+        actor: &'a str,
+        login: &'a str,
+        id: i64,
+    ) -> StoreFuture<'a, ()>;
+    /// The active user owning a live API token (and marks it used).
+    fn api_token_user<'a>(&'a self, token_hash: &'a str) -> StoreFuture<'a, Option<User>>;
+    /// Schools in scope, by UAI.
+    fn schools_in<'a>(&'a self, scope: &'a Scope) -> StoreFuture<'a, Vec<School>>;
+    /// One school, if in scope.
+    fn school_in<'a>(&'a self, scope: &'a Scope, uai: &'a Uai) -> StoreFuture<'a, Option<School>>;
+    /// Per-school counters of the overview, for the schools in scope.
+    fn overview<'a>(&'a self, scope: &'a Scope, now: i64) -> StoreFuture<'a, Vec<SchoolOverview>>;
+    /// The machine table, in scope.
+    fn machines_in<'a>(
+        &'a self,
+        scope: &'a Scope,
+        query: &'a MachineQuery,
+        now: i64,
+    ) -> StoreFuture<'a, MachinePage>;
+    /// One machine, if in scope.
+    fn machine_in<'a>(
+        &'a self,
+        scope: &'a Scope,
+        id: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, Option<MachineDetail>>;
+    /// A school's enrolment tokens, if the school is in scope.
+    fn tokens_in<'a>(&'a self, scope: &'a Scope, uai: &'a Uai) -> StoreFuture<'a, Vec<TokenInfo>>;
+    /// The profiles assigned to a school.
+    fn school_assignments<'a>(&'a self, uai: &'a Uai) -> StoreFuture<'a, Vec<String>>;
+    /// Releases with where they are assigned and applied, within scope.
+    fn releases_in<'a>(&'a self, scope: &'a Scope) -> StoreFuture<'a, Vec<ReleaseOverview>>;
+    /// The audit log, newest first. Out of [`Scope::All`], only entries
+    /// naming a school in scope or one of its machines.
+    fn audit_in<'a>(
+        &'a self,
+        scope: &'a Scope,
+        query: &'a AuditQuery,
+    ) -> StoreFuture<'a, Vec<AuditEntry>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SchoolKind;
+
+    fn school(uai: &str, academie: &str, departement: &str, commune: &str) -> School {
+        School {
+            uai: Uai::parse(uai).unwrap(),
+            name: "x".into(),
+            commune: commune.into(),
+            departement: departement.into(),
+            academie: academie.into(),
+            kind: SchoolKind::Ecole,
+            require_approval: false,
+        }
+    }
+
+    #[test]
+    fn scope_nodes_parse_and_cover_what_is_below_them() {
+        let calais = school("0620056Z", "Lille", "062", "Calais");
+        let paris = school("0750001U", "Paris", "075", "Paris");
+        for (text, covers_calais) in [
+            ("academie:Lille", true),
+            ("departement:062", true),
+            ("commune:062/Calais", true),
+            ("uai:0620056z", true),
+            ("commune:075/Calais", false),
+            ("academie:Paris", false),
+        ] {
+            let node = ScopeNode::parse(text).unwrap();
+            assert_eq!(node.covers(&calais), covers_calais, "{text}");
+        }
+        assert!(ScopeNode::parse("commune:Calais").is_err());
+        assert!(ScopeNode::parse("region:Hauts-de-France").is_err());
+        assert!(ScopeNode::parse("uai:0620056A").is_err());
+        assert!(ScopeNode::parse("Lille").is_err());
+        let scope = Scope::Nodes(vec![ScopeNode::parse("academie:Lille").unwrap()]);
+        assert!(scope.covers(&calais) && !scope.covers(&paris));
+        assert!(!Scope::Nodes(vec![]).covers(&calais));
+        assert!(Scope::All.covers(&paris));
+    }
+
+    #[test]
+    fn scope_sql_has_one_parameter_per_node_and_empty_means_nothing() {
+        let scope = Scope::Nodes(vec![
+            ScopeNode::parse("academie:Lille").unwrap(),
+            ScopeNode::parse("commune:062/Calais").unwrap(),
+        ]);
+        let (sql, params) = scope.sql();
+        assert_eq!(sql.matches('?').count(), 2);
+        assert_eq!(params, vec!["Lille".to_owned(), "062/Calais".to_owned()]);
+        assert_eq!(Scope::Nodes(vec![]).sql().0, "0");
+        assert_eq!(Scope::All.sql().0, "1");
+    }
+
+    #[test]
+    fn machine_state_follows_status_and_last_check_in() {
+        let now = 100 * 86_400;
+        let active = MachineStatus::Active;
+        assert_eq!(
+            MachineState::of(active, Some(now - 86_400), now),
+            MachineState::Active
+        );
+        assert_eq!(
+            MachineState::of(active, Some(now - 8 * 86_400), now),
+            MachineState::Stale
+        );
+        assert_eq!(
+            MachineState::of(active, Some(now - 31 * 86_400), now),
+            MachineState::Missing
+        );
+        assert_eq!(MachineState::of(active, None, now), MachineState::Missing);
+        assert_eq!(
+            MachineState::of(MachineStatus::Pending, None, now),
+            MachineState::Pending
+        );
+        assert_eq!(
+            MachineState::of(MachineStatus::Retired, Some(now), now),
+            MachineState::Retired
+        );
+    }
+}

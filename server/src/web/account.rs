@@ -1,0 +1,168 @@
+//! Mon compte: change one's password, create and revoke personal API
+//! tokens (shown once).
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use maud::{Markup, html};
+
+use super::layout::{csrf, date_time, html, notice, page_at};
+use super::{FormData, WebError, WebResult, see_other};
+use crate::auth::{self, Session};
+use crate::http::AppState;
+use crate::secrets;
+
+async fn render(state: &AppState, session: &Session, message: Option<Markup>) -> WebResult {
+    let tokens = state.store.list_api_tokens(&session.user.login).await?;
+    let body = html! {
+        @if let Some(m) = message { (m) }
+        h2 { "Changer de mot de passe" }
+        form method="post" action="/compte/mot-de-passe" id="changer-mot-de-passe" {
+            (csrf(session))
+            label for="ancien" { "Mot de passe actuel" }
+            input type="password" id="ancien" name="current" autocomplete="current-password" required;
+            label for="nouveau" { "Nouveau mot de passe (12 caractères au moins)" }
+            input type="password" id="nouveau" name="new" autocomplete="new-password" minlength="12" required;
+            label for="confirmation" { "Nouveau mot de passe, à nouveau" }
+            input type="password" id="confirmation" name="confirm" autocomplete="new-password" minlength="12" required;
+            p { button type="submit" { "Changer le mot de passe" } }
+        }
+        h2 { "Jetons d'API personnels" }
+        p { "Pour l'automatisation : " code { "Authorization: Bearer <jeton>" } " sur "
+            code { "/api/v1/admin/machines" } ", avec les mêmes droits et le même périmètre que votre compte." }
+        @if tokens.is_empty() {
+            p { "Aucun jeton." }
+        } @else {
+            table {
+                caption { "Vos jetons d'API" }
+                thead { tr { th scope="col" { "N°" } th scope="col" { "Libellé" } th scope="col" { "Créé le (UTC)" } th scope="col" { "Dernière utilisation (UTC)" } th scope="col" { "État" } th scope="col" { "Action" } } }
+                tbody {
+                    @for t in &tokens {
+                        tr {
+                            th scope="row" { (t.id) }
+                            td { (t.label) }
+                            td { (date_time(Some(t.created_at))) }
+                            td { (date_time(t.last_used)) }
+                            td { @if t.revoked_at.is_some() { "révoqué" } @else { "actif" } }
+                            td {
+                                @if t.revoked_at.is_none() {
+                                    form.inline method="post" action={"/compte/jetons/" (t.id) "/revoquer"} {
+                                        (csrf(session))
+                                        button.danger type="submit" { "Révoquer le jeton " (t.id) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        form method="post" action="/compte/jetons" id="nouveau-jeton-api" {
+            (csrf(session))
+            label for="jeton-libelle" { "Libellé du nouveau jeton" }
+            input type="text" id="jeton-libelle" name="label" required maxlength="100";
+            p { button type="submit" id="creer-jeton-api" { "Créer un jeton d'API" } }
+        }
+    };
+    Ok(html(page_at("Mon compte", "/compte", Some(session), body)))
+}
+
+/// `GET /compte`.
+pub async fn page(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+) -> WebResult {
+    render(&state, &session, None).await
+}
+
+/// `POST /compte/mot-de-passe`: needs the current password; closes the
+/// account's other sessions.
+pub async fn change_password(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Extension(form): Extension<FormData>,
+) -> WebResult {
+    let raw = |k: &str| {
+        form.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (current, new, confirm) = (raw("current"), raw("new"), raw("confirm"));
+    let stored = state
+        .store
+        .user_auth(&session.user.login)
+        .await?
+        .map(|(_, h)| h)
+        .unwrap_or_default();
+    let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&current, &stored))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return Err(WebError::bad_request("Mot de passe actuel incorrect."));
+    }
+    if new != confirm {
+        return Err(WebError::bad_request(
+            "Les deux nouveaux mots de passe diffèrent.",
+        ));
+    }
+    auth::check_new_password(&new).map_err(WebError::bad_request)?;
+    let hash = secrets::hash_password(&new)
+        .map_err(|_| WebError::bad_request("Mot de passe impossible à chiffrer."))?;
+    state
+        .store
+        .set_password(
+            &session.user.login,
+            &session.user.login,
+            hash,
+            Some(&session.id_hash),
+        )
+        .await?;
+    render(
+        &state,
+        &session,
+        Some(notice(
+            "Mot de passe changé ; vos autres sessions sont fermées.",
+        )),
+    )
+    .await
+}
+
+/// `POST /compte/jetons`: a new personal API token, shown once.
+pub async fn token_create(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Extension(form): Extension<FormData>,
+) -> WebResult {
+    let label = form
+        .get("label")
+        .filter(|l| l.chars().count() <= 100 && !l.chars().any(char::is_control))
+        .ok_or_else(|| WebError::bad_request("Libellé invalide (100 caractères au plus)."))?
+        .to_owned();
+    let (token, hash) = auth::new_api_token();
+    state
+        .store
+        .create_api_token(&session.user.login, &session.user.login, hash, label)
+        .await?;
+    let message = html! {
+        div.notice role="status" {
+            p { "Jeton créé. Il n'est affiché qu'une fois : copiez-le maintenant." }
+            code.secret id="jeton-api" { (token) }
+        }
+    };
+    render(&state, &session, Some(message)).await
+}
+
+/// `POST /compte/jetons/{id}/revoquer`.
+pub async fn token_revoke(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<i64>,
+    Extension(_form): Extension<FormData>,
+) -> WebResult {
+    state
+        .store
+        .revoke_api_token(&session.user.login, &session.user.login, id)
+        .await?;
+    Ok(see_other("/compte"))
+}

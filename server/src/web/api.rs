@@ -1,0 +1,215 @@
+//! The read-only admin JSON API, authenticated by personal API tokens
+//! (`Authorization: Bearer nird_pat_…`) and scoped exactly like the pages:
+//! `GET /api/v1/admin/machines` (the machine table, same query parameters
+//! as the Établissement page, all pages), `GET /api/v1/admin/machines.csv`
+//! (the CSV export) and `GET /api/v1/admin/machines/{id}` (404 when absent
+//! or out of scope). Documented in `openapi.json` with the agent API.
+
+#![allow(dead_code)] // the `...Doc` types exist for their schemas
+
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::Response;
+use serde_json::json;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::export::{self, COLUMNS, TableParams};
+use crate::auth;
+use crate::http::AppState;
+use crate::http::error::HttpError;
+use crate::store::web::User;
+
+/// The person behind a valid personal API token.
+pub struct ApiUser(pub User);
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| HttpError::unauthorized("jeton d'API personnel manquant"))?;
+        match auth::api_user(state.store.as_ref(), bearer.trim()).await {
+            Ok(Some(user)) => Ok(ApiUser(user)),
+            Ok(None) => Err(HttpError::unauthorized(
+                "jeton d'API inconnu, révoqué, ou compte désactivé",
+            )),
+            Err(auth::LoginError::Store(e)) => Err(e.into()),
+            Err(e) => Err(HttpError::unauthorized(e.to_string())),
+        }
+    }
+}
+
+fn bad(e: super::WebError) -> HttpError {
+    HttpError::bad_request(format!("paramètre invalide ({e:?})"))
+}
+
+/// One machine of the admin API.
+#[derive(ToSchema)]
+pub struct AdminMachineDoc {
+    /// Identifier.
+    id: String,
+    /// Hostname (column `nom`).
+    hostname: Option<String>,
+    /// School UAI (column `etablissement`).
+    school: Option<String>,
+    /// School name (column `etablissement`).
+    school_name: Option<String>,
+    /// Serial number (column `serie`).
+    serial: Option<String>,
+    /// Vendor and product (column `modele`).
+    model: Option<String>,
+    /// `active`, `pending`, `stale` (7 days), `missing` (30 days) or `retired` (column `etat`).
+    state: Option<String>,
+    /// Stored status (column `etat`).
+    status: Option<String>,
+    /// Last check-in, RFC 3339 (column `vu`).
+    last_seen: Option<String>,
+    /// `eligible`, `ineligible` or `unknown` (column `win11`).
+    windows11: Option<String>,
+    /// `applied`, `pending` or `failed` (column `profil`).
+    profile_state: Option<String>,
+    /// Alert names: smart, batterie, disque, refus, agent (column `alertes`).
+    alerts: Option<Vec<String>>,
+    /// Why the latest release was refused (column `alertes`).
+    refused_reason: Option<String>,
+    /// Agent version (column `agent`).
+    agent_version: Option<String>,
+}
+
+/// The machine list.
+#[derive(ToSchema)]
+pub struct AdminMachineListDoc {
+    /// Machines matching the filters, in scope.
+    total: u64,
+    /// The machines (every page).
+    machines: Vec<AdminMachineDoc>,
+}
+
+/// Declares the personal token scheme.
+struct PersonalToken;
+
+impl Modify for PersonalToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.description = Some(
+            "personal API token `nird_pat_…` (web page « Mon compte » or \
+             `nird-server user token create`)"
+                .into(),
+        );
+        components.add_security_scheme("personal_token", SecurityScheme::Http(http));
+    }
+}
+
+/// The admin API's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(machines, machines_csv, machine),
+    components(schemas(AdminMachineDoc, AdminMachineListDoc)),
+    modifiers(&PersonalToken)
+)]
+pub struct AdminApiDoc;
+
+/// `GET /api/v1/admin/machines`.
+#[utoipa::path(get, path = "/api/v1/admin/machines", tag = "admin",
+    security(("personal_token" = [])),
+    params(
+        ("etablissement" = Option<String>, Query, description = "UAI of one school"),
+        ("etat" = Option<String>, Query, description = "active, pending, stale, missing, retired"),
+        ("win11" = Option<String>, Query, description = "eligible, ineligible, unknown"),
+        ("profil" = Option<String>, Query, description = "applied, pending, failed"),
+        ("alerte" = Option<String>, Query, description = "smart, batterie, disque, refus, agent"),
+        ("q" = Option<String>, Query, description = "text in hostname, serial or model"),
+        ("tri" = Option<String>, Query, description = "nom, etablissement, serie, modele, statut, vu, win11"),
+        ("ordre" = Option<String>, Query, description = "asc or desc"),
+        ("col" = Option<Vec<String>>, Query, description = "columns to include (repeatable)"),
+    ),
+    responses(
+        (status = 200, description = "Machines in the token owner's scope", body = AdminMachineListDoc),
+        (status = 400, description = "Invalid parameter", body = crate::http::openapi::ApiErrorDoc),
+        (status = 401, description = "Missing, unknown or revoked token", body = crate::http::openapi::ApiErrorDoc),
+    ))]
+pub async fn machines(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, HttpError> {
+    let params = TableParams::parse(raw.as_deref()).map_err(bad)?;
+    let (rows, total) = export::all_rows(&state, &user.scope(), &params)
+        .await
+        .map_err(|_| HttpError::unavailable("erreur de la base de données"))?;
+    Ok(export::json_response(&export::list_json(
+        &rows,
+        total,
+        &params.columns,
+    )))
+}
+
+/// `GET /api/v1/admin/machines.csv`.
+#[utoipa::path(get, path = "/api/v1/admin/machines.csv", tag = "admin",
+    security(("personal_token" = [])),
+    params(
+        ("etablissement" = Option<String>, Query, description = "UAI of one school"),
+        ("etat" = Option<String>, Query, description = "active, pending, stale, missing, retired"),
+        ("q" = Option<String>, Query, description = "text in hostname, serial or model"),
+        ("col" = Option<Vec<String>>, Query, description = "columns to include (repeatable)"),
+    ),
+    responses(
+        (status = 200, description = "CSV: `;` separated, UTF-8 with BOM, French dates", content_type = "text/csv", body = String),
+        (status = 400, description = "Invalid parameter", body = crate::http::openapi::ApiErrorDoc),
+        (status = 401, description = "Missing, unknown or revoked token", body = crate::http::openapi::ApiErrorDoc),
+    ))]
+pub async fn machines_csv(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, HttpError> {
+    let params = TableParams::parse(raw.as_deref()).map_err(bad)?;
+    let (rows, _) = export::all_rows(&state, &user.scope(), &params)
+        .await
+        .map_err(|_| HttpError::unavailable("erreur de la base de données"))?;
+    Ok(export::csv_response(export::csv(&rows, &params.columns)))
+}
+
+/// `GET /api/v1/admin/machines/{id}`.
+#[utoipa::path(get, path = "/api/v1/admin/machines/{id}", tag = "admin",
+    security(("personal_token" = [])),
+    params(("id" = String, Path, description = "Machine id")),
+    responses(
+        (status = 200, description = "The machine, with every column and its latest inventory", body = AdminMachineDoc),
+        (status = 401, description = "Missing, unknown or revoked token", body = crate::http::openapi::ApiErrorDoc),
+        (status = 404, description = "No such machine in the token owner's scope", body = crate::http::openapi::ApiErrorDoc),
+    ))]
+pub async fn machine(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
+    let not_found = || HttpError::not_found("machine introuvable");
+    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(not_found());
+    }
+    let m = state
+        .store
+        .machine_in(&user.scope(), &id, auth::now())
+        .await?
+        .ok_or_else(not_found)?;
+    let columns: Vec<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
+    let mut v = export::row_json(&m.row, &columns);
+    let inventory = m
+        .history
+        .first()
+        .and_then(|(_, _, text)| serde_json::from_str::<serde_json::Value>(text).ok())
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("checkins".into(), json!(m.checkins));
+        o.insert("inventory".into(), inventory);
+    }
+    Ok(export::json_response(&v))
+}

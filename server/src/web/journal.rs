@@ -1,0 +1,89 @@
+//! Journal: the audit log, filterable by actor, action, school and date.
+//! Administrators see everything; others see the entries that name a
+//! school of their scope or one of its machines.
+
+use axum::Extension;
+use axum::extract::{RawQuery, State};
+use maud::html;
+use nird_proto::uai::Uai;
+
+use super::layout::{date_time, html, page_at};
+use super::{WebError, WebResult, scope};
+use crate::auth::Session;
+use crate::http::AppState;
+use crate::store::web::AuditQuery;
+
+/// Entries shown at most.
+const LIMIT: u64 = 500;
+
+fn parse_day(text: &str) -> Result<i64, WebError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format)
+        .map(|d| d.midnight().assume_utc().unix_timestamp())
+        .map_err(|_| WebError::bad_request(format!("Date « {text} » invalide (AAAA-MM-JJ).")))
+}
+
+/// `GET /journal`.
+pub async fn page(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    RawQuery(raw): RawQuery,
+) -> WebResult {
+    let mut q = AuditQuery {
+        limit: LIMIT,
+        ..AuditQuery::default()
+    };
+    let mut shown: Vec<(String, String)> = Vec::new();
+    for (k, v) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
+        let v = v.trim().to_owned();
+        if v.is_empty() || v.len() > 100 {
+            continue;
+        }
+        match k.as_ref() {
+            "acteur" => q.actor = Some(v.clone()),
+            "action" => q.action = Some(v.clone()),
+            "etablissement" => {
+                q.school = Some(Uai::parse(&v).map_err(|e| WebError::bad_request(e.to_string()))?)
+            }
+            "du" => q.since = Some(parse_day(&v)?),
+            "au" => q.until = Some(parse_day(&v)? + 86_400),
+            _ => continue,
+        }
+        shown.push((k.into_owned(), v));
+    }
+    let value = |key: &str| {
+        shown
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let entries = state.store.audit_in(&scope(&session), &q).await?;
+    let body = html! {
+        form method="get" action="/journal" aria-label="Filtrer le journal" {
+            div.filters {
+                div { label for="j-acteur" { "Acteur" } input type="text" id="j-acteur" name="acteur" value=(value("acteur")); }
+                div { label for="j-action" { "Action (début)" } input type="text" id="j-action" name="action" value=(value("action")); }
+                div { label for="j-etab" { "Établissement (UAI)" } input type="text" id="j-etab" name="etablissement" value=(value("etablissement")); }
+                div { label for="j-du" { "Du" } input type="date" id="j-du" name="du" value=(value("du")); }
+                div { label for="j-au" { "Au" } input type="date" id="j-au" name="au" value=(value("au")); }
+                div { button type="submit" id="filtrer-journal" { "Filtrer" } }
+            }
+        }
+        table {
+            caption { "Journal d'audit, du plus récent au plus ancien (" (entries.len()) " entrée(s), " (LIMIT) " au plus)" }
+            thead { tr { th scope="col" { "Date (UTC)" } th scope="col" { "Acteur" } th scope="col" { "Action" } th scope="col" { "Détails" } } }
+            tbody {
+                @for e in &entries {
+                    tr {
+                        td { (date_time(Some(e.at))) }
+                        td { (e.actor) }
+                        td { (e.action) }
+                        td { code { (e.detail) } }
+                    }
+                }
+            }
+        }
+    };
+    Ok(html(page_at("Journal", "/journal", Some(&session), body)))
+}

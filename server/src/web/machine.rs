@@ -1,0 +1,431 @@
+//! Machine: identity, hardware, disks with SMART, batteries, the Windows 11
+//! verdict and its reasons, the inventory history as a readable diff,
+//! applied profiles and the last reports per resource, actions allowed by
+//! the role.
+
+use std::collections::BTreeMap;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use maud::{Markup, html};
+use nird_proto::api::MachineStatus;
+use serde_json::Value;
+
+use super::layout::{self, alerts, csrf, date_time, html, profile_badge, state_badge, win11_label};
+use super::school::profile_name;
+use super::{FormData, WebError, WebResult, can_manage, scope, see_other};
+use crate::auth::{self, Session};
+use crate::http::AppState;
+use crate::store::web::MachineDetail;
+
+/// The text of a `Reading` at `pointer`: its value, or « indisponible ».
+fn reading(doc: &Value, pointer: &str) -> String {
+    match doc.pointer(pointer) {
+        Some(Value::Object(o)) if o.contains_key("value") => scalar(&o["value"]),
+        Some(Value::Object(o)) if o.contains_key("unavailable") => {
+            format!("indisponible ({})", scalar(&o["unavailable"]))
+        }
+        Some(v) => scalar(v),
+        None => "—".into(),
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        Value::Bool(true) => "oui".into(),
+        Value::Bool(false) => "non".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The list inside a `Reading<Vec<_>>` at `pointer`.
+fn list<'a>(doc: &'a Value, pointer: &str) -> &'a [Value] {
+    doc.pointer(pointer)
+        .and_then(|v| v.get("value"))
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn gib(bytes: Option<u64>) -> String {
+    bytes
+        .map(|b| format!("{:.1} Gio", b as f64 / 1_073_741_824.0))
+        .unwrap_or_else(|| "—".into())
+}
+
+/// Flattens a JSON document into `path → value` leaves.
+fn flatten(prefix: String, v: &Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, v) in o {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(p, v, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                flatten(format!("{prefix}[{i}]"), v, out);
+            }
+        }
+        other => {
+            out.insert(prefix, scalar(other));
+        }
+    }
+}
+
+/// What changed between two inventory documents: (path, before, after).
+pub fn diff(old: &Value, new: &Value) -> Vec<(String, Option<String>, Option<String>)> {
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    flatten(String::new(), old, &mut a);
+    flatten(String::new(), new, &mut b);
+    let mut out = Vec::new();
+    for (k, v) in &a {
+        match b.get(k) {
+            Some(w) if w == v => {}
+            other => out.push((k.clone(), Some(v.clone()), other.cloned())),
+        }
+    }
+    for (k, w) in &b {
+        if !a.contains_key(k) {
+            out.push((k.clone(), None, Some(w.clone())));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `GET /machines/{id}`.
+pub async fn page(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> WebResult {
+    let m = find(&state, &session, &id).await?;
+    let title = format!("Machine {}", m.row.hostname);
+    Ok(html(layout::page(
+        &title,
+        Some(&session),
+        body(&session, &m),
+    )))
+}
+
+async fn find(state: &AppState, session: &Session, id: &str) -> Result<MachineDetail, WebError> {
+    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(WebError::not_found());
+    }
+    state
+        .store
+        .machine_in(&scope(session), id, auth::now())
+        .await?
+        .ok_or_else(WebError::not_found)
+}
+
+fn body(session: &Session, m: &MachineDetail) -> Markup {
+    let r = &m.row;
+    let docs: Vec<(i64, Value)> = m
+        .history
+        .iter()
+        .map(|(_, at, text)| (*at, serde_json::from_str(text).unwrap_or(Value::Null)))
+        .collect();
+    let null = Value::Null;
+    let doc = docs.first().map(|(_, d)| d).unwrap_or(&null);
+    let applied: Vec<Value> = serde_json::from_str(&m.applied).unwrap_or_default();
+    let manage = can_manage(session);
+    html! {
+        h2 id="identite" { "Identité" }
+        dl.facts {
+            dt { "Établissement" } dd { a href={"/etablissements/" (r.school)} { (r.school_name) } " (" (r.school) ")" }
+            dt { "État" } dd { (state_badge(r.state)) }
+            dt { "Nom d'hôte" } dd { (r.hostname) }
+            dt { "Fabricant et modèle" } dd { (r.model) }
+            dt { "N° de série" } dd { (r.serial) }
+            dt { "Identifiant" } dd { code { (r.id) } }
+            dt { "Inscrite le (UTC)" } dd { (date_time(Some(r.enrolled_at))) }
+            dt { "Dernier contact (UTC)" } dd { (date_time(r.last_seen)) }
+            dt { "Contacts enregistrés" } dd { (m.checkins) }
+            dt { "Version de l'agent" } dd { (r.agent_version) }
+            dt { "Système" } dd { (reading(doc, "/os/pretty_name")) ", noyau " (reading(doc, "/os/kernel")) }
+            dt { "Alertes" } dd { (alerts(r.alerts)) }
+        }
+
+        h2 id="materiel" { "Matériel" }
+        dl.facts {
+            dt { "Processeur" } dd { (reading(doc, "/cpu/model_name")) " (" (reading(doc, "/cpu/cores")) " cœurs, " (reading(doc, "/cpu/threads")) " fils)" }
+            dt { "Mémoire" } dd { (gib(doc.pointer("/memory/total_bytes/value").and_then(Value::as_u64))) }
+            dt { "BIOS" } dd { (reading(doc, "/firmware/bios_vendor")) " " (reading(doc, "/firmware/bios_version")) " du " (reading(doc, "/firmware/bios_date")) }
+            dt { "Démarrage" } dd { (reading(doc, "/firmware/boot_mode")) ", Secure Boot : " (reading(doc, "/firmware/secure_boot")) }
+        }
+        @let modules = list(doc, "/memory/modules");
+        table {
+            caption { "Barrettes de mémoire (" (modules.len()) ")" }
+            thead { tr { th scope="col" { "Emplacement" } th scope="col" { "Taille" } th scope="col" { "Type" } th scope="col" { "Vitesse (MT/s)" } } }
+            tbody {
+                @for mm in modules {
+                    tr {
+                        th scope="row" { (scalar(&mm["locator"])) }
+                        td { (gib(mm["size_bytes"].as_u64().filter(|s| *s > 0))) @if mm["size_bytes"].as_u64() == Some(0) { "emplacement libre" } }
+                        td { (scalar(&mm["kind"])) }
+                        td { (scalar(&mm["speed_mts"])) }
+                    }
+                }
+            }
+        }
+        @let disks = list(doc, "/storage/disks");
+        table {
+            caption { "Disques (" (disks.len()) ")" }
+            thead { tr { th scope="col" { "Disque" } th scope="col" { "Modèle" } th scope="col" { "Taille" } th scope="col" { "Santé SMART" } th scope="col" { "Secteurs défectueux" } th scope="col" { "Heures de fonctionnement" } } }
+            tbody {
+                @for d in disks {
+                    tr {
+                        th scope="row" { (scalar(&d["name"])) }
+                        td { (reading(d, "/model")) }
+                        td { (gib(d["size_bytes"].as_u64())) }
+                        td {
+                            @match d.pointer("/smart/value/health").and_then(Value::as_str) {
+                                Some("failing") => strong { span aria-hidden="true" { "⚠ " } "en échec" },
+                                Some("passed") => "bonne",
+                                _ => (reading(d, "/smart")),
+                            }
+                        }
+                        td { (scalar(d.pointer("/smart/value/bad_sectors").unwrap_or(&Value::Null))) }
+                        td { (scalar(d.pointer("/smart/value/power_on_hours").unwrap_or(&Value::Null))) }
+                    }
+                }
+            }
+        }
+        @let fss = list(doc, "/storage/filesystems");
+        table {
+            caption { "Systèmes de fichiers (" (fss.len()) ")" }
+            thead { tr { th scope="col" { "Point de montage" } th scope="col" { "Type" } th scope="col" { "Taille" } th scope="col" { "Occupation" } } }
+            tbody {
+                @for f in fss {
+                    tr {
+                        th scope="row" { (scalar(&f["mount_point"])) }
+                        td { (scalar(&f["fs_type"])) }
+                        td { (gib(f.pointer("/usage/value/size_bytes").and_then(Value::as_u64))) }
+                        td { (scalar(f.pointer("/usage/value/used_percent").unwrap_or(&Value::Null))) " %" }
+                    }
+                }
+            }
+        }
+        @let batteries = list(doc, "/batteries");
+        @if !batteries.is_empty() {
+            table {
+                caption { "Batteries" }
+                thead { tr { th scope="col" { "Batterie" } th scope="col" { "Usure" } th scope="col" { "Cycles" } } }
+                tbody {
+                    @for b in batteries {
+                        tr {
+                            th scope="row" { (scalar(&b["name"])) }
+                            td { (reading(b, "/wear_percent")) " %" }
+                            td { (reading(b, "/cycle_count")) }
+                        }
+                    }
+                }
+            }
+        }
+
+        h2 id="windows11" { "Windows 11" }
+        p { "Verdict : " strong { (win11_label(&r.win11)) } }
+        @let blockers = doc.pointer("/windows11/blockers").and_then(Value::as_array).cloned().unwrap_or_default();
+        @let unknown = doc.pointer("/windows11/unknown").and_then(Value::as_array).cloned().unwrap_or_default();
+        @if !blockers.is_empty() {
+            p { "Exigences non remplies :" }
+            ul { @for b in &blockers { li { (requirement(b)) } } }
+        }
+        @if !unknown.is_empty() {
+            p { "Exigences non vérifiables :" }
+            ul { @for b in &unknown { li { (requirement(b)) } } }
+        }
+
+        h2 id="historique" { "Historique de l'inventaire" }
+        @if docs.len() < 2 {
+            p { "Aucun changement enregistré depuis l'inscription." }
+        }
+        @for pair in docs.windows(2) {
+            @let changes = diff(&pair[1].1, &pair[0].1);
+            table {
+                caption { "Changements du " (date_time(Some(pair[0].0))) " (UTC) par rapport au " (date_time(Some(pair[1].0))) }
+                thead { tr { th scope="col" { "Champ" } th scope="col" { "Avant" } th scope="col" { "Après" } } }
+                tbody {
+                    @for (path, before, after) in changes.iter().take(200) {
+                        tr {
+                            th scope="row" { code { (path) } }
+                            td { @if let Some(b) = before { del { (b) } } @else { "(absent)" } }
+                            td { @if let Some(a) = after { ins { (a) } } @else { "(supprimé)" } }
+                        }
+                    }
+                }
+            }
+        }
+
+        h2 id="profils" { "Profils" }
+        p { "Profils affectés à l'établissement : "
+            @if m.assigned.is_empty() { "aucun" } @else { (m.assigned.join(", ")) } }
+        @if !m.overrides.is_empty() {
+            p { "Dérogations de cette machine : " }
+            ul { @for (p, inc) in &m.overrides { li { (p) " : " @if *inc { "ajouté" } @else { "retiré" } } } }
+        }
+        p { "Conformité : " (profile_badge(r.profile)) }
+        p { "Versions appliquées selon l'agent : "
+            @if applied.is_empty() { "aucune" }
+            @for (i, a) in applied.iter().enumerate() {
+                @if i > 0 { ", " }
+                (scalar(&a["name"])) " v" (scalar(&a["version"]))
+            }
+        }
+        @if m.reports.is_empty() {
+            p { "Aucun rapport d'application reçu." }
+        } @else {
+            table {
+                caption { "Derniers rapports d'application (du plus récent au plus ancien)" }
+                thead { tr { th scope="col" { "N°" } th scope="col" { "Profil" } th scope="col" { "Résultat" } th scope="col" { "Terminé le (UTC)" } th scope="col" { "Ressources" } } }
+                tbody {
+                    @for rep in &m.reports {
+                        tr {
+                            th scope="row" { (rep.seq) }
+                            td { (rep.profile) " v" (rep.version) }
+                            td {
+                                (outcome_label(rep.outcome.as_str()))
+                                @if let Some(reason) = &rep.reason { " : " (format!("{reason:?}")) }
+                                @if let Some(msg) = &rep.message { " — " (msg) }
+                            }
+                            td { (date_time(Some(rep.finished_at.unix_timestamp()))) }
+                            td {
+                                @let changed: Vec<_> = rep.resources.iter().filter(|x| x.status.as_str() != "unchanged").collect();
+                                @if changed.is_empty() { (rep.resources.len()) " inchangée(s)" }
+                                @else {
+                                    ul {
+                                        @for res in changed {
+                                            li { code { (res.id) } " : " (if res.status.as_str() == "failed" { "en échec" } else { "modifiée" })
+                                                @if let Some(msg) = &res.message { " (" (msg) ")" } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        @if manage {
+            h2 id="actions" { "Actions" }
+            @if r.status == MachineStatus::Pending {
+                (action_form(session, &r.id, "approve", "Approuver la machine", None))
+            }
+            @if r.status != MachineStatus::Retired {
+                (action_form(session, &r.id, "retire", "Retirer de la flotte", None))
+            }
+            form method="post" action={"/machines/" (r.id) "/actions"} id="derogation" {
+                (csrf(session))
+                fieldset {
+                    legend { "Dérogation de profil" }
+                    label for="derogation-profil" { "Profil" }
+                    input type="text" id="derogation-profil" name="profile" required;
+                    label for="derogation-action" { "Effet" }
+                    select id="derogation-action" name="action" {
+                        option value="include" { "ajouter ce profil à cette machine" }
+                        option value="exclude" { "retirer ce profil de cette machine" }
+                    }
+                    p { button type="submit" { "Enregistrer la dérogation" } }
+                }
+            }
+        }
+    }
+}
+
+fn action_form(session: &Session, id: &str, action: &str, label: &str, _p: Option<&str>) -> Markup {
+    html! {
+        form.inline method="post" action={"/machines/" (id) "/actions"} {
+            (csrf(session))
+            input type="hidden" name="action" value=(action);
+            button type="submit" id={"action-" (action)} { (label) }
+        }
+        " "
+    }
+}
+
+fn outcome_label(o: &str) -> &'static str {
+    match o {
+        "applied" => "appliqué",
+        "refused" => "refusé",
+        "failed" => "en échec",
+        "deferred" => "reporté",
+        _ => "inconnu",
+    }
+}
+
+fn requirement(v: &Value) -> &'static str {
+    match v.as_str().unwrap_or("") {
+        "tpm2" => "puce TPM 2.0",
+        "supported_cpu" => {
+            "processeur pris en charge (Intel 8e génération, AMD Zen+ ou plus récent)"
+        }
+        "ram4_gb" => "au moins 4 Go de mémoire",
+        "storage64_gb" => "un disque d'au moins 64 Go",
+        "uefi" => "micrologiciel UEFI",
+        "secure_boot" => "démarrage sécurisé (Secure Boot)",
+        _ => "autre exigence",
+    }
+}
+
+/// `POST /machines/{id}/actions`: approve, retire, include or exclude a
+/// profile.
+pub async fn action(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    Extension(form): Extension<FormData>,
+) -> WebResult {
+    let m = find(&state, &session, &id).await?;
+    if !can_manage(&session) {
+        return Err(WebError::forbidden());
+    }
+    let actor = session.user.login.as_str();
+    match form.get("action").unwrap_or("") {
+        "approve" => {
+            state
+                .store
+                .set_machine_status(actor, &m.row.id, MachineStatus::Active)
+                .await?
+        }
+        "retire" => {
+            state
+                .store
+                .set_machine_status(actor, &m.row.id, MachineStatus::Retired)
+                .await?
+        }
+        a @ ("include" | "exclude") => {
+            let p = profile_name(form.get("profile").unwrap_or(""))?;
+            state
+                .store
+                .override_machine(actor, &m.row.id, &p, a == "include")
+                .await?
+        }
+        _ => return Err(WebError::bad_request("Action inconnue.")),
+    }
+    Ok(see_other(&format!("/machines/{}", m.row.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_lists_changed_added_and_removed_leaves() {
+        let a = serde_json::json!({"cpu": {"cores": 2}, "disks": ["a"], "gone": true});
+        let b = serde_json::json!({"cpu": {"cores": 4}, "disks": ["a", "b"]});
+        let d = diff(&a, &b);
+        assert!(d.contains(&("cpu.cores".into(), Some("2".into()), Some("4".into()))));
+        assert!(d.contains(&("disks[1]".into(), None, Some("b".into()))));
+        assert!(d.contains(&("gone".into(), Some("oui".into()), None)));
+        assert_eq!(d.len(), 3);
+    }
+}

@@ -1,0 +1,258 @@
+//! Utilisateurs (administrators only; 404 for everyone else): create an
+//! account, change its role and scope, disable or re-enable it, reset its
+//! password. Generated passwords are shown once.
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use maud::{Markup, html};
+
+use super::layout::{csrf, date, html, notice, page_at, role_label};
+use super::{FormData, WebError, WebResult, see_other};
+use crate::auth::Session;
+use crate::http::AppState;
+use crate::secrets;
+use crate::store::web::ScopeNode;
+use crate::store::{NewUser, Role};
+
+fn admin_only(session: &Session) -> Result<(), WebError> {
+    if session.user.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(WebError::not_found())
+    }
+}
+
+fn parse_role(text: Option<&str>) -> Result<Role, WebError> {
+    match text {
+        Some("admin") => Ok(Role::Admin),
+        Some("school") => Ok(Role::School),
+        Some("auditor") => Ok(Role::Auditor),
+        _ => Err(WebError::bad_request("Rôle inconnu.")),
+    }
+}
+
+fn parse_scope(role: Role, text: Option<&str>) -> Result<Vec<ScopeNode>, WebError> {
+    let nodes = text
+        .unwrap_or("")
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| ScopeNode::parse(l).map_err(WebError::bad_request))
+        .collect::<Result<Vec<_>, _>>()?;
+    if role != Role::Admin && nodes.is_empty() {
+        return Err(WebError::bad_request(
+            "Un gestionnaire ou un auditeur doit avoir au moins un périmètre.",
+        ));
+    }
+    Ok(nodes)
+}
+
+fn valid_login(login: &str) -> Result<String, WebError> {
+    let l = login.trim();
+    if l.is_empty()
+        || l.len() > 64
+        || !l
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'@'))
+    {
+        return Err(WebError::bad_request(
+            "Identifiant invalide : lettres, chiffres, . - _ @ (64 au plus).",
+        ));
+    }
+    Ok(l.to_owned())
+}
+
+fn role_select(id: &str, current: Role) -> Markup {
+    html! {
+        select id=(id) name="role" {
+            @for r in [Role::School, Role::Auditor, Role::Admin] {
+                option value=(r.as_str()) selected[r == current] { (role_label(r)) }
+            }
+        }
+    }
+}
+
+async fn render(state: &AppState, session: &Session, message: Option<Markup>) -> WebResult {
+    let users = state.store.list_users().await?;
+    let body = html! {
+        @if let Some(m) = message { (m) }
+        table {
+            caption { "Comptes (" (users.len()) ")" }
+            thead { tr { th scope="col" { "Identifiant" } th scope="col" { "Rôle" } th scope="col" { "Périmètre" } th scope="col" { "État" } th scope="col" { "Créé le" } } }
+            tbody {
+                @for u in &users {
+                    tr {
+                        th scope="row" { a href={"#u-" (u.login)} { (u.login) } }
+                        td { (role_label(u.role)) }
+                        td { @if u.role == Role::Admin { "tout" } @else { (u.nodes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) } }
+                        td { @if u.disabled_at.is_some() { "désactivé" } @else { "actif" } }
+                        td { (date(Some(u.created_at))) }
+                    }
+                }
+            }
+        }
+        h2 { "Nouveau compte" }
+        form method="post" action="/utilisateurs" id="nouveau-compte" {
+            (csrf(session))
+            label for="n-login" { "Identifiant" }
+            input type="text" id="n-login" name="login" required;
+            label for="n-role" { "Rôle" }
+            (role_select("n-role", Role::School))
+            label for="n-scope" { "Périmètre (un par ligne : academie:Lille, departement:062, commune:062/Calais, uai:0620056Z)" }
+            textarea id="n-scope" name="scope" rows="3" cols="50" {}
+            p { button type="submit" id="creer-compte" { "Créer le compte" } }
+        }
+        h2 { "Modifier un compte" }
+        @for u in &users {
+            section id={"u-" (u.login)} aria-labelledby={"t-" (u.login)} {
+                h3 id={"t-" (u.login)} { (u.login) }
+                form method="post" action={"/utilisateurs/" (u.login) "/role"} {
+                    (csrf(session))
+                    label for={"r-" (u.login)} { "Rôle" }
+                    (role_select(&format!("r-{}", u.login), u.role))
+                    label for={"s-" (u.login)} { "Périmètre (un par ligne)" }
+                    textarea id={"s-" (u.login)} name="scope" rows="2" cols="50" {
+                        (u.nodes.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+                    }
+                    p { button type="submit" { "Enregistrer le rôle et le périmètre de " (u.login) } }
+                }
+                form.inline method="post" action={"/utilisateurs/" (u.login) "/etat"} {
+                    (csrf(session))
+                    @if u.disabled_at.is_some() {
+                        input type="hidden" name="etat" value="actif";
+                        button type="submit" { "Réactiver " (u.login) }
+                    } @else {
+                        input type="hidden" name="etat" value="desactive";
+                        button.danger type="submit" { "Désactiver " (u.login) }
+                    }
+                }
+                " "
+                form.inline method="post" action={"/utilisateurs/" (u.login) "/mot-de-passe"} {
+                    (csrf(session))
+                    button.secondary type="submit" { "Nouveau mot de passe pour " (u.login) }
+                }
+            }
+        }
+    };
+    Ok(html(page_at(
+        "Utilisateurs",
+        "/utilisateurs",
+        Some(session),
+        body,
+    )))
+}
+
+fn password_notice(login: &str, password: &str) -> Markup {
+    html! {
+        div.notice role="status" {
+            p { "Mot de passe de « " (login) " », affiché une seule fois : transmettez-le par un canal sûr." }
+            code.secret id="mot-de-passe-genere" { (password) }
+        }
+    }
+}
+
+/// `GET /utilisateurs`.
+pub async fn page(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+) -> WebResult {
+    admin_only(&session)?;
+    render(&state, &session, None).await
+}
+
+/// `POST /utilisateurs`: creates an account with a generated password.
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Extension(form): Extension<FormData>,
+) -> WebResult {
+    admin_only(&session)?;
+    let login = valid_login(form.get("login").unwrap_or(""))?;
+    let role = parse_role(form.get("role"))?;
+    let nodes = parse_scope(role, form.get("scope"))?;
+    let password = secrets::new_password();
+    let hash = secrets::hash_password(&password)
+        .map_err(|_| WebError::bad_request("Mot de passe impossible à chiffrer."))?;
+    state
+        .store
+        .add_user_scoped(
+            &session.user.login,
+            NewUser {
+                login: login.clone(),
+                password_hash: hash,
+                role,
+                schools: Vec::new(),
+                territory: None,
+            },
+            nodes,
+        )
+        .await?;
+    render(&state, &session, Some(password_notice(&login, &password))).await
+}
+
+/// `POST /utilisateurs/{login}/role`.
+pub async fn set_role(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(login): Path<String>,
+    Extension(form): Extension<FormData>,
+) -> WebResult {
+    admin_only(&session)?;
+    let role = parse_role(form.get("role"))?;
+    let nodes = parse_scope(role, form.get("scope"))?;
+    state
+        .store
+        .set_user_role(&session.user.login, &login, role, nodes)
+        .await?;
+    render(
+        &state,
+        &session,
+        Some(notice(
+            "Rôle et périmètre enregistrés ; les sessions de ce compte sont fermées.",
+        )),
+    )
+    .await
+}
+
+/// `POST /utilisateurs/{login}/etat`: disable or re-enable.
+pub async fn set_state(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(login): Path<String>,
+    Extension(form): Extension<FormData>,
+) -> WebResult {
+    admin_only(&session)?;
+    let disable = match form.get("etat") {
+        Some("desactive") => true,
+        Some("actif") => false,
+        _ => return Err(WebError::bad_request("État inconnu.")),
+    };
+    if disable && login == session.user.login {
+        return Err(WebError::bad_request(
+            "Vous ne pouvez pas désactiver votre propre compte.",
+        ));
+    }
+    state
+        .store
+        .set_user_disabled(&session.user.login, &login, disable)
+        .await?;
+    Ok(see_other("/utilisateurs"))
+}
+
+/// `POST /utilisateurs/{login}/mot-de-passe`: a new generated password.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(login): Path<String>,
+    Extension(_form): Extension<FormData>,
+) -> WebResult {
+    admin_only(&session)?;
+    let password = secrets::new_password();
+    let hash = secrets::hash_password(&password)
+        .map_err(|_| WebError::bad_request("Mot de passe impossible à chiffrer."))?;
+    state
+        .store
+        .set_password(&session.user.login, &login, hash, None)
+        .await?;
+    render(&state, &session, Some(password_notice(&login, &password))).await
+}

@@ -1,0 +1,835 @@
+//! The dashboard over real HTTPS: every route (pages, exports, JSON API,
+//! every POST) walked for each role with an object in scope and one out of
+//! scope. Checks the status, that out-of-scope names never appear in any
+//! answer, that a POST without its CSRF token is refused and changes
+//! nothing (the audit log, written with every change, does not grow), that
+//! logged-out, expired and idle sessions are refused, and that the login
+//! rate limit holds.
+
+mod common;
+
+use common::{Fixture, Server, UAI, checkin, cli, report};
+use nird_proto::api::CheckinRequest;
+use serde_json::json;
+
+/// The school out of the non-admin users' scope (académie de Paris).
+const OTHER: &str = "0750001U";
+
+/// Words that only the out-of-scope school and its machine carry.
+const OUTSIDE: [&str; 4] = ["Lycée Dehors", "pc-dehors-99", "SERIE-DEHORS", OTHER];
+
+struct Resp {
+    status: u16,
+    location: Option<String>,
+    cookies: Vec<String>,
+    content_type: String,
+    body: String,
+}
+
+struct Web {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Web {
+    fn new(f: &Fixture, server: &Server) -> Self {
+        let pem = std::fs::read(f.data.ca_cert()).unwrap();
+        let cert = ureq::tls::Certificate::from_pem(&pem).unwrap();
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        Web {
+            agent,
+            base: server.url(""),
+        }
+    }
+
+    fn finish(resp: ureq::http::Response<ureq::Body>) -> Resp {
+        let mut resp = resp;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let location = header("location");
+        let content_type = header("content-type").unwrap_or_default();
+        let cookies = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        Resp {
+            status: resp.status().as_u16(),
+            location,
+            cookies,
+            content_type,
+            body,
+        }
+    }
+
+    fn get(&self, path: &str, cookie: Option<&str>, bearer: Option<&str>) -> Resp {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(c) = cookie {
+            req = req.header("cookie", format!("__Host-nird_session={c}"));
+        }
+        if let Some(b) = bearer {
+            req = req.header("authorization", format!("Bearer {b}"));
+        }
+        Self::finish(req.call().expect("GET failed"))
+    }
+
+    fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Resp {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form {
+            s.append_pair(k, v);
+        }
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            req = req.header("cookie", format!("__Host-nird_session={c}"));
+        }
+        Self::finish(req.send(s.finish()).expect("POST failed"))
+    }
+
+    /// Logs in; returns (cookie value, CSRF token).
+    fn login(&self, login: &str, password: &str) -> (String, String) {
+        let r = self.post(
+            "/connexion",
+            None,
+            &[("login", login), ("password", password)],
+        );
+        assert_eq!(r.status, 303, "login {login}: {}", r.body);
+        let set = r
+            .cookies
+            .iter()
+            .find(|c| c.starts_with("__Host-nird_session="))
+            .expect("session cookie");
+        for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(attr), "{set}");
+        }
+        let cookie = set["__Host-nird_session=".len()..]
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let home = self.get("/compte", Some(&cookie), None);
+        assert_eq!(home.status, 200);
+        (cookie, csrf_of(&home.body))
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let at = html.find(marker).expect("a form with a CSRF field") + marker.len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+fn password_of(cli_output: &str) -> String {
+    cli_output
+        .lines()
+        .find_map(|l| {
+            l.split_once("une seule fois) : ")
+                .map(|(_, p)| p.trim().to_owned())
+        })
+        .expect("password line")
+}
+
+fn audit_len(f: &Fixture) -> i64 {
+    let conn = rusqlite::Connection::open(f.data.database()).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn sql(f: &Fixture, statement: &str) {
+    let conn = rusqlite::Connection::open(f.data.database()).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn.execute_batch(statement).unwrap();
+}
+
+/// An inventory in the real document's shape, as far as the dashboard
+/// reads it.
+fn inventory(host: &str, serial: &str, smart: &str) -> (serde_json::Value, String) {
+    let inv = json!({
+        "schema_version": 1,
+        "agent_version": "0.1.0",
+        "identity": {"hostname": {"value": host}, "serial": {"value": serial},
+                     "vendor": {"value": "Dell"}, "product": {"value": "OptiPlex 7010"}},
+        "storage": {"disks": {"value": [{"name": "sda", "size_bytes": 250000000000u64,
+            "smart": {"value": {"health": smart}}}]},
+            "filesystems": {"value": []}},
+        "batteries": {"value": []},
+        "windows11": {"status": "ineligible", "blockers": ["tpm2"], "unknown": []},
+    });
+    let hash = nird_proto::hash::content_hash(&inv).unwrap();
+    (inv, hash)
+}
+
+fn enroll(
+    web_client: &common::Client,
+    server: &Server,
+    token: &str,
+    host: &str,
+    serial: &str,
+    smart: &str,
+) -> (String, String) {
+    let (inv, hash) = inventory(host, serial, smart);
+    let req = json!({"token": token, "hostname": host, "inventory": inv, "inventory_hash": hash});
+    let r = web_client.post(&server.api("/enroll"), None, req.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    let id = body["machine_id"].as_str().unwrap().to_owned();
+    let auth = nird_proto::api::machine_authorization(&id, body["secret"].as_str().unwrap());
+    let c = checkin(
+        web_client,
+        server,
+        &auth,
+        &CheckinRequest {
+            inventory_hash: hash,
+            inventory: None,
+            applied: vec![],
+            reports: vec![report(1)],
+            trust: None,
+        },
+    );
+    assert_eq!(c.status, 200, "{}", c.text());
+    (id, auth)
+}
+
+struct Person {
+    login: &'static str,
+    cookie: String,
+    csrf: String,
+    api_token: String,
+    admin: bool,
+    manage: bool,
+}
+
+#[test]
+fn every_route_for_every_role_in_and_out_of_scope() {
+    let f = Fixture::new();
+    let d = f.dir().to_owned();
+    cli(&[
+        "school",
+        "add",
+        "--data-dir",
+        &d,
+        "--uai",
+        OTHER,
+        "--name",
+        "Lycée Dehors",
+        "--commune",
+        "Paris",
+        "--academie",
+        "Paris",
+        "--kind",
+        "lycee",
+    ]);
+    let token_in = f.token(&["--uses", "5"]); // id 1
+    let token_out = cli(&[
+        "token",
+        "create",
+        "--data-dir",
+        &d,
+        "--school",
+        OTHER,
+        "--uses",
+        "5",
+    ]); // id 2
+    let pw = |args: &[&str]| {
+        let mut a = vec!["user", "add", "--data-dir", d.as_str()];
+        a.extend_from_slice(args);
+        password_of(&cli(&a))
+    };
+    let admin_pw = pw(&["chef", "--role", "admin"]);
+    let gest_pw = pw(&["gest", "--role", "school", "--school", UAI]);
+    let aud_pw = pw(&["aud", "--role", "auditor", "--scope", "academie:Lille"]);
+    pw(&[
+        "jetable",
+        "--role",
+        "school",
+        "--scope",
+        "commune:062/Calais",
+    ]);
+    let api_token = |login: &str| {
+        cli(&["user", "token", "create", "--data-dir", &d, login])
+            .trim()
+            .to_owned()
+    };
+    let tokens = [api_token("chef"), api_token("gest"), api_token("aud")];
+    cli(&["assign", "--data-dir", &d, "--school", UAI, "nird-base"]);
+    cli(&[
+        "assign",
+        "--data-dir",
+        &d,
+        "--school",
+        OTHER,
+        "dehors-profil",
+    ]);
+
+    let server = Server::start(&f.data);
+    let client = f.client();
+    let (m_in, _) = enroll(
+        &client,
+        &server,
+        token_in.trim(),
+        "pc-dedans-01",
+        "SERIE-DEDANS",
+        "failing",
+    );
+    let (m_out, _) = enroll(
+        &client,
+        &server,
+        token_out.trim(),
+        "pc-dehors-99",
+        "SERIE-DEHORS",
+        "passed",
+    );
+    let web = Web::new(&f, &server);
+
+    // Anonymous: every page redirects to the login form, the API is 401.
+    for path in [
+        "/",
+        &format!("/etablissements/{UAI}"),
+        &format!("/machines/{m_in}"),
+        "/profils",
+        "/journal",
+        "/utilisateurs",
+        "/compte",
+        "/machines.csv",
+    ] {
+        let r = web.get(path, None, None);
+        assert_eq!(r.status, 303, "{path}");
+        assert_eq!(r.location.as_deref(), Some("/connexion"));
+    }
+    assert_eq!(web.get("/api/v1/admin/machines", None, None).status, 401);
+    assert_eq!(
+        web.get("/api/v1/admin/machines", None, Some("nird_pat_faux"))
+            .status,
+        401
+    );
+    let login_page = web.get("/connexion", None, None);
+    assert_eq!(login_page.status, 200);
+    assert!(
+        login_page.body.contains("id=\"identifiant\"")
+            && login_page.body.contains("for=\"mot-de-passe\"")
+    );
+    let css = web.get("/style.css", None, None);
+    assert!(css.status == 200 && css.content_type.starts_with("text/css"));
+
+    let mut people = Vec::new();
+    for (i, (login, password, admin, manage)) in [
+        ("chef", &admin_pw, true, true),
+        ("gest", &gest_pw, false, true),
+        ("aud", &aud_pw, false, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (cookie, csrf) = web.login(login, password);
+        people.push(Person {
+            login,
+            cookie,
+            csrf,
+            api_token: tokens[i].clone(),
+            admin,
+            manage,
+        });
+    }
+
+    // The precomputed columns came from the inventory and the report.
+    let admin = &people[0];
+    let page = web.get(&format!("/machines/{m_in}"), Some(&admin.cookie), None);
+    assert!(page.body.contains("SERIE-DEDANS") && page.body.contains("Dell OptiPlex 7010"));
+    assert!(page.body.contains("SMART en échec"), "alert precomputed");
+    assert!(page.body.contains("appliqué"), "report precomputed");
+
+    for p in &people {
+        let c = Some(p.cookie.as_str());
+        let see_outside = |r: &Resp, what: &str| {
+            for word in OUTSIDE {
+                assert!(
+                    !r.body.contains(word),
+                    "{} saw « {word} » on {what}",
+                    p.login
+                );
+            }
+        };
+        // Pages and exports, in scope: 200 and the school's names.
+        for path in [
+            "/".to_owned(),
+            format!("/etablissements/{UAI}"),
+            format!(
+                "/etablissements/{UAI}?etat=active&win11=ineligible&profil=applied&alerte=smart&q=dedans&tri=vu&ordre=desc&col=nom&col=serie"
+            ),
+            format!("/machines/{m_in}"),
+            "/profils".into(),
+            "/journal".into(),
+            format!("/journal?etablissement={UAI}&action=machine"),
+            "/compte".into(),
+            "/machines.csv".into(),
+            "/machines.json".into(),
+            format!("/machines.csv?etablissement={UAI}&col=nom"),
+        ] {
+            let r = web.get(&path, c, None);
+            assert_eq!(r.status, 200, "{} GET {path}: {}", p.login, r.body);
+            if !p.admin {
+                see_outside(&r, &path);
+            }
+        }
+        let home = web.get("/", c, None);
+        assert!(home.body.contains("École Jean Jaurès"));
+        assert_eq!(home.body.contains("Lycée Dehors"), p.admin);
+        let filtered = web.get(
+            &format!("/etablissements/{UAI}?alerte=smart&q=DEDANS"),
+            c,
+            None,
+        );
+        assert!(
+            filtered.body.contains("pc-dedans-01"),
+            "filter keeps the machine"
+        );
+        let none = web.get(&format!("/etablissements/{UAI}?q=absent"), c, None);
+        assert!(
+            !none.body.contains("pc-dedans-01"),
+            "filter drops the machine"
+        );
+        let csv = web.get("/machines.csv?col=nom&col=serie", c, None);
+        assert!(csv.content_type.starts_with("text/csv"));
+        assert!(
+            csv.body.starts_with("\u{feff}Nom d'hôte;N° de série\r\n"),
+            "{}",
+            csv.body
+        );
+        assert!(csv.body.contains("pc-dedans-01;SERIE-DEDANS"));
+        assert_eq!(csv.body.contains("pc-dehors-99"), p.admin);
+        let json = web.get("/machines.json", c, None);
+        let v: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+        assert_eq!(v["total"], if p.admin { 2 } else { 1 });
+
+        // Out of scope: 404 for non-admins (admins see it).
+        for path in [
+            format!("/etablissements/{OTHER}"),
+            format!("/machines/{m_out}"),
+            format!("/journal?etablissement={OTHER}"),
+        ] {
+            let r = web.get(&path, c, None);
+            if p.admin {
+                assert_eq!(r.status, 200, "{path}");
+            } else if path.starts_with("/journal") {
+                // The filter form echoes the UAI typed; nothing else of it.
+                assert_eq!(r.status, 200);
+                for word in &OUTSIDE[..3] {
+                    assert!(
+                        !r.body.contains(word),
+                        "{} saw « {word} » on {path}",
+                        p.login
+                    );
+                }
+                assert!(!r.body.contains(&m_out));
+            } else {
+                assert_eq!(r.status, 404, "{} GET {path}", p.login);
+                see_outside(&r, &path);
+            }
+        }
+        let users = web.get("/utilisateurs", c, None);
+        assert_eq!(users.status, if p.admin { 200 } else { 404 });
+
+        // JSON API with the personal token.
+        let b = Some(p.api_token.as_str());
+        let list = web.get("/api/v1/admin/machines", None, b);
+        assert_eq!(list.status, 200);
+        let v: serde_json::Value = serde_json::from_str(&list.body).unwrap();
+        assert_eq!(v["total"], if p.admin { 2 } else { 1 });
+        assert_eq!(web.get("/api/v1/admin/machines.csv", None, b).status, 200);
+        assert_eq!(
+            web.get(&format!("/api/v1/admin/machines/{m_in}"), None, b)
+                .status,
+            200
+        );
+        let out = web.get(&format!("/api/v1/admin/machines/{m_out}"), None, b);
+        assert_eq!(out.status, if p.admin { 200 } else { 404 });
+        if !p.admin {
+            see_outside(&out, "API machine");
+            see_outside(&list, "API list");
+            see_outside(&web.get("/api/v1/admin/machines.csv", None, b), "API CSV");
+        }
+        assert_eq!(
+            web.get("/api/v1/admin/machines?etat=perdu", None, b).status,
+            400
+        );
+    }
+
+    // Every POST: without CSRF refused (403) and nothing changes; with it,
+    // the role decides; out of scope is 404 and nothing changes.
+    let posts_in: Vec<(String, Vec<(&str, String)>)> = vec![
+        (
+            format!("/etablissements/{UAI}/actions"),
+            vec![
+                ("action", "include".into()),
+                ("profile", "extra".into()),
+                ("machine", m_in.clone()),
+            ],
+        ),
+        (
+            format!("/etablissements/{UAI}/jetons"),
+            vec![("uses", "2".into()), ("days", "3".into())],
+        ),
+        (
+            format!("/etablissements/{UAI}/profils"),
+            vec![("profiles", "nird-base extra".into())],
+        ),
+        (
+            format!("/machines/{m_in}/actions"),
+            vec![("action", "exclude".into()), ("profile", "extra".into())],
+        ),
+        (format!("/etablissements/{UAI}/jetons/1/revoquer"), vec![]),
+    ];
+    let posts_out: Vec<(String, Vec<(&str, String)>)> = vec![
+        (
+            format!("/etablissements/{OTHER}/actions"),
+            vec![("action", "retire".into()), ("machine", m_out.clone())],
+        ),
+        (
+            format!("/etablissements/{UAI}/actions"),
+            vec![("action", "retire".into()), ("machine", m_out.clone())],
+        ),
+        (
+            format!("/etablissements/{OTHER}/jetons"),
+            vec![("uses", "2".into()), ("days", "3".into())],
+        ),
+        (
+            format!("/etablissements/{OTHER}/profils"),
+            vec![("profiles", "x".into())],
+        ),
+        (
+            format!("/machines/{m_out}/actions"),
+            vec![("action", "retire".into())],
+        ),
+        (format!("/etablissements/{OTHER}/jetons/2/revoquer"), vec![]),
+        (format!("/etablissements/{UAI}/jetons/2/revoquer"), vec![]),
+    ];
+    let admin_posts: Vec<(String, Vec<(&str, String)>)> = vec![
+        (
+            "/utilisateurs".into(),
+            vec![
+                ("login", "nouveau".into()),
+                ("role", "auditor".into()),
+                ("scope", "departement:062".into()),
+            ],
+        ),
+        (
+            "/utilisateurs/jetable/role".into(),
+            vec![
+                ("role", "auditor".into()),
+                ("scope", "academie:Lille".into()),
+            ],
+        ),
+        ("/utilisateurs/jetable/mot-de-passe".into(), vec![]),
+        (
+            "/utilisateurs/jetable/etat".into(),
+            vec![("etat", "desactive".into())],
+        ),
+    ];
+    // Auditors first (refused), then managers, then the admin.
+    for p in people.iter().rev() {
+        let c = Some(p.cookie.as_str());
+        let own: Vec<(String, Vec<(&str, String)>)> = vec![
+            ("/compte/jetons".to_owned(), vec![("label", "essai".into())]),
+            (
+                "/compte/mot-de-passe".to_owned(),
+                vec![("current", "x".into())],
+            ),
+            ("/compte/jetons/1/revoquer".to_owned(), vec![]),
+            ("/deconnexion".to_owned(), vec![]),
+        ];
+        let all = posts_in
+            .iter()
+            .chain(&posts_out)
+            .chain(&admin_posts)
+            .chain(&own);
+        for (path, form) in all {
+            let before = audit_len(&f);
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = web.post(path, c, &form);
+            assert_eq!(r.status, 403, "{} POST {path} without CSRF", p.login);
+            let mut forged = form.clone();
+            forged.push(("csrf", "faux"));
+            assert_eq!(web.post(path, c, &forged).status, 403);
+            assert_eq!(
+                audit_len(&f),
+                before,
+                "{} POST {path} without CSRF changed something",
+                p.login
+            );
+        }
+        let send = |path: &str, form: &[(&str, String)]| {
+            let mut v: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            v.push(("csrf", p.csrf.as_str()));
+            web.post(path, c, &v)
+        };
+        for (path, form) in &posts_out {
+            let before = audit_len(&f);
+            let r = send(path, form);
+            if p.admin {
+                assert!(![403, 500].contains(&r.status), "{path}: {}", r.status);
+            } else {
+                assert_eq!(r.status, 404, "{} POST {path} out of scope", p.login);
+                for word in OUTSIDE {
+                    assert!(!r.body.contains(word));
+                }
+                assert_eq!(
+                    audit_len(&f),
+                    before,
+                    "{} POST {path} out of scope changed something",
+                    p.login
+                );
+            }
+        }
+        if p.admin {
+            continue; // the admin retired the other machine above: fine.
+        }
+        for (path, form) in &posts_in {
+            let before = audit_len(&f);
+            let r = send(path, form);
+            if p.manage {
+                assert!(
+                    r.status == 303 || r.status == 200,
+                    "{} POST {path}: {} {}",
+                    p.login,
+                    r.status,
+                    r.body
+                );
+                assert!(audit_len(&f) > before, "{} POST {path} recorded", p.login);
+                if path.ends_with("/jetons") {
+                    assert!(
+                        r.body
+                            .contains("nird-agent enroll --server https://127.0.0.1:")
+                    );
+                    assert!(r.body.contains("--ca-fingerprint"));
+                }
+            } else {
+                assert_eq!(r.status, 403, "{} POST {path}", p.login);
+                assert_eq!(audit_len(&f), before);
+            }
+        }
+        for (path, form) in &admin_posts {
+            let before = audit_len(&f);
+            assert_eq!(send(path, form).status, 404, "{} POST {path}", p.login);
+            assert_eq!(audit_len(&f), before);
+        }
+        // Own API token: create, revoke; another person's: 404.
+        let r = send("/compte/jetons", &[("label", "essai".into())]);
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("nird_pat_"));
+        // Token n° 1 is the admin's.
+        assert_eq!(send("/compte/jetons/1/revoquer", &[]).status, 404);
+        let wrong = send(
+            "/compte/mot-de-passe",
+            &[
+                ("current", "faux".into()),
+                ("new", "un-mot-de-passe-long".into()),
+                ("confirm", "un-mot-de-passe-long".into()),
+            ],
+        );
+        assert_eq!(wrong.status, 400);
+    }
+    // Admin-only POSTs by the admin.
+    let a = &people[0];
+    let send_admin = |path: &str, form: &[(&str, &str)]| {
+        let mut v = form.to_vec();
+        v.push(("csrf", a.csrf.as_str()));
+        web.post(path, Some(&a.cookie), &v)
+    };
+    let r = send_admin(
+        "/utilisateurs",
+        &[
+            ("login", "nouveau"),
+            ("role", "auditor"),
+            ("scope", "departement:062"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("mot-de-passe-genere"));
+    assert_eq!(
+        send_admin(
+            "/utilisateurs/jetable/role",
+            &[("role", "auditor"), ("scope", "academie:Lille")]
+        )
+        .status,
+        200
+    );
+    let reset = send_admin("/utilisateurs/jetable/mot-de-passe", &[]);
+    assert_eq!(reset.status, 200);
+    let marker = "id=\"mot-de-passe-genere\">";
+    let at = reset.body.find(marker).unwrap() + marker.len();
+    let jetable_pw = reset.body[at..].split('<').next().unwrap().to_owned();
+    let (jc, _) = web.login("jetable", &jetable_pw);
+    assert_eq!(
+        send_admin("/utilisateurs/jetable/etat", &[("etat", "desactive")]).status,
+        303
+    );
+    assert_eq!(
+        web.get("/", Some(&jc), None).status,
+        303,
+        "disabling closes sessions"
+    );
+    assert_eq!(
+        send_admin("/utilisateurs/inconnu/etat", &[("etat", "desactive")]).status,
+        404
+    );
+    assert_eq!(
+        send_admin(
+            "/utilisateurs",
+            &[
+                ("login", "x y"),
+                ("role", "auditor"),
+                ("scope", "academie:Lille")
+            ]
+        )
+        .status,
+        400
+    );
+    // A POST from another site is refused even with the token.
+    let mut evil = web
+        .agent
+        .post(format!("{}/compte/jetons", web.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "https://ailleurs.example")
+        .header("cookie", format!("__Host-nird_session={}", a.cookie))
+        .send(format!("label=x&csrf={}", a.csrf))
+        .unwrap();
+    assert_eq!(evil.status().as_u16(), 403);
+    let _ = evil.body_mut().read_to_string();
+
+    // Logout: the session is gone for good.
+    for p in &people {
+        let before = audit_len(&f);
+        let r = web.post("/deconnexion", Some(&p.cookie), &[("csrf", &p.csrf)]);
+        assert_eq!(r.status, 303);
+        assert!(r.cookies.iter().any(|c| c.contains("Max-Age=0")));
+        assert!(audit_len(&f) > before);
+        assert_eq!(web.get("/", Some(&p.cookie), None).status, 303);
+        assert_eq!(
+            web.post(
+                "/compte/jetons",
+                Some(&p.cookie),
+                &[("label", "x"), ("csrf", &p.csrf)]
+            )
+            .status,
+            303
+        );
+    }
+
+    // Password change: needs the current password, keeps this session,
+    // closes the others, and the new password logs in.
+    let (g1, g1_csrf) = web.login("gest", &gest_pw);
+    let (g2, _) = web.login("gest", &gest_pw);
+    let short = web.post(
+        "/compte/mot-de-passe",
+        Some(&g1),
+        &[
+            ("csrf", &g1_csrf),
+            ("current", &gest_pw),
+            ("new", "court"),
+            ("confirm", "court"),
+        ],
+    );
+    assert_eq!(short.status, 400);
+    let new_pw = "un nouveau mot de passe solide";
+    let changed = web.post(
+        "/compte/mot-de-passe",
+        Some(&g1),
+        &[
+            ("csrf", &g1_csrf),
+            ("current", &gest_pw),
+            ("new", new_pw),
+            ("confirm", new_pw),
+        ],
+    );
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(web.get("/", Some(&g1), None).status, 200);
+    assert_eq!(
+        web.get("/", Some(&g2), None).status,
+        303,
+        "other sessions closed"
+    );
+    let old = web.post(
+        "/connexion",
+        None,
+        &[("login", "gest"), ("password", &gest_pw)],
+    );
+    assert_eq!(old.status, 401);
+    let gest_pw = new_pw.to_owned();
+
+    // Absolute and idle expiry.
+    let (c1, _) = web.login("gest", &gest_pw);
+    assert_eq!(web.get("/", Some(&c1), None).status, 200);
+    sql(
+        &f,
+        "UPDATE sessions SET created_at = created_at - 13 * 3600 WHERE revoked_at IS NULL",
+    );
+    assert_eq!(
+        web.get("/", Some(&c1), None).status,
+        303,
+        "12 h absolute expiry"
+    );
+    let (c2, _) = web.login("gest", &gest_pw);
+    sql(
+        &f,
+        "UPDATE sessions SET last_seen = last_seen - 9 * 3600 WHERE revoked_at IS NULL",
+    );
+    assert_eq!(web.get("/", Some(&c2), None).status, 303, "8 h idle expiry");
+    // A disabled account cannot log in; its API token is refused.
+    let jet = web.post(
+        "/connexion",
+        None,
+        &[("login", "jetable"), ("password", &jetable_pw)],
+    );
+    assert_eq!(jet.status, 401);
+
+    // Rate limit: 5 failures for one account, then even the right
+    // password is refused, with the French message; the audit log has the
+    // failures with the address.
+    for _ in 0..5 {
+        let r = web.post(
+            "/connexion",
+            None,
+            &[("login", "aud"), ("password", "mauvais")],
+        );
+        assert_eq!(r.status, 401);
+        assert!(r.body.contains("Identifiant ou mot de passe incorrect"));
+    }
+    let r = web.post(
+        "/connexion",
+        None,
+        &[("login", "aud"), ("password", &aud_pw)],
+    );
+    assert_eq!(r.status, 429);
+    assert!(r.body.contains("Trop de tentatives"));
+    assert!(r.cookies.is_empty());
+    let conn = rusqlite::Connection::open(f.data.database()).unwrap();
+    let failed: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'login.failed' AND detail LIKE '%127.0.0.1%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(failed >= 5);
+    // Another account from the same address still logs in (20 per address).
+    web.login("chef", &admin_pw);
+    drop(conn);
+    server.stop().unwrap();
+}
