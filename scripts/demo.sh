@@ -37,6 +37,42 @@ fi
 # one on every demo run so the login below always works.
 admin_password=$("$server" user reset-password --data-dir "$DATA_DIR" admin | sed 's/.* : //')
 
+# The maintainers' side, for the demo only: a signing key, the first
+# keyring (which keys sign profiles), one harmless signed profile and the
+# signed catalogue index. Real maintainers do this offline
+# (profiles/README.md); agents take the keyring at enrolment.
+MAINT="$DATA_DIR/demo-maintainer"
+if ! "$server" keyring show --data-dir "$DATA_DIR" | grep -q "^Trousseau version"; then
+  [ -e "$MAINT/nird.key" ] || "$server" profile keygen --out "$MAINT" --no-password
+  [ -e "$MAINT/keyring.toml" ] || "$server" profile keyring new --key "$MAINT/nird.pub" \
+    --expires "$(date -u -d '+1 year' +%F)" --description "Trousseau de démonstration" \
+    --out "$MAINT/keyring.toml"
+  [ -e "$MAINT/keyring.toml.minisig" ] || "$server" profile keyring sign --key "$MAINT/nird.key" "$MAINT/keyring.toml"
+  "$server" keyring publish --data-dir "$DATA_DIR" "$MAINT/keyring.toml"
+fi
+if ! "$server" profile list --data-dir "$DATA_DIR" | grep -q "demo-bienvenue"; then
+  mkdir -p "$MAINT/profiles"
+  cat > "$MAINT/profiles/demo-bienvenue.toml" <<PROFILE
+[profile]
+name = "demo-bienvenue"
+version = 1
+expires = $(date -u -d '+300 days' +%F)
+description = "Démonstration : un mot d'accueil sur les postes de l'école"
+audience = "école"
+
+[[file]]
+path = "/etc/ecole/bienvenue.txt"
+content = "Bienvenue sur un poste reconditionné NIRD.\\n"
+mode = "0644"
+PROFILE
+  "$server" profile sign --key "$MAINT/nird.key" "$MAINT/profiles/demo-bienvenue.toml"
+  "$server" profile publish --data-dir "$DATA_DIR" "$MAINT/profiles/demo-bienvenue.toml"
+  "$server" profile index --catalogue "$MAINT/profiles" --key "$MAINT/nird.key" \
+    --out "$MAINT/profiles/index.toml"
+  "$server" index publish --data-dir "$DATA_DIR" "$MAINT/profiles/index.toml"
+  "$server" assign --data-dir "$DATA_DIR" --school "$DEMO_UAI" demo-bienvenue
+fi
+
 "$server" serve --data-dir "$DATA_DIR" --listen "$LISTEN" &
 server_pid=$!
 trap 'kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null' EXIT INT TERM

@@ -255,8 +255,7 @@ fn check_targeting(
     let Some(place) = place else {
         // Without a known school only profiles meant for every machine,
         // with no territorial scope, may run.
-        let everywhere = profile.audience.contains(&Audience::All)
-            && profile.scope.is_empty();
+        let everywhere = profile.audience.contains(&Audience::All) && profile.scope.is_empty();
         return if everywhere {
             Ok(())
         } else {
