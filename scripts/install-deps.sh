@@ -13,15 +13,30 @@ packages=(
   util-linux    # lsblk: inventory cross-checks
   pkg-config    # -sys crates
   ca-certificates
+  chromium        # browser test of the dashboard (server/tests/browser.rs)
+  chromium-driver # chromedriver: the W3C WebDriver the browser test speaks to
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm fetches axe-core for the browser test; NodeSource's nodejs ships it too.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+
+# axe-core (accessibility rules), pinned by tests/browser/package-lock.json.
+install_axe() {
+  local here
+  here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  if [ ! -f "$here/tests/browser/node_modules/axe-core/axe.min.js" ]; then
+    echo "install-deps: installing axe-core (npm ci in tests/browser)"
+    npm ci --prefix "$here/tests/browser" --no-audit --no-fund
+  fi
+}
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all Debian packages present"
+  install_axe
   exit 0
 fi
 
@@ -31,3 +46,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_axe
