@@ -1,0 +1,629 @@
+//! The dashboard in a real browser: Debian's `chromium`, driven through
+//! `chromedriver` with the W3C WebDriver JSON protocol (spoken directly
+//! with `ureq`), against the real server on 127.0.0.1:0 over TLS.
+//!
+//! One browser session logs in as each role (admin, gestionnaire,
+//! auditeur) through the login form, walks every page, uses the machine
+//! filter, a bulk action (managers) and the CSV export, saves a PNG
+//! screenshot of each page under `target/browser-screenshots/` and runs
+//! axe-core with the WCAG 2.1 A/AA rules on each page: any serious or
+//! critical violation fails the test.
+//!
+//! Skipped, with a message, only when chromium or chromedriver is not
+//! installed or cannot start (`scripts/install-deps.sh` installs them and
+//! axe-core). A missing axe-core fails: it is fetched by the same script.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{Fixture, Server, UAI, cli, enroll};
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The W3C key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// The WCAG 2.1 A/AA rule tags axe runs.
+const TAGS: [&str; 4] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+/// The school out of the non-admin users' scope.
+const OTHER: &str = "0750001U";
+
+/// chromedriver, killed on drop.
+struct Driver {
+    child: Child,
+    base: String,
+    http: ureq::Agent,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A WebDriver session, deleted on drop.
+struct Browser<'a> {
+    driver: &'a Driver,
+    session: String,
+}
+
+impl Driver {
+    /// Starts chromedriver on a free port; `Err` says why it could not.
+    fn start() -> Result<Driver, String> {
+        for bin in [CHROMIUM, CHROMEDRIVER] {
+            if !Path::new(bin).exists() {
+                return Err(format!("{bin} is not installed"));
+            }
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {CHROMEDRIVER}: {e}"))?;
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        let driver = Driver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut r) = driver.http.get(format!("{}/status", driver.base)).call() {
+                let v: Value = r.body_mut().read_json().unwrap_or_default();
+                if v["value"]["ready"] == true {
+                    return Ok(driver);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("chromedriver did not become ready in 20 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One WebDriver command; the reply's `value`, or the error it carries.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let url = format!("{}{path}", self.base);
+        let reply = match (method, body) {
+            ("GET", _) => self.http.get(&url).call(),
+            ("DELETE", _) => self.http.delete(&url).call(),
+            (_, b) => self.http.post(&url).send_json(b.unwrap_or(json!({}))),
+        };
+        let mut reply = reply.map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = reply.status().as_u16();
+        let v: Value = reply
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_json()
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        if status != 200 {
+            return Err(format!("{method} {path}: {status} {}", v["value"]));
+        }
+        Ok(v["value"].clone())
+    }
+
+    /// A new headless session with its own throwaway profile.
+    fn session(&self, profile: &Path) -> Result<Browser<'_>, String> {
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--ignore-certificate-errors".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--window-size=1280,1024".into(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+        }}});
+        let v = self.call("POST", "/session", Some(caps))?;
+        let session = v["sessionId"]
+            .as_str()
+            .ok_or_else(|| format!("no sessionId in {v}"))?
+            .to_owned();
+        let b = Browser {
+            driver: self,
+            session,
+        };
+        b.cmd(
+            "POST",
+            "/timeouts",
+            json!({"script": 120_000, "pageLoad": 60_000, "implicit": 0}),
+        );
+        Ok(b)
+    }
+}
+
+impl Drop for Browser<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .driver
+            .call("DELETE", &format!("/session/{}", self.session), None);
+    }
+}
+
+impl Browser<'_> {
+    /// A session command that must succeed.
+    fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        match self.driver.call(method, &path, Some(body)) {
+            Ok(v) => v,
+            Err(e) => panic!("WebDriver: {e}"),
+        }
+    }
+
+    fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", json!({"url": url}));
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.cmd(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element for {css}: {v}"))
+            .to_owned()
+    }
+
+    fn exists(&self, css: &str) -> bool {
+        let v = self.cmd(
+            "POST",
+            "/elements",
+            json!({"using": "css selector", "value": css}),
+        );
+        v.as_array().is_some_and(|a| !a.is_empty())
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.cmd("POST", &format!("/element/{e}/clear"), json!({}));
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            json!({"text": text}),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.cmd("POST", &format!("/element/{e}/click"), json!({}));
+    }
+
+    fn script(&self, script: &str, args: Value) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": args}),
+        )
+    }
+
+    fn title(&self) -> String {
+        self.cmd("GET", "/title", json!({}))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn text(&self) -> String {
+        self.script("return document.body.innerText;", json!([]))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn url(&self) -> String {
+        self.cmd("GET", "/url", json!({}))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn screenshot(&self, file: &Path) {
+        let b64 = self.cmd("GET", "/screenshot", json!({}));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap_or_default())
+            .expect("screenshot is base64");
+        assert!(png.starts_with(b"\x89PNG"), "screenshot is a PNG");
+        std::fs::write(file, png).unwrap();
+    }
+
+    /// Runs axe-core (WCAG 2.1 A/AA) on the current page; returns its
+    /// violations.
+    fn axe(&self, axe_source: &str) -> Vec<Value> {
+        // Evaluated through the driver, so the page's CSP does not apply.
+        let loaded = self.script(
+            &format!("{axe_source}\n;return typeof window.axe;"),
+            json!([]),
+        );
+        assert_eq!(loaded, "object", "axe-core loaded in the page");
+        let result = self.cmd(
+            "POST",
+            "/execute/async",
+            json!({
+                "script": "const done = arguments[arguments.length - 1];\
+                    axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}})\
+                      .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact,\
+                         help: v.help, nodes: v.nodes.map(n => n.target.join(' '))}))))\
+                      .catch(e => done({error: String(e)}));",
+                "args": [TAGS],
+            }),
+        );
+        assert!(result.get("error").is_none(), "axe failed: {result}");
+        result.as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn password_of(cli_output: &str) -> String {
+    cli_output
+        .lines()
+        .find_map(|l| {
+            l.split_once("une seule fois) : ")
+                .map(|(_, p)| p.trim().to_owned())
+        })
+        .expect("password line")
+}
+
+fn axe_source() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/browser/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run scripts/install-deps.sh (npm ci in tests/browser)",
+            path.display()
+        )
+    })
+}
+
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("browser-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn every_page_for_every_role_in_chromium_passes_axe() {
+    let driver = match Driver::start() {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("SKIPPED browser test: {why} (run scripts/install-deps.sh)");
+            return;
+        }
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let browser = match driver.session(profile.path()) {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("SKIPPED browser test: chromium did not start: {why}");
+            return;
+        }
+    };
+    let axe = axe_source();
+    let shots = screenshot_dir();
+
+    // The school in scope requires approval, so enrolled machines wait in
+    // the queue and the bulk action « Approuver » has work to do.
+    let f = Fixture::with_school_flags(&["--require-approval"]);
+    let d = f.dir().to_owned();
+    cli(&[
+        "school",
+        "add",
+        "--data-dir",
+        &d,
+        "--uai",
+        OTHER,
+        "--name",
+        "Lycée Dehors",
+        "--commune",
+        "Paris",
+        "--academie",
+        "Paris",
+        "--kind",
+        "lycee",
+    ]);
+    let token_in = f.token(&["--uses", "5"]);
+    let token_out = cli(&[
+        "token",
+        "create",
+        "--data-dir",
+        &d,
+        "--school",
+        OTHER,
+        "--uses",
+        "5",
+    ]);
+    let pw = |args: &[&str]| {
+        let mut a = vec!["user", "add", "--data-dir", d.as_str()];
+        a.extend_from_slice(args);
+        password_of(&cli(&a))
+    };
+    let people = [
+        ("chef", pw(&["chef", "--role", "admin"]), "admin", true),
+        (
+            "gest",
+            pw(&["gest", "--role", "school", "--school", UAI]),
+            "gestionnaire",
+            true,
+        ),
+        (
+            "aud",
+            pw(&["aud", "--role", "auditor", "--scope", "academie:Lille"]),
+            "auditeur",
+            false,
+        ),
+    ];
+    cli(&["assign", "--data-dir", &d, "--school", UAI, "nird-base"]);
+
+    let server = Server::start(&f.data);
+    let client = f.client();
+    let m_admin = enroll(&client, &server, token_in.trim(), "pc-dedans-01");
+    let m_gest = enroll(&client, &server, token_in.trim(), "pc-dedans-02");
+    enroll(&client, &server, token_out.trim(), "pc-dehors-99");
+    let base = server.url("");
+    let web: ureq::Agent = {
+        let pem = std::fs::read(f.data.ca_cert()).unwrap();
+        let cert = ureq::tls::Certificate::from_pem(&pem).unwrap();
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
+            .build();
+        ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .build()
+            .into()
+    };
+
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut summary = Vec::new();
+    let mut check = |page: &str, role: &str| {
+        let file = shots.join(format!("{role}-{page}.png"));
+        browser.screenshot(&file);
+        let violations = browser.axe(&axe);
+        let mut by_impact = std::collections::BTreeMap::<String, usize>::new();
+        for v in &violations {
+            *by_impact
+                .entry(v["impact"].as_str().unwrap_or("none").to_owned())
+                .or_default() += 1;
+            if matches!(v["impact"].as_str(), Some("serious" | "critical")) {
+                failures.push(format!("{role}/{page}: {v}"));
+            }
+        }
+        summary.push(format!("{role}/{page}: {by_impact:?} {violations:?}"));
+    };
+
+    // The login page itself, before anyone logs in.
+    browser.goto(&format!("{base}/connexion"));
+    assert!(
+        browser.exists("#identifiant"),
+        "login form at {}",
+        browser.url()
+    );
+    check("connexion", "anonyme");
+    // axe really judges the page: an image without text alternative and an
+    // unlabelled field, added to the DOM, are reported (then reloaded away).
+    browser.script(
+        "document.querySelector('main').insertAdjacentHTML('beforeend',\
+           '<img src=\"/style.css\"><input type=\"text\">');",
+        json!([]),
+    );
+    let found: Vec<_> = browser.axe(&axe).iter().map(|v| v["id"].clone()).collect();
+    assert!(
+        found.contains(&json!("image-alt")) && found.contains(&json!("label")),
+        "axe self-check: {found:?}"
+    );
+
+    for (login, password, role, manage) in &people {
+        browser.goto(&format!("{base}/connexion"));
+        browser.type_into("#identifiant", login);
+        browser.type_into("#mot-de-passe", password);
+        browser.click("#se-connecter");
+        assert!(
+            browser.exists("#deconnexion"),
+            "{login} logged in: {}",
+            browser.text()
+        );
+
+        // Accueil.
+        browser.goto(&format!("{base}/"));
+        assert!(
+            browser.title().starts_with("Accueil"),
+            "{}",
+            browser.title()
+        );
+        let home = browser.text();
+        assert!(home.contains("École Jean Jaurès"), "{home}");
+        assert_eq!(
+            home.contains("Lycée Dehors"),
+            *role == "admin",
+            "{role}: {home}"
+        );
+        check("accueil", role);
+
+        // Établissement: filter on free text, then the bulk action.
+        browser.goto(&format!("{base}/etablissements/{UAI}"));
+        let mine = if *role == "admin" { &m_admin } else { &m_gest };
+        browser.type_into("#f-q", "dedans-0");
+        browser.click("#filtrer");
+        assert!(browser.url().contains("q=dedans-0"), "{}", browser.url());
+        let machines = |b: &Browser| {
+            b.script(
+                "return document.querySelector('#actions-groupees table').innerText;",
+                json!([]),
+            )
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+        };
+        let table = machines(&browser);
+        assert!(
+            table.contains("pc-dedans-01") && table.contains("pc-dedans-02"),
+            "{table}"
+        );
+        browser.type_into("#f-q", "absent");
+        browser.click("#filtrer");
+        let table = machines(&browser);
+        assert!(
+            !table.contains("pc-dedans-01"),
+            "filter drops rows: {table}"
+        );
+        browser.goto(&format!("{base}/etablissements/{UAI}?q=dedans"));
+        check("etablissement", role);
+        assert_eq!(browser.exists("#appliquer-action"), *manage, "{role}");
+        if *manage {
+            let host = if *role == "admin" {
+                "pc-dedans-01"
+            } else {
+                "pc-dedans-02"
+            };
+            let queue = |b: &Browser| {
+                b.script(
+                    "const h = document.getElementById('approbation');\
+                     let t = ''; for (let n = h.nextElementSibling; n && n.tagName !== 'H2';\
+                     n = n.nextElementSibling) t += n.innerText; return t;",
+                    json!([]),
+                )
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+            };
+            assert!(queue(&browser).contains(host), "{host} waits for approval");
+            browser.click(&format!("#sel-{}", mine.id));
+            browser.script(
+                "document.getElementById('action').value = 'approve';",
+                json!([]),
+            );
+            browser.click("#appliquer-action");
+            browser.goto(&format!("{base}/etablissements/{UAI}"));
+            assert!(
+                !queue(&browser).contains(host),
+                "{role} approved {host}: {}",
+                queue(&browser)
+            );
+        }
+
+        // The CSV export: the page's link, fetched with the browser's own
+        // session cookie (the page's CSP forbids fetch() from the page, and
+        // headless chromium would only save the download).
+        let href = browser
+            .script(
+                "return document.getElementById('export-csv').href;",
+                json!([]),
+            )
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let cookie = browser.cmd("GET", "/cookie/__Host-nird_session", json!({}));
+        let cookie = cookie["value"].as_str().expect("session cookie").to_owned();
+        let csv = web
+            .get(&href)
+            .header("cookie", format!("__Host-nird_session={cookie}"))
+            .call()
+            .expect("export");
+        assert_eq!(csv.status(), 200, "{href}");
+        let kind = csv
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok());
+        assert!(kind.is_some_and(|t| t.starts_with("text/csv")), "{kind:?}");
+        let body = csv.into_body().read_to_string().unwrap_or_default();
+        assert!(body.contains("pc-dedans-01"), "{body}");
+        assert!(!body.contains("pc-dehors-99"), "export is scoped: {body}");
+
+        // Machine.
+        browser.goto(&format!("{base}/machines/{}", mine.id));
+        assert!(browser.text().contains("Identité"));
+        check("machine", role);
+
+        // Profils, Journal, Mon compte.
+        for (path, page, heading) in [
+            ("/profils", "profils", "Profils"),
+            ("/journal", "journal", "Journal"),
+            ("/compte", "compte", "Mon compte"),
+        ] {
+            browser.goto(&format!("{base}{path}"));
+            assert!(
+                browser.title().starts_with(heading),
+                "{path}: {}",
+                browser.title()
+            );
+            check(page, role);
+        }
+        // A journal filter.
+        browser.goto(&format!("{base}/journal"));
+        browser.type_into("#j-action", "machine");
+        browser.click("#filtrer-journal");
+        assert!(
+            browser.url().contains("action=machine"),
+            "{}",
+            browser.url()
+        );
+
+        // Utilisateurs: the admin's page; for the others, not found.
+        browser.goto(&format!("{base}/utilisateurs"));
+        if *role == "admin" {
+            assert!(
+                browser.title().starts_with("Utilisateurs"),
+                "{}",
+                browser.title()
+            );
+            let users = browser.text();
+            assert!(users.contains("gest") && users.contains("aud"));
+        } else {
+            assert!(
+                browser.title().contains("introuvable"),
+                "{}",
+                browser.title()
+            );
+        }
+        check("utilisateurs", role);
+
+        browser.goto(&format!("{base}/compte"));
+        browser.click("#deconnexion");
+        browser.goto(&format!("{base}/"));
+        assert!(browser.exists("#identifiant"), "{login} logged out");
+    }
+
+    eprintln!(
+        "browser walk: {:.1} s; screenshots in {}",
+        started.elapsed().as_secs_f64(),
+        shots.display()
+    );
+    for line in &summary {
+        eprintln!("axe {line}");
+    }
+    assert!(
+        failures.is_empty(),
+        "serious or critical WCAG 2.1 A/AA violations:\n{}",
+        failures.join("\n")
+    );
+    drop(browser);
+    server.stop().unwrap();
+}
