@@ -289,7 +289,8 @@ impl MachineState {
         }
     }
 
-    /// The state of a machine with this status and last check-in.
+    /// The state of a machine with this status and last contact (its last
+    /// check-in, else its enrolment).
     pub fn of(status: MachineStatus, last_seen: Option<i64>, now: i64) -> Self {
         match status {
             MachineStatus::Pending => MachineState::Pending,
@@ -307,14 +308,16 @@ impl MachineState {
     pub(crate) fn sql(self, now: i64) -> String {
         let week = now - STALE_SECS;
         let month = now - MISSING_SECS;
+        // The last contact: the last check-in, else the enrolment.
+        let seen = "COALESCE(m.last_seen, m.enrolled_at)";
         match self {
-            MachineState::Active => format!("(m.status = 'active' AND m.last_seen >= {week})"),
+            MachineState::Active => format!("(m.status = 'active' AND {seen} >= {week})"),
             MachineState::Pending => "m.status = 'pending'".into(),
             MachineState::Stale => {
-                format!("(m.status = 'active' AND m.last_seen < {week} AND m.last_seen >= {month})")
+                format!("(m.status = 'active' AND {seen} < {week} AND {seen} >= {month})")
             }
             MachineState::Missing => {
-                format!("(m.status = 'active' AND (m.last_seen IS NULL OR m.last_seen < {month}))")
+                format!("(m.status = 'active' AND {seen} < {month})")
             }
             MachineState::Retired => "m.status = 'retired'".into(),
         }

@@ -121,7 +121,9 @@ fn machine_from_row(r: &Row<'_>, now: i64, newest_agent: &str) -> Result<Machine
         serial: r.get(4)?,
         model: r.get(5)?,
         status,
-        state: MachineState::of(status, last_seen, now),
+        // Enrolment is a contact: a machine enrolled today and not yet
+        // checked in is not "missing".
+        state: MachineState::of(status, last_seen.or(r.get::<_, Option<i64>>(8)?), now),
         last_seen,
         enrolled_at: r.get(8)?,
         win11: r.get(9)?,
