@@ -86,7 +86,8 @@ fn main() {
         size as f64 / 1048576.0
     );
 
-    // Heartbeat body with nothing to report: hash + three applied profiles.
+    // Heartbeat body with nothing to report: hash + three applied profiles
+    // and the trust report every check-in carries (keyring and index held).
     let heartbeat = CheckinRequest {
         inventory_hash: nird_proto::hash::sha256_hex(b"inventory"),
         inventory: None,
@@ -98,7 +99,11 @@ fn main() {
             })
             .collect(),
         reports: vec![],
-        trust: None,
+        trust: Some(nird_proto::api::TrustReport {
+            keyring_version: Some(3),
+            index_version: Some(128),
+            problems: vec![],
+        }),
     };
     println!(
         "heartbeat body, nothing changed, 3 applied profiles: {} bytes",
