@@ -1,0 +1,37 @@
+//! `nird-server generate-docs DIR` (hidden): man pages and shell completions
+//! generated from the real clap definitions, for the Debian package
+//! (`packaging/build-debs`). Writes `DIR/man/*.1`, `DIR/completions/`
+//! `nird-server.bash`, `_nird-server` (zsh) and `nird-server.fish`.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use clap_complete::Shell;
+
+/// Writes the man pages (one per command and subcommand) and the bash, zsh
+/// and fish completions of `cmd` under `dir`.
+pub fn generate(mut cmd: clap::Command, dir: &Path) -> anyhow::Result<()> {
+    let man = dir.join("man");
+    let completions = dir.join("completions");
+    for d in [&man, &completions] {
+        std::fs::create_dir_all(d)
+            .with_context(|| format!("impossible de créer {}", d.display()))?;
+    }
+    cmd.build();
+    clap_mangen::generate_to(cmd.clone(), &man).with_context(|| {
+        format!(
+            "impossible d'écrire les pages de manuel dans {}",
+            man.display()
+        )
+    })?;
+    let name = cmd.get_name().to_owned();
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd, &name, &completions).with_context(|| {
+            format!(
+                "impossible d'écrire les complétions dans {}",
+                completions.display()
+            )
+        })?;
+    }
+    Ok(())
+}
