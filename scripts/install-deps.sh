@@ -13,6 +13,9 @@ packages=(
   util-linux    # lsblk: inventory cross-checks
   pkg-config    # -sys crates
   ca-certificates
+  binutils      # strip: cargo-deb strips the packaged binaries (packaging/build-debs)
+  dpkg-dev      # dpkg-shlibdeps: cargo-deb's $auto dependencies
+  systemd       # systemd-analyze verify/security on the packaged units (packaging test)
 )
 
 missing=()

@@ -121,7 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(&level);
     match cli.command {
         Command::GenerateDocs { dir } => {
-            nird_agent::docs::generate(<Cli as clap::CommandFactory>::command(), &dir)
+            nird_agent::docs::generate(<Cli as clap::CommandFactory>::command(), &dir)?;
         }
         Command::Enroll(args) => {
             use nird_agent::enroll::{CaPin, EnrollOptions};
