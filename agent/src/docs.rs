@@ -10,7 +10,9 @@ use clap_complete::Shell;
 
 /// Writes the man pages (one per command and subcommand) and the bash, zsh
 /// and fish completions of `cmd` under `dir`.
-pub fn generate(mut cmd: clap::Command, dir: &Path) -> anyhow::Result<()> {
+pub fn generate(cmd: clap::Command, dir: &Path) -> anyhow::Result<()> {
+    // No page for clap's `help` subcommands: `--help` and the pages say it.
+    let mut cmd = without_help_subcommands(cmd);
     let man = dir.join("man");
     let completions = dir.join("completions");
     for d in [&man, &completions] {
@@ -34,4 +36,9 @@ pub fn generate(mut cmd: clap::Command, dir: &Path) -> anyhow::Result<()> {
         })?;
     }
     Ok(())
+}
+
+fn without_help_subcommands(cmd: clap::Command) -> clap::Command {
+    cmd.disable_help_subcommand(true)
+        .mut_subcommands(without_help_subcommands)
 }
