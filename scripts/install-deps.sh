@@ -15,6 +15,9 @@ packages=(
   ca-certificates
   chromium        # browser test of the dashboard (server/tests/browser.rs)
   chromium-driver # chromedriver: the W3C WebDriver the browser test speaks to
+  binutils      # strip: cargo-deb strips the packaged binaries (packaging/build-debs)
+  dpkg-dev      # dpkg-shlibdeps: cargo-deb's $auto dependencies
+  systemd       # systemd-analyze verify/security on the packaged units (packaging test)
 )
 
 missing=()

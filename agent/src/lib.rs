@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod config;
 pub mod daemon;
+pub mod docs;
 pub mod enroll;
 pub mod inventory;
 pub mod paths;

@@ -38,6 +38,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Écrit les pages de manuel et les complétions (paquet Debian).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Répertoire de sortie.
+        #[arg(value_name = "DOSSIER")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -113,6 +120,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     init_logging(&level);
     match cli.command {
+        Command::GenerateDocs { dir } => {
+            nird_agent::docs::generate(<Cli as clap::CommandFactory>::command(), &dir)?;
+        }
         Command::Enroll(args) => {
             use nird_agent::enroll::{CaPin, EnrollOptions};
             let ca = match (args.ca_fingerprint, args.ca_file) {

@@ -53,41 +53,54 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         keyring: Option<PathBuf>,
     },
-    /// Sert l'API des agents en HTTPS.
+    /// Sert l'API des agents en HTTPS. Lit /etc/nird-server/server.toml s'il existe
+    /// (ou le fichier de --config) ; les options données ici l'emportent sur lui.
     Serve {
-        #[command(flatten)]
-        dir: DataDirArg,
-        /// Adresse d'écoute.
-        #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
-        listen: SocketAddr,
+        /// Fichier de configuration (par défaut /etc/nird-server/server.toml s'il existe).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Répertoire de données du serveur (base, certificats, clés) ;
+        /// par défaut /var/lib/nird-server.
+        #[arg(long, value_name = "DIR", env = "NIRD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Adresse d'écoute (par défaut 0.0.0.0:8443).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
         /// Certificat du serveur (PEM, chaîne complète) à la place du certificat généré.
         #[arg(long, value_name = "FILE", requires = "key")]
         cert: Option<PathBuf>,
         /// Clé privée (PEM) du certificat donné par --cert.
         #[arg(long, value_name = "FILE", requires = "cert")]
         key: Option<PathBuf>,
-        /// Intervalle normal entre deux check-ins, en secondes.
-        #[arg(long, default_value_t = 900, value_name = "SECS",
-              value_parser = clap::value_parser!(u64).range(10..=86400))]
-        checkin_interval: u64,
+        /// Intervalle normal entre deux check-ins, en secondes (par défaut 900).
+        #[arg(long, value_name = "SECS",
+              value_parser = clap::value_parser!(u64).range(crate::config_file::CHECKIN_INTERVAL_SECS))]
+        checkin_interval: Option<u64>,
+        /// Check-ins par seconde à ne pas dépasser : au-delà, les agents sont priés
+        /// d'attendre plus longtemps (par défaut 2000).
+        #[arg(long, value_name = "N",
+              value_parser = clap::value_parser!(u64).range(crate::config_file::TARGET_CHECKIN_RATE))]
+        target_checkin_rate: Option<u64>,
         /// Nombre maximal de changements d'inventaire gardés par machine et par jour
-        /// (au-delà, seul le plus récent du jour est gardé).
-        #[arg(long, default_value_t = crate::store::DEFAULT_INVENTORY_CHANGES_PER_DAY,
-              value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
-        inventory_changes_per_day: u32,
+        /// (au-delà, seul le plus récent du jour est gardé ; par défaut 24).
+        #[arg(long, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        inventory_changes_per_day: Option<u32>,
         /// Durée de conservation de l'historique (inventaires et rapports), en jours ;
-        /// le dernier inventaire de chaque machine et le journal d'audit sont toujours gardés.
-        #[arg(long, default_value_t = crate::store::DEFAULT_HISTORY_RETENTION_DAYS,
-              value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
-        history_retention_days: u32,
-        /// Coupe la connexion d'un client qui ne lit plus la réponse depuis ce nombre de secondes.
-        #[arg(long, default_value_t = 30, value_name = "SECS",
-              value_parser = clap::value_parser!(u64).range(1..=3600))]
-        write_idle_timeout: u64,
-        /// Durée maximale d'un téléchargement de fichier, en secondes.
-        #[arg(long, default_value_t = 1800, value_name = "SECS",
-              value_parser = clap::value_parser!(u64).range(10..=86_400))]
-        download_time_limit: u64,
+        /// le dernier inventaire de chaque machine et le journal d'audit sont toujours
+        /// gardés (par défaut 365).
+        #[arg(long, value_name = "DAYS",
+              value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        history_retention_days: Option<u32>,
+        /// Coupe la connexion d'un client qui ne lit plus la réponse depuis ce nombre
+        /// de secondes (par défaut 30).
+        #[arg(long, value_name = "SECS",
+              value_parser = clap::value_parser!(u64).range(crate::config_file::WRITE_IDLE_TIMEOUT_SECS))]
+        write_idle_timeout: Option<u64>,
+        /// Durée maximale d'un téléchargement de fichier, en secondes (par défaut 1800).
+        #[arg(long, value_name = "SECS",
+              value_parser = clap::value_parser!(u64).range(crate::config_file::DOWNLOAD_TIME_LIMIT_SECS))]
+        download_time_limit: Option<u64>,
     },
     /// Affiche le jeton d'accès à /metrics (à donner au collecteur Prometheus).
     MetricsToken {
@@ -146,6 +159,13 @@ pub enum Command {
     Audit {
         #[command(flatten)]
         dir: DataDirArg,
+    },
+    /// Écrit les pages de manuel et les complétions (paquet Debian).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Répertoire de sortie.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 
@@ -454,6 +474,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Profile(ProfileCommand::Tool(cmd)) = cli.command {
         return crate::signing::run(cmd);
     }
+    if let Command::GenerateDocs { dir } = &cli.command {
+        return crate::docs::generate(<Cli as clap::CommandFactory>::command(), dir);
+    }
     let runtime = if serving {
         tokio::runtime::Builder::new_multi_thread()
     } else {
@@ -469,6 +492,10 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
     let actor = admin::cli_actor();
     let actor = actor.as_str();
     match command {
+        // Handled by `run` before the runtime starts.
+        Command::GenerateDocs { dir } => {
+            crate::docs::generate(<Cli as clap::CommandFactory>::command(), &dir)
+        }
         Command::Init {
             dir,
             hostnames,
@@ -513,25 +540,47 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve {
-            dir,
+            config,
+            data_dir,
             listen,
             cert,
             key,
             checkin_interval,
+            target_checkin_rate,
             inventory_changes_per_day,
             history_retention_days,
             write_idle_timeout,
             download_time_limit,
         } => {
-            let data = DataDir::new(&dir.data_dir);
+            use crate::config_file::{ConfigFile, ServeFlags, ServeSettings};
+            let file = ConfigFile::for_serve(config.as_deref())?;
+            let settings = ServeSettings::resolve(
+                ServeFlags {
+                    listen,
+                    data_dir,
+                    cert,
+                    key,
+                    checkin_interval,
+                    target_checkin_rate,
+                    inventory_changes_per_day,
+                    history_retention_days,
+                    write_idle_timeout,
+                    download_time_limit,
+                },
+                file,
+            );
+            let data = DataDir::new(&settings.data_dir);
+            let (cert, key) = settings.cert_key.clone().unzip();
             let mut config = ServeConfig::from_data_dir(&data, cert, key)?;
-            config.checkin_interval = Duration::from_secs(checkin_interval);
-            config.inventory_changes_per_day = inventory_changes_per_day;
+            config.checkin_interval = settings.checkin_interval;
+            config.target_checkin_rate = settings.target_checkin_rate;
+            config.inventory_changes_per_day = settings.inventory_changes_per_day;
             config.history_retention = Some(Duration::from_secs(
-                u64::from(history_retention_days) * 86_400,
+                u64::from(settings.history_retention_days) * 86_400,
             ));
-            config.write_idle_timeout = Duration::from_secs(write_idle_timeout);
-            config.body_time_limit = Duration::from_secs(download_time_limit);
+            config.write_idle_timeout = settings.write_idle_timeout;
+            config.body_time_limit = settings.download_time_limit;
+            let listen = settings.listen;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("impossible d'écouter sur {listen}"))?;
@@ -539,7 +588,12 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
                 "nird-server : en écoute sur https://{}",
                 listener.local_addr()?
             );
-            serve_https(listener, config, shutdown_signal()).await
+            crate::systemd::ready_and_watchdog();
+            let shutdown = async {
+                shutdown_signal().await;
+                crate::systemd::stopping();
+            };
+            serve_https(listener, config, shutdown).await
         }
         Command::MetricsToken { dir } => {
             let data = DataDir::new(&dir.data_dir);

@@ -10,7 +10,9 @@
 pub mod admin;
 pub mod auth;
 pub mod cli;
+pub mod config_file;
 pub mod data_dir;
+pub mod docs;
 pub mod fs_util;
 pub mod http;
 pub mod init;
@@ -19,6 +21,7 @@ pub mod publish;
 pub mod secrets;
 pub mod signing;
 pub mod store;
+pub mod systemd;
 pub mod tls;
 pub mod trust;
 pub mod web;
