@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod config;
 pub mod daemon;
+#[path = "../../packaging/generate_docs.rs"]
 pub mod docs;
 pub mod enroll;
 pub mod inventory;

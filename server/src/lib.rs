@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cli;
 pub mod config_file;
 pub mod data_dir;
+#[path = "../../packaging/generate_docs.rs"]
 pub mod docs;
 pub mod fs_util;
 pub mod http;

@@ -1,7 +1,9 @@
-//! `nird-server generate-docs DIR` (hidden): man pages and shell completions
-//! generated from the real clap definitions, for the Debian package
-//! (`packaging/build-debs`). Writes `DIR/man/*.1`, `DIR/completions/`
-//! `nird-server.bash`, `_nird-server` (zsh) and `nird-server.fish`.
+//! `nird-agent generate-docs DIR` and `nird-server generate-docs DIR`
+//! (hidden): man pages and shell completions generated from the real clap
+//! definitions, for the Debian packages (`packaging/build-debs`). Writes
+//! `DIR/man/*.1`, `DIR/completions/` `BIN.bash`, `_BIN` (zsh) and
+//! `BIN.fish`. One file compiled into both binaries (`#[path]` in each
+//! crate's `lib.rs`), since neither crate depends on the other.
 
 use std::path::Path;
 
