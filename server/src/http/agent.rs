@@ -258,7 +258,6 @@ pub async fn checkin(
             max_inventory_changes_per_day: state.inventory_changes_per_day,
         })
         .await?;
-    let (keyring_version, index_version) = state.store.trust_versions().await?;
     Ok(axum::Json(CheckinResponse {
         status: outcome.status,
         send_inventory: outcome.send_inventory,
@@ -266,8 +265,8 @@ pub async fn checkin(
         assigned: outcome.assigned,
         next_checkin_secs: state.checkin_interval(),
         server_time: time::OffsetDateTime::now_utc(),
-        keyring_version,
-        index_version,
+        keyring_version: outcome.keyring_version,
+        index_version: outcome.index_version,
     }))
 }
 

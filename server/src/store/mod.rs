@@ -244,6 +244,11 @@ pub struct CheckinOutcome {
     pub acked_seq: u64,
     /// The machine's assigned closure (see [`Store::assigned_closure`]).
     pub assigned: Vec<ProfileRef>,
+    /// Newest keyring version published (read in the check-in's own
+    /// transaction: no second round trip per check-in).
+    pub keyring_version: Option<u64>,
+    /// Newest catalogue index version published.
+    pub index_version: Option<u64>,
 }
 
 /// A machine as listed for administrators.
@@ -546,8 +551,6 @@ pub trait Store: web::WebStore + Send + Sync + 'static {
     fn publish_index<'a>(&'a self, actor: &'a str, index: NewIndex) -> StoreFuture<'a, ()>;
     /// Catalogue index `version` (`None` for the newest).
     fn catalogue_index(&self, version: Option<u64>) -> StoreFuture<'_, Option<SignedDocument>>;
-    /// Newest keyring and index versions, for check-in replies.
-    fn trust_versions(&self) -> StoreFuture<'_, (Option<u64>, Option<u64>)>;
     /// Every published release that is not revoked, with its bytes.
     fn live_releases(&self) -> StoreFuture<'_, Vec<StoredRelease>>;
     /// The trust report each machine sent last (machine id → JSON text).

@@ -456,11 +456,14 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
         .execute(params![c.machine_id, trust])?;
     }
     let assigned = assigned_closure(conn, status, school, &c.machine_id)?;
+    let (keyring_version, index_version) = trust_versions(conn)?;
     Ok(CheckinOutcome {
         status,
         send_inventory,
         acked_seq: to_u64(acked_seq),
         assigned,
+        keyring_version,
+        index_version,
     })
 }
 
@@ -764,6 +767,22 @@ fn record_release(
                            "blobs": r.blobs.len()}),
     )?;
     Ok(PublishOutcome::Published)
+}
+
+/// Newest keyring and catalogue index versions (two `MAX` over primary
+/// keys).
+fn trust_versions(conn: &Connection) -> Result<(Option<u64>, Option<u64>), StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT (SELECT MAX(version) FROM keyrings),
+                    (SELECT MAX(version) FROM catalogue_indexes)",
+        )?
+        .query_row([], |r| {
+            Ok((
+                r.get::<_, Option<i64>>(0)?.map(to_u64),
+                r.get::<_, Option<i64>>(1)?.map(to_u64),
+            ))
+        })?)
 }
 
 /// The keyring publication transaction body.
@@ -1451,22 +1470,6 @@ impl Store for SqliteStore {
                 )?
                 .query_row([version], signed_document)
                 .optional()?)
-        }))
-    }
-
-    fn trust_versions(&self) -> StoreFuture<'_, (Option<u64>, Option<u64>)> {
-        Box::pin(self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT (SELECT MAX(version) FROM keyrings),
-                            (SELECT MAX(version) FROM catalogue_indexes)",
-                )?
-                .query_row([], |r| {
-                    Ok((
-                        r.get::<_, Option<i64>>(0)?.map(to_u64),
-                        r.get::<_, Option<i64>>(1)?.map(to_u64),
-                    ))
-                })?)
         }))
     }
 
