@@ -221,10 +221,15 @@ fn desktop_optiplex390_legacy_bios_small_ram() {
         "Intel(R) Core(TM) i3-2120 CPU @ 3.30GHz"
     );
     assert_eq!((v(&inv.cpu.cores), v(&inv.cpu.threads)), (2, 4));
-    // The empty DIMM2 slot is not a module.
+    // The empty DIMM2 slot is not a module, but it is a free slot.
     let modules = v(&inv.memory.modules);
     assert_eq!(modules.len(), 1);
+    assert_eq!(v(&inv.memory.slots), 2);
+    assert_eq!(inv.memory.free_slots(), Some(1));
     assert_eq!(modules[0].locator, "DIMM1");
+    assert_eq!(modules[0].form_factor.as_deref(), Some("DIMM"));
+    // ACPI tables but no MSDM: not sold with an embedded Windows licence.
+    assert!(!v(&fw.windows_oem_licence));
     assert_eq!(modules[0].size_bytes, 2 * GIB);
     assert_eq!(modules[0].speed_mts, Some(1333));
     let disks = v(&inv.storage.disks);
@@ -274,9 +279,12 @@ fn latitude5400_nvme_tpm2_is_windows11_eligible() {
     );
     assert_eq!((v(&inv.cpu.cores), v(&inv.cpu.threads)), (4, 8));
     assert_eq!(v(&inv.cpu.max_frequency_mhz), 4100);
+    // Sold with Windows: the MSDM table is there (its content is never read).
+    assert!(v(&fw.windows_oem_licence));
     let modules = v(&inv.memory.modules);
     assert_eq!(modules.len(), 1);
     assert_eq!(modules[0].kind.as_deref(), Some("DDR4"));
+    assert_eq!(modules[0].replaceable(), Some(true));
     assert_eq!(modules[0].size_bytes, 8 * GIB);
     let disks = v(&inv.storage.disks);
     assert_eq!(disks.len(), 1);

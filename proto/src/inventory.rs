@@ -66,6 +66,8 @@ pub mod reason {
     /// The firmware booted in legacy BIOS mode, so it exposes no UEFI
     /// variables (Secure Boot state).
     pub const LEGACY_BOOT: &str = "booted in legacy BIOS mode";
+    /// The field did not exist in the agent version that wrote the document.
+    pub const NOT_REPORTED: &str = "not reported by this agent version";
 }
 
 /// A value the agent tried to read: the value, or why it could not.
@@ -79,6 +81,12 @@ pub enum Reading<T> {
     /// The value could not be read; the reason is English prose, often one
     /// of the [`reason`] constants.
     Unavailable(String),
+}
+
+/// The value of a field this agent version does not report (documents from
+/// older agents, read with `#[serde(default = "not_reported")]`).
+pub fn not_reported<T>() -> Reading<T> {
+    Reading::unavailable(reason::NOT_REPORTED)
 }
 
 impl<T> Reading<T> {
@@ -297,6 +305,11 @@ pub struct Firmware {
     pub secure_boot: Reading<SecureBoot>,
     /// The TPM the kernel sees.
     pub tpm: Reading<Tpm>,
+    /// Whether the firmware carries a Windows OEM licence (an ACPI `MSDM`
+    /// table is present): the machine was sold with Windows. Presence only:
+    /// the table (which holds the product key) is never read.
+    #[serde(default = "not_reported")]
+    pub windows_oem_licence: Reading<bool>,
 }
 
 /// Boot mode of the running system.
@@ -358,6 +371,18 @@ pub struct Memory {
     pub total_bytes: Reading<u64>,
     /// Installed modules from SMBIOS (type 17), empty slots left out.
     pub modules: Reading<Vec<MemoryModule>>,
+    /// Memory device slots the SMBIOS table describes (type 17 entries,
+    /// filled or empty); `slots - modules.len()` are free.
+    #[serde(default = "not_reported")]
+    pub slots: Reading<u32>,
+}
+
+impl Memory {
+    /// Empty memory slots, when both the slot count and the modules are known.
+    pub fn free_slots(&self) -> Option<u32> {
+        let modules = u32::try_from(self.modules.value()?.len()).ok()?;
+        self.slots.value()?.checked_sub(modules)
+    }
 }
 
 /// One installed memory module.
@@ -379,6 +404,23 @@ pub struct MemoryModule {
     /// Module part number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_number: Option<String>,
+    /// SMBIOS form factor, e.g. "SODIMM", "DIMM" (replaceable) or
+    /// "ROW_OF_CHIPS" (soldered to the board).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_factor: Option<String>,
+}
+
+impl MemoryModule {
+    /// True for a module in a socket (DIMM, SODIMM, ...), false for soldered
+    /// memory, `None` when the form factor is unknown.
+    pub fn replaceable(&self) -> Option<bool> {
+        match self.form_factor.as_deref()? {
+            "DIMM" | "SODIMM" | "SIMM" | "RIMM" | "SRIMM" | "FB_DIMM" | "CAMM" | "CUDIMM"
+            | "CSODIMM" => Some(true),
+            "ROW_OF_CHIPS" | "CHIP" | "TSOP" | "DIE" => Some(false),
+            _ => None,
+        }
+    }
 }
 
 /// Disks and filesystems.
@@ -663,6 +705,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn fields_added_later_read_as_not_reported_in_old_documents() {
+        let memory: Memory =
+            serde_json::from_str(r#"{"total_bytes":{"value":1},"modules":{"value":[]}}"#).unwrap();
+        assert_eq!(memory.slots.reason(), Some(reason::NOT_REPORTED));
+        assert_eq!(memory.free_slots(), None);
+        let module = MemoryModule {
+            locator: "DIMM1".into(),
+            size_bytes: 4 << 30,
+            kind: None,
+            speed_mts: None,
+            manufacturer: None,
+            part_number: None,
+            form_factor: Some("ROW_OF_CHIPS".into()),
+        };
+        assert_eq!(module.replaceable(), Some(false));
+        let memory = Memory {
+            total_bytes: Reading::Value(4 << 30),
+            modules: Reading::Value(vec![module]),
+            slots: Reading::Value(2),
+        };
+        assert_eq!(memory.free_slots(), Some(1));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! caller), so it cannot fail for environmental reasons and is cheap to test.
 
 pub mod api;
+pub mod glpi;
 pub mod hash;
 pub mod index;
 pub mod inventory;

@@ -83,7 +83,7 @@ fn write(
             writeln!(out)?;
         }
         Format::Glpi => {
-            let doc = super::glpi::to_glpi(inventory);
+            let doc = nird_proto::glpi::to_glpi(inventory);
             serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::from)?;
             writeln!(out)?;
         }

@@ -153,6 +153,11 @@ pub fn memory(source: &Source, smbios: &Result<SmbiosFacts, Reason>) -> Memory {
             Ok(facts) => Reading::Value(facts.modules.clone()),
             Err(e) => Reading::unavailable(e.clone()),
         },
+        slots: match smbios {
+            Ok(facts) if facts.slots > 0 => Reading::Value(facts.slots),
+            Ok(_) => Reading::unavailable("SMBIOS table lists no memory device"),
+            Err(e) => Reading::unavailable(e.clone()),
+        },
     }
 }
 

@@ -39,7 +39,18 @@ pub fn collect(source: &Source, smbios: &Result<SmbiosFacts, Reason>) -> Firmwar
         boot_mode: boot_mode.into(),
         uefi_capable,
         tpm: tpm(source).into(),
+        windows_oem_licence: windows_oem_licence(source).into(),
     }
+}
+
+/// Whether an ACPI `MSDM` table (Windows OEM licence) is present. Only the
+/// directory entry is looked at: the table itself holds the product key and
+/// is never opened.
+fn windows_oem_licence(source: &Source) -> Result<bool, Reason> {
+    if !source.exists("/sys/firmware/acpi/tables") {
+        return Err("no ACPI tables exposed by the kernel".to_string());
+    }
+    Ok(source.exists("/sys/firmware/acpi/tables/MSDM"))
 }
 
 const SYSFS_MISSING: &str = "sysfs is not mounted under the inventory root";

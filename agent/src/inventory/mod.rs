@@ -14,7 +14,6 @@ mod cpu;
 mod dbus;
 mod devices;
 mod firmware;
-mod glpi;
 mod identity;
 mod os;
 pub mod smbios;

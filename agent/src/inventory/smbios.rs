@@ -6,8 +6,8 @@
 
 use nird_proto::inventory::MemoryModule;
 use smbioslib::{
-    MemoryDeviceType, MemorySize, MemorySizeExtended, MemorySpeed, MemorySpeedExtended, SMBiosData,
-    SMBiosInformation, SMBiosMemoryDevice, SMBiosVersion,
+    MemoryDeviceType, MemoryFormFactor, MemorySize, MemorySizeExtended, MemorySpeed,
+    MemorySpeedExtended, SMBiosData, SMBiosInformation, SMBiosMemoryDevice, SMBiosVersion,
 };
 
 use super::source::{Reason, Source, is_placeholder};
@@ -17,6 +17,8 @@ use super::source::{Reason, Source, is_placeholder};
 pub struct SmbiosFacts {
     /// Installed memory modules (empty slots left out).
     pub modules: Vec<MemoryModule>,
+    /// Memory device entries (type 17), filled or empty.
+    pub slots: u32,
     /// BIOS characteristics: UEFI supported; `None` when the table predates
     /// the flag (SMBIOS < 2.7) or has no type 0.
     pub uefi_capable: Option<bool>,
@@ -50,8 +52,10 @@ pub fn parse(table: Vec<u8>, version: Option<SMBiosVersion>) -> SmbiosFacts {
     // clear bit says nothing.
     let has_uefi_bit = version.is_none_or(|v| (v.major, v.minor) >= (2, 7));
     let data = SMBiosData::from_vec_and_version(table, version);
+    let mut slots = 0u32;
     let modules = data
         .defined_struct_iter::<SMBiosMemoryDevice<'_>>()
+        .inspect(|_| slots = slots.saturating_add(1))
         .filter_map(|dev| module(&dev))
         .collect();
     let uefi_capable = data
@@ -62,6 +66,7 @@ pub fn parse(table: Vec<u8>, version: Option<SMBiosVersion>) -> SmbiosFacts {
         .filter(|supported| *supported || has_uefi_bit);
     SmbiosFacts {
         modules,
+        slots,
         uefi_capable,
     }
 }
@@ -103,5 +108,33 @@ fn module(dev: &SMBiosMemoryDevice<'_>) -> Option<MemoryModule> {
         speed_mts,
         manufacturer: text(dev.manufacturer()),
         part_number: text(dev.part_number()),
+        form_factor: dev.form_factor().and_then(|f| form_factor(f.value)),
     })
+}
+
+/// SMBIOS form factor names as the inventory writes them.
+fn form_factor(f: MemoryFormFactor) -> Option<String> {
+    let name = match f {
+        MemoryFormFactor::Dimm => "DIMM",
+        MemoryFormFactor::Sodimm => "SODIMM",
+        MemoryFormFactor::Simm => "SIMM",
+        MemoryFormFactor::Rimm => "RIMM",
+        MemoryFormFactor::Srimm => "SRIMM",
+        MemoryFormFactor::Fbdimm => "FB_DIMM",
+        MemoryFormFactor::Camm => "CAMM",
+        MemoryFormFactor::Cudimm => "CUDIMM",
+        MemoryFormFactor::Csodimm => "CSODIMM",
+        MemoryFormFactor::RowOfChips => "ROW_OF_CHIPS",
+        MemoryFormFactor::Chip => "CHIP",
+        MemoryFormFactor::Tsop => "TSOP",
+        MemoryFormFactor::Die => "DIE",
+        MemoryFormFactor::Sip => "SIP",
+        MemoryFormFactor::Dip => "DIP",
+        MemoryFormFactor::Zip => "ZIP",
+        MemoryFormFactor::ProprietaryCard => "PROPRIETARY_CARD",
+        MemoryFormFactor::Other | MemoryFormFactor::Unknown | MemoryFormFactor::None => {
+            return None;
+        }
+    };
+    Some(name.to_string())
 }

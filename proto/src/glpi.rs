@@ -1,6 +1,7 @@
 //! The inventory in the GLPI inventory format (GLPI 10+, the JSON its own
 //! agent sends), so a collectivité can import our machines into the GLPI it
-//! already runs. Only what we know goes out: a value we could not read is
+//! already runs. Shared: the agent prints it (`nird-agent inventory --format
+//! glpi`), the server exports it. Only what we know goes out: a value we could not read is
 //! left out, never filled with a guess.
 //!
 //! Not representable in that format: the Windows 11 verdict, SMART health,
@@ -10,7 +11,7 @@
 
 use serde_json::{Map, Value, json};
 
-use nird_proto::inventory::{DiskKind, Inventory, NetworkKind, Reading, SecureBoot};
+use crate::inventory::{DiskKind, Inventory, NetworkKind, Reading, SecureBoot};
 
 /// Builds the GLPI inventory document of `inv`.
 pub fn to_glpi(inv: &Inventory) -> Value {
@@ -216,7 +217,7 @@ fn cpu(inv: &Inventory) -> Value {
     Value::Object(m)
 }
 
-fn memories(modules: &[nird_proto::inventory::MemoryModule]) -> Value {
+fn memories(modules: &[crate::inventory::MemoryModule]) -> Value {
     modules
         .iter()
         .enumerate()
@@ -234,7 +235,7 @@ fn memories(modules: &[nird_proto::inventory::MemoryModule]) -> Value {
         .collect()
 }
 
-fn storages(disks: &[nird_proto::inventory::Disk]) -> Value {
+fn storages(disks: &[crate::inventory::Disk]) -> Value {
     disks
         .iter()
         .map(|d| {
@@ -268,7 +269,7 @@ fn storages(disks: &[nird_proto::inventory::Disk]) -> Value {
         .collect()
 }
 
-fn drives(fss: &[nird_proto::inventory::Filesystem]) -> Value {
+fn drives(fss: &[crate::inventory::Filesystem]) -> Value {
     fss.iter()
         .map(|f| {
             let mut m = Map::new();
@@ -284,7 +285,7 @@ fn drives(fss: &[nird_proto::inventory::Filesystem]) -> Value {
         .collect()
 }
 
-fn batteries(bats: &[nird_proto::inventory::Battery]) -> Value {
+fn batteries(bats: &[crate::inventory::Battery]) -> Value {
     bats.iter()
         .map(|b| {
             let mut m = Map::new();
@@ -314,7 +315,7 @@ fn batteries(bats: &[nird_proto::inventory::Battery]) -> Value {
         .collect()
 }
 
-fn videos(gpus: &[nird_proto::inventory::PciDevice]) -> Value {
+fn videos(gpus: &[crate::inventory::PciDevice]) -> Value {
     gpus.iter()
         .map(|g| {
             let name = match (&g.vendor_name, &g.device_name) {
@@ -330,7 +331,7 @@ fn videos(gpus: &[nird_proto::inventory::PciDevice]) -> Value {
         .collect()
 }
 
-fn networks(nics: &[nird_proto::inventory::NetworkAdapter]) -> Value {
+fn networks(nics: &[crate::inventory::NetworkAdapter]) -> Value {
     let mut out = Vec::new();
     for n in nics {
         let mut base = Map::new();
