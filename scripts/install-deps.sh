@@ -18,6 +18,7 @@ packages=(
   binutils      # strip: cargo-deb strips the packaged binaries (packaging/build-debs)
   dpkg-dev      # dpkg-shlibdeps: cargo-deb's $auto dependencies
   systemd       # systemd-analyze verify/security on the packaged units (packaging test)
+  python3-venv  # a private virtualenv for schemathesis (server/tests/schemathesis.rs)
 )
 
 missing=()
@@ -37,9 +38,25 @@ install_axe() {
   fi
 }
 
+# schemathesis (OpenAPI conformance fuzzing), pinned by
+# tests/schemathesis/requirements.txt, in a private virtualenv from PyPI.
+install_schemathesis() {
+  local here venv
+  here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  venv="$here/tests/schemathesis/.venv"
+  if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
+    echo "install-deps: installing schemathesis (pip, into tests/schemathesis/.venv)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      -r "$here/tests/schemathesis/requirements.txt"
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all Debian packages present"
   install_axe
+  install_schemathesis
   exit 0
 fi
 
@@ -50,3 +67,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 install_axe
+install_schemathesis

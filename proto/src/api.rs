@@ -78,6 +78,10 @@ pub const MAX_REPORTS_PER_CHECKIN: usize = 100;
 /// hundred bytes.
 pub const MAX_REPLY_BYTES: u64 = 1024 * 1024;
 
+/// Largest sequence number or release version on the wire: 2^53 - 1, the
+/// largest integer every JSON implementation reads exactly.
+pub const MAX_WIRE_INT: u64 = (1 << 53) - 1;
+
 /// Most releases a check-in reply may assign; an agent refuses a longer
 /// list as a server error (a real machine has a handful).
 pub const MAX_ASSIGNED: usize = 64;
@@ -89,24 +93,37 @@ pub fn machine_authorization(machine_id: &str, secret: &str) -> String {
 
 /// `POST /api/v1/enroll`: a freshly installed machine asks to join the fleet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollRequest {
     /// The enrolment token an administrator created for the school
     /// (`nird-server token create`), exactly as printed.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub token: String,
     /// The machine's hostname, as shown on the dashboard until the inventory
     /// says better. 1 to 253 characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 253,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub hostname: String,
     /// The full inventory document (`nird_proto::inventory::Inventory`
     /// serialised). The server treats it as opaque JSON: it stores it and its
     /// hash.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub inventory: serde_json::Value,
     /// `content_hash` of `inventory` (lowercase hex SHA-256 of its canonical
     /// JSON). The server recomputes it and refuses a mismatch with `400`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9a-f]{64}$"))]
     pub inventory_hash: String,
 }
 
 /// Reply to a successful enrolment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollResponse {
     /// The machine's identifier, first half of its credential.
     pub machine_id: String,
@@ -130,6 +147,7 @@ pub struct EnrollResponse {
 /// Where a machine stands in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MachineStatus {
     /// Enrolled, waiting for an administrator's approval: checks in, gets no
     /// profiles.
@@ -164,20 +182,25 @@ impl MachineStatus {
 /// `POST /api/v1/checkin`: the periodic heartbeat. Small when nothing
 /// changed: a hash, a few profile versions, no reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckinRequest {
     /// `content_hash` of the machine's current inventory.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9a-f]{64}$"))]
     pub inventory_hash: String,
     /// The full inventory, sent only when the server asked for it
     /// (`send_inventory` in the previous reply) or when the hash changed.
     /// Its `content_hash` must equal `inventory_hash`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub inventory: Option<serde_json::Value>,
     /// The profile releases currently applied on the machine.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub applied: Vec<ProfileRef>,
     /// Apply reports queued in the agent's spool, oldest first, at most
     /// [`MAX_REPORTS_PER_CHECKIN`].
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub reports: Vec<ApplyReport>,
     /// The agent's keyring and index versions and trust problems.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,15 +210,22 @@ pub struct CheckinRequest {
 /// A profile release: its name and version (the signed profile's own
 /// `name` and `version` fields).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileRef {
     /// Profile name, e.g. `primtux-base`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64)
+    )]
     pub name: String,
     /// Monotonic release number of that profile.
+    #[cfg_attr(feature = "openapi", schema(maximum = 9007199254740991.0))]
     pub version: u64,
 }
 
 /// Reply to a check-in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckinResponse {
     /// The machine's status. `pending` machines get no profiles.
     pub status: MachineStatus,
@@ -230,13 +260,20 @@ pub struct CheckinResponse {
 /// stored idempotently by `(machine, seq)`: sending the same report twice
 /// (a retry after a lost reply) stores it once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApplyReport {
     /// Per-machine sequence number, strictly increasing from 1, given by the
     /// agent's spool.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 9007199254740991.0))]
     pub seq: u64,
     /// Profile name.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64)
+    )]
     pub profile: String,
     /// Profile version the agent handled.
+    #[cfg_attr(feature = "openapi", schema(maximum = 9007199254740991.0))]
     pub version: u64,
     /// The overall result.
     pub outcome: ApplyOutcome,
@@ -246,9 +283,11 @@ pub struct ApplyReport {
     /// Free-text detail for people (French or English), at most a few
     /// hundred characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub message: Option<String>,
     /// One entry per resource of the profile the agent looked at.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 10000))]
     pub resources: Vec<ResourceResult>,
     /// When the agent started handling the release.
     #[serde(with = "time::serde::rfc3339")]
@@ -261,6 +300,7 @@ pub struct ApplyReport {
 /// Overall result of handling one profile release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ApplyOutcome {
     /// Every resource is in the desired state.
     Applied,
@@ -290,6 +330,7 @@ impl ApplyOutcome {
 /// `ReleaseError::code()` of the signature module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RefusalReason {
     /// The signature does not match the bytes.
     BadSignature,
@@ -388,6 +429,7 @@ impl RefusalReason {
 /// agent records it at enrolment (trust on first use, like the CA) and
 /// checks every release's signed targeting against it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolledSchool {
     /// UAI code of the school.
     pub uai: String,
@@ -400,12 +442,15 @@ pub struct EnrolledSchool {
 /// What the agent knows about its trust anchors, sent with every check-in
 /// so the server can show a frozen or mis-keyed machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrustReport {
     /// Version of the keyring the agent holds (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9007199254740991.0))]
     pub keyring_version: Option<u64>,
     /// Version of the newest valid catalogue index it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9007199254740991.0))]
     pub index_version: Option<u64>,
     /// What is wrong, as stable codes: `no_keyring`, `keyring_expired`,
     /// `no_index`, `index_expired`, `applied_expired:NAME` (an applied
@@ -413,28 +458,40 @@ pub struct TrustReport {
     /// `keyring_refused` / `index_refused` (the server offered one that did
     /// not verify). Empty when all is well. At most 32 entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<TrustProblem>, max_items = 32))]
     pub problems: Vec<String>,
 }
 
 /// Most entries in [`TrustReport::problems`].
 pub const MAX_TRUST_PROBLEMS: usize = 32;
 
+/// Schema of one [`TrustReport::problems`] entry: a lowercase code, then
+/// optionally `:` and a profile name.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = r"^[a-z_]{1,32}(:[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)?$")]
+pub struct TrustProblem(#[allow(dead_code)] String);
+
 /// Result for one resource of a profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourceResult {
     /// The resource's identifier inside the profile, e.g. `package:gcompris`
     /// or `file:/etc/nird/motd`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1024))]
     pub id: String,
     /// What the agent did to it.
     pub status: ResourceStatus,
     /// Detail, mostly for failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub message: Option<String>,
 }
 
 /// What the agent did to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ResourceStatus {
     /// Already in the desired state.
     Unchanged,
@@ -457,6 +514,7 @@ impl ResourceStatus {
 
 /// Body of every error reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     /// Stable machine-readable code: `bad_request`, `unauthorized`,
     /// `forbidden`, `not_found`, `payload_too_large`, `overloaded`,

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nird_proto::api::{
     ApplyReport, CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse,
-    MAX_REPORTS_PER_CHECKIN, MAX_TRUST_PROBLEMS, MachineStatus, TrustReport,
+    MAX_REPORTS_PER_CHECKIN, MAX_TRUST_PROBLEMS, MAX_WIRE_INT, MachineStatus, TrustReport,
 };
 use nird_proto::hash::{canonical_json, is_sha256_hex, sha256_hex};
 use nird_proto::profile::is_slug;
@@ -114,9 +114,9 @@ fn check_profile_ref(name: &str, version: u64, field: &str) -> Result<(), HttpEr
             "champ « {field} » : nom de profil invalide"
         )));
     }
-    if i64::try_from(version).is_err() {
+    if version > MAX_WIRE_INT {
         return Err(HttpError::bad_request(format!(
-            "champ « {field} » : version trop grande"
+            "champ « {field} » : version trop grande (au plus 2^53-1)"
         )));
     }
     Ok(())
@@ -130,13 +130,16 @@ fn check_reports(reports: &[ApplyReport]) -> Result<(), HttpError> {
         )));
     }
     for (i, r) in reports.iter().enumerate() {
-        if r.seq == 0 || i64::try_from(r.seq).is_err() {
+        if r.seq == 0 || r.seq > MAX_WIRE_INT {
             return Err(HttpError::bad_request(format!(
-                "champ « reports[{i}].seq » : doit être entre 1 et 2^63-1"
+                "champ « reports[{i}].seq » : doit être entre 1 et 2^53-1"
             )));
         }
         check_profile_ref(&r.profile, r.version, &format!("reports[{i}].profile"))?;
-        if r.message.as_ref().is_some_and(|m| m.len() > MAX_MESSAGE) {
+        if r.message
+            .as_ref()
+            .is_some_and(|m| m.chars().count() > MAX_MESSAGE)
+        {
             return Err(HttpError::bad_request(format!(
                 "champ « reports[{i}].message » : trop long"
             )));
@@ -147,12 +150,16 @@ fn check_reports(reports: &[ApplyReport]) -> Result<(), HttpError> {
             )));
         }
         for (j, res) in r.resources.iter().enumerate() {
-            if res.id.is_empty() || res.id.len() > 1024 {
+            if res.id.is_empty() || res.id.chars().count() > 1024 {
                 return Err(HttpError::bad_request(format!(
                     "champ « reports[{i}].resources[{j}].id » : vide ou trop long"
                 )));
             }
-            if res.message.as_ref().is_some_and(|m| m.len() > MAX_MESSAGE) {
+            if res
+                .message
+                .as_ref()
+                .is_some_and(|m| m.chars().count() > MAX_MESSAGE)
+            {
                 return Err(HttpError::bad_request(format!(
                     "champ « reports[{i}].resources[{j}].message » : trop long"
                 )));
@@ -164,24 +171,28 @@ fn check_reports(reports: &[ApplyReport]) -> Result<(), HttpError> {
 
 /// `POST /api/v1/enroll`.
 #[utoipa::path(post, path = "/api/v1/enroll", tag = "agent",
-    request_body = super::openapi::EnrollRequestDoc,
+    request_body = nird_proto::api::EnrollRequest,
     responses(
-        (status = 200, description = "Machine enrolled", body = super::openapi::EnrollResponseDoc),
-        (status = 400, description = "Invalid body (the message names the field)", body = super::openapi::ApiErrorDoc),
-        (status = 401, description = "Unknown, expired, exhausted or revoked token", body = super::openapi::ApiErrorDoc),
-        (status = 413, description = "Body over the limit", body = super::openapi::ApiErrorDoc),
+        (status = 200, description = "Machine enrolled", body = nird_proto::api::EnrollResponse),
+        (status = 400, description = "Invalid body (the message names the field)", body = nird_proto::api::ApiError),
+        (status = 401, description = "Unknown, expired, exhausted or revoked token", body = nird_proto::api::ApiError),
+        (status = 413, description = "Body over the limit", body = nird_proto::api::ApiError),
     ))]
 pub async fn enroll(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> Result<axum::Json<EnrollResponse>, HttpError> {
-    if req.token.is_empty() || req.token.len() > 256 {
+    if req.token.is_empty() || req.token.chars().count() > 256 {
         return Err(HttpError::bad_request(
             "champ « token » : vide ou trop long",
         ));
     }
+    // Lengths count characters, as the OpenAPI document's `maxLength` does.
     let hostname = req.hostname.trim();
-    if hostname.is_empty() || hostname.len() > 253 || hostname.chars().any(char::is_control) {
+    if hostname.is_empty()
+        || req.hostname.chars().count() > 253
+        || req.hostname.chars().any(char::is_control)
+    {
         return Err(HttpError::bad_request(
             "champ « hostname » : 1 à 253 caractères imprimables",
         ));
@@ -214,14 +225,14 @@ pub async fn enroll(
 
 /// `POST /api/v1/checkin`.
 #[utoipa::path(post, path = "/api/v1/checkin", tag = "agent",
-    request_body = super::openapi::CheckinRequestDoc,
+    request_body = nird_proto::api::CheckinRequest,
     security(("machine" = [])),
     responses(
-        (status = 200, description = "Check-in recorded", body = super::openapi::CheckinResponseDoc),
-        (status = 400, description = "Invalid body (the message names the field)", body = super::openapi::ApiErrorDoc),
-        (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
-        (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
-        (status = 413, description = "Body over the limit", body = super::openapi::ApiErrorDoc),
+        (status = 200, description = "Check-in recorded", body = nird_proto::api::CheckinResponse),
+        (status = 400, description = "Invalid body (the message names the field)", body = nird_proto::api::ApiError),
+        (status = 401, description = "Bad machine credential", body = nird_proto::api::ApiError),
+        (status = 403, description = "Machine retired", body = nird_proto::api::ApiError),
+        (status = 413, description = "Body over the limit", body = nird_proto::api::ApiError),
     ))]
 pub async fn checkin(
     State(state): State<AppState>,
@@ -272,6 +283,16 @@ pub async fn checkin(
 
 /// Checks an agent's trust report; returns its JSON text.
 fn checked_trust(trust: &TrustReport) -> Result<String, HttpError> {
+    for (field, v) in [
+        ("keyring_version", trust.keyring_version),
+        ("index_version", trust.index_version),
+    ] {
+        if v.is_some_and(|v| v > MAX_WIRE_INT) {
+            return Err(HttpError::bad_request(format!(
+                "champ « trust.{field} » : au plus 2^53-1"
+            )));
+        }
+    }
     if trust.problems.len() > MAX_TRUST_PROBLEMS {
         return Err(HttpError::bad_request(format!(
             "champ « trust.problems » : au plus {MAX_TRUST_PROBLEMS} entrées"
@@ -282,7 +303,17 @@ fn checked_trust(trust: &TrustReport) -> Result<String, HttpError> {
         let code_ok = !code.is_empty()
             && code.len() <= 32
             && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-        if !code_ok || !(profile.is_empty() || is_slug(profile)) {
+        // The profile part is only shown, never looked up: any name of 1 to
+        // 64 lowercase letters, digits and inner hyphens (the OpenAPI
+        // pattern of `TrustProblem`).
+        let profile_ok = profile.is_empty()
+            || (profile.len() <= 64
+                && profile
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !profile.starts_with('-')
+                && !profile.ends_with('-'));
+        if !code_ok || !profile_ok || (p.contains(':') && profile.is_empty()) {
             return Err(HttpError::bad_request(format!(
                 "champ « trust.problems[{i}] » : code inconnu ou mal formé"
             )));
@@ -298,9 +329,9 @@ fn checked_trust(trust: &TrustReport) -> Result<String, HttpError> {
     params(("file" = String, Path, description = "`{version}` for the keyring, `{version}.minisig` for its signatures")),
     responses(
         (status = 200, description = "The exact signed bytes", content_type = "application/octet-stream"),
-        (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
-        (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
-        (status = 404, description = "No such keyring", body = super::openapi::ApiErrorDoc),
+        (status = 401, description = "Bad machine credential", body = nird_proto::api::ApiError),
+        (status = 403, description = "Machine retired", body = nird_proto::api::ApiError),
+        (status = 404, description = "No such keyring", body = nird_proto::api::ApiError),
     ))]
 pub async fn keyring(
     State(state): State<AppState>,
@@ -322,9 +353,9 @@ pub async fn keyring(
     params(("file" = String, Path, description = "`{version}` for the index, `{version}.minisig` for its signature")),
     responses(
         (status = 200, description = "The exact signed bytes", content_type = "application/octet-stream"),
-        (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
-        (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
-        (status = 404, description = "No such index", body = super::openapi::ApiErrorDoc),
+        (status = 401, description = "Bad machine credential", body = nird_proto::api::ApiError),
+        (status = 403, description = "Machine retired", body = nird_proto::api::ApiError),
+        (status = 404, description = "No such index", body = nird_proto::api::ApiError),
     ))]
 pub async fn catalogue_index(
     State(state): State<AppState>,
@@ -375,9 +406,9 @@ fn signed_reply(doc: crate::store::SignedDocument, want_signature: bool) -> Resp
     ),
     responses(
         (status = 200, description = "The exact bytes", content_type = "application/octet-stream"),
-        (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
-        (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
-        (status = 404, description = "No such release, or not in this machine's assigned closure (same reply)", body = super::openapi::ApiErrorDoc),
+        (status = 401, description = "Bad machine credential", body = nird_proto::api::ApiError),
+        (status = 403, description = "Machine retired", body = nird_proto::api::ApiError),
+        (status = 404, description = "No such release, or not in this machine's assigned closure (same reply)", body = nird_proto::api::ApiError),
     ))]
 pub async fn profile(
     State(state): State<AppState>,
@@ -418,9 +449,9 @@ pub async fn profile(
     params(("sha256" = String, Path, description = "Lowercase hex SHA-256 of the file")),
     responses(
         (status = 200, description = "The file's bytes", content_type = "application/octet-stream"),
-        (status = 401, description = "Bad machine credential", body = super::openapi::ApiErrorDoc),
-        (status = 403, description = "Machine retired", body = super::openapi::ApiErrorDoc),
-        (status = 404, description = "No such blob, or not pinned by a release assigned to this machine (same reply)", body = super::openapi::ApiErrorDoc),
+        (status = 401, description = "Bad machine credential", body = nird_proto::api::ApiError),
+        (status = 403, description = "Machine retired", body = nird_proto::api::ApiError),
+        (status = 404, description = "No such blob, or not pinned by a release assigned to this machine (same reply)", body = nird_proto::api::ApiError),
     ))]
 pub async fn blob(
     State(state): State<AppState>,

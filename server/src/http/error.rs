@@ -119,20 +119,19 @@ pub struct ApiJson<T>(pub T);
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + serde::Serialize,
 {
     type Rejection = HttpError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                HttpError::too_large()
-            } else {
-                HttpError::bad_request(format!("corps de requête illisible : {rejection}"))
-            }
-        })?;
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let _ = state;
+        let bytes = read_body(req).await?;
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| HttpError::bad_request(format!("JSON invalide : {e}")))?;
+        // JSON Schema counts `3.0` as an integer; so does this API. The
+        // inventory is left as sent: its exact text is what its hash covers.
+        integral_floats_as_integers(&mut json, 0);
+        let value: T = serde_path_to_error::deserialize(&json).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.inner();
             if path == "." {
@@ -141,8 +140,153 @@ where
                 HttpError::bad_request(format!("JSON invalide, champ « {path} » : {inner}"))
             }
         })?;
-        de.end()
+        // serde also reads a struct written as an array of its fields
+        // (`"trust": [1, 2]`); the API (and its OpenAPI document) only
+        // accepts objects.
+        let canonical = serde_json::to_value(&value)
             .map_err(|e| HttpError::bad_request(format!("JSON invalide : {e}")))?;
+        if let Some(path) = object_written_as_array(&json, &canonical, "") {
+            let path = if path.is_empty() {
+                ".".to_owned()
+            } else {
+                path
+            };
+            return Err(HttpError::bad_request(format!(
+                "JSON invalide, champ « {path} » : objet attendu"
+            )));
+        }
         Ok(ApiJson(value))
+    }
+}
+
+/// Bytes of an over-limit body still read (and dropped) before the `413`
+/// goes out: most HTTP clients send their whole body before reading the
+/// reply, and a connection closed under them reads as a network error, not
+/// as "too large". Bodies announced bigger than this are refused at once;
+/// the request timeout bounds a slow sender.
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads a request body of at most `MAX_BODY_BYTES` bytes.
+async fn read_body(req: Request) -> Result<Bytes, HttpError> {
+    use http_body_util::BodyExt as _;
+    let limit = nird_proto::api::MAX_BODY_BYTES;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > (limit + DRAIN_BYTES) as u64) {
+        return Err(HttpError::too_large());
+    }
+    let mut body = req.into_body();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| HttpError::bad_request(format!("corps de requête illisible : {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total > limit + DRAIN_BYTES {
+            break;
+        }
+        if total <= limit {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if total > limit {
+        return Err(HttpError::too_large());
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Rewrites numbers such as `3.0` as the integer `3`, everywhere except in
+/// the top-level `inventory` (opaque JSON hashed as sent).
+fn integral_floats_as_integers(value: &mut serde_json::Value, depth: usize) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9_007_199_254_740_992.0
+            {
+                // Exact: |f| < 2^53.
+                #[allow(clippy::cast_possible_truncation)]
+                let i = f as i64;
+                *value = Value::from(i);
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| integral_floats_as_integers(v, depth + 1)),
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if !(depth == 0 && k == "inventory") {
+                    integral_floats_as_integers(v, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The path of the first place where `parsed` (what the types wrote back)
+/// holds an object and `sent` does not, if any.
+fn object_written_as_array(
+    sent: &serde_json::Value,
+    parsed: &serde_json::Value,
+    path: &str,
+) -> Option<String> {
+    use serde_json::Value;
+    match (sent, parsed) {
+        (Value::Object(s), Value::Object(p)) => p.iter().find_map(|(k, pv)| {
+            let sv = s.get(k)?;
+            object_written_as_array(
+                sv,
+                pv,
+                format!("{path}.{k}").trim_start_matches('.'),
+            )
+        }),
+        (_, Value::Object(_)) => Some(path.to_owned()),
+        (Value::Array(s), Value::Array(p)) => s
+            .iter()
+            .zip(p)
+            .enumerate()
+            .find_map(|(i, (sv, pv))| object_written_as_array(sv, pv, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::object_written_as_array;
+    use nird_proto::api::CheckinRequest;
+    use serde_json::json;
+
+    fn first_bad(sent: serde_json::Value) -> Option<String> {
+        let parsed: CheckinRequest = serde_json::from_value(sent.clone()).unwrap();
+        object_written_as_array(&sent, &serde_json::to_value(&parsed).unwrap(), "")
+    }
+
+    #[test]
+    fn structs_written_as_arrays_are_found() {
+        let hash = "0".repeat(64);
+        assert_eq!(
+            first_bad(json!({"inventory_hash": hash, "trust": [null, null]})),
+            Some("trust".into())
+        );
+        assert_eq!(
+            first_bad(
+                json!({"inventory_hash": hash, "applied": [{"name": "a", "version": 1}, ["b", 2]]})
+            ),
+            Some("applied[1]".into())
+        );
+        assert_eq!(
+            first_bad(
+                json!({"inventory_hash": hash, "applied": [{"name": "a", "version": 1}],
+                             "trust": {"problems": []}, "inventory": {"x": [1, {"y": 2}]}})
+            ),
+            None
+        );
     }
 }

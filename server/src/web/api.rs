@@ -46,7 +46,100 @@ impl FromRequestParts<AppState> for ApiUser {
 }
 
 fn bad(e: super::WebError) -> HttpError {
-    HttpError::bad_request(format!("paramètre invalide ({e:?})"))
+    if e.status == axum::http::StatusCode::NOT_FOUND {
+        HttpError::not_found("établissement inconnu")
+    } else {
+        HttpError::bad_request(e.message)
+    }
+}
+
+/// Values of `etat` (empty: no filter).
+#[derive(ToSchema)]
+#[allow(non_camel_case_types)]
+pub enum StateFilterDoc {
+    active,
+    pending,
+    stale,
+    missing,
+    retired,
+    #[schema(rename = "")]
+    any,
+}
+
+/// Values of `win11` (empty: no filter).
+#[derive(ToSchema)]
+#[allow(non_camel_case_types)]
+pub enum Windows11FilterDoc {
+    eligible,
+    ineligible,
+    unknown,
+    #[schema(rename = "")]
+    any,
+}
+
+/// Values of `profil` (empty: no filter).
+#[derive(ToSchema)]
+#[allow(non_camel_case_types)]
+pub enum ProfileFilterDoc {
+    applied,
+    pending,
+    failed,
+    #[schema(rename = "")]
+    any,
+}
+
+/// Values of `alerte` (empty: no filter).
+#[derive(ToSchema)]
+#[allow(non_camel_case_types)]
+pub enum AlertFilterDoc {
+    smart,
+    batterie,
+    disque,
+    refus,
+    agent,
+    #[schema(rename = "")]
+    any,
+}
+
+/// Values of `tri` (empty: by hostname).
+#[derive(ToSchema)]
+#[allow(non_camel_case_types)]
+pub enum SortDoc {
+    nom,
+    etablissement,
+    serie,
+    modele,
+    statut,
+    vu,
+    win11,
+    #[schema(rename = "")]
+    default,
+}
+
+/// Values of `ordre` (empty: ascending).
+#[derive(ToSchema)]
+#[allow(non_camel_case_types)]
+pub enum OrderDoc {
+    asc,
+    desc,
+    #[schema(rename = "")]
+    default,
+}
+
+/// Values of `col`.
+#[derive(ToSchema)]
+#[allow(non_camel_case_types)]
+pub enum ColumnDoc {
+    nom,
+    etablissement,
+    serie,
+    modele,
+    etat,
+    vu,
+    win11,
+    profil,
+    alertes,
+    agent,
 }
 
 /// One machine of the admin API.
@@ -120,20 +213,25 @@ pub struct AdminApiDoc;
 #[utoipa::path(get, path = "/api/v1/admin/machines", tag = "admin",
     security(("personal_token" = [])),
     params(
-        ("etablissement" = Option<String>, Query, description = "UAI of one school"),
-        ("etat" = Option<String>, Query, description = "active, pending, stale, missing, retired"),
-        ("win11" = Option<String>, Query, description = "eligible, ineligible, unknown"),
-        ("profil" = Option<String>, Query, description = "applied, pending, failed"),
-        ("alerte" = Option<String>, Query, description = "smart, batterie, disque, refus, agent"),
-        ("q" = Option<String>, Query, description = "text in hostname, serial or model"),
-        ("tri" = Option<String>, Query, description = "nom, etablissement, serie, modele, statut, vu, win11"),
-        ("ordre" = Option<String>, Query, description = "asc or desc"),
-        ("col" = Option<Vec<String>>, Query, description = "columns to include (repeatable)"),
+        ("etablissement" = Option<String>, Query, pattern = r"^\s*([0-9]{7}[A-Za-z])?\s*$",
+            description = "UAI of one school (empty: all; a code with a wrong check letter: 404)"),
+        ("etat" = Option<StateFilterDoc>, Query, description = "machine state"),
+        ("win11" = Option<Windows11FilterDoc>, Query, description = "Windows 11 verdict"),
+        ("profil" = Option<ProfileFilterDoc>, Query, description = "profile compliance"),
+        ("alerte" = Option<AlertFilterDoc>, Query, description = "alert"),
+        ("q" = Option<String>, Query, max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
+            description = "text in hostname, serial or model"),
+        ("tri" = Option<SortDoc>, Query, description = "sort key"),
+        ("ordre" = Option<OrderDoc>, Query, description = "sort order"),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 999999,
+            description = "accepted for symmetry with the page; the API returns every row"),
+        ("col" = Option<Vec<ColumnDoc>>, Query, description = "columns to include (repeatable)"),
     ),
     responses(
         (status = 200, description = "Machines in the token owner's scope", body = AdminMachineListDoc),
-        (status = 400, description = "Invalid parameter", body = crate::http::openapi::ApiErrorDoc),
-        (status = 401, description = "Missing, unknown or revoked token", body = crate::http::openapi::ApiErrorDoc),
+        (status = 400, description = "Invalid parameter", body = nird_proto::api::ApiError),
+        (status = 401, description = "Missing, unknown or revoked token", body = nird_proto::api::ApiError),
+        (status = 404, description = "No such school", body = nird_proto::api::ApiError),
     ))]
 pub async fn machines(
     State(state): State<AppState>,
@@ -155,15 +253,25 @@ pub async fn machines(
 #[utoipa::path(get, path = "/api/v1/admin/machines.csv", tag = "admin",
     security(("personal_token" = [])),
     params(
-        ("etablissement" = Option<String>, Query, description = "UAI of one school"),
-        ("etat" = Option<String>, Query, description = "active, pending, stale, missing, retired"),
-        ("q" = Option<String>, Query, description = "text in hostname, serial or model"),
-        ("col" = Option<Vec<String>>, Query, description = "columns to include (repeatable)"),
+        ("etablissement" = Option<String>, Query, pattern = r"^\s*([0-9]{7}[A-Za-z])?\s*$",
+            description = "UAI of one school (empty: all; a code with a wrong check letter: 404)"),
+        ("etat" = Option<StateFilterDoc>, Query, description = "machine state"),
+        ("win11" = Option<Windows11FilterDoc>, Query, description = "Windows 11 verdict"),
+        ("profil" = Option<ProfileFilterDoc>, Query, description = "profile compliance"),
+        ("alerte" = Option<AlertFilterDoc>, Query, description = "alert"),
+        ("q" = Option<String>, Query, max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
+            description = "text in hostname, serial or model"),
+        ("tri" = Option<SortDoc>, Query, description = "sort key"),
+        ("ordre" = Option<OrderDoc>, Query, description = "sort order"),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 999999,
+            description = "accepted for symmetry with the page; the API returns every row"),
+        ("col" = Option<Vec<ColumnDoc>>, Query, description = "columns to include (repeatable)"),
     ),
     responses(
         (status = 200, description = "CSV: `;` separated, UTF-8 with BOM, French dates", content_type = "text/csv", body = String),
-        (status = 400, description = "Invalid parameter", body = crate::http::openapi::ApiErrorDoc),
-        (status = 401, description = "Missing, unknown or revoked token", body = crate::http::openapi::ApiErrorDoc),
+        (status = 400, description = "Invalid parameter", body = nird_proto::api::ApiError),
+        (status = 401, description = "Missing, unknown or revoked token", body = nird_proto::api::ApiError),
+        (status = 404, description = "No such school", body = nird_proto::api::ApiError),
     ))]
 pub async fn machines_csv(
     State(state): State<AppState>,
@@ -183,8 +291,8 @@ pub async fn machines_csv(
     params(("id" = String, Path, description = "Machine id")),
     responses(
         (status = 200, description = "The machine, with every column and its latest inventory", body = AdminMachineDoc),
-        (status = 401, description = "Missing, unknown or revoked token", body = crate::http::openapi::ApiErrorDoc),
-        (status = 404, description = "No such machine in the token owner's scope", body = crate::http::openapi::ApiErrorDoc),
+        (status = 401, description = "Missing, unknown or revoked token", body = nird_proto::api::ApiError),
+        (status = 404, description = "No such machine in the token owner's scope", body = nird_proto::api::ApiError),
     ))]
 pub async fn machine(
     State(state): State<AppState>,

@@ -57,14 +57,28 @@ impl TableParams {
         let mut q = MachineQuery::default();
         let mut columns = Vec::new();
         let mut page = 1u64;
-        for (k, v) in &pairs {
-            let v = v.trim();
+        for (k, raw) in &pairs {
+            // Values are taken as sent (the filter form's selects send
+            // exact names); an empty value means "no filter", except for
+            // `page` and `col`, which forms never send empty. Only the school
+            // code and the search text may carry surrounding blanks.
+            let v = raw.as_str();
+            let bad = || WebError::bad_request(format!("Valeur « {v} » invalide pour « {k} »."));
             if v.is_empty() {
+                if matches!(k.as_str(), "page" | "col") {
+                    return Err(bad());
+                }
                 continue;
             }
-            let bad = || WebError::bad_request(format!("Valeur « {v} » invalide pour « {k} »."));
             match k.as_str() {
-                "etablissement" => q.school = Some(Uai::parse(v).map_err(|_| bad())?),
+                "etablissement" if v.trim().is_empty() => {}
+                "etablissement" => {
+                    q.school = Some(Uai::parse(v).map_err(|e| match e {
+                        // Well-formed but no such code: no such school.
+                        nird_proto::uai::UaiError::CheckLetter { .. } => WebError::not_found(),
+                        _ => bad(),
+                    })?)
+                }
                 "etat" => q.state = Some(MachineState::parse(v).ok_or_else(bad)?),
                 "win11" => {
                     if !matches!(v, "eligible" | "ineligible" | "unknown") {
@@ -83,13 +97,22 @@ impl TableParams {
                     )
                 }
                 "q" => {
-                    if v.chars().count() > 100 {
+                    if v.chars().count() > 100 || v.chars().any(char::is_control) {
                         return Err(bad());
                     }
-                    q.text = Some(v.to_owned());
+                    let text = v.trim();
+                    if !text.is_empty() {
+                        q.text = Some(text.to_owned());
+                    }
                 }
                 "tri" => q.sort = MachineSort::parse(v).ok_or_else(bad)?,
-                "ordre" => q.desc = v == "desc",
+                "ordre" => {
+                    q.desc = match v {
+                        "asc" => false,
+                        "desc" => true,
+                        _ => return Err(bad()),
+                    }
+                }
                 "page" => {
                     page = v
                         .parse()

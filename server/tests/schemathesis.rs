@@ -1,0 +1,113 @@
+//! The OpenAPI document describes exactly what the server accepts:
+//! schemathesis (PyPI, installed by `scripts/install-deps.sh` into
+//! `tests/schemathesis/.venv`) fuzzes a live server over real TLS from the
+//! document it serves, with every check it has (server errors, status codes,
+//! response schemas, schema-valid data accepted, schema-invalid data
+//! refused...), once for the agent API with a machine credential and once for
+//! the admin API with a personal API token. Any failure fails the test.
+//!
+//! A check-in's `inventory_hash` must be the hash of its `inventory`, a
+//! relation JSON Schema cannot state: the hook file next to the
+//! requirements recomputes it on generated bodies, exactly as an agent does.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{Fixture, Server, cli, enroll};
+
+fn schemathesis() -> Option<PathBuf> {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/schemathesis/.venv/bin/schemathesis");
+    bin.exists().then_some(bin)
+}
+
+fn run(bin: &PathBuf, f: &Fixture, server: &Server, auth: &str, paths: &str, report: &str) {
+    let hooks = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/schemathesis");
+    // Kept after the run (target/tmp/schemathesis-*) for a failure's details.
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("schemathesis-{report}"));
+    let out = Command::new(bin)
+        .current_dir(f.tmp.path())
+        .env("PYTHONPATH", &hooks)
+        .env("SCHEMATHESIS_HOOKS", "nird_hooks")
+        .args([
+            "--config-file",
+            hooks.join("schemathesis.toml").to_str().unwrap(),
+            "run",
+            &server.api("/openapi.json"),
+            "--tls-verify",
+            f.data.ca_cert().to_str().unwrap(),
+            "-H",
+            &format!("Authorization: {auth}"),
+            "--include-path-regex",
+            paths,
+            "--checks",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "60",
+            "--seed",
+            "20261202",
+            "--generation-deterministic",
+            "--workers",
+            "2",
+            "--no-color",
+            "--report",
+            "junit,har",
+            "--report-dir",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run schemathesis");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "schemathesis found failures ({paths}):\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn openapi_document_matches_what_the_server_accepts() {
+    let Some(bin) = schemathesis() else {
+        eprintln!(
+            "SKIPPED: schemathesis is not installed (run scripts/install-deps.sh, which \
+             installs it into tests/schemathesis/.venv)"
+        );
+        return;
+    };
+    let f = Fixture::new();
+    let server = Server::start(&f.data);
+    let client = f.client();
+    let machine = enroll(&client, &server, &f.token(&["--uses", "50"]), "pc-fuzz-01");
+    cli(&[
+        "user",
+        "add",
+        "--data-dir",
+        f.dir(),
+        "chef",
+        "--role",
+        "admin",
+    ]);
+    let pat = cli(&["user", "token", "create", "--data-dir", f.dir(), "chef"]);
+    run(
+        &bin,
+        &f,
+        &server,
+        &machine.auth,
+        "^/api/v1/(enroll|checkin|profiles|blobs|keyrings|index)",
+        "agent",
+    );
+    run(
+        &bin,
+        &f,
+        &server,
+        &format!("Bearer {}", pat.trim()),
+        "^/api/v1/admin/",
+        "admin",
+    );
+    server.stop().unwrap();
+}
