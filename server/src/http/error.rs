@@ -241,11 +241,7 @@ fn object_written_as_array(
     match (sent, parsed) {
         (Value::Object(s), Value::Object(p)) => p.iter().find_map(|(k, pv)| {
             let sv = s.get(k)?;
-            object_written_as_array(
-                sv,
-                pv,
-                format!("{path}.{k}").trim_start_matches('.'),
-            )
+            object_written_as_array(sv, pv, format!("{path}.{k}").trim_start_matches('.'))
         }),
         (_, Value::Object(_)) => Some(path.to_owned()),
         (Value::Array(s), Value::Array(p)) => s

@@ -292,4 +292,42 @@ BEGIN
     WHERE id = NEW.machine_id;
 END;
 "#,
+    // 6: fills the dashboard's precomputed columns (migration 5) for
+    // machines whose latest inventory and report predate it: the same
+    // expressions as migration 5's triggers, over each machine's newest
+    // inventory_history row and newest apply report.
+    r#"
+UPDATE machines SET
+    serial = COALESCE(json_extract(h.inventory, '$.identity.serial.value'), ''),
+    model = TRIM(COALESCE(json_extract(h.inventory, '$.identity.vendor.value'), '')
+        || ' ' || COALESCE(json_extract(h.inventory, '$.identity.product.value'), '')),
+    win11 = COALESCE(json_extract(h.inventory, '$.windows11.status'), 'unknown'),
+    agent_version = COALESCE(json_extract(h.inventory, '$.agent_version'), ''),
+    alerts = (machines.alerts & 8)
+        | (CASE WHEN EXISTS (SELECT 1 FROM json_each(h.inventory, '$.storage.disks.value') d
+               WHERE json_extract(d.value, '$.smart.value.health') = 'failing') THEN 1 ELSE 0 END)
+        | (CASE WHEN EXISTS (SELECT 1 FROM json_each(h.inventory, '$.batteries.value') b
+               WHERE json_extract(b.value, '$.wear_percent.value') > 50) THEN 2 ELSE 0 END)
+        | (CASE WHEN EXISTS (SELECT 1 FROM json_each(h.inventory, '$.storage.filesystems.value') f
+               WHERE json_extract(f.value, '$.usage.value.used_percent') > 90) THEN 4 ELSE 0 END)
+FROM (SELECT machine_id, inventory FROM inventory_history
+      WHERE id IN (SELECT MAX(id) FROM inventory_history GROUP BY machine_id)) AS h
+WHERE h.machine_id = machines.id AND json_valid(h.inventory);
+
+UPDATE machines SET
+    last_outcome = r.outcome,
+    last_report_at = r.received_at,
+    refused_reason = CASE WHEN r.outcome = 'refused'
+        THEN r.profile || ' v' || r.version || ' : '
+            || COALESCE(json_extract(r.report, '$.reason'), '?')
+            || COALESCE(' (' || json_extract(r.report, '$.message') || ')', '')
+        ELSE machines.refused_reason END,
+    alerts = CASE WHEN r.outcome = 'refused' THEN machines.alerts | 8
+        WHEN r.outcome = 'applied' THEN machines.alerts & ~8 ELSE machines.alerts END
+FROM (SELECT a.machine_id, a.outcome, a.received_at, a.profile, a.version, a.report
+      FROM apply_reports a
+      WHERE a.seq = (SELECT MAX(seq) FROM apply_reports b WHERE b.machine_id = a.machine_id)
+        AND json_valid(a.report)) AS r
+WHERE r.machine_id = machines.id;
+"#,
 ];

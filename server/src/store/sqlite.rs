@@ -1772,6 +1772,92 @@ mod tests {
         });
     }
 
+    /// A database last opened before the dashboard's precomputed columns
+    /// existed (schema 4) gets them filled from each machine's newest
+    /// inventory and report when it is upgraded.
+    #[test]
+    fn upgrading_fills_the_dashboard_columns_of_existing_machines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute_batch(
+            r#"
+            INSERT INTO schools (uai, name, commune, departement, academie, kind, created_at)
+                VALUES ('0620056Z', 'x', 'Calais', '062', 'Lille', 'ecole', 0);
+            INSERT INTO machines (id, school_id, hostname, secret_hash, status, enrolled_at,
+                                  inventory_hash)
+                VALUES ('m1', 1, 'pc', 'x', 'active', 0, 'h2'), ('m2', 1, 'pc2', 'x', 'active', 0, 'h3');
+            INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory) VALUES
+                ('m1', 1, 'h1', '{"agent_version":"0.1.0","identity":{"serial":{"value":"OLD"}}}'),
+                ('m1', 2, 'h2', '{"agent_version":"0.2.0","identity":{"serial":{"value":"SN1"},
+                    "vendor":{"value":"Dell"},"product":{"value":"OptiPlex 390"}},
+                    "windows11":{"status":"ineligible"},
+                    "storage":{"disks":{"value":[{"smart":{"value":{"health":"failing"}}}]}},
+                    "batteries":{"value":[{"wear_percent":{"value":61}}]}}'),
+                ('m2', 3, 'h3', 'not json');
+            INSERT INTO apply_reports (machine_id, seq, profile, version, outcome, report, received_at)
+                VALUES ('m1', 1, 'nird-base', 1, 'applied', '{}', 10),
+                       ('m1', 2, 'primtux', 3, 'refused', '{"reason":"unknown_key"}', 20);
+            "#,
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let row = |id: &str| {
+            conn.query_row(
+                "SELECT serial, model, win11, agent_version, alerts, last_outcome, \
+                 last_report_at, refused_reason FROM machines WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                    ))
+                },
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            row("m1"),
+            (
+                "SN1".into(),
+                "Dell OptiPlex 390".into(),
+                "ineligible".into(),
+                "0.2.0".into(),
+                1 | 2 | 8,
+                Some("refused".into()),
+                Some(20),
+                Some("primtux v3 : unknown_key".into()),
+            )
+        );
+        // An unreadable document leaves the defaults.
+        assert_eq!(
+            row("m2"),
+            (
+                String::new(),
+                String::new(),
+                "unknown".into(),
+                String::new(),
+                0,
+                None,
+                None,
+                None
+            )
+        );
+    }
+
     #[test]
     fn audit_log_is_append_only_and_schema_is_versioned() {
         let rt = runtime();
