@@ -403,6 +403,44 @@ impl RefusalReason {
         Self::ALL.into_iter().find(|r| r.as_str() == code)
     }
 
+    /// What the refusal means, in French, for the dashboard and the agent's
+    /// own messages.
+    pub fn label_fr(self) -> &'static str {
+        match self {
+            RefusalReason::BadSignature => "signature invalide (profil modifié après signature)",
+            RefusalReason::UnknownKey => "signé par une clé que la machine ne connaît pas",
+            RefusalReason::MalformedSignature => "fichier de signature illisible",
+            RefusalReason::WrongName => "le profil ne porte pas le nom attribué",
+            RefusalReason::Rollback => "version plus ancienne que celle déjà appliquée",
+            RefusalReason::Expired => "version expirée",
+            RefusalReason::ParseError => "profil illisible",
+            RefusalReason::BlobMismatch => "un fichier ne correspond pas à son empreinte",
+            RefusalReason::ResolveError => "une inclusion manque ou entre en conflit",
+            RefusalReason::ExpiryTooFar => "expiration à plus de 400 jours",
+            RefusalReason::NotInIndex => "absent de l'index signé du catalogue",
+            RefusalReason::Stale => "une version plus récente figure dans l'index signé",
+            RefusalReason::IndexExpired => "index du catalogue expiré",
+            RefusalReason::NoIndex => "aucun index signé du catalogue reçu",
+            RefusalReason::NotTargeted => "ne vise pas cet établissement",
+            RefusalReason::NoKeyring => "aucun trousseau de clés : réinscrire la machine",
+            RefusalReason::KeyringExpired => "trousseau de clés expiré",
+        }
+    }
+
+    /// A stored refusal text `NAME vN : code (detail)` with its code
+    /// replaced by the French label (other texts unchanged).
+    pub fn humanize(text: &str) -> String {
+        let Some((release, rest)) = text.split_once(" : ") else {
+            return text.to_owned();
+        };
+        let (code, detail) = rest.split_once(' ').unwrap_or((rest, ""));
+        match Self::parse(code) {
+            Some(r) if detail.is_empty() => format!("{release} : {}", r.label_fr()),
+            Some(r) => format!("{release} : {} {detail}", r.label_fr()),
+            None => text.to_owned(),
+        }
+    }
+
     /// Every reason, for tables and tests.
     pub const ALL: [RefusalReason; 17] = [
         RefusalReason::BadSignature,
@@ -528,6 +566,23 @@ pub struct ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusal_texts_are_humanized() {
+        assert_eq!(
+            RefusalReason::humanize("primtux v3 : unknown_key"),
+            "primtux v3 : signé par une clé que la machine ne connaît pas"
+        );
+        assert_eq!(
+            RefusalReason::humanize("primtux v3 : stale (v4 in index)"),
+            "primtux v3 : une version plus récente figure dans l'index signé (v4 in index)"
+        );
+        assert_eq!(RefusalReason::humanize("x : ?"), "x : ?");
+        assert_eq!(RefusalReason::humanize("free text"), "free text");
+        for r in RefusalReason::ALL {
+            assert!(!r.label_fr().is_empty());
+        }
+    }
 
     fn at(s: &str) -> time::OffsetDateTime {
         time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()

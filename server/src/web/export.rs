@@ -206,7 +206,10 @@ pub fn cell(row: &MachineRow, column: &str) -> String {
             if let Some(r) = &row.refused_reason
                 && row.alerts & alert::REFUSED != 0
             {
-                labels.push(format!("refus : {r}"));
+                labels.push(format!(
+                    "refus : {}",
+                    nird_proto::api::RefusalReason::humanize(r)
+                ));
             }
             labels.join(", ")
         }

@@ -79,11 +79,66 @@ pub async fn page(
                         td { (date_time(Some(e.at))) }
                         td { (e.actor) }
                         td { (e.action) }
-                        td { code { (e.detail) } }
+                        td { (detail(&e.detail)) }
                     }
                 }
             }
         }
     };
     Ok(html(page_at("Journal", "/journal", Some(&session), body)))
+}
+
+/// An audit entry's details (a JSON object) as "name : value" lines, field
+/// names in French where the journal uses them; anything else verbatim.
+fn detail(text: &str) -> maud::Markup {
+    use serde_json::Value;
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+        return html! { code { (text) } };
+    };
+    let show = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Null => "—".into(),
+        other => other.to_string(),
+    };
+    html! {
+        ul.detail {
+            @for (k, v) in &map {
+                li { span.key { (field_fr(k)) } " : " (show(v)) }
+            }
+        }
+    }
+}
+
+fn field_fr(key: &str) -> &str {
+    match key {
+        "login" => "identifiant",
+        "role" => "rôle",
+        "scope" => "périmètre",
+        "school" | "uai" => "établissement",
+        "name" => "nom",
+        "machine" => "machine",
+        "ip" => "adresse IP",
+        "expires" => "expire",
+        "to" => "vers",
+        "from" => "depuis",
+        "profiles" => "profils",
+        "profile" => "profil",
+        "label" => "libellé",
+        "keys" => "clés",
+        "include" => "inclusion",
+        "version" => "version",
+        "id" => "n°",
+        "status" => "statut",
+        "hostname" => "nom d'hôte",
+        "uses" => "utilisations",
+        other => other,
+    }
 }

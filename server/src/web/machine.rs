@@ -293,7 +293,7 @@ fn body(session: &Session, m: &MachineDetail) -> Markup {
                             td { (rep.profile) " v" (rep.version) }
                             td {
                                 (outcome_label(rep.outcome.as_str()))
-                                @if let Some(reason) = &rep.reason { " : " (format!("{reason:?}")) }
+                                @if let Some(reason) = &rep.reason { " : " (reason.label_fr()) }
                                 @if let Some(msg) = &rep.message { " — " (msg) }
                             }
                             td { (date_time(Some(rep.finished_at.unix_timestamp()))) }

@@ -190,7 +190,7 @@ async fn render(
                                     "alertes" => td {
                                         (alerts(r.alerts))
                                         @if let (Some(reason), true) = (&r.refused_reason, r.alerts & alert::REFUSED != 0) {
-                                            p { "Refus : " (reason) }
+                                            p { "Refus : " (nird_proto::api::RefusalReason::humanize(reason)) }
                                         }
                                     },
                                     other => td { (cell(r, other)) },
