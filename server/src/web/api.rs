@@ -53,6 +53,36 @@ fn bad(e: super::WebError) -> HttpError {
     }
 }
 
+/// Query parameters of the machine table (JSON and CSV alike); an empty
+/// value means "no filter".
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TableQueryDoc {
+    /// UAI of one school (a well-formed code with a wrong check letter: 404).
+    #[param(pattern = r"^\s*([0-9]{7}[A-Za-z])?\s*$")]
+    etablissement: Option<String>,
+    /// Machine state.
+    etat: Option<StateFilterDoc>,
+    /// Windows 11 verdict.
+    win11: Option<Windows11FilterDoc>,
+    /// Profile compliance.
+    profil: Option<ProfileFilterDoc>,
+    /// Alert.
+    alerte: Option<AlertFilterDoc>,
+    /// Text in hostname, serial or model.
+    #[param(max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
+    q: Option<String>,
+    /// Sort key.
+    tri: Option<SortDoc>,
+    /// Sort order.
+    ordre: Option<OrderDoc>,
+    /// Accepted for symmetry with the page; the API returns every row.
+    #[param(minimum = 1, maximum = 999999)]
+    page: Option<u32>,
+    /// Columns to include (repeatable).
+    col: Option<Vec<ColumnDoc>>,
+}
+
 /// Values of `etat` (empty: no filter).
 #[derive(ToSchema)]
 #[allow(non_camel_case_types)]
@@ -212,21 +242,7 @@ pub struct AdminApiDoc;
 /// `GET /api/v1/admin/machines`.
 #[utoipa::path(get, path = "/api/v1/admin/machines", tag = "admin",
     security(("personal_token" = [])),
-    params(
-        ("etablissement" = Option<String>, Query, pattern = r"^\s*([0-9]{7}[A-Za-z])?\s*$",
-            description = "UAI of one school (empty: all; a code with a wrong check letter: 404)"),
-        ("etat" = Option<StateFilterDoc>, Query, description = "machine state"),
-        ("win11" = Option<Windows11FilterDoc>, Query, description = "Windows 11 verdict"),
-        ("profil" = Option<ProfileFilterDoc>, Query, description = "profile compliance"),
-        ("alerte" = Option<AlertFilterDoc>, Query, description = "alert"),
-        ("q" = Option<String>, Query, max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
-            description = "text in hostname, serial or model"),
-        ("tri" = Option<SortDoc>, Query, description = "sort key"),
-        ("ordre" = Option<OrderDoc>, Query, description = "sort order"),
-        ("page" = Option<u32>, Query, minimum = 1, maximum = 999999,
-            description = "accepted for symmetry with the page; the API returns every row"),
-        ("col" = Option<Vec<ColumnDoc>>, Query, description = "columns to include (repeatable)"),
-    ),
+    params(TableQueryDoc),
     responses(
         (status = 200, description = "Machines in the token owner's scope", body = AdminMachineListDoc),
         (status = 400, description = "Invalid parameter", body = nird_proto::api::ApiError),
@@ -252,21 +268,7 @@ pub async fn machines(
 /// `GET /api/v1/admin/machines.csv`.
 #[utoipa::path(get, path = "/api/v1/admin/machines.csv", tag = "admin",
     security(("personal_token" = [])),
-    params(
-        ("etablissement" = Option<String>, Query, pattern = r"^\s*([0-9]{7}[A-Za-z])?\s*$",
-            description = "UAI of one school (empty: all; a code with a wrong check letter: 404)"),
-        ("etat" = Option<StateFilterDoc>, Query, description = "machine state"),
-        ("win11" = Option<Windows11FilterDoc>, Query, description = "Windows 11 verdict"),
-        ("profil" = Option<ProfileFilterDoc>, Query, description = "profile compliance"),
-        ("alerte" = Option<AlertFilterDoc>, Query, description = "alert"),
-        ("q" = Option<String>, Query, max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
-            description = "text in hostname, serial or model"),
-        ("tri" = Option<SortDoc>, Query, description = "sort key"),
-        ("ordre" = Option<OrderDoc>, Query, description = "sort order"),
-        ("page" = Option<u32>, Query, minimum = 1, maximum = 999999,
-            description = "accepted for symmetry with the page; the API returns every row"),
-        ("col" = Option<Vec<ColumnDoc>>, Query, description = "columns to include (repeatable)"),
-    ),
+    params(TableQueryDoc),
     responses(
         (status = 200, description = "CSV: `;` separated, UTF-8 with BOM, French dates", content_type = "text/csv", body = String),
         (status = 400, description = "Invalid parameter", body = nird_proto::api::ApiError),
