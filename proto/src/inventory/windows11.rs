@@ -358,15 +358,14 @@ pub fn normalize_cpu_name(name: &str) -> String {
     if let Some(at) = s.find('@') {
         s.truncate(at);
     }
-    for cut in [" with radeon", " w/ radeon"] {
-        if let Some(at) = s.find(cut) {
-            s.truncate(at);
-        }
-    }
     let s = s.replace('-', " ");
     let mut out: Vec<&str> = Vec::new();
     for word in s.split_whitespace() {
         match word {
+            "radeon" if matches!(out.last(), Some(&"with" | &"w/")) => {
+                out.pop();
+                break;
+            }
             "intel" | "amd" | "qualcomm" | "cpu" | "processor" | "apu" => {}
             "core" | "cores" if out.last().is_some_and(|w| is_core_count(w)) => {
                 out.pop();
@@ -822,6 +821,21 @@ mod tests {
             serde_json::from_str(r#"{"status":"ineligible","blockers":["tpm2"],"unknown":[]}"#)
                 .unwrap();
         assert_eq!(old.cpu_basis, CpuBasis::Unknown);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_name_is_judged_without_panic(name in "\\PC{0,80}", family: u32, model: u32) {
+            let key = normalize_cpu_name(&name);
+            proptest::prop_assert_eq!(normalize_cpu_name(&key), key.clone());
+            for vendor in [Some("GenuineIntel"), Some("AuthenticAMD"), None] {
+                let (ok, basis) =
+                    cpu_requirement(vendor, Some(family), Some(model), None, Some(&name));
+                if matches!(basis, CpuBasis::MicrosoftList { .. }) {
+                    proptest::prop_assert_eq!(ok, Some(true));
+                }
+            }
+        }
     }
 
     #[test]
