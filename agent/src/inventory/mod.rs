@@ -90,6 +90,7 @@ pub fn collect(options: &CollectOptions) -> Inventory {
             status: windows11::Windows11Status::Unknown,
             blockers: Vec::new(),
             unknown: Vec::new(),
+            cpu_basis: windows11::CpuBasis::Unknown,
         },
     };
     inventory.windows11 = windows11::verdict(&inventory);

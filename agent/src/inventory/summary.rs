@@ -309,7 +309,8 @@ fn write_summary(s: &mut String, inv: &Inventory, today: time::Date) -> std::fmt
             list(&w.unknown, requirement_name_fr)
         );
     }
-    writeln!(s, "  Windows 11   : {verdict}")?;
+    let cpu_basis = w.cpu_basis.label_fr();
+    writeln!(s, "  Windows 11   : {verdict} (processeur : {cpu_basis})")?;
     writeln!(s, "  Empreinte    : {}", inv.content_hash())?;
     Ok(())
 }
