@@ -96,6 +96,8 @@ pub enum CaPin {
     Fingerprint(String),
     /// `--ca-file`: the CA certificate itself (PEM).
     File(PathBuf),
+    /// The CA certificate given inline (PEM), from an enrolment kit.
+    Pem(String),
 }
 
 /// What `enroll` needs.
@@ -129,6 +131,8 @@ pub struct Enrolled {
     pub keyring: Option<(u64, Vec<(String, String)>)>,
     /// Where the keyring came from: the operator's file, or the server.
     pub keyring_from_server: bool,
+    /// The root managed (`/` in production): says how to start the agent.
+    pub root: PathBuf,
 }
 
 /// Why enrolment failed. Every message is one French sentence.
@@ -198,6 +202,43 @@ pub enum EnrollError {
         /// Why.
         reason: String,
     },
+    /// `--kit FILE` unreadable or not a kit.
+    #[error("kit d'inscription {path} refusé : {reason}")]
+    KitFile {
+        /// The file.
+        path: String,
+        /// Why (French).
+        reason: String,
+    },
+    /// The kit's token expired (seen from the kit, or said by the server).
+    #[error(
+        "ce kit d'inscription a expiré{when} : demandez-en un nouveau à l'administrateur du serveur (« nird-server kit create »)"
+    )]
+    KitExpired {
+        /// ` le DATE` when known.
+        when: String,
+    },
+    /// The kit's token was revoked.
+    #[error(
+        "ce kit d'inscription a été révoqué par l'administrateur : demandez-en un nouveau (« nird-server kit create »)"
+    )]
+    KitRevoked,
+    /// The kit's token was used as many times as allowed.
+    #[error(
+        "ce kit d'inscription a déjà inscrit {max_uses} machine(s), son maximum : demandez-en un nouveau (« nird-server kit create --uses N »)"
+    )]
+    KitUsedUp {
+        /// Machines it allowed.
+        max_uses: u32,
+    },
+    /// The server does not know the kit's token.
+    #[error(
+        "le serveur {server} ne connaît pas ce kit (il vient d'un autre serveur, ou le serveur a été réinitialisé) : demandez un nouveau kit"
+    )]
+    KitUnknown {
+        /// The kit's server.
+        server: String,
+    },
     /// Writing the result failed.
     #[error("impossible d'enregistrer l'enrôlement dans {path} : {reason}")]
     Store {
@@ -256,18 +297,7 @@ pub fn enroll(
     inventory: &crate::daemon::InventorySnapshot,
     now: &dyn Fn() -> time::OffsetDateTime,
 ) -> Result<Enrolled, EnrollError> {
-    if !options.force {
-        match AgentConfig::load(paths) {
-            Ok(c) => {
-                return Err(EnrollError::AlreadyEnrolled {
-                    server: c.server,
-                    machine_id: c.machine_id,
-                });
-            }
-            Err(ConfigError::NotEnrolled { .. }) => {}
-            Err(e) => return Err(EnrollError::ExistingConfig(e)),
-        }
-    }
+    refuse_if_enrolled(paths, options.force)?;
     let url = ServerUrl::parse(&options.server)?;
     let token = options.token.trim();
     if token.is_empty() || token.len() > 256 || token.chars().any(char::is_whitespace) {
@@ -281,11 +311,12 @@ pub fn enroll(
                 path: path.display().to_string(),
                 reason,
             };
-            let bytes = fs::read(path).map_err(|e| err(e.to_string()))?;
+            let bytes = fs::read(path).map_err(|e| err(io_fr(&e)))?;
             let sig = fs::read_to_string(crate::trust_sig_path(path)).map_err(|e| {
                 err(format!(
-                    "signature {} illisible : {e}",
-                    crate::trust_sig_path(path).display()
+                    "signature {} illisible : {}",
+                    crate::trust_sig_path(path).display(),
+                    io_fr(&e)
                 ))
             })?;
             nird_proto::keyring::verify_keyring(None, &bytes, &sig)
@@ -294,8 +325,128 @@ pub fn enroll(
         }
         None => None,
     };
+    enroll_pinned(
+        paths,
+        &url,
+        token,
+        &options.ca,
+        keyring_file,
+        inventory,
+        now,
+    )
+}
 
-    let ca_pem = match &options.ca {
+/// Refuses to replace an enrolment unless `force`.
+fn refuse_if_enrolled(paths: &AgentPaths, force: bool) -> Result<(), EnrollError> {
+    if force {
+        return Ok(());
+    }
+    match AgentConfig::load(paths) {
+        Ok(c) => Err(EnrollError::AlreadyEnrolled {
+            server: c.server,
+            machine_id: c.machine_id,
+        }),
+        Err(ConfigError::NotEnrolled { .. }) => Ok(()),
+        Err(e) => Err(EnrollError::ExistingConfig(e)),
+    }
+}
+
+/// French text for an I/O error on a file the operator named.
+pub fn io_fr(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "fichier introuvable".into(),
+        std::io::ErrorKind::PermissionDenied => {
+            "permission refusée (lancez la commande en root)".into()
+        }
+        std::io::ErrorKind::IsADirectory => "c'est un dossier, pas un fichier".into(),
+        std::io::ErrorKind::InvalidData => "contenu illisible".into(),
+        _ => format!("erreur de lecture ({e})"),
+    }
+}
+
+/// Enrols with an enrolment kit (`nird-agent enroll --kit FILE`): the
+/// kit's CA is pinned, its keyring installed (no trust on first use when
+/// the kit carries one), its token sent. An expired kit is refused before
+/// anything is sent; a token the server refuses is explained in terms of
+/// the kit (expired, revoked, used up, unknown).
+pub fn enroll_with_kit(
+    paths: &AgentPaths,
+    kit_file: &std::path::Path,
+    force: bool,
+    inventory: &crate::daemon::InventorySnapshot,
+    now: &dyn Fn() -> time::OffsetDateTime,
+) -> Result<Enrolled, EnrollError> {
+    refuse_if_enrolled(paths, force)?;
+    let file_err = |reason: String| EnrollError::KitFile {
+        path: kit_file.display().to_string(),
+        reason,
+    };
+    let meta = fs::metadata(kit_file).map_err(|e| file_err(io_fr(&e)))?;
+    if meta.len() > nird_proto::kit::MAX_KIT_BYTES as u64 {
+        return Err(file_err(nird_proto::kit::KitError::TooLarge.to_string()));
+    }
+    let bytes = fs::read(kit_file).map_err(|e| file_err(io_fr(&e)))?;
+    let kit = nird_proto::kit::EnrolmentKit::parse(&bytes).map_err(|e| file_err(e.to_string()))?;
+    let expired = |kit: &nird_proto::kit::EnrolmentKit| EnrollError::KitExpired {
+        when: kit
+            .expires
+            .map(|t| format!(" le {}", crate::status::date_text(t)))
+            .unwrap_or_default(),
+    };
+    if kit.is_expired_at(now()) {
+        return Err(expired(&kit));
+    }
+    let url = ServerUrl::parse(&kit.server)?;
+    let keyring = match &kit.keyring {
+        Some(k) => {
+            nird_proto::keyring::verify_keyring(None, k.document.as_bytes(), &k.signature)
+                .map_err(|e| file_err(format!("trousseau de clés du kit refusé : {e}")))?;
+            Some((k.document.clone().into_bytes(), k.signature.clone()))
+        }
+        None => None,
+    };
+    enroll_pinned(
+        paths,
+        &url,
+        &kit.token,
+        &CaPin::Pem(kit.ca_certificate.clone()),
+        keyring,
+        inventory,
+        now,
+    )
+    .map_err(|e| match e {
+        // The server's sentence names the reason (store's TokenProblem).
+        EnrollError::TokenRefused(message) => {
+            if message.contains("révoqué") {
+                EnrollError::KitRevoked
+            } else if message.contains("expiré") {
+                expired(&kit)
+            } else if message.contains("épuisé") {
+                EnrollError::KitUsedUp {
+                    max_uses: kit.max_uses,
+                }
+            } else {
+                EnrollError::KitUnknown {
+                    server: kit.server.clone(),
+                }
+            }
+        }
+        other => other,
+    })
+}
+
+/// Steps 3 to 6 of the module doc, once the arguments are checked.
+fn enroll_pinned(
+    paths: &AgentPaths,
+    url: &ServerUrl,
+    token: &str,
+    ca: &CaPin,
+    keyring_file: Option<(Vec<u8>, String)>,
+    inventory: &crate::daemon::InventorySnapshot,
+    now: &dyn Fn() -> time::OffsetDateTime,
+) -> Result<Enrolled, EnrollError> {
+    let url = url.clone();
+    let ca_pem = match ca {
         CaPin::Fingerprint(fp) => {
             let fp = transport::normalize_fingerprint(fp)
                 .ok_or_else(|| EnrollError::FingerprintFormat(fp.clone()))?;
@@ -306,9 +457,18 @@ pub fn enroll(
                 path: path.display().to_string(),
                 reason,
             };
-            let bytes = fs::read(path).map_err(|e| err(e.to_string()))?;
+            let bytes = fs::read(path).map_err(|e| err(io_fr(&e)))?;
             let (cert, _) = transport::first_certificate(&bytes)
                 .ok_or_else(|| err("aucun certificat PEM".into()))?;
+            transport::to_pem(&cert)
+        }
+        CaPin::Pem(pem) => {
+            let (cert, _) = transport::first_certificate(pem.as_bytes()).ok_or_else(|| {
+                EnrollError::CaFile {
+                    path: "(kit d'inscription)".into(),
+                    reason: "aucun certificat PEM lisible".into(),
+                }
+            })?;
             transport::to_pem(&cert)
         }
     };
@@ -438,6 +598,7 @@ pub fn enroll(
         ca_fingerprint,
         keyring,
         keyring_from_server,
+        root: paths.root.clone(),
     })
 }
 
@@ -456,17 +617,51 @@ pub fn enroll_with_collected_inventory(
     enroll(paths, options, &inventory, &time::OffsetDateTime::now_utc)
 }
 
+/// [`enroll_with_kit`] with the machine's real inventory and clock.
+pub fn enroll_kit_with_collected_inventory(
+    paths: &AgentPaths,
+    kit: &std::path::Path,
+    force: bool,
+) -> Result<Enrolled, EnrollError> {
+    use crate::daemon::InventorySource as _;
+    let inventory = crate::daemon::service::CollectedInventory::new(paths)
+        .collect()
+        .map_err(|reason| EnrollError::Store {
+            path: "inventaire".into(),
+            reason,
+        })?;
+    enroll_with_kit(
+        paths,
+        kit,
+        force,
+        &inventory,
+        &time::OffsetDateTime::now_utc,
+    )
+}
+
 impl Enrolled {
-    /// The French sentence `enroll` prints on success.
-    pub fn summary(&self) -> String {
+    /// The French sentence `enroll` prints on success; `started` when the
+    /// caller already started the service.
+    pub fn summary(&self, started: bool) -> String {
         let next = match self.status {
             MachineStatus::Pending => {
                 "elle attend l'approbation d'un administrateur avant de recevoir des profils"
             }
             _ => "elle recevra ses profils au prochain contact",
         };
+        let start = if started {
+            "L'agent est démarré (service nird-agent).".to_owned()
+        } else if self.root == std::path::Path::new("/") {
+            "Démarrez l'agent : systemctl enable --now nird-agent".to_owned()
+        } else {
+            // A mounted system or a test root: not this machine's service.
+            format!(
+                "Lancez l'agent de cette racine : nird-agent --root {} run",
+                self.root.display()
+            )
+        };
         let mut out = format!(
-            "Machine enrôlée (identifiant {}, autorité {}) : {next}. Démarrez l'agent : systemctl enable --now nird-agent",
+            "Machine enrôlée (identifiant {}, autorité {}) : {next}. {start}",
             self.machine_id, self.ca_fingerprint
         );
         match &self.keyring {

@@ -48,15 +48,25 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("ca").required(true).args(["ca_fingerprint", "ca_file"])))]
+#[command(group(clap::ArgGroup::new("ca").args(["ca_fingerprint", "ca_file"])))]
 struct EnrollArgs {
+    /// Kit d'inscription donné par l'administrateur (« nird-server kit create ») :
+    /// il contient tout le reste (serveur, certificat, jeton, trousseau).
+    #[arg(long, value_name = "FICHIER",
+          conflicts_with_all = ["server", "token", "ca_fingerprint", "ca_file", "keyring"])]
+    kit: Option<PathBuf>,
     /// Adresse du serveur, https://HÔTE:PORT.
-    #[arg(long, value_name = "URL")]
-    server: String,
+    #[arg(long, value_name = "URL", required_unless_present = "kit")]
+    server: Option<String>,
     /// Jeton d'enrôlement donné par l'administrateur.
     // Tokens are random base64url and may start with '-'.
-    #[arg(long, value_name = "JETON", allow_hyphen_values = true)]
-    token: String,
+    #[arg(
+        long,
+        value_name = "JETON",
+        allow_hyphen_values = true,
+        required_unless_present = "kit"
+    )]
+    token: Option<String>,
     /// Empreinte SHA-256 du certificat d'autorité du serveur (affichée par « nird-server init »).
     #[arg(long, value_name = "SHA256")]
     ca_fingerprint: Option<String>,
@@ -110,6 +120,33 @@ fn init_logging(default_level: &str) {
         .init();
 }
 
+/// After an enrolment with a kit on a running system (`--root /` under
+/// systemd): enables and starts the agent's service, so nothing else is to
+/// be typed. False (and the summary says what to run) anywhere else.
+fn start_service(paths: &nird_agent::paths::AgentPaths) -> bool {
+    if paths.root != std::path::Path::new("/")
+        || !std::path::Path::new("/run/systemd/system").is_dir()
+    {
+        return false;
+    }
+    match std::process::Command::new("systemctl")
+        .args(["enable", "--now", "nird-agent.service"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => true,
+        Ok(s) => {
+            tracing::warn!(status = %s, "systemctl enable --now nird-agent failed");
+            false
+        }
+        Err(e) => {
+            tracing::warn!("cannot run systemctl: {e}");
+            false
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let paths = nird_agent::paths::AgentPaths::new(&cli.root);
     let level = match &cli.command {
@@ -125,20 +162,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Enroll(args) => {
             use nird_agent::enroll::{CaPin, EnrollOptions};
-            let ca = match (args.ca_fingerprint, args.ca_file) {
-                (Some(fp), _) => CaPin::Fingerprint(fp),
-                (None, Some(f)) => CaPin::File(f),
-                (None, None) => anyhow::bail!("indiquez --ca-fingerprint ou --ca-file"),
+            let done = if let Some(kit) = &args.kit {
+                nird_agent::enroll::enroll_kit_with_collected_inventory(&paths, kit, args.force)?
+            } else {
+                let ca = match (args.ca_fingerprint, args.ca_file) {
+                    (Some(fp), _) => CaPin::Fingerprint(fp),
+                    (None, Some(f)) => CaPin::File(f),
+                    (None, None) => anyhow::bail!(
+                        "indiquez --ca-fingerprint ou --ca-file (ou tout en un : --kit FICHIER)"
+                    ),
+                };
+                let options = EnrollOptions {
+                    server: args.server.unwrap_or_default(),
+                    token: args.token.unwrap_or_default(),
+                    ca,
+                    force: args.force,
+                    keyring: args.keyring,
+                };
+                nird_agent::enroll::enroll_with_collected_inventory(&paths, &options)?
             };
-            let options = EnrollOptions {
-                server: args.server,
-                token: args.token,
-                ca,
-                force: args.force,
-                keyring: args.keyring,
-            };
-            let done = nird_agent::enroll::enroll_with_collected_inventory(&paths, &options)?;
-            println!("{}", done.summary());
+            let started = args.kit.is_some() && start_service(&paths);
+            println!("{}", done.summary(started));
         }
         Command::Run { once } => {
             let mode = if once {

@@ -132,8 +132,8 @@ impl CatalogueIndex {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|_| IndexError::Parse("le fichier n'est pas en UTF-8".into()))?;
-        let raw: RawIndex =
-            toml::from_str(text).map_err(|e| IndexError::Parse(e.message().to_owned()))?;
+        let raw: RawIndex = toml::from_str(text)
+            .map_err(|e| IndexError::Parse(crate::toml_fr::french(e.message())))?;
         if raw.index.version == 0 {
             return Err(IndexError::Parse("la version doit être au moins 1".into()));
         }

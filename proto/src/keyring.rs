@@ -214,8 +214,8 @@ impl Keyring {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|_| KeyringError::Parse("le fichier n'est pas en UTF-8".into()))?;
-        let raw: RawKeyring =
-            toml::from_str(text).map_err(|e| KeyringError::Parse(e.message().to_owned()))?;
+        let raw: RawKeyring = toml::from_str(text)
+            .map_err(|e| KeyringError::Parse(crate::toml_fr::french(e.message())))?;
         let invalid = |m: String| KeyringError::Invalid(m);
         if raw.keyring.version == 0 {
             return Err(invalid("la version doit être au moins 1".into()));

@@ -118,6 +118,9 @@ pub enum Command {
     /// Jetons d'inscription des machines.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Kits d'inscription : un fichier (clé USB) qui inscrit les PC d'un établissement.
+    #[command(subcommand)]
+    Kit(KitCommand),
     /// Machines.
     #[command(subcommand)]
     Machine(MachineCommand),
@@ -233,6 +236,34 @@ pub enum TokenCommand {
         dir: DataDirArg,
         /// Numéro du jeton.
         id: i64,
+    },
+}
+
+/// `kit ...`
+#[derive(Debug, Subcommand)]
+pub enum KitCommand {
+    /// Écrit un kit d'inscription (adresse du serveur, son certificat, un jeton et le
+    /// trousseau des mainteneurs) ; sur chaque PC : « nird-agent enroll --kit FICHIER ».
+    /// Le fichier est secret tant que son jeton est valable.
+    Create {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Établissement (code UAI).
+        #[arg(long, value_name = "UAI")]
+        school: String,
+        /// Nombre de machines que le kit peut inscrire.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        uses: u32,
+        /// Expiration : date AAAA-MM-JJ ou durée (30m, 12h, 7d) ; par défaut 7d.
+        #[arg(long, default_value = "7d")]
+        expires: String,
+        /// Fichier à écrire (il ne doit pas exister), par exemple /media/cle/nird-inscription.toml.
+        #[arg(long, value_name = "FICHIER")]
+        out: PathBuf,
+        /// Adresse du serveur pour les PC, https://NOM:PORT ; par défaut le nom donné à
+        /// « init --hostname » et le port d'écoute de server.toml.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
     },
 }
 
@@ -665,6 +696,30 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             with_store(&dir, |_, s| async move {
                 s.revoke_token(actor, id).await?;
                 Ok(format!("Jeton n° {id} révoqué."))
+            })
+            .await
+        }
+        Command::Kit(KitCommand::Create {
+            dir,
+            school,
+            uses,
+            expires,
+            out,
+            server,
+        }) => {
+            let listen_port = crate::config_file::ConfigFile::for_serve(None)?
+                .listen
+                .map_or(8443, |a| a.port());
+            let request = crate::kit::KitRequest {
+                school,
+                uses,
+                expires: Some(expires),
+                out,
+                server,
+                listen_port,
+            };
+            with_store(&dir, |data, s| async move {
+                crate::kit::create(s.as_ref(), &data, actor, &request).await
             })
             .await
         }

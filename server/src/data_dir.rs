@@ -9,6 +9,7 @@
 //! DATA/tls/server.key       its private key (0600)
 //! DATA/trusted-keys/*.pub   minisign public keys profiles must be signed with
 //! DATA/metrics-token        bearer token /metrics requires (0600)
+//! DATA/server-name          first `init --hostname`: the address kits give agents
 //! ```
 
 use std::path::{Path, PathBuf};

@@ -77,6 +77,14 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
     write_atomic(&dir.server_key(), pki.server_key_pem.as_bytes(), 0o600)?;
     write_atomic(&dir.server_cert(), pki.server_chain_pem.as_bytes(), 0o644)?;
     ensure_metrics_token(dir)?;
+    if let Some(name) = opts.hostnames.first() {
+        // Enrolment kits build the server's address from it.
+        write_atomic(
+            &dir.root().join(crate::kit::SERVER_NAME_FILE),
+            format!("{name}\n").as_bytes(),
+            0o644,
+        )?;
+    }
 
     let staging = dir.root().join("nird.db.init");
     for suffix in ["", "-wal", "-shm"] {

@@ -18,6 +18,7 @@ pub mod fs_util;
 pub mod http;
 pub mod init;
 pub mod keyring_tool;
+pub mod kit;
 pub mod publish;
 pub mod secrets;
 pub mod signing;

@@ -62,20 +62,7 @@ pub(super) fn parse(file_name: &str, bytes: &[u8]) -> Result<Profile, ProfileErr
 /// The TOML parser speaks English; our readers mostly don't. Translate the
 /// shapes of message a maintainer meets most, keep the parser's details.
 fn translate_toml_message(msg: &str) -> String {
-    let msg = msg.trim();
-    if let Some(rest) = msg.strip_prefix("unknown field ") {
-        return format!("clé inconnue {rest} (vérifiez l'orthographe)");
-    }
-    if let Some(rest) = msg.strip_prefix("missing field ") {
-        return format!("clé obligatoire manquante : {rest}");
-    }
-    if msg.starts_with("duplicate key") {
-        return format!("clé en double : {msg}");
-    }
-    if msg.contains("invalid type") {
-        return format!("type de valeur incorrect : {msg}");
-    }
-    format!("syntaxe TOML invalide : {msg}")
+    crate::toml_fr::french(msg)
 }
 
 struct Checker<'a> {
