@@ -3,6 +3,8 @@
 //! The binary (`main.rs`) only parses arguments and calls into this library.
 
 pub mod apply;
+#[path = "../../packaging/clap_fr.rs"]
+pub mod clap_fr;
 pub mod config;
 pub mod daemon;
 #[path = "../../packaging/generate_docs.rs"]

@@ -1,10 +1,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 
 /// nird-agent : inventaire, enrôlement et profils signés pour les PC reconditionnés.
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "nird-agent", version, about)]
 struct Cli {
     /// Racine du système géré (`/` en production ; un autre dossier pour un
@@ -83,7 +83,7 @@ struct EnrollArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = nird_agent::clap_fr::parse_or_exit();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -73,6 +73,51 @@ pub struct AttemptOutcome {
     /// Why it was refused, if it was.
     #[serde(default)]
     pub reason: Option<RefusalReason>,
+    /// What went wrong, as reported to the server (failures, refusals).
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+impl AttemptOutcome {
+    /// Same version, outcome and reason (the message may differ in detail).
+    pub fn same_as(&self, other: &AttemptOutcome) -> bool {
+        (self.version, self.outcome, self.reason) == (other.version, other.outcome, other.reason)
+    }
+}
+
+/// What to tell a person about a refusal reason (French).
+pub fn refusal_fr(reason: RefusalReason) -> &'static str {
+    match reason {
+        RefusalReason::BadSignature => {
+            "signature invalide : le profil a été modifié après sa signature"
+        }
+        RefusalReason::UnknownKey => {
+            "signé par une clé absente du trousseau de cette machine : vérifiez le trousseau (« nird-agent status ») ou ré-enrôlez avec le kit"
+        }
+        RefusalReason::MalformedSignature => "signature illisible",
+        RefusalReason::WrongName => "le profil reçu n'est pas celui qui est affecté",
+        RefusalReason::Rollback => {
+            "version plus ancienne que celle déjà appliquée (retour en arrière refusé)"
+        }
+        RefusalReason::Expired => {
+            "profil expiré : les mainteneurs doivent en signer une nouvelle version"
+        }
+        RefusalReason::ParseError => "profil illisible",
+        RefusalReason::BlobMismatch => "un fichier épinglé ne correspond pas à son empreinte",
+        RefusalReason::ResolveError => {
+            "un profil inclus manque ou deux profils se contredisent : publiez les profils inclus"
+        }
+        RefusalReason::ExpiryTooFar => "date d'expiration trop lointaine",
+        RefusalReason::NotInIndex => "version absente de l'index signé du catalogue",
+        RefusalReason::Stale => "version plus ancienne que celle de l'index signé du catalogue",
+        RefusalReason::IndexExpired => "l'index signé du catalogue a expiré (serveur figé ?)",
+        RefusalReason::NoIndex => "aucun index signé du catalogue reçu",
+        RefusalReason::NotTargeted => "le profil ne vise pas l'établissement de cette machine",
+        RefusalReason::NoKeyring => {
+            "aucun trousseau de clés sur cette machine : ré-enrôlez-la avec le kit (« nird-agent enroll --kit FICHIER --force »)"
+        }
+        RefusalReason::KeyringExpired => "le trousseau de clés a expiré",
+    }
 }
 
 impl DaemonStatus {
@@ -246,10 +291,14 @@ impl StatusReport {
                     let what = match o.outcome {
                         ApplyOutcome::Applied => "appliqué".to_owned(),
                         ApplyOutcome::Deferred => "reporté à une fenêtre de maintenance".to_owned(),
-                        ApplyOutcome::Failed => "échec".to_owned(),
-                        ApplyOutcome::Refused => {
-                            format!("refusé ({})", o.reason.map(|r| r.as_str()).unwrap_or("?"))
-                        }
+                        ApplyOutcome::Failed => match &o.message {
+                            Some(m) => format!("échec ({m})"),
+                            None => "échec".to_owned(),
+                        },
+                        ApplyOutcome::Refused => match o.reason {
+                            Some(r) => format!("refusé ({}) : {}", r.as_str(), refusal_fr(r)),
+                            None => "refusé".to_owned(),
+                        },
                     };
                     format!("{name} v{} : {what}", o.version)
                 })
@@ -309,6 +358,7 @@ mod tests {
                 version: 4,
                 outcome: ApplyOutcome::Refused,
                 reason: Some(RefusalReason::Rollback),
+                message: None,
             },
         );
         s.save(&paths).unwrap();

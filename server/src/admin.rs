@@ -69,8 +69,11 @@ pub fn parse_expiry(text: &str, now: time::OffsetDateTime) -> anyhow::Result<i64
             .context("durée trop longue")?
     } else {
         let format = time::macros::format_description!("[year]-[month]-[day]");
-        let date = time::Date::parse(t, &format).with_context(|| {
-            format!("date d'expiration « {t} » invalide : attendu AAAA-MM-JJ ou une durée (7d)")
+        // The parser's own (English) reason is dropped: one French sentence.
+        let date = time::Date::parse(t, &format).map_err(|_| {
+            anyhow::anyhow!(
+                "date d'expiration « {t} » invalide : attendu AAAA-MM-JJ ou une durée (30m, 12h, 7d)"
+            )
         })?;
         date.with_hms(23, 59, 59)
             .context("date invalide")?
@@ -235,8 +238,29 @@ fn trust_text(report: Option<&nird_proto::api::TrustReport>) -> String {
     if !r.problems.is_empty() {
         text.push_str(" ALERTE ");
         text.push_str(&r.problems.join(","));
+        let french: Vec<String> = r.problems.iter().map(|p| problem_fr(p)).collect();
+        text.push_str(&format!(" ({})", french.join(" ; ")));
     }
     text
+}
+
+/// A machine's trust problem code (see the agent's trust report) for the
+/// operator, in French, with what to do.
+pub fn problem_fr(code: &str) -> String {
+    match code.split_once(':') {
+        Some(("applied_expired", name)) => {
+            format!("le profil « {name} » appliqué a expiré sans successeur (serveur figé ?)")
+        }
+        _ => match code {
+            "no_keyring" => "aucun trousseau de clés : la machine n'appliquera rien ; \
+                             ré-enrôlez-la avec un kit (nird-server kit create)"
+                .into(),
+            "keyring_expired" => "trousseau de clés expiré : publiez-en un nouveau".into(),
+            "no_index" => "aucun index du catalogue reçu : publiez-en un (index publish)".into(),
+            "index_expired" => "index du catalogue expiré : publiez-en un nouveau".into(),
+            other => other.to_owned(),
+        },
+    }
 }
 
 /// Checks a machine id's shape before looking it up.
@@ -337,7 +361,74 @@ fn profile_name(text: &str) -> anyhow::Result<String> {
     Ok(t.to_owned())
 }
 
-/// `assign --school U PROFILE...`.
+/// The assigned closure `names` would give a machine: each name plus,
+/// transitively, what its newest live release includes. Returns the closure
+/// (sorted) and the names that have no live release on this server.
+async fn closure_of(
+    store: &dyn Store,
+    names: &[String],
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    use std::collections::{BTreeMap, BTreeSet};
+    // Newest live release of each name → its includes.
+    let mut newest: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
+    for r in store.live_releases().await? {
+        if newest.get(&r.name).is_some_and(|(v, _)| *v >= r.version) {
+            continue;
+        }
+        let includes = nird_proto::profile::parse(&format!("{}.toml", r.name), &r.bytes)
+            .map(|p| p.includes)
+            .unwrap_or_default();
+        newest.insert(r.name.clone(), (r.version, includes));
+    }
+    let mut closure = BTreeSet::new();
+    let mut missing = BTreeSet::new();
+    let mut todo: Vec<String> = names.to_vec();
+    while let Some(name) = todo.pop() {
+        if !closure.insert(name.clone()) {
+            continue;
+        }
+        match newest.get(&name) {
+            Some((_, includes)) => todo.extend(includes.iter().cloned()),
+            None => {
+                missing.insert(name);
+            }
+        }
+    }
+    Ok((closure.into_iter().collect(), missing.into_iter().collect()))
+}
+
+/// Checks an assignment against what agents accept: more than
+/// [`nird_proto::api::MAX_ASSIGNED`] profiles in all (includes counted) is
+/// refused, as every agent would refuse it. A profile (or an include) not
+/// yet published is allowed — assigning before publishing is a normal
+/// order — but returns a loud warning to print: until it is published,
+/// machines get nothing for it.
+pub async fn check_assignable(store: &dyn Store, names: &[String]) -> anyhow::Result<String> {
+    let (closure, missing) = closure_of(store, names).await?;
+    let max = nird_proto::api::MAX_ASSIGNED;
+    if closure.len() > max {
+        bail!(
+            "affectation refusée : avec ce qu'ils incluent, ces profils font {} profils, plus \
+             que les {max} qu'un agent accepte",
+            closure.len()
+        );
+    }
+    if missing.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        "ATTENTION : {} pas publié sur ce serveur (voyez « nird-server profile list ») : \
+         les machines ne recevront rien pour lui tant qu'il ne l'est pas \
+         (nird-server profile publish …).\n",
+        missing
+            .iter()
+            .map(|m| format!("« {m} »"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// `assign --school U PROFILE...`: replaces the school's whole list.
 pub async fn assign_school(
     store: &dyn Store,
     actor: &str,
@@ -349,14 +440,31 @@ pub async fn assign_school(
         .iter()
         .map(|p| profile_name(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let warning = check_assignable(store, &profiles).await?;
+    let before = store.school_assignments(&school).await?;
     store
         .assign_school(actor, &school, profiles.clone())
         .await?;
-    Ok(if profiles.is_empty() {
-        format!("Plus aucun profil affecté à {school}.")
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "aucun".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    let done = if profiles.is_empty() {
+        format!(
+            "Plus aucun profil affecté à {school} (avant : {}).",
+            list(&before)
+        )
     } else {
-        format!("Profils affectés à {school} : {}.", profiles.join(", "))
-    })
+        format!(
+            "La liste des profils de {school} est remplacée : {} (avant : {}).",
+            list(&profiles),
+            list(&before)
+        )
+    };
+    Ok(format!("{warning}{done}"))
 }
 
 /// `assign --machine M [--exclude] PROFILE...`.
@@ -371,12 +479,27 @@ pub async fn assign_machine(
     if profiles.is_empty() {
         bail!("indiquez au moins un profil");
     }
-    for p in profiles {
-        let p = profile_name(p)?;
-        store.override_machine(actor, &id, &p, !exclude).await?;
+    let profiles = profiles
+        .iter()
+        .map(|p| profile_name(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut warning = String::new();
+    if !exclude {
+        // What the machine gets now, plus these.
+        let mut names: Vec<String> = store
+            .assigned_closure(&id)
+            .await?
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        names.extend(profiles.iter().cloned());
+        warning = check_assignable(store, &names).await?;
+    }
+    for p in &profiles {
+        store.override_machine(actor, &id, p, !exclude).await?;
     }
     Ok(format!(
-        "Machine {id} : {} {}.",
+        "{warning}Machine {id} : {} {}.",
         if exclude { "exclue de" } else { "ajoutée à" },
         profiles.join(", ")
     ))
@@ -557,6 +680,10 @@ mod tests {
         assert!(parse_expiry("0d", now).is_err());
         assert!(parse_expiry("demain", now).is_err());
         assert!(parse_expiry("2026-13-01", now).is_err());
+        // One sentence, said once (no parser detail appended).
+        let err = format!("{:#}", parse_expiry("3x", now).unwrap_err());
+        assert_eq!(err.matches("invalide").count(), 1, "{err}");
+        assert!(!err.contains("component"), "{err}");
     }
 
     #[test]

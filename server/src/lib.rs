@@ -9,6 +9,8 @@
 
 pub mod admin;
 pub mod auth;
+#[path = "../../packaging/clap_fr.rs"]
+pub mod clap_fr;
 pub mod cli;
 pub mod config_file;
 pub mod data_dir;

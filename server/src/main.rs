@@ -1,7 +1,5 @@
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = nird_server::cli::Cli::parse();
+    let cli: nird_server::cli::Cli = nird_server::clap_fr::parse_or_exit();
     match nird_server::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -91,6 +91,28 @@ pub async fn publish(
         .map_err(refused)?;
     let verified_by = verified.signed_by.key_label;
     let profile = verified.profile;
+    // Every agent refuses a profile whose includes it cannot fetch: say so
+    // now rather than let a whole school's machines fail.
+    let mut missing = Vec::new();
+    for include in &profile.includes {
+        if include != &profile.name && store.latest_version(include).await?.is_none() {
+            missing.push(include.as_str());
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "publication refusée (missing_include) : « {} » inclut {} non publié(s) sur ce \
+             serveur ; publiez d'abord {} (nird-server profile publish …), sinon chaque \
+             machine le refuserait",
+            profile.name,
+            missing
+                .iter()
+                .map(|m| format!("« {m} »"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            missing.join(", ")
+        );
+    }
 
     let base = file.parent().unwrap_or_else(|| Path::new("."));
     let mut blobs = Vec::new();

@@ -190,8 +190,6 @@ pub enum KeyProtection {
 /// Writes `DIR/nird.pub` and `DIR/nird.key` (0600). Refuses to overwrite an
 /// existing key: losing a signing key means re-keying every machine.
 pub fn keygen(out: &Path, protection: KeyProtection) -> Result<(PathBuf, PathBuf)> {
-    fs::create_dir_all(out)
-        .with_context(|| format!("impossible de créer le dossier {}", out.display()))?;
     let public = out.join("nird.pub");
     let secret = out.join("nird.key");
     for p in [&public, &secret] {
@@ -202,11 +200,21 @@ pub fn keygen(out: &Path, protection: KeyProtection) -> Result<(PathBuf, PathBuf
             );
         }
     }
+    // The password is asked (in French) before anything is created: no
+    // terminal, or two different answers, leave nothing behind.
     let pair = match protection {
-        KeyProtection::Password(pw) => minisign::KeyPair::generate_encrypted_keypair(pw),
+        KeyProtection::Password(pw) => {
+            let pw = match pw {
+                Some(pw) => pw,
+                None => ask_new_password()?,
+            };
+            minisign::KeyPair::generate_encrypted_keypair(Some(pw))
+        }
         KeyProtection::None => minisign::KeyPair::generate_unencrypted_keypair(),
     }
     .map_err(|e| anyhow!("génération de la clé impossible : {e}"))?;
+    fs::create_dir_all(out)
+        .with_context(|| format!("impossible de créer le dossier {}", out.display()))?;
     let pk_box = pair
         .pk
         .to_box()
@@ -275,9 +283,15 @@ pub fn sign_bytes(
     })?;
     let sk = match sk_box.clone().into_unencrypted_secret_key() {
         Ok(sk) if !sk.is_encrypted() => sk,
-        _ => sk_box
-            .into_secret_key(password)
-            .map_err(|e| anyhow!("clé secrète illisible (mot de passe incorrect ?) : {e}"))?,
+        _ => {
+            let password = match password {
+                Some(p) => p,
+                None => ask_password(&format!("Mot de passe de la clé {} : ", key_path.display()))?,
+            };
+            sk_box
+                .into_secret_key(Some(password))
+                .map_err(|_| anyhow!("mot de passe incorrect pour la clé {}", key_path.display()))?
+        }
     };
     let default_comment = format!(
         "timestamp:{}\tfile:{name}\thashed",
@@ -464,8 +478,33 @@ pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("écriture de {} impossible", path.display()))
 }
 
-/// Password for a key, from [`PASSWORD_ENV`]; `None` lets minisign ask on
-/// the terminal (twice for a new key).
+/// Asks a password on the terminal (`/dev/tty`, not echoed), in French.
+/// Without a terminal (a script, a pipe), says how to give it instead.
+pub fn ask_password(prompt: &str) -> Result<String> {
+    let pw = rpassword::prompt_password(prompt).map_err(|_| {
+        anyhow!(
+            "pas de terminal pour demander le mot de passe : donnez-le dans la variable \
+             d'environnement {PASSWORD_ENV}, ou utilisez --no-password pour une clé de test"
+        )
+    })?;
+    if pw.is_empty() {
+        bail!("mot de passe vide : rien n'a été fait");
+    }
+    Ok(pw)
+}
+
+/// Asks a new key's password twice.
+fn ask_new_password() -> Result<String> {
+    let first = ask_password("Mot de passe de la nouvelle clé : ")?;
+    let second = ask_password("Le même mot de passe, pour confirmer : ")?;
+    if first != second {
+        bail!("les deux mots de passe diffèrent : aucune clé n'a été créée");
+    }
+    Ok(first)
+}
+
+/// Password for a key, from [`PASSWORD_ENV`]; `None`: asked on the
+/// terminal in French ([`ask_password`]; twice for a new key).
 pub fn password_from_env() -> Result<Option<String>> {
     match std::env::var(PASSWORD_ENV) {
         Ok(pw) if pw.is_empty() => bail!(

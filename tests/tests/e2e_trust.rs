@@ -313,9 +313,15 @@ fn an_agent_without_a_keyring_says_so_and_applies_nothing() {
     let agent = AgentRoot::new(&data);
     let out = agent.enroll(&server, &data, &data.token());
     assert!(out.contains("aucun trousseau de clés"), "{out}");
-    agent.run_once();
+    // `run --once` reaches the server but does not call that success.
+    let once = agent.run(&["run", "--once"]);
+    assert!(!once.status.success());
+    let err = stderr(&once);
+    assert!(err.contains("aucun trousseau de clés"), "{err}");
+    assert!(err.contains("--kit"), "{err}");
     let list = data.cli(&["machine", "list"]);
     assert!(list.contains("ALERTE no_keyring"), "{list}");
+    assert!(list.contains("kit create"), "{list}");
     let status = agent.run(&["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("aucun trousseau de clés"), "{text}");

@@ -215,16 +215,29 @@ impl Applier for EngineApplier {
         }
         let mut out = Vec::with_capacity(reports.len());
         for report in reports {
+            // Why, for `nird-agent status`: the report's message, else the
+            // first resource that failed.
+            let message = report.message.clone().or_else(|| {
+                report
+                    .resources
+                    .iter()
+                    .find(|r| r.status == nird_proto::api::ResourceStatus::Failed)
+                    .map(|r| match &r.message {
+                        Some(m) => format!("{} : {m}", r.id),
+                        None => r.id.clone(),
+                    })
+            });
             let now = AttemptOutcome {
                 version: report.version,
                 outcome: report.outcome,
                 reason: report.reason,
+                message,
             };
             let previous = memo.outcomes.insert(report.profile.clone(), now.clone());
             // Still deferred, or failing the same way, as already reported:
             // say nothing new (the retry happens at every check-in).
             if matches!(now.outcome, ApplyOutcome::Deferred | ApplyOutcome::Failed)
-                && previous.as_ref() == Some(&now)
+                && previous.as_ref().is_some_and(|p| p.same_as(&now))
             {
                 continue;
             }

@@ -44,6 +44,12 @@ pub enum ServiceError {
     /// The last cycle of `--once` failed.
     #[error("le contact avec le serveur a échoué : {0}")]
     CycleFailed(String),
+    /// `--once` reached the server, but the machine trusts no key: it will
+    /// never apply a profile until it gets a keyring.
+    #[error(
+        "contact réussi, mais cette machine n'a aucun trousseau de clés : elle n'appliquera aucun profil ; ré-enrôlez-la avec le kit d'inscription (« nird-agent enroll --kit FICHIER --force ») ou avec --keyring FICHIER"
+    )]
+    NoKeyring,
 }
 
 /// systemd notifications over `$NOTIFY_SOCKET` (no-ops without it).
@@ -180,6 +186,7 @@ pub fn transport_for(
 /// always; one thread keeps its memory small).
 pub fn run_service(paths: AgentPaths, mode: RunMode) -> Result<(), ServiceError> {
     let config = AgentConfig::load(&paths)?;
+    let trust_paths = paths.clone();
     let transport = Arc::new(transport_for(&paths, &config)?);
     let inventory = Box::new(CollectedInventory::new(&paths));
     let applier = Box::new(EngineApplier::new(paths.clone()));
@@ -204,6 +211,13 @@ pub fn run_service(paths: AgentPaths, mode: RunMode) -> Result<(), ServiceError>
         let agent = super::run(agent, clock, rx, hooks, mode).await;
         match (&agent.status().last_error, mode) {
             (Some(e), RunMode::Once) => Err(ServiceError::CycleFailed(e.clone())),
+            // A scripted `run --once` must not take "no trusted key" for
+            // success (the daemon keeps running and reporting it).
+            (None, RunMode::Once)
+                if matches!(crate::trust::load_keyring(&trust_paths), Ok(None)) =>
+            {
+                Err(ServiceError::NoKeyring)
+            }
             _ => Ok(()),
         }
     })
