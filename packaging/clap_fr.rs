@@ -170,8 +170,8 @@ mod tests {
         let m = err(&["--school", "x", "--uses", "abc"]);
         assert!(m.contains("nombre entier"), "{m}");
         let m = err(&["--school", "x", "--kti", "k"]);
-        assert!(m.contains("option inconnue « --kti »"), "{m}");
-        assert!(m.contains("--kit"), "{m}");
+        // (The suggestion « --kit » comes only with clap's `suggestions`.)
+        assert!(m.starts_with("option inconnue « --kti »"), "{m}");
         let help = cmd()
             .try_get_matches_from(["nird-test", "--help"])
             .unwrap_err();

@@ -19,6 +19,9 @@ packages=(
   dpkg-dev      # dpkg-shlibdeps: cargo-deb's $auto dependencies
   systemd       # systemd-analyze verify/security on the packaged units (packaging test)
   python3-venv  # a private virtualenv for schemathesis (server/tests/schemathesis.rs)
+  lintian       # the packages must be free of lintian errors (packaging test)
+  apt-utils     # apt-ftparchive: packaging/build-repo makes the signed APT repository
+  gnupg         # gpg: signs that repository's Release file
 )
 
 missing=()

@@ -12,6 +12,7 @@ pub mod docs;
 pub mod enroll;
 pub mod inventory;
 pub mod paths;
+pub mod self_update;
 pub mod spool;
 pub mod status;
 pub mod transport;

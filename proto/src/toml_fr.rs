@@ -45,9 +45,9 @@ pub fn french(message: &str) -> String {
             return "il faut une date AAAA-MM-JJ (sans guillemets)".into();
         }
         return format!(
-            "valeur du mauvais type : {} trouvé, {} attendu",
-            kind_fr(found),
-            kind_fr(expected)
+            "valeur du mauvais type : il faut {}, pas {}",
+            kind_fr(expected),
+            kind_fr(found)
         );
     }
     if m.starts_with("invalid value") {
@@ -136,7 +136,11 @@ fn quoted(text: &str) -> Option<&str> {
 
 /// French name of a serde type description (`string "x"`, `integer`, ...).
 fn kind_fr(what: &str) -> String {
-    let w = what.trim();
+    let w = what.trim().replace('`', "");
+    let w = w
+        .strip_prefix("a ")
+        .or_else(|| w.strip_prefix("an "))
+        .unwrap_or(&w);
     let (head, value) = w.split_once(' ').unwrap_or((w, ""));
     let name = match head {
         "string" => "une chaîne",
@@ -145,7 +149,7 @@ fn kind_fr(what: &str) -> String {
         "boolean" | "bool" => "un booléen (true ou false)",
         "sequence" | "array" => "une liste [ … ]",
         "map" | "table" | "struct" => "une table",
-        _ => return w.replace('`', ""),
+        _ => return w.to_owned(),
     };
     if value.is_empty() || !matches!(head, "string" | "integer" | "float" | "boolean") {
         name.to_owned()

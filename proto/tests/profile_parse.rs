@@ -209,7 +209,7 @@ fn header_rules() {
         &HEADER.replace("2030-01-31", "\"2030-01-31\""),
         4,
         11,
-        "type de valeur incorrect",
+        "enlevez les guillemets autour de 2030-01-31",
     );
     fails(
         &HEADER.replace("2030-01-31", "2030-01-31T10:00:00Z"),
@@ -299,7 +299,7 @@ fn mode_owner_and_content_rules() {
         "[[file]]\npath = \"/etc/a\"\ncontent = \"\"\nmode = 644\n",
         4,
         8,
-        "type de valeur incorrect",
+        "il faut une chaîne, pas un nombre entier (644)",
     );
     fails_body(
         "[[file]]\npath = \"/etc/a\"\ncontent = \"\"\nowner = \"Root\"\n",
@@ -436,5 +436,23 @@ fn not_utf8_and_too_big() {
             .unwrap_err()
             .to_string()
             .contains("découpez le profil")
+    );
+}
+
+#[test]
+fn a_package_to_install_may_pin_its_version() {
+    let p = ok("[packages]\ninstall = [\"nird-agent=0.2.0-1\", \"hello\"]\n");
+    assert_eq!(p.packages_install, ["nird-agent=0.2.0-1", "hello"]);
+    fails_body(
+        "[packages]\ninstall = [\"nird-agent=v2\"]\n",
+        2,
+        12,
+        "commence par un chiffre",
+    );
+    fails_body(
+        "[packages]\nremove = [\"hello=1.0\"]\n",
+        2,
+        11,
+        "qu'à un paquet à installer",
     );
 }

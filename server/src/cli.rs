@@ -33,8 +33,10 @@ pub struct Cli {
 /// `--data-dir`, shared by every command that works on a server.
 #[derive(Debug, Args)]
 pub struct DataDirArg {
-    /// Répertoire de données du serveur (base, certificats, clés).
-    #[arg(long, value_name = "DIR", env = "NIRD_DATA_DIR")]
+    /// Répertoire de données du serveur (base, certificats, clés) ; par défaut celui de
+    /// /etc/nird-server/server.toml, sinon /var/lib/nird-server.
+    #[arg(long, value_name = "DIR", env = "NIRD_DATA_DIR",
+          default_value_os_t = crate::config_file::default_data_dir())]
     pub data_dir: PathBuf,
 }
 
@@ -452,6 +454,47 @@ pub enum IndexCommand {
     },
 }
 
+/// Refuses to `init` as root a data directory another user owns (the
+/// packaged server's, owned by `nird`): the files it creates would belong
+/// to root and the service could not open them. (Other commands may run as
+/// root: they only write to the database, and SQLite gives the files it
+/// creates as root to the database's owner.)
+fn refuse_root_on_foreign_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    // The effective uid, from the kernel's view of this process.
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|u| u.parse::<u32>().ok());
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return Ok(());
+    };
+    if euid != Some(0) || meta.uid() == 0 {
+        return Ok(());
+    }
+    let owner = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                let uid = f.nth(1)?.parse::<u32>().ok()?;
+                (uid == meta.uid()).then(|| name.to_owned())
+            })
+        })
+        .unwrap_or_else(|| meta.uid().to_string());
+    anyhow::bail!(
+        "{} appartient à « {owner} » : lancez la commande en tant que ce compte, \
+         par exemple « runuser -u {owner} -- nird-server … » (en root, les fichiers créés \
+         empêcheraient le service de lire sa base)",
+        dir.display()
+    )
+}
+
 /// Opens the store of an initialised data directory.
 fn open_store(dir: &DataDirArg) -> anyhow::Result<(DataDir, Arc<dyn Store>)> {
     let data = DataDir::new(&dir.data_dir);
@@ -534,6 +577,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             hostnames,
             keyring,
         } => {
+            refuse_root_on_foreign_dir(&dir.data_dir)?;
             let data_dir = DataDir::new(&dir.data_dir);
             let root = data_dir.root().display().to_string();
             match init(&InitOptions {

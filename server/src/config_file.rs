@@ -287,6 +287,17 @@ impl ConfigFile {
     }
 }
 
+/// The data directory commands use when `--data-dir` (or `NIRD_DATA_DIR`)
+/// is not given: the `data_dir` of [`DEFAULT_CONFIG_PATH`] when it exists
+/// and says one, else [`DEFAULT_DATA_DIR`] — so on a packaged server
+/// `nird-server init`, `kit create`... need no flag.
+pub fn default_data_dir() -> PathBuf {
+    ConfigFile::for_serve(None)
+        .ok()
+        .and_then(|f| f.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
 /// What `serve` was given on its command line (each `None` when absent).
 #[derive(Debug, Default, Clone)]
 pub struct ServeFlags {

@@ -111,6 +111,25 @@ fn both_packages_install_remove_and_purge_in_a_debian_chroot() {
             return;
         }
     };
+    // lintian: no error (warnings are printed). Where lintian is missing,
+    // say so and go on with the rest.
+    match Command::new("lintian")
+        .args(["--fail-on", "error", "--tag-display-limit", "0"])
+        .arg(&server_deb)
+        .arg(&agent_deb)
+        .output()
+    {
+        Err(e) => eprintln!("lintian unavailable ({e}): scripts/install-deps.sh installs it"),
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            eprintln!("lintian:\n{text}");
+            assert!(
+                out.status.success() && !text.lines().any(|l| l.starts_with("E: ")),
+                "lintian errors:\n{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
     // A clean start on the reused chroot.
     let _ = in_root(&root, "dpkg --purge nird-server nird-agent");
     let debs = root.join("tmp/nird-debs");
@@ -204,11 +223,31 @@ fn both_packages_install_remove_and_purge_in_a_debian_chroot() {
     assert!(help.contains("--config"), "{help}");
 
     // `init` as nird, in the packaged data directory.
+    // No --data-dir: the one server.toml gives (its default).
     let init = in_root_ok(
         &root,
-        "runuser -u nird -- nird-server init --data-dir /var/lib/nird-server --hostname nird.example.org",
+        "runuser -u nird -- nird-server init --hostname nird.example.org",
     );
-    assert!(init.contains("Serveur initialisé"), "{init}");
+    assert!(
+        init.contains("Serveur initialisé dans /var/lib/nird-server"),
+        "{init}"
+    );
+    // root initialising nird's data would leave root-owned files there.
+    let as_root = in_root(&root, "nird-server init");
+    assert!(!as_root.status.success());
+    let err = String::from_utf8_lossy(&as_root.stderr);
+    assert!(err.contains("runuser -u nird --"), "{err}");
+    // Other commands may run as root, without --data-dir.
+    let schools = in_root(&root, "nird-server school list");
+    assert!(
+        schools.status.success(),
+        "{}",
+        String::from_utf8_lossy(&schools.stderr)
+    );
+    // ...and leave nothing nird cannot use.
+    in_root_ok(&root, "runuser -u nird -- nird-server school list");
+    let root_owned = in_root_ok(&root, "find /var/lib/nird-server -user root");
+    assert!(root_owned.trim().is_empty(), "root-owned: {root_owned}");
     let (_, db_user, _) = mode_owner(&root, "/var/lib/nird-server/nird.db");
     assert_eq!(db_user, "nird");
     let version = in_root_ok(&root, "nird-agent --version");

@@ -42,6 +42,8 @@ pub enum PackageState {
 pub struct DpkgStatus {
     /// Package name (any architecture) → state.
     pub packages: HashMap<String, PackageState>,
+    /// Package name → installed version (of the installed architecture).
+    pub versions: HashMap<String, String>,
     /// True when dpkg has pending journal updates (`/var/lib/dpkg/updates`).
     pub pending_updates: bool,
 }
@@ -64,14 +66,18 @@ impl DpkgStatus {
     /// Parses the status file's stanzas (only `Package` and `Status`).
     pub fn parse(text: &str) -> Self {
         let mut packages = HashMap::new();
+        let mut versions = HashMap::new();
         for stanza in text.split("\n\n") {
             let mut name = None;
             let mut state = None;
+            let mut version = None;
             for line in stanza.lines() {
                 if let Some(v) = line.strip_prefix("Package: ") {
                     name = Some(v.trim());
                 } else if let Some(v) = line.strip_prefix("Status: ") {
                     state = Some(v.trim());
+                } else if let Some(v) = line.strip_prefix("Version: ") {
+                    version = Some(v.trim());
                 }
             }
             let (Some(name), Some(state)) = (name, state) else {
@@ -98,11 +104,15 @@ impl DpkgStatus {
                 _ => true,
             };
             if keep {
+                if let (PackageState::Installed { .. }, Some(v)) = (&parsed, version) {
+                    versions.insert(name.to_owned(), v.to_owned());
+                }
                 packages.insert(name.to_owned(), parsed);
             }
         }
         DpkgStatus {
             packages,
+            versions,
             pending_updates: false,
         }
     }
@@ -123,13 +133,24 @@ impl DpkgStatus {
                 .any(|s| matches!(s, PackageState::Broken { .. }))
     }
 
-    /// Compares a package that must be installed.
-    pub fn check_install(&self, name: &str) -> Check {
+    /// Compares a package that must be installed: `name`, or
+    /// `name=version` when the profile pins the version.
+    pub fn check_install(&self, spec: &str) -> Check {
+        let (name, pinned) = split_spec(spec);
         match self.state(name) {
-            PackageState::Installed { held: false } => Check::Unchanged(None),
-            PackageState::Installed { held: true } => {
-                Check::Unchanged(Some("paquet retenu (apt-mark hold)".to_owned()))
-            }
+            PackageState::Installed { held } => match (pinned, self.versions.get(name)) {
+                (Some(want), Some(have)) if want != have => {
+                    if held {
+                        Check::Blocked(format!(
+                            "paquet retenu (apt-mark hold) en version {have} : passage à {want} refusé"
+                        ))
+                    } else {
+                        Check::Change(format!("passer de la version {have} à {want}"))
+                    }
+                }
+                _ if held => Check::Unchanged(Some("paquet retenu (apt-mark hold)".to_owned())),
+                _ => Check::Unchanged(None),
+            },
             PackageState::NotInstalled { held: true } => {
                 Check::Blocked("paquet retenu (apt-mark hold) : installation refusée".to_owned())
             }
@@ -138,6 +159,14 @@ impl DpkgStatus {
                 Check::Change(format!("réparer (état dpkg : {status})"))
             }
         }
+    }
+
+    /// True when the package is installed as `spec` asks (the pinned
+    /// version, if any).
+    pub fn satisfies(&self, spec: &str) -> bool {
+        let (name, pinned) = split_spec(spec);
+        matches!(self.state(name), PackageState::Installed { .. })
+            && pinned.is_none_or(|v| self.versions.get(name).map(String::as_str) == Some(v))
     }
 
     /// Compares a package that must not be installed.
@@ -153,6 +182,22 @@ impl DpkgStatus {
         }
     }
 }
+
+/// `name=version` → (`name`, `Some(version)`); `name` → (`name`, `None`).
+pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (spec, None),
+    }
+}
+
+/// Set for every command the agent runs in the managed system (apt-get,
+/// dpkg and, through them, maintainer scripts): `nird-agent`'s own postinst
+/// then leaves the service alone while the agent itself upgrades it — a
+/// restart would wait for the agent, which waits for apt: a deadlock cut
+/// by a kill, leaving dpkg half-done. The agent re-executes its new binary
+/// itself once the apply is reported.
+pub const APPLYING_ENV: &str = "NIRD_AGENT_APPLYING";
 
 /// The two files of a repository, key first: its key (the pinned blob's
 /// bytes, armored or binary) and its deb822 source.
@@ -246,6 +291,7 @@ fn run_in_root(paths: &AgentPaths, argv: &[&str]) -> Result<Output, String> {
         c
     };
     cmd.env("DEBIAN_FRONTEND", "noninteractive")
+        .env(APPLYING_ENV, "1")
         .env("APT_LISTCHANGES_FRONTEND", "none")
         .env("NEEDRESTART_MODE", "a")
         .env("LC_ALL", "C.UTF-8")
@@ -419,9 +465,7 @@ pub fn apply_packages(
     };
     let mut results = HashMap::new();
     for name in install {
-        let ok = after
-            .as_ref()
-            .is_ok_and(|s| matches!(s.state(name), PackageState::Installed { .. }));
+        let ok = after.as_ref().is_ok_and(|s| s.satisfies(name));
         results.insert(
             name.clone(),
             if ok {
@@ -469,5 +513,15 @@ mod tests {
         assert_eq!(s.check_install("libc6"), Check::Unchanged(None));
         assert!(s.needs_configure());
         assert!(!DpkgStatus::parse("Package: a\nStatus: install ok installed\n").needs_configure());
+        // Pinned versions.
+        assert_eq!(s.check_install("hello=1"), Check::Unchanged(None));
+        assert!(s.satisfies("hello=1") && !s.satisfies("hello=2"));
+        assert!(
+            matches!(s.check_install("hello=2"), Check::Change(m) if m.contains("de la version 1 à 2"))
+        );
+        assert!(matches!(
+            s.check_install("vim=9"),
+            Check::Unchanged(Some(_)) | Check::Blocked(_)
+        ));
     }
 }

@@ -194,6 +194,12 @@ pub struct Agent {
     last_sent: Vec<u64>,
     /// Set by [`run`] when a stop arrives during a cycle: downloads stop.
     cancel: Arc<AtomicBool>,
+    /// Set by [`run`] when an apply replaced the agent's own executable and
+    /// the new one answers: the service re-executes it
+    /// ([`crate::self_update`]).
+    reexec: Option<std::path::PathBuf>,
+    /// A replaced executable that did not answer: not tried again.
+    refused_binary: Option<std::path::PathBuf>,
 }
 
 /// What a check-in carries from the spool.
@@ -231,7 +237,14 @@ impl Agent {
             server_interval: DEFAULT_INTERVAL,
             last_sent: Vec::new(),
             cancel: Arc::new(AtomicBool::new(false)),
+            reexec: None,
+            refused_binary: None,
         })
+    }
+
+    /// The upgraded executable to re-execute, once [`run`] returned for it.
+    pub fn take_reexec(&mut self) -> Option<std::path::PathBuf> {
+        self.reexec.take()
     }
 
     /// Wires the apply engine.
@@ -813,6 +826,23 @@ pub async fn run(
         });
         if mode == RunMode::Once {
             break;
+        }
+        // The apply replaced our own executable (a self-update) and its
+        // report went out with this cycle: hand over to the new binary.
+        if deferred.is_none()
+            && let Some(binary) = crate::self_update::replaced_binary()
+            && agent.refused_binary.as_ref() != Some(&binary)
+        {
+            if crate::self_update::answers(&binary) {
+                agent.reexec = Some(binary);
+                hooks.reloading();
+                return agent;
+            }
+            tracing::error!(
+                binary = %binary.display(),
+                "the upgraded agent does not answer --version; the running one carries on"
+            );
+            agent.refused_binary = Some(binary);
         }
         match deferred {
             Some(Control::Stop) => break,

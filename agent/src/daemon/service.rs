@@ -44,6 +44,9 @@ pub enum ServiceError {
     /// The last cycle of `--once` failed.
     #[error("le contact avec le serveur a échoué : {0}")]
     CycleFailed(String),
+    /// The upgraded binary could not be executed.
+    #[error("impossible de lancer l'agent mis à jour {0} : {1}")]
+    Reexec(String, std::io::Error),
     /// `--once` reached the server, but the machine trusts no key: it will
     /// never apply a profile until it gets a keyring.
     #[error(
@@ -208,7 +211,13 @@ pub fn run_service(paths: AgentPaths, mode: RunMode) -> Result<(), ServiceError>
         spawn_signal_forwarding(tx)?;
         let hooks = Arc::new(SystemdHooks::from_env());
         let clock = Arc::new(super::SystemClock);
-        let agent = super::run(agent, clock, rx, hooks, mode).await;
+        let mut agent = super::run(agent, clock, rx, hooks, mode).await;
+        if let Some(binary) = agent.take_reexec() {
+            let e = crate::self_update::reexec(&binary);
+            // Still here: the old binary carries on after a restart by
+            // systemd (Restart=on-failure).
+            return Err(ServiceError::Reexec(binary.display().to_string(), e));
+        }
         match (&agent.status().last_error, mode) {
             (Some(e), RunMode::Once) => Err(ServiceError::CycleFailed(e.clone())),
             // A scripted `run --once` must not take "no trusted key" for

@@ -374,14 +374,14 @@ impl Checker<'_> {
         let mut seen = Dedup::new("paquet");
         let mut install = Vec::new();
         for p in &raw.install {
-            let name = self.package_name(p);
+            let name = self.package_name(p, true);
             if seen.check(self, &name, p.span()) {
                 install.push(name);
             }
         }
         let mut remove = Vec::new();
         for p in &raw.remove {
-            let name = self.package_name(p);
+            let name = self.package_name(p, false);
             if name == AGENT_NAME {
                 self.err(
                     p.span(),
@@ -402,9 +402,16 @@ impl Checker<'_> {
     }
 
     /// Debian policy §5.6.7: lowercase letters, digits, `+ - .`; at least two
-    /// characters; starts with a letter or digit.
-    fn package_name(&mut self, p: &S<String>) -> String {
-        let n = p.get_ref();
+    /// characters; starts with a letter or digit. A package to install may
+    /// pin a version, `name=version` (§5.6.12: starts with a digit; letters,
+    /// digits, `. + ~ : -`): the signed profile then says exactly which
+    /// build machines run — how a new `nird-agent` is rolled out.
+    fn package_name(&mut self, p: &S<String>, allow_version: bool) -> String {
+        let spec = p.get_ref();
+        let (n, version) = match spec.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (spec.as_str(), None),
+        };
         let ok = n.len() >= 2
             && n.len() <= 128
             && n.bytes()
@@ -423,8 +430,28 @@ impl Checker<'_> {
                 )
             };
             self.err(p.span(), msg);
+        } else if let Some(v) = version {
+            let version_ok = !v.is_empty()
+                && v.len() <= 128
+                && v.bytes().next().is_some_and(|b| b.is_ascii_digit())
+                && v.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'~' | b':' | b'-')
+                });
+            if !allow_version {
+                self.err(
+                    p.span(),
+                    format!("« {spec} » : une version ne se donne qu'à un paquet à installer"),
+                );
+            } else if !version_ok {
+                self.err(
+                    p.span(),
+                    format!(
+                        "version « {v} » invalide pour « {n} » : une version Debian commence par un chiffre, ex. « {n}=0.2.0-1 »"
+                    ),
+                );
+            }
         }
-        n.clone()
+        spec.clone()
     }
 
     /// An absolute, normalised path that the policy lets a profile manage
