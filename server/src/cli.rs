@@ -461,19 +461,11 @@ pub enum IndexCommand {
 /// creates as root to the database's owner.)
 fn refuse_root_on_foreign_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt as _;
-    // The effective uid, from the kernel's view of this process.
-    let euid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        })
-        .and_then(|u| u.parse::<u32>().ok());
+    let root = rustix::process::geteuid().is_root();
     let Ok(meta) = std::fs::metadata(dir) else {
         return Ok(());
     };
-    if euid != Some(0) || meta.uid() == 0 {
+    if !root || meta.uid() == 0 {
         return Ok(());
     }
     let owner = std::fs::read_to_string("/etc/passwd")
