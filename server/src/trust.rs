@@ -91,6 +91,20 @@ pub async fn publish_keyring(
     let (bytes, signatures) =
         read_signed(file, "le trousseau", nird_proto::keyring::MAX_KEYRING_BYTES)?;
     let current = current_keyring(store).await?;
+    // The same keyring again (a script run twice): say so, change nothing.
+    if let (Some(held), Ok(candidate)) = (&current, Keyring::parse(&bytes))
+        && candidate.version == held.version
+        && store
+            .keyring(held.version)
+            .await?
+            .is_some_and(|doc| doc.bytes == bytes)
+    {
+        return Ok(format!(
+            "Trousseau version {} déjà publié à l'identique : rien n'a changé \
+             (« nird-server keyring show » le montre).",
+            held.version
+        ));
+    }
     let keyring = verify_keyring(current.as_ref(), &bytes, &signatures)
         .map_err(|e| anyhow::anyhow!("publication refusée : {e}"))?;
     let today = now.to_offset(time::UtcOffset::UTC).date();

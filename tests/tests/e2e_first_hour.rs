@@ -179,3 +179,15 @@ fn logs_carry_no_colour_codes_and_a_test_root_is_not_told_to_use_systemctl() {
     );
     server.stop();
 }
+
+#[test]
+fn publishing_the_same_keyring_twice_says_it_is_already_there() {
+    let data = ServerData::new();
+    // `ServerData::new` published keys/keyring.toml once.
+    let keyring = data.keys.join("keyring.toml");
+    assert!(keyring.is_file(), "no keyring at {}", keyring.display());
+    let again = data.cli(&["keyring", "publish", s(&keyring)]);
+    assert!(again.contains("déjà publié à l'identique"), "{again}");
+    let shown = data.cli(&["keyring", "show"]);
+    assert!(shown.contains("Trousseau version 1"), "{shown}");
+}
