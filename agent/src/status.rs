@@ -364,7 +364,23 @@ mod tests {
         s.save(&paths).unwrap();
         let text = gather(&paths).render(now);
         assert!(
-            text.contains("primtux-base v4 : refusé (rollback)"),
+            text.contains("primtux-base v4 : refusé (rollback) : version plus ancienne"),
+            "{text}"
+        );
+        // A failure shows its reason, as `machine reports` does.
+        s.last_apply.outcomes.insert(
+            "nird-base".into(),
+            AttemptOutcome {
+                version: 2,
+                outcome: ApplyOutcome::Failed,
+                reason: None,
+                message: Some("package:vlc : apt-get install : E: Unable to locate package".into()),
+            },
+        );
+        s.save(&paths).unwrap();
+        let text = gather(&paths).render(now);
+        assert!(
+            text.contains("nird-base v2 : échec (package:vlc : apt-get install"),
             "{text}"
         );
         assert!(text.contains("il y a 3 min"), "{text}");
