@@ -185,10 +185,11 @@ impl AgentConfig {
     }
 
     /// Parses and validates configuration text; `shown` names it in errors.
+    /// (Called by `load`.)
     pub fn parse(text: &str, shown: &str) -> Result<Self, ConfigError> {
         let config: AgentConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: shown.to_owned(),
-            message: e.to_string().trim().replace('\n', " "),
+            message: toml_error_fr(text, &e),
         })?;
         config.validate(shown)?;
         Ok(config)
@@ -354,6 +355,22 @@ fn rest_base(host: &str, port: u16) -> String {
     }
 }
 
+/// `ligne N : <French sentence>` for a TOML error in `text`.
+pub fn toml_error_fr(text: &str, e: &toml::de::Error) -> String {
+    let line = e.span().map(|s| {
+        text.as_bytes()[..s.start.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    });
+    let sentence = nird_proto::toml_fr::french(e.message());
+    match line {
+        Some(l) => format!("ligne {l} : {sentence}"),
+        None => sentence,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,6 +419,19 @@ ca_file = "/var/lib/nird-agent/server-ca.pem"
         check_err(&MINIMAL.replace("m-1", "m 1"), "machine_id");
         check_err(&MINIMAL.replace("/var/lib", "var/lib"), "ca_file");
         check_err("server = ", "invalide");
+        // The parser's English stays out; the line is given.
+        check_err(
+            &format!("{MINIMAL}intervall = 3"),
+            "clé inconnue « intervall »",
+        );
+        check_err(
+            &format!("\n{MINIMAL}interval_secs = \"60\""),
+            "il faut un nombre entier",
+        );
+        let err = AgentConfig::parse(&format!("{MINIMAL}x = [1 2]"), "agent.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ligne ") && !err.contains("expected"), "{err}");
     }
 
     #[test]

@@ -87,8 +87,13 @@ fn maintenance_windows(paths: &AgentPaths) -> anyhow::Result<MaintenanceWindows>
         }
         Err(e) => return Err(e).with_context(|| format!("lecture de {}", file.display())),
     };
-    let config: MaintenanceOnly =
-        toml::from_str(&text).with_context(|| format!("{} invalide", file.display()))?;
+    let config: MaintenanceOnly = toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} invalide : {}",
+            file.display(),
+            crate::config::toml_error_fr(&text, &e)
+        )
+    })?;
     config
         .maintenance
         .parsed()
