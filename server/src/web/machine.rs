@@ -233,7 +233,7 @@ fn body(session: &Session, m: &MachineDetail) -> Markup {
 
         h2 id="windows11" { "Windows 11" }
         p { "Verdict : " strong { (win11_label(&r.win11)) } }
-        @if let Some(basis) = cpu_basis(&doc) {
+        @if let Some(basis) = cpu_basis(doc) {
             p { "Processeur jugé " (basis) "." }
         }
         @let blockers = doc.pointer("/windows11/blockers").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -417,6 +417,20 @@ pub async fn action(
     Ok(see_other(&format!("/machines/{}", m.row.id)))
 }
 
+/// How the processor requirement was judged: the server's own verdict when
+/// the document reads as an inventory (its copy of Microsoft's list may be
+/// newer than the agent's), else what the agent wrote.
+fn cpu_basis(doc: &Value) -> Option<String> {
+    use nird_proto::inventory::{Inventory, windows11};
+    if let Ok(inv) = serde_json::from_value::<Inventory>(doc.clone()) {
+        return Some(windows11::verdict(&inv).cpu_basis.label_fr());
+    }
+    let basis = doc.pointer("/windows11/cpu_basis")?;
+    serde_json::from_value::<windows11::CpuBasis>(basis.clone())
+        .ok()
+        .map(|b| b.label_fr())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,16 +447,3 @@ mod tests {
     }
 }
 
-/// How the processor requirement was judged: the server's own verdict when
-/// the document reads as an inventory (its copy of Microsoft's list may be
-/// newer than the agent's), else what the agent wrote.
-fn cpu_basis(doc: &Value) -> Option<String> {
-    use nird_proto::inventory::{Inventory, windows11};
-    if let Ok(inv) = serde_json::from_value::<Inventory>(doc.clone()) {
-        return Some(windows11::verdict(&inv).cpu_basis.label_fr());
-    }
-    let basis = doc.pointer("/windows11/cpu_basis")?;
-    serde_json::from_value::<windows11::CpuBasis>(basis.clone())
-        .ok()
-        .map(|b| b.label_fr())
-}
