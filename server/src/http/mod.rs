@@ -281,6 +281,9 @@ pub async fn run(
     let pruner = config
         .history_retention
         .map(|keep| tokio::spawn(prune_history(config.store.clone(), keep)));
+    // Audit facts of machines enrolled before the audit existed, or
+    // computed by another server version (crate::audit::backfill).
+    let audit_backfill = tokio::spawn(crate::audit::backfill(config.store.clone()));
     let write_idle = config.write_idle_timeout;
     let app = router(state);
     let acceptor = TlsAcceptor::from(config.tls.clone());
@@ -368,6 +371,7 @@ pub async fn run(
         tracing::warn!("grace period over: dropping the remaining connections");
     }
     refresher.abort();
+    audit_backfill.abort();
     if let Some(pruner) = pruner {
         pruner.abort();
     }
