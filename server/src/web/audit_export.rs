@@ -16,7 +16,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::channel::{Channel, Sender};
 use maud::html;
 use serde_json::{Value, json};
 
@@ -37,6 +36,35 @@ pub const CHUNK: u32 = 1_000;
 
 /// Chunks buffered between the reader and the connection.
 const BUFFERED: usize = 2;
+
+/// A response body fed by a bounded channel: the task producing chunks
+/// waits while the connection is slower (flat memory), and stops when the
+/// client goes away (the receiver is dropped). Ends when the sender is
+/// dropped; an `Err` sent aborts the response.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|r| r.map(http_body::Frame::data)))
+    }
+}
+
+/// The sending half of a [`ChannelBody`].
+type Sender = tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+/// A new channel body and its sender.
+fn channel_body() -> (Sender, Body) {
+    let (tx, rx) = tokio::sync::mpsc::channel(BUFFERED);
+    (tx, Body::new(ChannelBody(rx)))
+}
 
 /// The columns of the per-machine table: (key, CSV header, meaning).
 pub const COLUMNS: &[(&str, &str, &str)] = &[
@@ -405,10 +433,9 @@ pub fn stream_rows<F>(
 where
     F: FnMut(&AuditMachineRow, &AuditFilter, &mut String) + Send + 'static,
 {
-    let (tx, body) = Channel::<Bytes, std::io::Error>::new(BUFFERED);
+    let (tx, body) = channel_body();
     tokio::spawn(async move {
-        let mut tx: Sender<Bytes, std::io::Error> = tx;
-        if tx.send_data(Bytes::from(head)).await.is_err() {
+        if tx.send(Ok(Bytes::from(head))).await.is_err() {
             return;
         }
         let mut after: Option<String> = None;
@@ -420,7 +447,7 @@ where
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, "audit export: reading rows failed");
-                    tx.abort(std::io::Error::other("database error"));
+                    let _ = tx.send(Err(std::io::Error::other("database error"))).await;
                     return;
                 }
             };
@@ -430,16 +457,16 @@ where
             for r in &rows {
                 render(r, &filter, &mut buf);
             }
-            if tx.send_data(Bytes::from(buf)).await.is_err() {
+            if tx.send(Ok(Bytes::from(buf))).await.is_err() {
                 return; // the client went away
             }
             if rows.len() < CHUNK as usize {
                 break;
             }
         }
-        let _ = tx.send_data(Bytes::from(tail)).await;
+        let _ = tx.send(Ok(Bytes::from(tail))).await;
     });
-    Body::new(body)
+    body
 }
 
 /// The per-machine CSV of `params` in `scope`, streamed.
@@ -535,11 +562,10 @@ pub async fn glpi_bulk(
     let scope = scope(&session);
     let params = AuditParams::parse(raw.as_deref(), auth::now())?;
     check_node(&state, &scope, &params).await?;
-    let (tx, body) = Channel::<Bytes, std::io::Error>::new(BUFFERED);
+    let (tx, body) = channel_body();
     let store = state.store.clone();
     let filter = params.filter.clone();
     tokio::spawn(async move {
-        let mut tx = tx;
         let mut after: Option<String> = None;
         loop {
             let rows = match store
@@ -549,7 +575,7 @@ pub async fn glpi_bulk(
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, "GLPI export: reading rows failed");
-                    tx.abort(std::io::Error::other("database error"));
+                    let _ = tx.send(Err(std::io::Error::other("database error"))).await;
                     return;
                 }
             };
@@ -562,7 +588,7 @@ pub async fn glpi_bulk(
                     buf.push('\n');
                 }
             }
-            if tx.send_data(Bytes::from(buf)).await.is_err() {
+            if tx.send(Ok(Bytes::from(buf))).await.is_err() {
                 return;
             }
             if rows.len() < (CHUNK / 10) as usize {
@@ -571,7 +597,7 @@ pub async fn glpi_bulk(
         }
     });
     Ok(download(
-        Body::new(body),
+        body,
         "application/x-ndjson",
         "attachment; filename=\"audit-glpi.jsonl\"",
     ))
