@@ -761,7 +761,7 @@ pub async fn page(
             }
             div { label for="du" { "Du" } input type="date" id="du" name="du" value=(iso(params.from)); }
             div { label for="au" { "Au" } input type="date" id="au" name="au" value=(iso(params.to)); }
-            div { button type="submit" { "Afficher" } }
+            div { button type="submit" id="afficher" { "Afficher" } }
         }
         nav aria-label="Exports de l'audit" {
             h2 { "Rapport et exports" }
