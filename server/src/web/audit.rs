@@ -879,11 +879,13 @@ pub async fn figures_csv_page(
     ))
 }
 
-/// The server's own address as the browser used it, for QR codes.
-pub fn base_url(headers: &HeaderMap) -> String {
+/// The server's own address as the browser used it, for QR codes: the
+/// `Host` header (HTTP/1.1) or the request's authority (HTTP/2).
+pub fn base_url(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
         .filter(|h| {
             !h.is_empty()
                 && h.len() <= 255

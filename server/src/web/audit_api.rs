@@ -234,3 +234,26 @@ pub async fn reuse(
         &fig, &params, &scope, &state.co2,
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    #[test]
+    fn openapi_documents_the_reuse_api_and_every_figure_with_its_unit() {
+        let doc: Value = serde_json::from_str(&crate::http::openapi::document()).unwrap();
+        let op = &doc["paths"]["/api/v1/admin/reuse"]["get"];
+        assert!(op.is_object(), "path documented");
+        assert!(op["responses"]["404"].is_object());
+        let figures = &doc["components"]["schemas"]["ReuseFiguresDoc"]["properties"];
+        for c in crate::store::audit::COUNTERS {
+            let d = figures[c.key]["description"].as_str().unwrap_or_default();
+            assert!(d.contains("unit:") && d.contains(c.label), "{}: {d}", c.key);
+        }
+        let co2 = &doc["components"]["schemas"]["Co2eDoc"]["properties"];
+        for key in ["manufacture_avoided_kg", "extended_use_kg", "total_kg"] {
+            let d = co2[key]["description"].as_str().unwrap_or_default();
+            assert!(d.contains("unit: kgCO2e"), "{key}: {d}");
+        }
+    }
+}

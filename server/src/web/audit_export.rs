@@ -666,3 +666,46 @@ pub async fn dictionary(Extension(session): Extension<Session>) -> WebResult {
         body,
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_published_dictionary_lists_every_column_and_figure() {
+        let doc = include_str!("../../../docs/audit-donnees.md");
+        for (key, head, _) in COLUMNS {
+            assert!(doc.contains(&format!("`{key}` | {head} |")), "{key}");
+        }
+        for c in crate::store::audit::COUNTERS {
+            assert!(doc.contains(&format!("`{}`", c.key)), "{}", c.key);
+        }
+    }
+
+    #[test]
+    fn a_row_is_one_line_with_formulas_neutralised_and_french_dates() {
+        let row = AuditMachineRow {
+            id: "ab12".into(),
+            hostname: "=HYPERLINK(\"x\")".into(),
+            status: "active".into(),
+            enrolled_at: 1_780_000_000,
+            uai: "0620056Z".into(),
+            school_name: "École; Jaurès".into(),
+            ..AuditMachineRow::default()
+        };
+        let filter = AuditFilter {
+            node: None,
+            from: 0,
+            to: 1_780_000_000,
+            now: 1_780_000_000,
+        };
+        let mut out = String::new();
+        csv_line(&row, &filter, &mut out);
+        assert!(out.ends_with("\r\n") && out.matches("\r\n").count() == 1);
+        assert!(out.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{out}");
+        assert!(out.contains("\"École; Jaurès\""), "{out}");
+        assert!(out.contains("28/05/2026"), "{out}");
+        assert_eq!(out.split(';').count() - 1, COLUMNS.len() - 1 + 1, "{out}");
+        assert!(csv_header().starts_with('\u{feff}'));
+    }
+}

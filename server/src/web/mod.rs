@@ -9,7 +9,11 @@
 //! [`journal`] (Journal), [`users`] (Utilisateurs, admin only), [`account`]
 //! (Mon compte: password, personal API tokens), [`export`] (CSV / JSON of
 //! the machine table, shared with [`api`]). [`layout`] holds the page
-//! frame, the stylesheet and the shared widgets.
+//! frame, the stylesheet and the shared widgets. The collectivités' audit:
+//! [`audit`] (page, printable report, figures as CSV / JSON),
+//! [`audit_export`] (per-machine table as CSV / JSON / GLPI, streamed; data
+//! dictionary), [`audit_api`] (`GET /api/v1/admin/reuse`) and [`passport`]
+//! (printable machine fiches with a QR code).
 //!
 //! Security model, enforced here and in the store:
 //! - every page but the login page and the stylesheet goes through

@@ -12,7 +12,7 @@
 
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use maud::{Markup, html};
 
 use super::audit::{base_url, raw_svg};
@@ -135,8 +135,17 @@ pub fn fiche(r: &AuditMachineRow, base: &str, now: i64) -> Markup {
                 dt { "Micrologiciel" }
                 dd {
                     "UEFI : " (match f.uefi { Some(true) => "oui", Some(false) => "non", None => "inconnu" })
-                    " ; Secure Boot : " (or_dash(f.secure_boot.as_ref()))
-                    " ; TPM : " (or_dash(f.tpm.as_ref()))
+                    " ; Secure Boot : " (match f.secure_boot.as_deref() {
+                        Some("enabled") => "activé",
+                        Some("disabled") => "disponible, désactivé",
+                        Some("unsupported") => "non pris en charge",
+                        _ => "inconnu",
+                    })
+                    " ; TPM : " (match f.tpm.as_deref() {
+                        Some("none") => "absent ou désactivé".to_owned(),
+                        Some(v) => v.to_owned(),
+                        None => "inconnu".to_owned(),
+                    })
                 }
             }
             h3 { "Santé" }
@@ -184,6 +193,7 @@ pub async fn machine(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     headers: HeaderMap,
+    uri: Uri,
     Path(id): Path<String>,
 ) -> WebResult {
     if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -197,7 +207,7 @@ pub async fn machine(
     let title = format!("Fiche de reconditionnement — {}", row.hostname);
     let body = html! {
         p.noprint { a href={"/machines/" (row.id)} { "Retour à la machine" } " — imprimez avec la fonction Imprimer du navigateur." }
-        (fiche(&row, &base_url(&headers), auth::now()))
+        (fiche(&row, &base_url(&headers, &uri), auth::now()))
     };
     Ok(html(page_at(&title, "", Some(&session), body)))
 }
@@ -207,6 +217,7 @@ pub async fn school(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     headers: HeaderMap,
+    uri: Uri,
     Path(uai): Path<String>,
 ) -> WebResult {
     let school = school_or_404(&state, &session, &uai).await?;
@@ -235,7 +246,7 @@ pub async fn school(
             break;
         }
     }
-    let base = base_url(&headers);
+    let base = base_url(&headers, &uri);
     let title = format!("Fiches de reconditionnement — {}", school.name);
     let body = html! {
         p.noprint {
