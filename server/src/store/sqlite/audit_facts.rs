@@ -149,96 +149,137 @@ fn territory(scope: &Scope, filter: &AuditFilter) -> (String, Vec<Value>) {
 
 const GIB: i64 = 1024 * 1024 * 1024;
 
-/// The SQL of each counter of [`COUNTERS`], in order, over `m`, `f` and
-/// `s`. Values are integers this module computes (no text from outside).
-/// `true` for counters over the in-use machines only.
-fn counter_sql(filter: &AuditFilter, life_years: u32) -> Vec<(bool, String)> {
-    let judged = filter.judged_at();
-    let year = filter.end_year();
-    let from = filter.from;
-    let age = format!("({year} - f.build_year)");
-    let ram = "f.ram_bytes";
-    let upgradable = "(COALESCE(f.ram_free_slots, 0) > 0 OR f.ram_replaceable = 1)";
-    let extended = format!(
-        "(CASE WHEN f.build_year IS NULL THEN 0 ELSE MAX(0,
-            MIN(COALESCE(m.last_seen, m.enrolled_at), {judged})
-            - MAX(m.enrolled_at, {from}, (f.build_year + {life_years} - 1970) * {YEAR_SECS})) END)"
-    );
-    let all = |e: String| (false, e);
-    let inuse = |e: &str| (true, e.to_owned());
-    let v = vec![
-        all("m.status <> 'retired'".into()),
-        all(format!("m.enrolled_at >= {from}")),
-        all("m.status = 'retired'".into()),
-        inuse("1"),
-        inuse("f.class = 'laptop'"),
-        inuse("f.class = 'desktop'"),
-        inuse("COALESCE(f.class, 'other') = 'other'"),
-        inuse("f.win11 = 'ineligible'"),
-        inuse("f.win11 = 'eligible'"),
-        inuse("COALESCE(f.win11, 'unknown') = 'unknown'"),
-        inuse("f.blocker_tpm = 1"),
-        inuse("f.blocker_cpu = 1"),
-        inuse("(f.blocker_uefi = 1 OR f.blocker_secure_boot = 1)"),
-        inuse("f.blocker_ram = 1"),
-        inuse("f.blocker_disk = 1"),
-        inuse("f.windows_oem_licence = 1"),
-        inuse("f.windows_oem_licence = 1 AND f.win11 = 'ineligible'"),
-        (true, format!("{age} < 5")),
-        (true, format!("{age} BETWEEN 5 AND 7")),
-        (true, format!("{age} BETWEEN 8 AND 10")),
-        (true, format!("{age} BETWEEN 11 AND 14")),
-        (true, format!("{age} >= 15")),
-        inuse("f.build_year IS NULL"),
-        (true, format!("{ram} < {}", 2 * GIB)),
-        (
-            true,
-            format!("{ram} >= {} AND {ram} < {}", 2 * GIB, 4 * GIB),
-        ),
-        (
-            true,
-            format!("{ram} >= {} AND {ram} < {}", 4 * GIB, 8 * GIB),
-        ),
-        (
-            true,
-            format!("{ram} >= {} AND {ram} < {}", 8 * GIB, 16 * GIB),
-        ),
-        (true, format!("{ram} >= {}", 16 * GIB)),
-        inuse("f.ram_bytes IS NULL"),
-        inuse("f.disk_kind = 'hdd'"),
-        inuse("f.disk_kind = 'ssd'"),
-        inuse("f.disk_kind = 'nvme'"),
-        inuse("f.disk_kind = 'other'"),
-        inuse("f.disk_kind IS NULL"),
-        inuse("f.disk_bytes < 128000000000"),
-        inuse("f.disk_bytes >= 128000000000 AND f.disk_bytes < 256000000000"),
-        inuse("f.disk_bytes >= 256000000000 AND f.disk_bytes < 512000000000"),
-        inuse("f.disk_bytes >= 512000000000"),
-        inuse("f.smart = 'failing'"),
-        inuse("f.has_battery = 1"),
-        inuse("f.battery_wear > 50"),
-        inuse("f.disk_kind = 'hdd'"),
-        (
-            true,
-            format!("{ram} < {RAM_UPGRADE_BELOW} AND {upgradable}"),
-        ),
-        (
-            true,
-            format!(
-                "{ram} < {RAM_UPGRADE_BELOW} AND f.ram_free_slots = 0 AND f.ram_replaceable = 0"
-            ),
-        ),
-        all(format!("{extended} > 0")),
-        all(extended),
-    ];
-    debug_assert_eq!(v.len(), COUNTERS.len());
-    v
-}
-
 fn kind_of(s: &str) -> Result<SchoolKind, StoreError> {
     SchoolKind::parse(s).ok_or_else(|| StoreError::Backend(format!("unknown kind {s}")))
 }
 
+/// The columns one pass over the machines reads (see [`figures`]).
+const FIGURE_COLUMNS: &str = "m.school_id, m.status, m.enrolled_at, m.last_seen, f.class,
+    f.win11, f.blocker_tpm, f.blocker_cpu, f.blocker_uefi, f.blocker_secure_boot, f.blocker_ram,
+    f.blocker_disk, f.windows_oem_licence, f.build_year, f.ram_bytes, f.ram_free_slots,
+    f.ram_replaceable, f.disk_kind, f.disk_bytes, f.smart, f.has_battery, f.battery_wear,
+    f.cpu_generation, f.cpu_year";
+
+/// Counts one machine into `c` (in [`COUNTERS`] order): the definitions
+/// of every figure, in one place.
+#[allow(clippy::too_many_lines)]
+fn count(
+    r: &Row<'_>,
+    filter: &AuditFilter,
+    life_years: u32,
+    c: &mut [i64],
+) -> rusqlite::Result<Option<(bool, [bool; 5])>> {
+    let status: String = r.get(1)?;
+    let enrolled: i64 = r.get(2)?;
+    let last_seen: Option<i64> = r.get(3)?;
+    let contact = last_seen.unwrap_or(enrolled);
+    let retired = status == "retired";
+    let build_year: Option<i64> = r.get(13)?;
+    let mut i = 0usize;
+    let mut add = |c: &mut [i64], yes: bool| {
+        if yes {
+            c[i] += 1;
+        }
+        i += 1;
+    };
+    // Every machine enrolled by the end of the period.
+    add(c, !retired);
+    add(c, enrolled >= filter.from);
+    add(c, retired);
+    let in_use = !retired && contact >= filter.in_use_since();
+    let extended = match build_year {
+        None => 0,
+        Some(y) => {
+            let life_end = (y + i64::from(life_years) - 1970) * YEAR_SECS;
+            (contact.min(filter.judged_at()) - enrolled.max(filter.from).max(life_end)).max(0)
+        }
+    };
+    if !in_use {
+        // In-use counters stay zero; the last two count every machine.
+        let n = c.len();
+        c[n - 2] += i64::from(extended > 0);
+        c[n - 1] += extended;
+        return Ok(None);
+    }
+    let class: Option<String> = r.get(4)?;
+    let win11: Option<String> = r.get(5)?;
+    let flag =
+        |k: usize| -> rusqlite::Result<bool> { Ok(r.get::<_, Option<i64>>(k)?.unwrap_or(0) != 0) };
+    let (b_tpm, b_cpu, b_uefi, b_sb, b_ram, b_disk) =
+        (flag(6)?, flag(7)?, flag(8)?, flag(9)?, flag(10)?, flag(11)?);
+    let oem: Option<i64> = r.get(12)?;
+    let ram: Option<i64> = r.get(14)?;
+    let free_slots: Option<i64> = r.get(15)?;
+    let replaceable: Option<i64> = r.get(16)?;
+    let disk_kind: Option<String> = r.get(17)?;
+    let disk: Option<i64> = r.get(18)?;
+    let smart: Option<String> = r.get(19)?;
+    let has_battery: Option<i64> = r.get(20)?;
+    let wear: Option<i64> = r.get(21)?;
+    let class = class.as_deref().unwrap_or("other");
+    let win11 = win11.as_deref().unwrap_or("unknown");
+    let age = build_year.map(|y| filter.end_year() - y);
+    let disk_kind = disk_kind.as_deref();
+    let upgradable = free_slots.unwrap_or(0) > 0 || replaceable == Some(1);
+    let below8 = ram.is_some_and(|r| r < RAM_UPGRADE_BELOW);
+    add(c, true);
+    add(c, class == "laptop");
+    add(c, class == "desktop");
+    add(c, class == "other");
+    add(c, win11 == "ineligible");
+    add(c, win11 == "eligible");
+    add(c, win11 == "unknown");
+    add(c, b_tpm);
+    add(c, b_cpu);
+    add(c, b_uefi || b_sb);
+    add(c, b_ram);
+    add(c, b_disk);
+    add(c, oem == Some(1));
+    add(c, oem == Some(1) && win11 == "ineligible");
+    add(c, age.is_some_and(|a| a < 5));
+    add(c, age.is_some_and(|a| (5..=7).contains(&a)));
+    add(c, age.is_some_and(|a| (8..=10).contains(&a)));
+    add(c, age.is_some_and(|a| (11..=14).contains(&a)));
+    add(c, age.is_some_and(|a| a >= 15));
+    add(c, age.is_none());
+    add(c, ram.is_some_and(|r| r < 2 * GIB));
+    add(c, ram.is_some_and(|r| (2 * GIB..4 * GIB).contains(&r)));
+    add(c, ram.is_some_and(|r| (4 * GIB..8 * GIB).contains(&r)));
+    add(c, ram.is_some_and(|r| (8 * GIB..16 * GIB).contains(&r)));
+    add(c, ram.is_some_and(|r| r >= 16 * GIB));
+    add(c, ram.is_none());
+    add(c, disk_kind == Some("hdd"));
+    add(c, disk_kind == Some("ssd"));
+    add(c, disk_kind == Some("nvme"));
+    add(c, disk_kind == Some("other"));
+    add(c, disk_kind.is_none());
+    add(c, disk.is_some_and(|d| d < 128_000_000_000));
+    add(
+        c,
+        disk.is_some_and(|d| (128_000_000_000..256_000_000_000).contains(&d)),
+    );
+    add(
+        c,
+        disk.is_some_and(|d| (256_000_000_000..512_000_000_000).contains(&d)),
+    );
+    add(c, disk.is_some_and(|d| d >= 512_000_000_000));
+    add(c, smart.as_deref() == Some("failing"));
+    add(c, has_battery == Some(1));
+    add(c, wear.is_some_and(|w| w > 50));
+    add(c, disk_kind == Some("hdd"));
+    add(c, below8 && upgradable);
+    add(c, below8 && free_slots == Some(0) && replaceable == Some(0));
+    add(c, extended > 0);
+    c[i] += extended;
+    debug_assert_eq!(i + 1, COUNTERS.len());
+    Ok(Some((
+        win11 == "ineligible",
+        [b_tpm, b_cpu, b_uefi || b_sb, b_ram, b_disk],
+    )))
+}
+
+/// The figures: one pass over the territory's machines enrolled by the
+/// end of the period, counted in Rust (one scan instead of one per figure).
 fn figures(
     conn: &Connection,
     scope: &Scope,
@@ -247,13 +288,6 @@ fn figures(
 ) -> Result<AuditFigures, StoreError> {
     let (where_sql, params) = territory(scope, filter);
     let end = filter.to;
-    let since = filter.in_use_since();
-    let in_use = format!(
-        "m.status <> 'retired' AND m.enrolled_at <= {end}
-         AND COALESCE(m.last_seen, m.enrolled_at) >= {since}"
-    );
-    let counters = counter_sql(filter, life);
-
     let mut schools = Vec::new();
     let mut index = HashMap::new();
     {
@@ -274,78 +308,54 @@ fn figures(
             });
         }
     }
-    // Two scans: the in-use machines, then every machine enrolled by the
-    // end of the period. Booleans sum as 0 / 1.
-    for in_use_only in [true, false] {
-        let picked: Vec<(usize, &String)> = counters
-            .iter()
-            .enumerate()
-            .filter(|(_, (u, _))| *u == in_use_only)
-            .map(|(i, (_, e))| (i, e))
-            .collect();
-        let cols: Vec<String> = picked
-            .iter()
-            .map(|(_, e)| format!("COALESCE(SUM({e}), 0)"))
-            .collect();
-        let population = if in_use_only {
-            in_use.clone()
-        } else {
-            format!("m.enrolled_at <= {end}")
-        };
-        let sql = format!(
-            "SELECT m.school_id, {} FROM machines m JOIN schools s ON s.id = m.school_id
+    let mut generations: HashMap<String, (Option<i64>, i64)> = HashMap::new();
+    let mut combos: HashMap<[bool; 5], i64> = HashMap::new();
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {FIGURE_COLUMNS} FROM machines m JOIN schools s ON s.id = m.school_id
              LEFT JOIN audit_facts f ON f.machine_id = m.id
-             WHERE {where_sql} AND {population} GROUP BY m.school_id",
-            cols.join(", ")
-        );
-        let mut stmt = conn.prepare(&sql)?;
+             WHERE {where_sql} AND m.enrolled_at <= {end}"
+        ))?;
         let mut rows = stmt.query(params_from_iter(params.iter()))?;
         while let Some(r) = rows.next()? {
             let Some(&at) = index.get(&r.get::<_, i64>(0)?) else {
                 continue;
             };
-            for (col, (i, _)) in picked.iter().enumerate() {
-                schools[at].counts[*i] = r.get(col + 1)?;
-            }
-        }
-    }
-
-    let mut cpu_generations = Vec::new();
-    {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT COALESCE(f.cpu_generation, ''), MIN(f.cpu_year), COUNT(*)
-             FROM machines m JOIN schools s ON s.id = m.school_id
-             LEFT JOIN audit_facts f ON f.machine_id = m.id
-             WHERE {where_sql} AND {in_use}
-             GROUP BY COALESCE(f.cpu_generation, '') ORDER BY 2 IS NULL, 2, 1"
-        ))?;
-        let mut rows = stmt.query(params_from_iter(params.iter()))?;
-        while let Some(r) = rows.next()? {
-            cpu_generations.push((r.get(0)?, r.get(1)?, r.get(2)?));
-        }
-    }
-    let mut combinations = Vec::new();
-    {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT f.blocker_tpm, f.blocker_cpu, (f.blocker_uefi = 1 OR f.blocker_secure_boot = 1),
-                    f.blocker_ram, f.blocker_disk, COUNT(*)
-             FROM machines m JOIN schools s ON s.id = m.school_id
-             JOIN audit_facts f ON f.machine_id = m.id
-             WHERE {where_sql} AND {in_use} AND f.win11 = 'ineligible'
-             GROUP BY 1, 2, 3, 4, 5 ORDER BY 6 DESC, 1 DESC, 2 DESC, 3 DESC, 4 DESC, 5 DESC"
-        ))?;
-        let mut rows = stmt.query(params_from_iter(params.iter()))?;
-        let names = ["tpm", "processeur", "micrologiciel", "memoire", "disque"];
-        while let Some(r) = rows.next()? {
-            let mut parts = Vec::new();
-            for (i, name) in names.iter().enumerate() {
-                if r.get::<_, i64>(i)? != 0 {
-                    parts.push(*name);
+            let Some((ineligible, blockers)) = count(r, filter, life, &mut schools[at].counts)?
+            else {
+                continue;
+            };
+            let generation = r.get_ref(22)?.as_str_or_null().ok().flatten().unwrap_or("");
+            match generations.get_mut(generation) {
+                Some(g) => g.1 += 1,
+                None => {
+                    generations.insert(generation.to_owned(), (r.get(23)?, 1));
                 }
             }
-            combinations.push((parts.join("+"), r.get(5)?));
+            if ineligible {
+                *combos.entry(blockers).or_default() += 1;
+            }
         }
     }
+    let mut cpu_generations: Vec<(String, Option<i64>, i64)> = generations
+        .into_iter()
+        .map(|(g, (y, n))| (g, y, n))
+        .collect();
+    cpu_generations.sort_by(|a, b| (a.1.is_none(), a.1, &a.0).cmp(&(b.1.is_none(), b.1, &b.0)));
+    let names = ["tpm", "processeur", "micrologiciel", "memoire", "disque"];
+    let mut combinations: Vec<(String, i64)> = combos
+        .into_iter()
+        .map(|(bits, n)| {
+            let parts: Vec<&str> = names
+                .iter()
+                .zip(bits)
+                .filter(|(_, b)| *b)
+                .map(|(n, _)| *n)
+                .collect();
+            (parts.join("+"), n)
+        })
+        .collect();
+    combinations.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(AuditFigures {
         schools,
         cpu_generations,
