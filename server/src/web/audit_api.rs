@@ -204,9 +204,9 @@ pub struct AuditApiDoc;
     ),
     responses(
         (status = 200, description = "Audit figures of the territory and period", body = ReuseDoc),
-        (status = 400, description = "Invalid parameter", body = crate::http::openapi::ApiErrorDoc),
-        (status = 401, description = "Missing, unknown or revoked token", body = crate::http::openapi::ApiErrorDoc),
-        (status = 404, description = "Territory outside the token owner's scope, or a role without audit access", body = crate::http::openapi::ApiErrorDoc),
+        (status = 400, description = "Invalid parameter", body = nird_proto::api::ApiError),
+        (status = 401, description = "Missing, unknown or revoked token", body = nird_proto::api::ApiError),
+        (status = 404, description = "Territory outside the token owner's scope, or a role without audit access", body = nird_proto::api::ApiError),
     ))]
 pub async fn reuse(
     State(state): State<AppState>,
