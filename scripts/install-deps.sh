@@ -15,6 +15,7 @@ packages=(
   ca-certificates
   chromium        # browser test of the dashboard (server/tests/browser.rs)
   chromium-driver # chromedriver: the W3C WebDriver the browser test speaks to
+  poppler-utils # pdftotext: the browser test reads the audit report and passport chromium printed to PDF
   binutils      # strip: cargo-deb strips the packaged binaries (packaging/build-debs)
   dpkg-dev      # dpkg-shlibdeps: cargo-deb's $auto dependencies
   systemd       # systemd-analyze verify/security on the packaged units (packaging test)

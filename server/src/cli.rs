@@ -649,6 +649,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             ));
             config.write_idle_timeout = settings.write_idle_timeout;
             config.body_time_limit = settings.download_time_limit;
+            config.co2 = settings.co2;
             let listen = settings.listen;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

@@ -74,7 +74,32 @@ struct RawFile {
     history_retention_days: Option<Spanned<i64>>,
     write_idle_timeout_secs: Option<Spanned<i64>>,
     download_time_limit_secs: Option<Spanned<i64>>,
+    audit: Option<RawAudit>,
 }
+
+/// The `[audit]` table: CO2e factors of the collectivités' audit
+/// (crate::audit::co2), kgCO2e as decimals.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    laptop_manufacture_kgco2e: Option<Spanned<f64>>,
+    desktop_manufacture_kgco2e: Option<Spanned<f64>>,
+    reuse_year_kgco2e: Option<Spanned<f64>>,
+    standard_life_years: Option<Spanned<i64>>,
+}
+
+/// Keys of the `[audit]` table.
+pub const AUDIT_KEYS: &[&str] = &[
+    "laptop_manufacture_kgco2e",
+    "desktop_manufacture_kgco2e",
+    "reuse_year_kgco2e",
+    "standard_life_years",
+];
+
+/// Accepted range of the `[audit]` CO2e factors, kgCO2e.
+pub const AUDIT_KGCO2E: RangeInclusive<f64> = 0.0..=100_000.0;
+/// Accepted range of `[audit] standard_life_years`.
+pub const AUDIT_STANDARD_LIFE_YEARS: RangeInclusive<u64> = 1..=30;
 
 /// The keys the file accepts, in the order of the shipped file.
 pub const KEYS: &[&str] = &[
@@ -88,6 +113,7 @@ pub const KEYS: &[&str] = &[
     "history_retention_days",
     "write_idle_timeout_secs",
     "download_time_limit_secs",
+    "audit",
 ];
 
 /// The settings a configuration file gives (each `None` when absent).
@@ -113,6 +139,14 @@ pub struct ConfigFile {
     pub write_idle_timeout_secs: Option<u64>,
     /// `download_time_limit_secs`.
     pub download_time_limit_secs: Option<u64>,
+    /// `[audit] laptop_manufacture_kgco2e`, in grams.
+    pub audit_laptop_manufacture_g: Option<u64>,
+    /// `[audit] desktop_manufacture_kgco2e`, in grams.
+    pub audit_desktop_manufacture_g: Option<u64>,
+    /// `[audit] reuse_year_kgco2e`, in grams.
+    pub audit_reuse_year_g: Option<u64>,
+    /// `[audit] standard_life_years`.
+    pub audit_standard_life_years: Option<u32>,
 }
 
 /// 1-based line of a byte offset in `text`.
@@ -223,6 +257,24 @@ impl ConfigFile {
             ));
         }
         let narrow = |n: Option<u64>| n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        let audit = raw.audit.unwrap_or_default();
+        let grams = |v: &Option<Spanned<f64>>,
+                     name: &str|
+         -> Result<Option<u64>, ConfigFileError> {
+            let Some(v) = v else { return Ok(None) };
+            let kg = *v.get_ref();
+            if !kg.is_finite() || !AUDIT_KGCO2E.contains(&kg) {
+                return Err(invalid(
+                    v.span().start,
+                    format!(
+                        "« [audit] {name} » doit être un nombre de kgCO2e entre {} et {} (lu : {kg})",
+                        AUDIT_KGCO2E.start(),
+                        AUDIT_KGCO2E.end()
+                    ),
+                ));
+            }
+            Ok(Some((kg * 1000.0).round() as u64))
+        };
         Ok(ConfigFile {
             listen,
             data_dir: path_of(&raw.data_dir, "data_dir")?,
@@ -258,6 +310,20 @@ impl ConfigFile {
                 "download_time_limit_secs",
                 DOWNLOAD_TIME_LIMIT_SECS,
             )?,
+            audit_laptop_manufacture_g: grams(
+                &audit.laptop_manufacture_kgco2e,
+                "laptop_manufacture_kgco2e",
+            )?,
+            audit_desktop_manufacture_g: grams(
+                &audit.desktop_manufacture_kgco2e,
+                "desktop_manufacture_kgco2e",
+            )?,
+            audit_reuse_year_g: grams(&audit.reuse_year_kgco2e, "reuse_year_kgco2e")?,
+            audit_standard_life_years: narrow(number(
+                &audit.standard_life_years,
+                "standard_life_years",
+                AUDIT_STANDARD_LIFE_YEARS,
+            )?),
         })
     }
 
@@ -344,6 +410,8 @@ pub struct ServeSettings {
     pub write_idle_timeout: Duration,
     /// Longest download.
     pub download_time_limit: Duration,
+    /// The audit's CO2e factors (`[audit]`; no flags).
+    pub co2: crate::audit::co2::Co2Factors,
 }
 
 impl ServeSettings {
@@ -392,6 +460,21 @@ impl ServeSettings {
                     .or(file.download_time_limit_secs)
                     .unwrap_or(1800),
             ),
+            co2: {
+                let d = crate::audit::co2::Co2Factors::default();
+                crate::audit::co2::Co2Factors {
+                    laptop_manufacture_g: file
+                        .audit_laptop_manufacture_g
+                        .unwrap_or(d.laptop_manufacture_g),
+                    desktop_manufacture_g: file
+                        .audit_desktop_manufacture_g
+                        .unwrap_or(d.desktop_manufacture_g),
+                    reuse_year_g: file.audit_reuse_year_g.unwrap_or(d.reuse_year_g),
+                    standard_life_years: file
+                        .audit_standard_life_years
+                        .unwrap_or(d.standard_life_years),
+                }
+            },
         }
     }
 }
@@ -464,6 +547,28 @@ mod tests {
         assert!(m.contains("ligne 2") && m.contains("« key »"), "{m}");
         let m = message("listen = [\n");
         assert!(m.contains("TOML"), "{m}");
+    }
+
+    #[test]
+    fn the_audit_table_sets_the_co2_factors_and_refuses_bad_ones() {
+        let none = ServeSettings::resolve(ServeFlags::default(), ConfigFile::default());
+        assert_eq!(none.co2, crate::audit::co2::Co2Factors::default());
+        assert_eq!(none.co2.laptop_manufacture_g, 182_600);
+        let file = parse(
+            "listen = \"127.0.0.1:9000\"\n[audit]\nlaptop_manufacture_kgco2e = 150.5\nreuse_year_kgco2e = 30\nstandard_life_years = 6\n",
+        )
+        .unwrap();
+        let s = ServeSettings::resolve(ServeFlags::default(), file);
+        assert_eq!(s.co2.laptop_manufacture_g, 150_500);
+        assert_eq!(s.co2.desktop_manufacture_g, 204_400);
+        assert_eq!(s.co2.reuse_year_g, 30_000);
+        assert_eq!(s.co2.standard_life_years, 6);
+        let m = message("[audit]\n\nreuse_year_kgco2e = -1.0\n");
+        assert!(m.contains("ligne 3") && m.contains("kgCO2e"), "{m}");
+        let m = message("[audit]\nstandard_life_years = 0\n");
+        assert!(m.contains("ligne 2") && m.contains("entre 1 et 30"), "{m}");
+        let m = message("[audit]\nlaptop = 1.0\n");
+        assert!(m.contains("clé inconnue « laptop »"), "{m}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! tools, [`trust`] the published keyring and catalogue index.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 #[path = "../../packaging/clap_fr.rs"]
 pub mod clap_fr;

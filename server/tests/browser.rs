@@ -122,6 +122,7 @@ impl Driver {
     fn session(&self, profile: &Path) -> Result<Browser<'_>, String> {
         let args = [
             "--headless=new".to_owned(),
+            "--lang=fr-FR".into(),
             "--no-sandbox".into(),
             "--disable-gpu".into(),
             "--disable-dev-shm-usage".into(),
@@ -580,6 +581,11 @@ fn every_page_for_every_role_in_chromium_passes_axe() {
         browser.goto(&format!("{base}/journal"));
         browser.type_into("#j-action", "machine");
         browser.click("#filtrer-journal");
+        // The click's navigation may still be under way: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !browser.url().contains("action=machine") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert!(
             browser.url().contains("action=machine"),
             "{}",
@@ -624,6 +630,208 @@ fn every_page_for_every_role_in_chromium_passes_axe() {
         "serious or critical WCAG 2.1 A/AA violations:\n{}",
         failures.join("\n")
     );
+    // The collectivités' audit, in the same browser (issue 10).
+    audit_pages(&browser, &axe, &shots);
     drop(browser);
+    server.stop().unwrap();
+}
+
+/// Text of a PDF, by `pdftotext` (poppler-utils, installed by
+/// scripts/install-deps.sh).
+fn pdf_text(pdf: &Path) -> String {
+    let out = Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed by scripts/install-deps.sh");
+    assert!(
+        out.status.success(),
+        "pdftotext failed on {}",
+        pdf.display()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asks chromium to print the current page to PDF (WebDriver `print`, A4);
+/// saves it as `file` and returns its text.
+fn print_to_pdf(browser: &Browser, file: &Path) -> String {
+    let b64 = browser.cmd(
+        "POST",
+        "/print",
+        json!({"background": true, "page": {"width": 21.0, "height": 29.7}}),
+    );
+    let pdf = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_str().unwrap_or_default())
+        .expect("print answers base64");
+    assert!(pdf.starts_with(b"%PDF"), "a PDF");
+    std::fs::write(file, &pdf).unwrap();
+    pdf_text(file)
+}
+
+/// The audit page, the printable report and a passport (and a whole
+/// school's passports), as an auditor of the département: screenshots,
+/// axe-core, and the report and the passport printed to PDF by chromium,
+/// whose text holds the figures, the method and the sources.
+fn audit_pages(browser: &Browser, axe: &str, shots: &Path) {
+    let f = Fixture::new();
+    let d = f.dir().to_owned();
+    let aud_pw = password_of(&cli(&[
+        "user",
+        "add",
+        "--data-dir",
+        &d,
+        "aud",
+        "--role",
+        "auditor",
+        "--scope",
+        "departement:062",
+    ]));
+    let token = f.token(&["--uses", "5"]);
+    let server = Server::start(&f.data);
+    let client = f.client();
+    // Two machines with real inventories (the ThinkPad T430 fixture).
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../agent/tests/fixtures/laptop-t430.json"
+    ))
+    .unwrap();
+    let mut ids = Vec::new();
+    for host in ["salle12-pc07", "salle12-pc08"] {
+        let mut inv: Value = serde_json::from_str(&fixture).unwrap();
+        inv["identity"]["hostname"]["value"] = host.into();
+        inv["identity"]["serial"]["value"] = format!("SN-{host}").into();
+        let hash = nird_proto::hash::content_hash(&inv).unwrap();
+        let req = nird_proto::api::EnrollRequest {
+            token: token.trim().into(),
+            hostname: host.into(),
+            inventory: inv,
+            inventory_hash: hash,
+        };
+        let r = client.post(
+            &server.api("/enroll"),
+            None,
+            &serde_json::to_vec(&req).unwrap(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        ids.push(r.json()["machine_id"].as_str().unwrap().to_owned());
+    }
+    let base = server.url("");
+    let mut failures = Vec::new();
+    let mut check = |page: &str| {
+        browser.screenshot(&shots.join(format!("auditeur-{page}.png")));
+        for v in browser.axe(axe) {
+            if matches!(v["impact"].as_str(), Some("serious" | "critical")) {
+                failures.push(format!("auditeur/{page}: {v}"));
+            }
+        }
+    };
+
+    browser.goto(&format!("{base}/connexion"));
+    browser.type_into("#identifiant", "aud");
+    browser.type_into("#mot-de-passe", &aud_pw);
+    browser.click("#se-connecter");
+    assert!(browser.exists("#deconnexion"), "{}", browser.text());
+
+    // The audit page, with the territory selector used.
+    browser.goto(&format!("{base}/audit"));
+    assert!(
+        browser.title().starts_with("Audit du réemploi"),
+        "{}",
+        browser.title()
+    );
+    browser.script(
+        "document.getElementById('noeud').value = 'departement:062';",
+        json!([]),
+    );
+    browser.click("#afficher");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !browser.url().contains("noeud=departement%3A062") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        browser.url().contains("noeud=departement%3A062"),
+        "{}",
+        browser.url()
+    );
+    let text = browser.text();
+    assert!(
+        text.contains("Machines reconditionnées en service"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pas de TPM 2.0") && text.contains("ADEME"),
+        "{text}"
+    );
+    check("audit");
+
+    // The printable report, printed to PDF.
+    browser.goto(&format!("{base}/audit/rapport?noeud=departement:062"));
+    assert!(
+        browser.title().starts_with("Rapport d'audit"),
+        "{}",
+        browser.title()
+    );
+    check("rapport");
+    let report = print_to_pdf(browser, &shots.join("auditeur-rapport.pdf"));
+    for needle in [
+        "Machines reconditionnées en service",
+        "pas de TPM 2.0",
+        "kgCO2e",
+        "Méthode",
+        "Fabrication évitée",
+        "Sources",
+        "ADEME",
+        "NégaOctet",
+        "département 062",
+    ] {
+        assert!(
+            report.contains(needle),
+            "report PDF lacks « {needle} »:\n{report}"
+        );
+    }
+    // The two machines are counted: 2 laptops × 182,6 = 365,2 kgCO2e.
+    assert!(report.contains("365,2"), "report PDF figures:\n{report}");
+
+    // A passport, printed to PDF.
+    browser.goto(&format!("{base}/machines/{}/fiche", ids[0]));
+    assert!(
+        browser.title().starts_with("Fiche de reconditionnement"),
+        "{}",
+        browser.title()
+    );
+    check("fiche");
+    let fiche = print_to_pdf(browser, &shots.join("auditeur-fiche.pdf"));
+    for needle in [
+        "Fiche de reconditionnement",
+        "ThinkPad T430",
+        "SN-salle12-pc07",
+        "incompatible",
+        "pas de TPM 2.0",
+        "Ivy Bridge",
+        "Pris en réemploi le",
+        "École Jean Jaurès",
+    ] {
+        assert!(
+            fiche.contains(needle),
+            "passport PDF lacks « {needle} »:\n{fiche}"
+        );
+    }
+    // The whole school's passports: one per machine.
+    browser.goto(&format!("{base}/etablissements/{UAI}/fiches"));
+    let n = browser.script(
+        "return document.querySelectorAll('article.fiche').length;",
+        json!([]),
+    );
+    assert_eq!(n, 2);
+    check("fiches-etablissement");
+    // The data dictionary.
+    browser.goto(&format!("{base}/audit/dictionnaire"));
+    check("dictionnaire");
+    assert!(
+        failures.is_empty(),
+        "serious or critical WCAG 2.1 A/AA violations on the audit pages:\n{}",
+        failures.join("\n")
+    );
     server.stop().unwrap();
 }

@@ -71,6 +71,8 @@ pub struct ServeConfig {
     /// SHA-256 of the CA certificate, shown with new enrolment tokens on
     /// the dashboard.
     pub ca_fingerprint: Option<String>,
+    /// CO2e factors of the audit (`[audit]` of `server.toml`).
+    pub co2: crate::audit::co2::Co2Factors,
 }
 
 impl ServeConfig {
@@ -110,6 +112,7 @@ impl ServeConfig {
             )),
             metrics_token,
             ca_fingerprint,
+            co2: crate::audit::co2::Co2Factors::default(),
         })
     }
 }
@@ -137,6 +140,8 @@ pub struct AppState {
     metrics_token_hash: Arc<str>,
     /// See [`ServeConfig::ca_fingerprint`].
     pub ca_fingerprint: Option<Arc<str>>,
+    /// See [`ServeConfig::co2`].
+    pub co2: crate::audit::co2::Co2Factors,
 }
 
 /// Most blob bytes held in memory for downloads at once.
@@ -276,11 +281,15 @@ pub async fn run(
         inventory_changes_per_day: config.inventory_changes_per_day.max(1),
         metrics_token_hash: crate::secrets::hash_secret(config.metrics_token.trim()).into(),
         ca_fingerprint: config.ca_fingerprint.as_deref().map(Arc::from),
+        co2: config.co2,
     };
     let refresher = tokio::spawn(refresh_machine_count(config.store.clone(), machines));
     let pruner = config
         .history_retention
         .map(|keep| tokio::spawn(prune_history(config.store.clone(), keep)));
+    // Audit facts of machines enrolled before the audit existed, or
+    // computed by another server version (crate::audit::backfill).
+    let audit_backfill = tokio::spawn(crate::audit::backfill(config.store.clone()));
     let write_idle = config.write_idle_timeout;
     let app = router(state);
     let acceptor = TlsAcceptor::from(config.tls.clone());
@@ -368,6 +377,7 @@ pub async fn run(
         tracing::warn!("grace period over: dropping the remaining connections");
     }
     refresher.abort();
+    audit_backfill.abort();
     if let Some(pruner) = pruner {
         pruner.abort();
     }
@@ -457,6 +467,7 @@ mod tests {
             inventory_changes_per_day: 24,
             metrics_token_hash: "".into(),
             ca_fingerprint: None,
+            co2: crate::audit::co2::Co2Factors::default(),
         };
         // 1,000 machines at 100/s fit in 900 s: the normal interval.
         assert_eq!(state.checkin_interval(), 900);

@@ -36,6 +36,7 @@ pub struct ApiDoc;
 pub fn document() -> String {
     let mut doc = ApiDoc::openapi();
     doc.merge(<crate::web::api::AdminApiDoc as OpenApi>::openapi());
+    doc.merge(<crate::web::audit_api::AuditApiDoc as OpenApi>::openapi());
     doc.to_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }

@@ -330,4 +330,54 @@ FROM (SELECT a.machine_id, a.outcome, a.received_at, a.profile, a.version, a.rep
         AND json_valid(a.report)) AS r
 WHERE r.machine_id = machines.id;
 "#,
+    // 7: the collectivités' audit. One row of facts per machine, derived
+    // from its latest inventory when it arrives (server/src/audit/facts.rs,
+    // Windows 11 verdict recomputed by the server) and from its applied
+    // profiles at each check-in, so audit pages count plain columns and
+    // never parse an inventory. Machines enrolled before this migration get
+    // their row at the next `serve` (audit::backfill), as do rows computed
+    // by another server version (`computed_by`).
+    r#"
+CREATE TABLE audit_facts (
+    machine_id TEXT PRIMARY KEY REFERENCES machines(id),
+    computed_by TEXT NOT NULL DEFAULT '',
+    computed_at INTEGER NOT NULL DEFAULT 0,
+    readable INTEGER NOT NULL DEFAULT 0,
+    class TEXT NOT NULL DEFAULT 'other' CHECK (class IN ('laptop', 'desktop', 'other')),
+    chassis TEXT,
+    vendor TEXT,
+    model TEXT,
+    serial TEXT,
+    cpu_model TEXT,
+    cpu_generation TEXT,
+    cpu_year INTEGER,
+    bios_year INTEGER,
+    build_year INTEGER,
+    age_basis TEXT,
+    ram_bytes INTEGER,
+    ram_modules INTEGER,
+    ram_slots INTEGER,
+    ram_free_slots INTEGER,
+    ram_replaceable INTEGER,
+    disk_kind TEXT,
+    disk_bytes INTEGER,
+    smart TEXT,
+    battery_wear INTEGER,
+    has_battery INTEGER,
+    uefi INTEGER,
+    secure_boot TEXT,
+    tpm TEXT,
+    win11 TEXT NOT NULL DEFAULT 'unknown',
+    blocker_tpm INTEGER NOT NULL DEFAULT 0,
+    blocker_cpu INTEGER NOT NULL DEFAULT 0,
+    blocker_ram INTEGER NOT NULL DEFAULT 0,
+    blocker_disk INTEGER NOT NULL DEFAULT 0,
+    blocker_uefi INTEGER NOT NULL DEFAULT 0,
+    blocker_secure_boot INTEGER NOT NULL DEFAULT 0,
+    os_name TEXT,
+    os_version TEXT,
+    windows_oem_licence INTEGER,
+    profiles TEXT NOT NULL DEFAULT ''
+);
+"#,
 ];

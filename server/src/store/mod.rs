@@ -18,6 +18,7 @@
 //! [`Store::prune_history`] applies the retention policy (old inventory
 //! rows except each machine's latest, old apply reports; never the audit log).
 
+pub mod audit;
 mod migrations;
 pub mod sqlite;
 pub mod web;
@@ -459,7 +460,7 @@ pub struct MachineAuth {
 
 /// The storage interface. Admin methods take the acting person (`actor`)
 /// and append to the audit log in the same transaction as their change.
-pub trait Store: web::WebStore + Send + Sync + 'static {
+pub trait Store: web::WebStore + audit::AuditStore + Send + Sync + 'static {
     /// Adds a school.
     fn add_school<'a>(&'a self, actor: &'a str, school: School) -> StoreFuture<'a, ()>;
     /// All schools, by UAI.

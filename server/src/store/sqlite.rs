@@ -27,6 +27,7 @@ use nird_proto::uai::Uai;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+mod audit_facts;
 mod web;
 
 use super::migrations::MIGRATIONS;
@@ -449,6 +450,14 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
          WHERE id = ?1",
     )?
     .execute(params![c.machine_id, at, applied, acked_seq])?;
+    audit_facts::record(
+        conn,
+        &c.machine_id,
+        c.inventory
+            .as_deref()
+            .filter(|_| c.inventory_hash != stored_hash),
+        &c.applied,
+    )?;
     if let Some(trust) = &c.trust {
         conn.prepare_cached(
             "UPDATE machines SET trust_report = ?2 WHERE id = ?1 AND trust_report IS NOT ?2",
@@ -688,6 +697,7 @@ fn record_enrollment(conn: &Connection, m: NewMachine) -> Result<Enrolment, Stor
          VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![m.machine_id, at, m.inventory_hash, m.inventory])?;
+    audit_facts::record(conn, &m.machine_id, Some(&m.inventory), &[])?;
     Ok(Enrolment {
         status,
         school: enrolled_school,

@@ -87,6 +87,13 @@ pub fn page_at(title: &str, current: &str, session: Option<&Session>, body: Mark
                                         }
                                     }
                                 }
+                                @if matches!(s.user.role, Role::Admin | Role::Auditor) {
+                                    li {
+                                        a href="/audit" aria-current=[(current == "/audit").then_some("page")] {
+                                            "Audit"
+                                        }
+                                    }
+                                }
                             }
                         }
                         div.who {

@@ -9,7 +9,11 @@
 //! [`journal`] (Journal), [`users`] (Utilisateurs, admin only), [`account`]
 //! (Mon compte: password, personal API tokens), [`export`] (CSV / JSON of
 //! the machine table, shared with [`api`]). [`layout`] holds the page
-//! frame, the stylesheet and the shared widgets.
+//! frame, the stylesheet and the shared widgets. The collectivités' audit:
+//! [`audit`] (page, printable report, figures as CSV / JSON),
+//! [`audit_export`] (per-machine table as CSV / JSON / GLPI, streamed; data
+//! dictionary), [`audit_api`] (`GET /api/v1/admin/reuse`) and [`passport`]
+//! (printable machine fiches with a QR code).
 //!
 //! Security model, enforced here and in the store:
 //! - every page but the login page and the stylesheet goes through
@@ -29,12 +33,16 @@
 
 pub mod account;
 pub mod api;
+pub mod audit;
+pub mod audit_api;
+pub mod audit_export;
 pub mod export;
 pub mod home;
 pub mod journal;
 pub mod layout;
 pub mod login;
 pub mod machine;
+pub mod passport;
 pub mod profiles;
 pub mod school;
 pub mod users;
@@ -218,11 +226,25 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/compte/mot-de-passe", post(account::change_password))
         .route("/compte/jetons", post(account::token_create))
         .route("/compte/jetons/{id}/revoquer", post(account::token_revoke))
+        // The collectivités' audit (issue 10): pages, report, exports,
+        // passports.
+        .route("/audit", get(audit::page))
+        .route("/audit/rapport", get(audit::report))
+        .route("/audit/chiffres.json", get(audit::figures_json_page))
+        .route("/audit/chiffres.csv", get(audit::figures_csv_page))
+        .route("/audit/machines.csv", get(audit_export::machines_csv))
+        .route("/audit/machines.json", get(audit_export::machines_json))
+        .route("/audit/glpi.jsonl", get(audit_export::glpi_bulk))
+        .route("/audit/dictionnaire", get(audit_export::dictionary))
+        .route("/machines/{id}/fiche", get(passport::machine))
+        .route("/machines/{id}/glpi.json", get(audit_export::glpi_one))
+        .route("/etablissements/{uai}/fiches", get(passport::school))
         .route_layer(from_fn_with_state(state.clone(), require_session));
     let api = Router::new()
         .route("/api/v1/admin/machines", get(api::machines))
         .route("/api/v1/admin/machines.csv", get(api::machines_csv))
-        .route("/api/v1/admin/machines/{id}", get(api::machine));
+        .route("/api/v1/admin/machines/{id}", get(api::machine))
+        .route("/api/v1/admin/reuse", get(audit_api::reuse));
     public
         .merge(private)
         .layer(from_fn(same_origin_posts))
