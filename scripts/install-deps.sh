@@ -19,6 +19,7 @@ packages=(
   dpkg-dev      # dpkg-shlibdeps: cargo-deb's $auto dependencies
   systemd       # systemd-analyze verify/security on the packaged units (packaging test)
   python3-venv  # a private virtualenv for schemathesis (server/tests/schemathesis.rs)
+  fusioninventory-agent # GLPI parity test: our GLPI export has every section it fills (agent/tests/inventory_glpi.rs)
 )
 
 missing=()

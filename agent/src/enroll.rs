@@ -364,6 +364,7 @@ pub fn enroll(
         ..DaemonStatus::default()
     };
     status.save(paths).map_err(store_err(paths.status_file()))?;
+    crate::server_inventory::save(paths, &inventory.hash, &inventory.document);
     let ca_system_path = PathBuf::from("/").join(
         paths
             .server_ca_file()

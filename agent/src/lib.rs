@@ -10,6 +10,7 @@ pub mod docs;
 pub mod enroll;
 pub mod inventory;
 pub mod paths;
+pub mod server_inventory;
 pub mod spool;
 pub mod status;
 pub mod transport;

@@ -34,7 +34,7 @@ const GIB: u64 = 1024 * 1024 * 1024;
 #[test]
 fn laptop_t430_worn_battery_no_tpm() {
     let inv = fixture("laptop-t430");
-    assert_eq!(inv.schema_version, 1);
+    assert_eq!(inv.schema_version, 2);
     let id = &inv.identity;
     assert_eq!(v(&id.machine_id), "0b6e2d8f4c1a4e7f9a3d5c2b1e0f9a8d");
     assert_eq!(v(&id.hostname), "cdi-salle12-pc07");

@@ -95,8 +95,14 @@ fn glpi_carries_the_fixture_values() {
     assert_eq!(c["batteries"][0]["capacity"], 57_700);
     assert_eq!(c["batteries"][0]["real_capacity"], 31_700);
     assert_eq!(c["networks"][1]["type"], "wifi");
-    assert_eq!(c["softwares"][0]["name"], "firefox");
-    assert_eq!(c["softwares"][0]["version"], "131.0+linuxmint1+wilma");
+    let firefox = c["softwares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "firefox")
+        .expect("firefox listed");
+    assert_eq!(firefox["version"], "131.0+linuxmint1+wilma");
+    assert_eq!(firefox["from"], "deb");
 }
 
 #[test]
@@ -107,4 +113,41 @@ fn live_machine_validates_and_a_broken_document_does_not() {
     // The check can fail: a value outside the schema's enumeration is caught.
     doc["content"]["bios"]["secure_boot"] = Value::from("maybe");
     assert!(!v.is_valid(&doc));
+}
+
+#[test]
+fn live_software_list_equals_dpkg_query() {
+    let doc = glpi_of("/");
+    let ours: std::collections::BTreeSet<(String, String, String)> = doc["content"]["softwares"]
+        .as_array()
+        .expect("softwares")
+        .iter()
+        .filter(|s| s["from"] == "deb")
+        .map(|s| {
+            let field = |k: &str| s[k].as_str().unwrap_or_default().to_owned();
+            (field("name"), field("arch"), field("version"))
+        })
+        .collect();
+    let out = Command::new("dpkg-query")
+        .args([
+            "-W",
+            "-f",
+            "${db:Status-Status}\t${Package}\t${Architecture}\t${Version}\n",
+        ])
+        .output()
+        .expect("dpkg-query runs");
+    assert!(out.status.success());
+    let theirs: std::collections::BTreeSet<(String, String, String)> =
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                (f.next()? == "installed").then(|| {
+                    let mut next = || f.next().unwrap_or_default().to_owned();
+                    (next(), next(), next())
+                })
+            })
+            .collect();
+    assert!(!theirs.is_empty(), "dpkg-query lists installed packages");
+    assert_eq!(ours, theirs);
 }

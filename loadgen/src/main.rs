@@ -345,6 +345,7 @@ async fn drive(
         let body = serde_json::to_vec(&CheckinRequest {
             inventory_hash: m.inventory_hash.clone(),
             inventory: None,
+            inventory_delta: None,
             applied: vec![ProfileRef {
                 name: "primtux".into(),
                 version: 1,

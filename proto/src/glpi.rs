@@ -6,8 +6,8 @@
 //!
 //! Not representable in that format: the Windows 11 verdict, SMART health,
 //! battery wear as such (GLPI derives it from `capacity` / `real_capacity`).
-//! Software: GLPI lists every package; our document holds the count and the
-//! packages the profiles name, so only those are listed.
+//! Software: every dpkg package and Flatpak application (schema 2); a
+//! version-1 document lists only the packages the profiles name.
 
 use serde_json::{Map, Value, json};
 
@@ -34,7 +34,10 @@ pub fn to_glpi(inv: &Inventory) -> Value {
     content.insert("bios".into(), bios(inv));
     content.insert("cpus".into(), json!([cpu(inv)]));
     if let Some(modules) = inv.memory.modules.value() {
-        content.insert("memories".into(), memories(modules));
+        content.insert(
+            "memories".into(),
+            memories(modules, inv.memory.free_slots()),
+        );
     }
     if let Some(disks) = inv.storage.disks.value() {
         content.insert("storages".into(), storages(disks));
@@ -52,7 +55,10 @@ pub fn to_glpi(inv: &Inventory) -> Value {
         content.insert("networks".into(), networks(nics));
     }
     content.insert("operatingsystem".into(), operating_system(inv));
-    if let Some(pkgs) = inv.os.packages.value() {
+    if let Some(software) = inv.software.value() {
+        content.insert("softwares".into(), softwares(software));
+    } else if let Some(pkgs) = inv.os.packages.value() {
+        // A version-1 document: only the packages the profiles name.
         let softwares: Vec<Value> = pkgs
             .of_interest
             .iter()
@@ -217,8 +223,10 @@ fn cpu(inv: &Inventory) -> Value {
     Value::Object(m)
 }
 
-fn memories(modules: &[crate::inventory::MemoryModule]) -> Value {
-    modules
+/// Installed modules, then one entry per empty slot (capacity 0, as the
+/// GLPI agent writes them) so upgrade planning sees free slots.
+fn memories(modules: &[crate::inventory::MemoryModule], free_slots: Option<u32>) -> Value {
+    let mut out: Vec<Value> = modules
         .iter()
         .enumerate()
         .map(|(i, module)| {
@@ -230,9 +238,49 @@ fn memories(modules: &[crate::inventory::MemoryModule]) -> Value {
             put_opt(&mut m, "speed", module.speed_mts.map(|s| s.to_string()));
             put_opt(&mut m, "manufacturer", module.manufacturer.as_ref());
             put_opt(&mut m, "model", module.part_number.as_ref());
+            put_opt(&mut m, "formfactor", module.form_factor.as_ref());
+            put_opt(&mut m, "removable", module.replaceable());
             Value::Object(m)
         })
-        .collect()
+        .collect();
+    for k in 0..free_slots.unwrap_or(0) {
+        let slot = modules.len() + k as usize + 1;
+        out.push(json!({
+            "capacity": 0,
+            "caption": format!("empty slot {slot}"),
+            "description": "Empty slot",
+            "numslots": slot,
+        }));
+    }
+    Value::Array(out)
+}
+
+/// Every dpkg package (`from: deb`, size in bytes, section as category) and
+/// Flatpak application (`from: flatpak`).
+fn softwares(software: &crate::inventory::Software) -> Value {
+    let debs = software.packages.iter().map(|p| {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(p.name));
+        m.insert("version".into(), json!(p.version));
+        m.insert("arch".into(), json!(p.arch));
+        m.insert("from".into(), json!("deb"));
+        put_opt(&mut m, "system_category", p.section.as_ref());
+        put_opt(
+            &mut m,
+            "filesize",
+            p.size_kib.and_then(|k| k.checked_mul(1024)),
+        );
+        Value::Object(m)
+    });
+    let flatpaks = software.flatpaks.iter().map(|f| {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(f.id));
+        put_opt(&mut m, "version", f.version.as_ref());
+        m.insert("arch".into(), json!(f.arch));
+        m.insert("from".into(), json!("flatpak"));
+        Value::Object(m)
+    });
+    debs.chain(flatpaks).collect()
 }
 
 fn storages(disks: &[crate::inventory::Disk]) -> Value {

@@ -34,6 +34,7 @@
 //! laptop in daily use changes about once a day, which is what an auditor of
 //! battery wear wants.
 
+pub mod delta;
 pub mod windows11;
 
 use std::collections::BTreeMap;
@@ -43,7 +44,12 @@ use serde::{Deserialize, Serialize};
 pub use windows11::{Windows11Requirement, Windows11Status, Windows11Verdict};
 
 /// Version of the inventory document layout.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: hardware, OS, the packages the profiles name;
+/// - 2: adds [`Inventory::software`] (every dpkg package and Flatpak app),
+///   screens, controllers and peripherals, read as "not reported" from
+///   version-1 documents (the server accepts both).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Reasons for an unavailable reading that occur on many fields. The agent's
 /// French summary translates these; other reasons are shown as they are.
@@ -184,6 +190,12 @@ pub struct Inventory {
     /// Would Windows 11 accept this machine? Derived from the fields above
     /// with [`windows11::verdict`].
     pub windows11: Windows11Verdict,
+    /// Every installed package (dpkg) and Flatpak application. The largest
+    /// part of the document by far (≈ 200 KB for 2,500 packages), so it is
+    /// a top-level member: check-ins send it as a delta
+    /// ([`delta`]) and the server stores it content-addressed.
+    #[serde(default = "not_reported")]
+    pub software: Reading<Software>,
 }
 
 impl Inventory {
@@ -628,6 +640,60 @@ pub struct Packages {
     /// Version of each package named by the applied profiles; `null` when
     /// not installed.
     pub of_interest: BTreeMap<String, Option<String>>,
+}
+
+/// Installed software.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Software {
+    /// Installed dpkg packages (status `installed`, whatever the selection:
+    /// `install` or `hold`), sorted by name then architecture — the order
+    /// [`delta::apply`] restores, so both sides hash the same bytes.
+    pub packages: Vec<Package>,
+    /// System-wide Flatpak applications (`/var/lib/flatpak/app`), sorted by
+    /// id then branch; empty when Flatpak is not installed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flatpaks: Vec<FlatpakApp>,
+}
+
+/// One installed Debian package. Short keys: the list repeats them 2,500
+/// times.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Package {
+    /// Package name, e.g. "gcompris-qt".
+    pub name: String,
+    /// Debian version, e.g. "3.1-2".
+    pub version: String,
+    /// Debian architecture: "amd64", "i386", "all".
+    pub arch: String,
+    /// Archive section, e.g. "games", "libs" (absent for some local
+    /// packages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    /// `Installed-Size` in KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_kib: Option<u64>,
+}
+
+impl Package {
+    /// The identity of a package in a list: dpkg allows one version per
+    /// name and architecture (`libc6:amd64` and `libc6:i386` coexist).
+    pub fn key(&self) -> (&str, &str) {
+        (&self.name, &self.arch)
+    }
+}
+
+/// One Flatpak application installed system-wide.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FlatpakApp {
+    /// Application id, e.g. "org.kde.gcompris".
+    pub id: String,
+    /// Branch, usually "stable".
+    pub branch: String,
+    /// Flatpak architecture, e.g. "x86_64".
+    pub arch: String,
+    /// Newest release listed in the application's AppStream metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod firmware;
 mod identity;
 mod os;
 pub mod smbios;
+mod software;
 mod source;
 mod storage;
 pub mod summary;
@@ -69,6 +70,7 @@ pub fn collect(options: &CollectOptions) -> Inventory {
     let smbios = smbios::read(&source);
     let pci_names = devices::PciNames::load(&source);
     let ipv4 = devices::ipv4_addresses(&source);
+    let (os, packages) = os::collect(&source, &options.packages_of_interest);
 
     let mut inventory = Inventory {
         schema_version: SCHEMA_VERSION,
@@ -84,7 +86,7 @@ pub fn collect(options: &CollectOptions) -> Inventory {
         batteries: battery::collect(&source, &dbus.upower).into(),
         graphics: devices::graphics(&source, &pci_names).into(),
         network: devices::network(&source, &pci_names, &ipv4).into(),
-        os: os::collect(&source, &options.packages_of_interest),
+        os,
         // Placeholder until judged below from the collected facts.
         windows11: windows11::Windows11Verdict {
             status: windows11::Windows11Status::Unknown,
@@ -92,6 +94,7 @@ pub fn collect(options: &CollectOptions) -> Inventory {
             unknown: Vec::new(),
             cpu_basis: windows11::CpuBasis::Unknown,
         },
+        software: software::collect(&source, packages),
     };
     inventory.windows11 = windows11::verdict(&inventory);
     inventory
