@@ -191,6 +191,24 @@ fn laptop_t430_worn_battery_no_tpm() {
     );
     // gcompris-qt was removed, only its config files remain.
     assert_eq!(pkgs.of_interest["gcompris-qt"], None);
+    let software = v(&inv.software);
+    let names: Vec<&str> = software.packages.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "base-files",
+            "firefox",
+            "libreoffice-writer",
+            "xfce4-session"
+        ]
+    );
+    assert_eq!(software.packages[1].arch, "amd64");
+    assert!(software.flatpaks.is_empty());
+    // The laptop's own panel (real EDID), two empty connectors.
+    let screens = v(&inv.monitors);
+    assert_eq!(screens.len(), 1);
+    assert!(screens[0].builtin);
+    assert_eq!(screens[0].model.as_deref(), Some("LTN156AT16L01"));
 
     assert_eq!(inv.windows11.status, Windows11Status::Ineligible);
     assert_eq!(
@@ -255,6 +273,21 @@ fn desktop_optiplex390_legacy_bios_small_ram() {
         inv.windows11.blockers,
         [R::Tpm2, R::SupportedCpu, R::Ram4Gb, R::Uefi, R::SecureBoot]
     );
+    // Two real EDIDs (tests/fixtures/edid/SOURCES.md); the empty HDMI
+    // connector has nothing plugged in.
+    let screens = v(&inv.monitors);
+    assert_eq!(screens.len(), 2, "{screens:#?}");
+    assert_eq!(screens[0].connector, "DP-1");
+    assert_eq!(screens[0].manufacturer_id, "DEL");
+    assert_eq!(screens[0].manufacturer, None, "no pnp.ids: no name");
+    assert_eq!(screens[0].model.as_deref(), Some("D1918H"));
+    assert_eq!(screens[0].serial.as_deref(), Some("2C8FJ8255K5E"));
+    assert_eq!((screens[0].year, screens[0].week), (Some(2018), Some(6)));
+    assert_eq!(screens[0].diagonal_inches(), Some(18.5));
+    assert_eq!(screens[1].connector, "VGA-1");
+    assert_eq!(screens[1].model.as_deref(), Some("Philips 150S"));
+    assert_eq!((screens[1].year, screens[1].week), (Some(2003), Some(7)));
+    assert!(!screens[1].digital && !screens[1].builtin);
 }
 
 #[test]

@@ -103,6 +103,12 @@ fn glpi_carries_the_fixture_values() {
         .expect("firefox listed");
     assert_eq!(firefox["version"], "131.0+linuxmint1+wilma");
     assert_eq!(firefox["from"], "deb");
+    // Every installed package, the removed one (config files only) not.
+    assert_eq!(c["softwares"].as_array().unwrap().len(), 4);
+    assert_eq!(c["monitors"][0]["name"], "LTN156AT16L01");
+    assert_eq!(c["monitors"][0]["manufacturer"], "LEN");
+    assert_eq!(c["monitors"][0]["description"], "2010");
+    assert_eq!(c["monitors"][0]["port"], "LVDS-1");
 }
 
 #[test]

@@ -54,6 +54,9 @@ pub fn to_glpi(inv: &Inventory) -> Value {
     if let Some(nics) = inv.network.value() {
         content.insert("networks".into(), networks(nics));
     }
+    if let Some(screens) = inv.monitors.value() {
+        content.insert("monitors".into(), monitors(screens));
+    }
     content.insert("operatingsystem".into(), operating_system(inv));
     if let Some(software) = inv.software.value() {
         content.insert("softwares".into(), softwares(software));
@@ -253,6 +256,32 @@ fn memories(modules: &[crate::inventory::MemoryModule], free_slots: Option<u32>)
         }));
     }
     Value::Array(out)
+}
+
+/// Screens as the GLPI agent writes them: the model as name and caption,
+/// the maker's name (or its PNP id), the manufacture date as `week/year`.
+fn monitors(screens: &[crate::inventory::Monitor]) -> Value {
+    screens
+        .iter()
+        .map(|s| {
+            let mut m = Map::new();
+            put_opt(&mut m, "name", s.model.as_ref());
+            put_opt(&mut m, "caption", s.model.as_ref());
+            m.insert(
+                "manufacturer".into(),
+                json!(s.manufacturer.as_ref().unwrap_or(&s.manufacturer_id)),
+            );
+            put_opt(&mut m, "serial", s.serial.as_ref());
+            let date = match (s.week, s.year) {
+                (Some(w), Some(y)) => Some(format!("{w}/{y}")),
+                (None, Some(y)) => Some(y.to_string()),
+                _ => None,
+            };
+            put_opt(&mut m, "description", date);
+            m.insert("port".into(), json!(s.connector));
+            Value::Object(m)
+        })
+        .collect()
 }
 
 /// Every dpkg package (`from: deb`, size in bytes, section as category) and

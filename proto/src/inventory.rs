@@ -196,6 +196,9 @@ pub struct Inventory {
     /// ([`delta`]) and the server stores it content-addressed.
     #[serde(default = "not_reported")]
     pub software: Reading<Software>,
+    /// Connected screens, from their EDID (built-in panels included).
+    #[serde(default = "not_reported")]
+    pub monitors: Reading<Vec<Monitor>>,
 }
 
 impl Inventory {
@@ -640,6 +643,50 @@ pub struct Packages {
     /// Version of each package named by the applied profiles; `null` when
     /// not installed.
     pub of_interest: BTreeMap<String, Option<String>>,
+}
+
+/// A connected screen, as its EDID describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Monitor {
+    /// DRM connector, e.g. "HDMI-A-1", "eDP-1".
+    pub connector: String,
+    /// True for a laptop's own panel (eDP, LVDS, DSI connectors).
+    pub builtin: bool,
+    /// PNP manufacturer id from the EDID, e.g. "DEL", "SAM".
+    pub manufacturer_id: String,
+    /// Manufacturer name from the hwdata pnp.ids database, when installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    /// EDID product code.
+    pub product_code: u16,
+    /// Display product name ("DELL P2419H"), else the panel's part number
+    /// (alphanumeric descriptor, laptop panels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Serial number descriptor, else the EDID's numeric serial when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// Year of manufacture (or model year when the week says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<u16>,
+    /// Week of manufacture, 1–54, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub week: Option<u8>,
+    /// Visible image size in cm, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width_cm: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height_cm: Option<u8>,
+    /// Digital input (DVI, HDMI, DisplayPort, eDP) rather than analog VGA.
+    pub digital: bool,
+}
+
+impl Monitor {
+    /// Diagonal in inches (0.1 precision) from the image size.
+    pub fn diagonal_inches(&self) -> Option<f64> {
+        let (w, h) = (f64::from(self.width_cm?), f64::from(self.height_cm?));
+        (w > 0.0 && h > 0.0).then(|| ((w * w + h * h).sqrt() / 2.54 * 10.0).round() / 10.0)
+    }
 }
 
 /// Installed software.

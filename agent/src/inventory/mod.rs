@@ -16,6 +16,7 @@ mod devices;
 mod firmware;
 mod identity;
 mod os;
+pub mod screens;
 pub mod smbios;
 mod software;
 mod source;
@@ -95,6 +96,7 @@ pub fn collect(options: &CollectOptions) -> Inventory {
             cpu_basis: windows11::CpuBasis::Unknown,
         },
         software: software::collect(&source, packages),
+        monitors: screens::collect(&source).into(),
     };
     inventory.windows11 = windows11::verdict(&inventory);
     inventory
