@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use nird_agent::inventory::{CollectOptions, collect};
 use nird_proto::inventory::{
-    BootMode, ChassisKind, DiskKind, Inventory, NetworkKind, Reading, SecureBoot, Tpm,
+    BootMode, ChassisKind, DiskKind, InputKind, Inventory, NetworkKind, Reading, SecureBoot, Tpm,
     Windows11Requirement as R, Windows11Status, reason,
 };
 
@@ -209,6 +209,9 @@ fn laptop_t430_worn_battery_no_tpm() {
     assert_eq!(screens.len(), 1);
     assert!(screens[0].builtin);
     assert_eq!(screens[0].model.as_deref(), Some("LTN156AT16L01"));
+    // No CUPS: no printers; no /proc/bus/input: a reason, not "none".
+    assert_eq!(v(&inv.peripherals.printers), []);
+    assert_eq!(inv.peripherals.input.reason(), Some(reason::NOT_EXPOSED));
 
     assert_eq!(inv.windows11.status, Windows11Status::Ineligible);
     assert_eq!(
@@ -288,6 +291,59 @@ fn desktop_optiplex390_legacy_bios_small_ram() {
     assert_eq!(screens[1].model.as_deref(), Some("Philips 150S"));
     assert_eq!((screens[1].year, screens[1].week), (Some(2003), Some(7)));
     assert!(!screens[1].digital && !screens[1].builtin);
+
+    let p = &inv.peripherals;
+    let pci = v(&p.pci);
+    assert_eq!(pci.len(), 2);
+    assert_eq!(pci[1].class.as_deref(), Some("0200"));
+    // Keyboard and mouse receiver; the hubs and the USB stick left out.
+    let usb = v(&p.usb);
+    assert_eq!(usb.len(), 2, "{usb:#?}");
+    assert_eq!(
+        (usb[0].vendor_id.as_str(), usb[0].product_id.as_str()),
+        ("413c", "2113")
+    );
+    assert_eq!(usb[0].class.as_deref(), Some("03"));
+    // Names from usb.ids first, the device's own strings otherwise.
+    assert_eq!(usb[0].product_name.as_deref(), Some("KB216 Wired Keyboard"));
+    assert_eq!(usb[1].vendor_name.as_deref(), Some("Logitech, Inc."));
+    assert_eq!(usb[1].product_name.as_deref(), Some("Unifying Receiver"));
+    let sound = v(&p.sound);
+    assert_eq!(sound.len(), 1);
+    assert_eq!(
+        (sound[0].driver.as_str(), sound[0].name.as_str()),
+        ("HDA-Intel", "HDA Intel PCH")
+    );
+    // The power button and the keyboard's system-control device are not
+    // keyboards.
+    let input = v(&p.input);
+    let kinds: Vec<(&str, InputKind)> = input.iter().map(|d| (d.name.as_str(), d.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Dell KB216 Wired Keyboard", InputKind::Keyboard),
+            ("Logitech Wireless Mouse", InputKind::Pointing)
+        ]
+    );
+    let printers = v(&p.printers);
+    assert_eq!(printers.len(), 2);
+    assert_eq!(printers[0].name, "Brother_HL-L2350DW");
+    assert_eq!(
+        printers[0].driver.as_deref(),
+        Some("Brother HL-L2350DW series, driverless, cups-filters 1.28.17")
+    );
+    assert!(printers[0].network);
+    // No PPD: MakeModel; the URI's password is nowhere in the document.
+    assert_eq!(printers[1].backend.as_deref(), Some("smb"));
+    assert!(
+        printers[1]
+            .driver
+            .as_deref()
+            .unwrap()
+            .starts_with("Generic PCL 6")
+    );
+    let json = serde_json::to_string(&inv).unwrap();
+    assert!(!json.contains("motdepasse"));
 }
 
 #[test]

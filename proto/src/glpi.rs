@@ -30,6 +30,10 @@ pub fn to_glpi(inv: &Inventory) -> Value {
         "versionclient".into(),
         json!(format!("nird-agent_v{}", inv.agent_version)),
     );
+    content.insert(
+        "versionprovider".into(),
+        json!({"name": "nird-agent", "version": inv.agent_version}),
+    );
     content.insert("hardware".into(), hardware(inv));
     content.insert("bios".into(), bios(inv));
     content.insert("cpus".into(), json!([cpu(inv)]));
@@ -57,6 +61,11 @@ pub fn to_glpi(inv: &Inventory) -> Value {
     if let Some(screens) = inv.monitors.value() {
         content.insert("monitors".into(), monitors(screens));
     }
+    peripherals(&inv.peripherals, &mut content);
+    if let Some(fw) = inv.os.firewall.value() {
+        let status = if fw.enabled { "on" } else { "off" };
+        content.insert("firewalls".into(), json!([{"status": status}]));
+    }
     content.insert("operatingsystem".into(), operating_system(inv));
     if let Some(software) = inv.software.value() {
         content.insert("softwares".into(), softwares(software));
@@ -78,6 +87,16 @@ pub fn to_glpi(inv: &Inventory) -> Value {
         "action": "inventory",
         "content": content,
     })
+}
+
+/// Adds the GLPI `accesslog` (when the inventory was taken, `YYYY-MM-DD
+/// HH:MM:SS`): not part of our document, which holds no volatile value, so
+/// the caller that knows the date (the agent printing it, the server
+/// exporting the stored one) adds it.
+pub fn set_logdate(glpi: &mut Value, logdate: &str) {
+    if let Some(content) = glpi.get_mut("content").and_then(Value::as_object_mut) {
+        content.insert("accesslog".into(), json!({"logdate": logdate}));
+    }
 }
 
 /// Inserts `key` when the reading has a value.
@@ -282,6 +301,77 @@ fn monitors(screens: &[crate::inventory::Monitor]) -> Value {
             Value::Object(m)
         })
         .collect()
+}
+
+/// `controllers`, `usbdevices`, `sounds`, `inputs`, `printers`: each only
+/// when its reading has a value.
+fn peripherals(p: &crate::inventory::Peripherals, content: &mut Map<String, Value>) {
+    if let Some(pci) = p.pci.value() {
+        let list = pci.iter().map(|d| {
+            let mut m = Map::new();
+            put_opt(&mut m, "name", d.device_name.as_ref());
+            put_opt(&mut m, "caption", d.device_name.as_ref());
+            put_opt(&mut m, "manufacturer", d.vendor_name.as_ref());
+            m.insert("vendorid".into(), json!(d.vendor_id));
+            m.insert("productid".into(), json!(d.device_id));
+            put_opt(&mut m, "pcisubsystemid", d.subsystem.as_ref());
+            put_opt(&mut m, "pciclass", d.class.as_ref());
+            m.insert("pcislot".into(), json!(d.address));
+            put_opt(&mut m, "driver", d.driver.as_ref());
+            Value::Object(m)
+        });
+        content.insert("controllers".into(), list.collect());
+    }
+    if let Some(usb) = p.usb.value() {
+        let list = usb.iter().map(|d| {
+            let mut m = Map::new();
+            put_opt(&mut m, "name", d.product_name.as_ref());
+            put_opt(&mut m, "caption", d.product_name.as_ref());
+            put_opt(&mut m, "manufacturer", d.vendor_name.as_ref());
+            m.insert("vendorid".into(), json!(d.vendor_id));
+            m.insert("productid".into(), json!(d.product_id));
+            put_opt(
+                &mut m,
+                "class",
+                d.class
+                    .as_ref()
+                    .and_then(|c| u8::from_str_radix(c, 16).ok())
+                    .map(|c| c.to_string()),
+            );
+            put_opt(&mut m, "serial", d.serial.as_ref());
+            Value::Object(m)
+        });
+        content.insert("usbdevices".into(), list.collect());
+    }
+    if let Some(sound) = p.sound.value() {
+        let list = sound
+            .iter()
+            .map(|c| json!({"name": c.name, "caption": c.name, "description": c.driver}));
+        content.insert("sounds".into(), list.collect());
+    }
+    if let Some(input) = p.input.value() {
+        let list = input.iter().map(|d| {
+            let kind = match d.kind {
+                crate::inventory::InputKind::Keyboard => "Keyboard",
+                crate::inventory::InputKind::Pointing => "Pointing",
+            };
+            json!({"name": d.name, "caption": d.name, "description": d.name,
+                   "type": kind, "interface": d.bus.to_uppercase()})
+        });
+        content.insert("inputs".into(), list.collect());
+    }
+    if let Some(printers) = p.printers.value() {
+        let list = printers.iter().map(|q| {
+            let mut m = Map::new();
+            m.insert("name".into(), json!(q.name));
+            put_opt(&mut m, "description", q.description.as_ref());
+            put_opt(&mut m, "driver", q.driver.as_ref());
+            put_opt(&mut m, "port", q.backend.as_ref());
+            m.insert("network".into(), json!(q.network));
+            Value::Object(m)
+        });
+        content.insert("printers".into(), list.collect());
+    }
 }
 
 /// Every dpkg package (`from: deb`, size in bytes, section as category) and

@@ -199,6 +199,10 @@ pub struct Inventory {
     /// Connected screens, from their EDID (built-in panels included).
     #[serde(default = "not_reported")]
     pub monitors: Reading<Vec<Monitor>>,
+    /// Controllers and peripherals: PCI and USB devices, sound cards,
+    /// keyboards and pointing devices, printers known to CUPS.
+    #[serde(default)]
+    pub peripherals: Peripherals,
 }
 
 impl Inventory {
@@ -589,6 +593,9 @@ pub struct PciDevice {
     /// Bound kernel driver, e.g. "i915"; `None` when no driver is bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// PCI class and subclass, 4 hex digits, e.g. "0300" (VGA controller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
 }
 
 /// A physical network interface.
@@ -633,6 +640,19 @@ pub struct Os {
     pub architecture: Reading<String>,
     /// Debian packages (dpkg status database).
     pub packages: Reading<Packages>,
+    /// The host firewall front-end and whether it is turned on.
+    #[serde(default = "not_reported")]
+    pub firewall: Reading<Firewall>,
+}
+
+/// The host firewall as its front-end's configuration says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Firewall {
+    /// "ufw" or "firewalld"; `None` when neither is installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Turned on at boot (ufw `ENABLED=yes`, firewalld's unit enabled).
+    pub enabled: bool,
 }
 
 /// What dpkg says is installed.
@@ -643,6 +663,109 @@ pub struct Packages {
     /// Version of each package named by the applied profiles; `null` when
     /// not installed.
     pub of_interest: BTreeMap<String, Option<String>>,
+}
+
+/// Controllers and peripherals. Removable storage is left out (USB sticks
+/// come and go; they are in [`Storage::disks`] while plugged in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Peripherals {
+    /// Every PCI function (controllers, bridges, audio, USB hosts...).
+    #[serde(default = "not_reported")]
+    pub pci: Reading<Vec<PciDevice>>,
+    /// USB devices, hubs and mass storage left out.
+    #[serde(default = "not_reported")]
+    pub usb: Reading<Vec<UsbDevice>>,
+    /// ALSA sound cards.
+    #[serde(default = "not_reported")]
+    pub sound: Reading<Vec<SoundCard>>,
+    /// Keyboards and pointing devices (one entry per device name and kind).
+    #[serde(default = "not_reported")]
+    pub input: Reading<Vec<InputDevice>>,
+    /// Print queues CUPS knows.
+    #[serde(default = "not_reported")]
+    pub printers: Reading<Vec<Printer>>,
+}
+
+impl Default for Peripherals {
+    /// All not reported (a document from an agent before schema 2).
+    fn default() -> Self {
+        Peripherals {
+            pci: not_reported(),
+            usb: not_reported(),
+            sound: not_reported(),
+            input: not_reported(),
+            printers: not_reported(),
+        }
+    }
+}
+
+/// A USB device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsbDevice {
+    /// Vendor and product ids, lowercase hex, e.g. "046d", "c52b".
+    pub vendor_id: String,
+    pub product_id: String,
+    /// USB class of the device (or of its first interface when the device
+    /// says "per interface"), 2 hex digits, e.g. "03" (HID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Names from usb.ids when installed, else the device's own strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    /// The device's serial number string, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+}
+
+/// An ALSA sound card (`/proc/asound/cards`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoundCard {
+    /// Card id, e.g. "PCH".
+    pub id: String,
+    /// Driver, e.g. "HDA-Intel".
+    pub driver: String,
+    /// Name, e.g. "HDA Intel PCH".
+    pub name: String,
+}
+
+/// A keyboard or pointing device (`/proc/bus/input/devices`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputDevice {
+    /// Name the device gives, e.g. "Logitech Wireless Mouse".
+    pub name: String,
+    /// Keyboard or pointing device.
+    pub kind: InputKind,
+    /// Bus: "usb", "ps2", "i2c", "bluetooth", ...
+    pub bus: String,
+}
+
+/// Kind of input device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    Keyboard,
+    Pointing,
+}
+
+/// A print queue CUPS knows (`/etc/cups/printers.conf` and its PPD).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Printer {
+    /// Queue name.
+    pub name: String,
+    /// Description given by the administrator (`Info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Driver: the PPD's `NickName`, else `MakeModel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Backend of the device URI ("usb", "ipp", "socket", "smb"...): the
+    /// URI itself may hold credentials and is never kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// True when the printer is reached over the network.
+    pub network: bool,
 }
 
 /// A connected screen, as its EDID describes it.

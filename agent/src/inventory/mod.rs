@@ -16,6 +16,7 @@ mod devices;
 mod firmware;
 mod identity;
 mod os;
+mod peripherals;
 pub mod screens;
 pub mod smbios;
 mod software;
@@ -25,7 +26,7 @@ pub mod summary;
 
 use std::path::PathBuf;
 
-use nird_proto::inventory::{Inventory, SCHEMA_VERSION, Storage, reason, windows11};
+use nird_proto::inventory::{Inventory, Peripherals, SCHEMA_VERSION, Storage, reason, windows11};
 
 /// How to collect.
 #[derive(Debug, Clone)]
@@ -97,6 +98,13 @@ pub fn collect(options: &CollectOptions) -> Inventory {
         },
         software: software::collect(&source, packages),
         monitors: screens::collect(&source).into(),
+        peripherals: Peripherals {
+            pci: devices::all_pci(&source, &pci_names).into(),
+            usb: peripherals::usb(&source).into(),
+            sound: peripherals::sound(&source).into(),
+            input: peripherals::input(&source).into(),
+            printers: peripherals::printers(&source).into(),
+        },
     };
     inventory.windows11 = windows11::verdict(&inventory);
     inventory

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use nird_proto::inventory::{Os, Package, Packages, Reading};
+use nird_proto::inventory::{Firewall, Os, Package, Packages, Reading};
 
 use super::source::Source;
 
@@ -43,8 +43,39 @@ pub fn collect(source: &Source, of_interest: &[String]) -> (Os, Reading<Vec<Pack
         kernel: source.read_attr("/proc/sys/kernel/osrelease").into(),
         architecture: source.read_attr("/proc/sys/kernel/arch").into(),
         packages,
+        firewall: Reading::Value(firewall(source)),
     };
     (os, list)
+}
+
+/// ufw (`ENABLED=yes` in its configuration) or firewalld (its unit enabled
+/// for boot); neither installed: no tool, off.
+fn firewall(source: &Source) -> Firewall {
+    if let Ok(conf) = source.read_text("/etc/ufw/ufw.conf") {
+        let enabled = conf.lines().any(|l| {
+            l.trim()
+                .replace('"', "")
+                .eq_ignore_ascii_case("ENABLED=yes")
+        });
+        return Firewall {
+            tool: Some("ufw".into()),
+            enabled,
+        };
+    }
+    if source.exists("/usr/lib/systemd/system/firewalld.service")
+        || source.exists("/lib/systemd/system/firewalld.service")
+    {
+        let enabled =
+            source.exists("/etc/systemd/system/multi-user.target.wants/firewalld.service");
+        return Firewall {
+            tool: Some("firewalld".into()),
+            enabled,
+        };
+    }
+    Firewall {
+        tool: None,
+        enabled: false,
+    }
 }
 
 /// `KEY=value` lines, values unquoted (os-release(5)).
