@@ -23,6 +23,7 @@ packages=(
   lintian       # the packages must be free of lintian errors (packaging test)
   apt-utils     # apt-ftparchive: packaging/build-repo makes the signed APT repository
   gnupg         # gpg: signs that repository's Release file
+  fusioninventory-agent # GLPI parity test: our GLPI export has every section it fills (agent/tests/inventory_glpi.rs)
 )
 
 missing=()

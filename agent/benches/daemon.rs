@@ -91,6 +91,7 @@ fn main() {
     let heartbeat = CheckinRequest {
         inventory_hash: nird_proto::hash::sha256_hex(b"inventory"),
         inventory: None,
+        inventory_delta: None,
         applied: ["linux-nird", "nird-base", "primtux"]
             .iter()
             .map(|n| ProfileRef {

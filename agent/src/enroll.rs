@@ -524,6 +524,7 @@ fn enroll_pinned(
         ..DaemonStatus::default()
     };
     status.save(paths).map_err(store_err(paths.status_file()))?;
+    crate::server_inventory::save(paths, &inventory.hash, &inventory.document);
     let ca_system_path = PathBuf::from("/").join(
         paths
             .server_ca_file()

@@ -13,6 +13,7 @@ pub mod enroll;
 pub mod inventory;
 pub mod paths;
 pub mod self_update;
+pub mod server_inventory;
 pub mod spool;
 pub mod status;
 pub mod transport;

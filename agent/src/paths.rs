@@ -88,6 +88,12 @@ impl AgentPaths {
     pub fn status_file(&self) -> PathBuf {
         self.state_dir().join("status.json")
     }
+
+    /// The inventory document the server acknowledged last: the base of
+    /// the next inventory delta.
+    pub fn server_inventory_file(&self) -> PathBuf {
+        self.state_dir().join("server-inventory.json")
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ fn heartbeat() -> CheckinRequest {
     CheckinRequest {
         inventory_hash: "0".repeat(64),
         inventory: None,
+        inventory_delta: None,
         applied: vec![],
         reports: vec![],
         trust: None,

@@ -43,7 +43,7 @@ fn json_output_is_the_document_with_schema_version_first() {
     let out = run(&["--root", &root, "inventory", "--json"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("{\n  \"schema_version\": 1,"), "{text}");
+    assert!(text.starts_with("{\n  \"schema_version\": 2,"), "{text}");
     let inv: nird_proto::inventory::Inventory = serde_json::from_str(&text).unwrap();
     assert_eq!(
         inv.identity.hostname.value().map(String::as_str),

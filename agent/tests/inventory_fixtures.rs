@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use nird_agent::inventory::{CollectOptions, collect};
 use nird_proto::inventory::{
-    BootMode, ChassisKind, DiskKind, Inventory, NetworkKind, Reading, SecureBoot, Tpm,
+    BootMode, ChassisKind, DiskKind, InputKind, Inventory, NetworkKind, Reading, SecureBoot, Tpm,
     Windows11Requirement as R, Windows11Status, reason,
 };
 
@@ -34,7 +34,7 @@ const GIB: u64 = 1024 * 1024 * 1024;
 #[test]
 fn laptop_t430_worn_battery_no_tpm() {
     let inv = fixture("laptop-t430");
-    assert_eq!(inv.schema_version, 1);
+    assert_eq!(inv.schema_version, 2);
     let id = &inv.identity;
     assert_eq!(v(&id.machine_id), "0b6e2d8f4c1a4e7f9a3d5c2b1e0f9a8d");
     assert_eq!(v(&id.hostname), "cdi-salle12-pc07");
@@ -191,6 +191,27 @@ fn laptop_t430_worn_battery_no_tpm() {
     );
     // gcompris-qt was removed, only its config files remain.
     assert_eq!(pkgs.of_interest["gcompris-qt"], None);
+    let software = v(&inv.software);
+    let names: Vec<&str> = software.packages.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "base-files",
+            "firefox",
+            "libreoffice-writer",
+            "xfce4-session"
+        ]
+    );
+    assert_eq!(software.packages[1].arch, "amd64");
+    assert!(software.flatpaks.is_empty());
+    // The laptop's own panel (real EDID), two empty connectors.
+    let screens = v(&inv.monitors);
+    assert_eq!(screens.len(), 1);
+    assert!(screens[0].builtin);
+    assert_eq!(screens[0].model.as_deref(), Some("LTN156AT16L01"));
+    // No CUPS: no printers; no /proc/bus/input: a reason, not "none".
+    assert_eq!(v(&inv.peripherals.printers), []);
+    assert_eq!(inv.peripherals.input.reason(), Some(reason::NOT_EXPOSED));
 
     assert_eq!(inv.windows11.status, Windows11Status::Ineligible);
     assert_eq!(
@@ -255,6 +276,74 @@ fn desktop_optiplex390_legacy_bios_small_ram() {
         inv.windows11.blockers,
         [R::Tpm2, R::SupportedCpu, R::Ram4Gb, R::Uefi, R::SecureBoot]
     );
+    // Two real EDIDs (tests/fixtures/edid/SOURCES.md); the empty HDMI
+    // connector has nothing plugged in.
+    let screens = v(&inv.monitors);
+    assert_eq!(screens.len(), 2, "{screens:#?}");
+    assert_eq!(screens[0].connector, "DP-1");
+    assert_eq!(screens[0].manufacturer_id, "DEL");
+    assert_eq!(screens[0].manufacturer, None, "no pnp.ids: no name");
+    assert_eq!(screens[0].model.as_deref(), Some("D1918H"));
+    assert_eq!(screens[0].serial.as_deref(), Some("2C8FJ8255K5E"));
+    assert_eq!((screens[0].year, screens[0].week), (Some(2018), Some(6)));
+    assert_eq!(screens[0].diagonal_inches(), Some(18.5));
+    assert_eq!(screens[1].connector, "VGA-1");
+    assert_eq!(screens[1].model.as_deref(), Some("Philips 150S"));
+    assert_eq!((screens[1].year, screens[1].week), (Some(2003), Some(7)));
+    assert!(!screens[1].digital && !screens[1].builtin);
+
+    let p = &inv.peripherals;
+    let pci = v(&p.pci);
+    assert_eq!(pci.len(), 2);
+    assert_eq!(pci[1].class.as_deref(), Some("0200"));
+    // Keyboard and mouse receiver; the hubs and the USB stick left out.
+    let usb = v(&p.usb);
+    assert_eq!(usb.len(), 2, "{usb:#?}");
+    assert_eq!(
+        (usb[0].vendor_id.as_str(), usb[0].product_id.as_str()),
+        ("413c", "2113")
+    );
+    assert_eq!(usb[0].class.as_deref(), Some("03"));
+    // Names from usb.ids first, the device's own strings otherwise.
+    assert_eq!(usb[0].product_name.as_deref(), Some("KB216 Wired Keyboard"));
+    assert_eq!(usb[1].vendor_name.as_deref(), Some("Logitech, Inc."));
+    assert_eq!(usb[1].product_name.as_deref(), Some("Unifying Receiver"));
+    let sound = v(&p.sound);
+    assert_eq!(sound.len(), 1);
+    assert_eq!(
+        (sound[0].driver.as_str(), sound[0].name.as_str()),
+        ("HDA-Intel", "HDA Intel PCH")
+    );
+    // The power button and the keyboard's system-control device are not
+    // keyboards.
+    let input = v(&p.input);
+    let kinds: Vec<(&str, InputKind)> = input.iter().map(|d| (d.name.as_str(), d.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Dell KB216 Wired Keyboard", InputKind::Keyboard),
+            ("Logitech Wireless Mouse", InputKind::Pointing)
+        ]
+    );
+    let printers = v(&p.printers);
+    assert_eq!(printers.len(), 2);
+    assert_eq!(printers[0].name, "Brother_HL-L2350DW");
+    assert_eq!(
+        printers[0].driver.as_deref(),
+        Some("Brother HL-L2350DW series, driverless, cups-filters 1.28.17")
+    );
+    assert!(printers[0].network);
+    // No PPD: MakeModel; the URI's password is nowhere in the document.
+    assert_eq!(printers[1].backend.as_deref(), Some("smb"));
+    assert!(
+        printers[1]
+            .driver
+            .as_deref()
+            .unwrap()
+            .starts_with("Generic PCL 6")
+    );
+    let json = serde_json::to_string(&inv).unwrap();
+    assert!(!json.contains("motdepasse"));
 }
 
 #[test]

@@ -56,6 +56,39 @@ struct Args {
     /// One check-in in this many carries an apply report.
     #[arg(long, default_value_t = 20)]
     report_every: u64,
+    /// Changed-inventory mode: every check-in carries a new full inventory
+    /// document holding this many packages, 20 of them upgraded since the
+    /// machine's previous one (a weekly upgrade). 0: heartbeats only.
+    #[arg(long, default_value_t = 0)]
+    inventory_packages: usize,
+}
+
+/// A document with `packages` packages, the first 20 at version `round`
+/// (so each round is a 20-package upgrade), and its content hash.
+fn changed_inventory(
+    hostname: &str,
+    packages: usize,
+    round: u64,
+) -> anyhow::Result<(serde_json::Value, String)> {
+    let list: Vec<serde_json::Value> = (0..packages)
+        .map(|i| {
+            let version = if i < 20 {
+                format!("{round}.0-1")
+            } else {
+                format!("1.{i}.0-1")
+            };
+            serde_json::json!({"name": format!("paquet-{i:05}"), "version": version,
+                "arch": "amd64", "section": "misc", "size_kib": 100 + i})
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "schema_version": 2,
+        "identity": {"hostname": {"value": hostname}},
+        "cpu": {"model_name": {"value": "Intel(R) Core(TM) i5-3470 CPU @ 3.20GHz"}},
+        "software": {"value": {"packages": list}},
+    });
+    let hash = nird_proto::hash::content_hash(&doc)?;
+    Ok((doc, hash))
 }
 
 /// One simulated machine.
@@ -315,6 +348,7 @@ async fn drive(
     tls: TlsConnector,
     mut machines: Vec<SimMachine>,
     report_every: u64,
+    inventory_packages: usize,
     measure_from: Instant,
     end: Instant,
 ) -> anyhow::Result<Measured> {
@@ -342,9 +376,17 @@ async fn drive(
             });
             m.next_seq += 1;
         }
+        let inventory = if inventory_packages > 0 {
+            let (doc, hash) = changed_inventory(&m.auth[7..19], inventory_packages, m.checkins)?;
+            m.inventory_hash = hash;
+            Some(doc)
+        } else {
+            None
+        };
         let body = serde_json::to_vec(&CheckinRequest {
             inventory_hash: m.inventory_hash.clone(),
-            inventory: None,
+            inventory,
+            inventory_delta: None,
             applied: vec![ProfileRef {
                 name: "primtux".into(),
                 version: 1,
@@ -427,6 +469,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     tls.clone(),
                     machines,
                     args.report_every,
+                    args.inventory_packages,
                     measure_from,
                     end,
                 ))

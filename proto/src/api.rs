@@ -65,8 +65,9 @@ pub const API_VERSION: u32 = 1;
 /// Path prefix of every agent endpoint.
 pub const API_PREFIX: &str = "/api/v1";
 
-/// Largest request body the server accepts, in bytes (a full inventory fits
-/// many times over). Larger bodies get `413`.
+/// Largest request body the server accepts, in bytes, counted after
+/// decompression for `Content-Encoding: gzip` bodies (a full inventory with
+/// 2,500 packages is ≈ 350 KB). Larger bodies get `413`.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Most apply reports one check-in may carry; the agent sends the rest of its
@@ -193,6 +194,15 @@ pub struct CheckinRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub inventory: Option<serde_json::Value>,
+    /// Instead of `inventory`: the change from the document the server
+    /// acknowledged last (`base_hash`) to the one whose hash is
+    /// `inventory_hash` ([`crate::inventory::delta`]). A server that does not
+    /// hold that base, or whose rebuilt document does not hash to
+    /// `inventory_hash`, stores nothing and answers `send_inventory`; the
+    /// agent then sends the full document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub inventory_delta: Option<crate::inventory::delta::InventoryDelta>,
     /// The profile releases currently applied on the machine.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
@@ -593,6 +603,7 @@ mod tests {
         let req = CheckinRequest {
             inventory_hash: "ab".repeat(32),
             inventory: None,
+            inventory_delta: None,
             applied: vec![ProfileRef {
                 name: "primtux-base".into(),
                 version: 3,

@@ -6,8 +6,8 @@
 //!
 //! Not representable in that format: the Windows 11 verdict, SMART health,
 //! battery wear as such (GLPI derives it from `capacity` / `real_capacity`).
-//! Software: GLPI lists every package; our document holds the count and the
-//! packages the profiles name, so only those are listed.
+//! Software: every dpkg package and Flatpak application (schema 2); a
+//! version-1 document lists only the packages the profiles name.
 
 use serde_json::{Map, Value, json};
 
@@ -30,11 +30,18 @@ pub fn to_glpi(inv: &Inventory) -> Value {
         "versionclient".into(),
         json!(format!("nird-agent_v{}", inv.agent_version)),
     );
+    content.insert(
+        "versionprovider".into(),
+        json!({"name": "nird-agent", "version": inv.agent_version}),
+    );
     content.insert("hardware".into(), hardware(inv));
     content.insert("bios".into(), bios(inv));
     content.insert("cpus".into(), json!([cpu(inv)]));
     if let Some(modules) = inv.memory.modules.value() {
-        content.insert("memories".into(), memories(modules));
+        content.insert(
+            "memories".into(),
+            memories(modules, inv.memory.free_slots()),
+        );
     }
     if let Some(disks) = inv.storage.disks.value() {
         content.insert("storages".into(), storages(disks));
@@ -51,8 +58,19 @@ pub fn to_glpi(inv: &Inventory) -> Value {
     if let Some(nics) = inv.network.value() {
         content.insert("networks".into(), networks(nics));
     }
+    if let Some(screens) = inv.monitors.value() {
+        content.insert("monitors".into(), monitors(screens));
+    }
+    peripherals(&inv.peripherals, &mut content);
+    if let Some(fw) = inv.os.firewall.value() {
+        let status = if fw.enabled { "on" } else { "off" };
+        content.insert("firewalls".into(), json!([{"status": status}]));
+    }
     content.insert("operatingsystem".into(), operating_system(inv));
-    if let Some(pkgs) = inv.os.packages.value() {
+    if let Some(software) = inv.software.value() {
+        content.insert("softwares".into(), softwares(software));
+    } else if let Some(pkgs) = inv.os.packages.value() {
+        // A version-1 document: only the packages the profiles name.
         let softwares: Vec<Value> = pkgs
             .of_interest
             .iter()
@@ -69,6 +87,16 @@ pub fn to_glpi(inv: &Inventory) -> Value {
         "action": "inventory",
         "content": content,
     })
+}
+
+/// Adds the GLPI `accesslog` (when the inventory was taken, `YYYY-MM-DD
+/// HH:MM:SS`): not part of our document, which holds no volatile value, so
+/// the caller that knows the date (the agent printing it, the server
+/// exporting the stored one) adds it.
+pub fn set_logdate(glpi: &mut Value, logdate: &str) {
+    if let Some(content) = glpi.get_mut("content").and_then(Value::as_object_mut) {
+        content.insert("accesslog".into(), json!({"logdate": logdate}));
+    }
 }
 
 /// Inserts `key` when the reading has a value.
@@ -217,8 +245,10 @@ fn cpu(inv: &Inventory) -> Value {
     Value::Object(m)
 }
 
-fn memories(modules: &[crate::inventory::MemoryModule]) -> Value {
-    modules
+/// Installed modules, then one entry per empty slot (capacity 0, as the
+/// GLPI agent writes them) so upgrade planning sees free slots.
+fn memories(modules: &[crate::inventory::MemoryModule], free_slots: Option<u32>) -> Value {
+    let mut out: Vec<Value> = modules
         .iter()
         .enumerate()
         .map(|(i, module)| {
@@ -230,9 +260,146 @@ fn memories(modules: &[crate::inventory::MemoryModule]) -> Value {
             put_opt(&mut m, "speed", module.speed_mts.map(|s| s.to_string()));
             put_opt(&mut m, "manufacturer", module.manufacturer.as_ref());
             put_opt(&mut m, "model", module.part_number.as_ref());
+            put_opt(&mut m, "formfactor", module.form_factor.as_ref());
+            put_opt(&mut m, "removable", module.replaceable());
+            Value::Object(m)
+        })
+        .collect();
+    for k in 0..free_slots.unwrap_or(0) {
+        let slot = modules.len() + k as usize + 1;
+        out.push(json!({
+            "capacity": 0,
+            "caption": format!("empty slot {slot}"),
+            "description": "Empty slot",
+            "numslots": slot,
+        }));
+    }
+    Value::Array(out)
+}
+
+/// Screens as the GLPI agent writes them: the model as name and caption,
+/// the maker's name (or its PNP id), the manufacture date as `week/year`.
+fn monitors(screens: &[crate::inventory::Monitor]) -> Value {
+    screens
+        .iter()
+        .map(|s| {
+            let mut m = Map::new();
+            put_opt(&mut m, "name", s.model.as_ref());
+            put_opt(&mut m, "caption", s.model.as_ref());
+            m.insert(
+                "manufacturer".into(),
+                json!(s.manufacturer.as_ref().unwrap_or(&s.manufacturer_id)),
+            );
+            put_opt(&mut m, "serial", s.serial.as_ref());
+            let date = match (s.week, s.year) {
+                (Some(w), Some(y)) => Some(format!("{w}/{y}")),
+                (None, Some(y)) => Some(y.to_string()),
+                _ => None,
+            };
+            put_opt(&mut m, "description", date);
+            m.insert("port".into(), json!(s.connector));
             Value::Object(m)
         })
         .collect()
+}
+
+/// `controllers`, `usbdevices`, `sounds`, `inputs`, `printers`: each only
+/// when its reading has a value.
+fn peripherals(p: &crate::inventory::Peripherals, content: &mut Map<String, Value>) {
+    if let Some(pci) = p.pci.value() {
+        let list = pci.iter().map(|d| {
+            let mut m = Map::new();
+            put_opt(&mut m, "name", d.device_name.as_ref());
+            put_opt(&mut m, "caption", d.device_name.as_ref());
+            put_opt(&mut m, "manufacturer", d.vendor_name.as_ref());
+            m.insert("vendorid".into(), json!(d.vendor_id));
+            m.insert("productid".into(), json!(d.device_id));
+            put_opt(&mut m, "pcisubsystemid", d.subsystem.as_ref());
+            put_opt(&mut m, "pciclass", d.class.as_ref());
+            m.insert("pcislot".into(), json!(d.address));
+            put_opt(&mut m, "driver", d.driver.as_ref());
+            Value::Object(m)
+        });
+        content.insert("controllers".into(), list.collect());
+    }
+    if let Some(usb) = p.usb.value() {
+        let list = usb.iter().map(|d| {
+            let mut m = Map::new();
+            put_opt(&mut m, "name", d.product_name.as_ref());
+            put_opt(&mut m, "caption", d.product_name.as_ref());
+            put_opt(&mut m, "manufacturer", d.vendor_name.as_ref());
+            m.insert("vendorid".into(), json!(d.vendor_id));
+            m.insert("productid".into(), json!(d.product_id));
+            put_opt(
+                &mut m,
+                "class",
+                d.class
+                    .as_ref()
+                    .and_then(|c| u8::from_str_radix(c, 16).ok())
+                    .map(|c| c.to_string()),
+            );
+            put_opt(&mut m, "serial", d.serial.as_ref());
+            Value::Object(m)
+        });
+        content.insert("usbdevices".into(), list.collect());
+    }
+    if let Some(sound) = p.sound.value() {
+        let list = sound
+            .iter()
+            .map(|c| json!({"name": c.name, "caption": c.name, "description": c.driver}));
+        content.insert("sounds".into(), list.collect());
+    }
+    if let Some(input) = p.input.value() {
+        let list = input.iter().map(|d| {
+            let kind = match d.kind {
+                crate::inventory::InputKind::Keyboard => "Keyboard",
+                crate::inventory::InputKind::Pointing => "Pointing",
+            };
+            json!({"name": d.name, "caption": d.name, "description": d.name,
+                   "type": kind, "interface": d.bus.to_uppercase()})
+        });
+        content.insert("inputs".into(), list.collect());
+    }
+    if let Some(printers) = p.printers.value() {
+        let list = printers.iter().map(|q| {
+            let mut m = Map::new();
+            m.insert("name".into(), json!(q.name));
+            put_opt(&mut m, "description", q.description.as_ref());
+            put_opt(&mut m, "driver", q.driver.as_ref());
+            put_opt(&mut m, "port", q.backend.as_ref());
+            m.insert("network".into(), json!(q.network));
+            Value::Object(m)
+        });
+        content.insert("printers".into(), list.collect());
+    }
+}
+
+/// Every dpkg package (`from: deb`, size in bytes, section as category) and
+/// Flatpak application (`from: flatpak`).
+fn softwares(software: &crate::inventory::Software) -> Value {
+    let debs = software.packages.iter().map(|p| {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(p.name));
+        m.insert("version".into(), json!(p.version));
+        m.insert("arch".into(), json!(p.arch));
+        m.insert("from".into(), json!("deb"));
+        put_opt(&mut m, "system_category", p.section.as_ref());
+        put_opt(
+            &mut m,
+            "filesize",
+            p.size_kib.and_then(|k| k.checked_mul(1024)),
+        );
+        Value::Object(m)
+    });
+    let flatpaks = software.flatpaks.iter().map(|f| {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(f.id));
+        put_opt(&mut m, "version", f.version.as_ref());
+        m.insert("arch".into(), json!(f.arch));
+        m.insert("from".into(), json!("flatpak"));
+        Value::Object(m)
+    });
+    debs.chain(flatpaks).collect()
 }
 
 fn storages(disks: &[crate::inventory::Disk]) -> Value {

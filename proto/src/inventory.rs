@@ -34,6 +34,7 @@
 //! laptop in daily use changes about once a day, which is what an auditor of
 //! battery wear wants.
 
+pub mod delta;
 pub mod windows11;
 
 use std::collections::BTreeMap;
@@ -43,7 +44,12 @@ use serde::{Deserialize, Serialize};
 pub use windows11::{Windows11Requirement, Windows11Status, Windows11Verdict};
 
 /// Version of the inventory document layout.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: hardware, OS, the packages the profiles name;
+/// - 2: adds [`Inventory::software`] (every dpkg package and Flatpak app),
+///   screens, controllers and peripherals, read as "not reported" from
+///   version-1 documents (the server accepts both).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Reasons for an unavailable reading that occur on many fields. The agent's
 /// French summary translates these; other reasons are shown as they are.
@@ -184,6 +190,19 @@ pub struct Inventory {
     /// Would Windows 11 accept this machine? Derived from the fields above
     /// with [`windows11::verdict`].
     pub windows11: Windows11Verdict,
+    /// Every installed package (dpkg) and Flatpak application. The largest
+    /// part of the document by far (≈ 200 KB for 2,500 packages), so it is
+    /// a top-level member: check-ins send it as a delta
+    /// ([`delta`]) and the server stores it content-addressed.
+    #[serde(default = "not_reported")]
+    pub software: Reading<Software>,
+    /// Connected screens, from their EDID (built-in panels included).
+    #[serde(default = "not_reported")]
+    pub monitors: Reading<Vec<Monitor>>,
+    /// Controllers and peripherals: PCI and USB devices, sound cards,
+    /// keyboards and pointing devices, printers known to CUPS.
+    #[serde(default)]
+    pub peripherals: Peripherals,
 }
 
 impl Inventory {
@@ -574,6 +593,9 @@ pub struct PciDevice {
     /// Bound kernel driver, e.g. "i915"; `None` when no driver is bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// PCI class and subclass, 4 hex digits, e.g. "0300" (VGA controller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
 }
 
 /// A physical network interface.
@@ -618,6 +640,19 @@ pub struct Os {
     pub architecture: Reading<String>,
     /// Debian packages (dpkg status database).
     pub packages: Reading<Packages>,
+    /// The host firewall front-end and whether it is turned on.
+    #[serde(default = "not_reported")]
+    pub firewall: Reading<Firewall>,
+}
+
+/// The host firewall as its front-end's configuration says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Firewall {
+    /// "ufw" or "firewalld"; `None` when neither is installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Turned on at boot (ufw `ENABLED=yes`, firewalld's unit enabled).
+    pub enabled: bool,
 }
 
 /// What dpkg says is installed.
@@ -628,6 +663,207 @@ pub struct Packages {
     /// Version of each package named by the applied profiles; `null` when
     /// not installed.
     pub of_interest: BTreeMap<String, Option<String>>,
+}
+
+/// Controllers and peripherals. Removable storage is left out (USB sticks
+/// come and go; they are in [`Storage::disks`] while plugged in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Peripherals {
+    /// Every PCI function (controllers, bridges, audio, USB hosts...).
+    #[serde(default = "not_reported")]
+    pub pci: Reading<Vec<PciDevice>>,
+    /// USB devices, hubs and mass storage left out.
+    #[serde(default = "not_reported")]
+    pub usb: Reading<Vec<UsbDevice>>,
+    /// ALSA sound cards.
+    #[serde(default = "not_reported")]
+    pub sound: Reading<Vec<SoundCard>>,
+    /// Keyboards and pointing devices (one entry per device name and kind).
+    #[serde(default = "not_reported")]
+    pub input: Reading<Vec<InputDevice>>,
+    /// Print queues CUPS knows.
+    #[serde(default = "not_reported")]
+    pub printers: Reading<Vec<Printer>>,
+}
+
+impl Default for Peripherals {
+    /// All not reported (a document from an agent before schema 2).
+    fn default() -> Self {
+        Peripherals {
+            pci: not_reported(),
+            usb: not_reported(),
+            sound: not_reported(),
+            input: not_reported(),
+            printers: not_reported(),
+        }
+    }
+}
+
+/// A USB device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsbDevice {
+    /// Vendor and product ids, lowercase hex, e.g. "046d", "c52b".
+    pub vendor_id: String,
+    pub product_id: String,
+    /// USB class of the device (or of its first interface when the device
+    /// says "per interface"), 2 hex digits, e.g. "03" (HID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Names from usb.ids when installed, else the device's own strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    /// The device's serial number string, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+}
+
+/// An ALSA sound card (`/proc/asound/cards`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoundCard {
+    /// Card id, e.g. "PCH".
+    pub id: String,
+    /// Driver, e.g. "HDA-Intel".
+    pub driver: String,
+    /// Name, e.g. "HDA Intel PCH".
+    pub name: String,
+}
+
+/// A keyboard or pointing device (`/proc/bus/input/devices`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputDevice {
+    /// Name the device gives, e.g. "Logitech Wireless Mouse".
+    pub name: String,
+    /// Keyboard or pointing device.
+    pub kind: InputKind,
+    /// Bus: "usb", "ps2", "i2c", "bluetooth", ...
+    pub bus: String,
+}
+
+/// Kind of input device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    Keyboard,
+    Pointing,
+}
+
+/// A print queue CUPS knows (`/etc/cups/printers.conf` and its PPD).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Printer {
+    /// Queue name.
+    pub name: String,
+    /// Description given by the administrator (`Info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Driver: the PPD's `NickName`, else `MakeModel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Backend of the device URI ("usb", "ipp", "socket", "smb"...): the
+    /// URI itself may hold credentials and is never kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// True when the printer is reached over the network.
+    pub network: bool,
+}
+
+/// A connected screen, as its EDID describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Monitor {
+    /// DRM connector, e.g. "HDMI-A-1", "eDP-1".
+    pub connector: String,
+    /// True for a laptop's own panel (eDP, LVDS, DSI connectors).
+    pub builtin: bool,
+    /// PNP manufacturer id from the EDID, e.g. "DEL", "SAM".
+    pub manufacturer_id: String,
+    /// Manufacturer name from the hwdata pnp.ids database, when installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    /// EDID product code.
+    pub product_code: u16,
+    /// Display product name ("DELL P2419H"), else the panel's part number
+    /// (alphanumeric descriptor, laptop panels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Serial number descriptor, else the EDID's numeric serial when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// Year of manufacture (or model year when the week says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<u16>,
+    /// Week of manufacture, 1–54, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub week: Option<u8>,
+    /// Visible image size in cm, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width_cm: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height_cm: Option<u8>,
+    /// Digital input (DVI, HDMI, DisplayPort, eDP) rather than analog VGA.
+    pub digital: bool,
+}
+
+impl Monitor {
+    /// Diagonal in inches (0.1 precision) from the image size.
+    pub fn diagonal_inches(&self) -> Option<f64> {
+        let (w, h) = (f64::from(self.width_cm?), f64::from(self.height_cm?));
+        (w > 0.0 && h > 0.0).then(|| ((w * w + h * h).sqrt() / 2.54 * 10.0).round() / 10.0)
+    }
+}
+
+/// Installed software.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Software {
+    /// Installed dpkg packages (status `installed`, whatever the selection:
+    /// `install` or `hold`), sorted by name then architecture — the order
+    /// [`delta::apply`] restores, so both sides hash the same bytes.
+    pub packages: Vec<Package>,
+    /// System-wide Flatpak applications (`/var/lib/flatpak/app`), sorted by
+    /// id then branch; empty when Flatpak is not installed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flatpaks: Vec<FlatpakApp>,
+}
+
+/// One installed Debian package. Short keys: the list repeats them 2,500
+/// times.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Package {
+    /// Package name, e.g. "gcompris-qt".
+    pub name: String,
+    /// Debian version, e.g. "3.1-2".
+    pub version: String,
+    /// Debian architecture: "amd64", "i386", "all".
+    pub arch: String,
+    /// Archive section, e.g. "games", "libs" (absent for some local
+    /// packages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    /// `Installed-Size` in KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_kib: Option<u64>,
+}
+
+impl Package {
+    /// The identity of a package in a list: dpkg allows one version per
+    /// name and architecture (`libc6:amd64` and `libc6:i386` coexist).
+    pub fn key(&self) -> (&str, &str) {
+        (&self.name, &self.arch)
+    }
+}
+
+/// One Flatpak application installed system-wide.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FlatpakApp {
+    /// Application id, e.g. "org.kde.gcompris".
+    pub id: String,
+    /// Branch, usually "stable".
+    pub branch: String,
+    /// Flatpak architecture, e.g. "x86_64".
+    pub arch: String,
+    /// Newest release listed in the application's AppStream metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 #[cfg(test)]

@@ -154,6 +154,7 @@ fn checkin_without_then_with_inventory_and_idempotent_reports() {
     let req = CheckinRequest {
         inventory_hash: hash2.clone(),
         inventory: Some(inv2),
+        inventory_delta: None,
         applied: vec![ProfileRef {
             name: "nird-base".into(),
             version: 1,
@@ -459,6 +460,7 @@ fn restart_keeps_all_data() {
         let req = CheckinRequest {
             inventory_hash: hash2.clone(),
             inventory: Some(inv2),
+            inventory_delta: None,
             applied: vec![],
             reports: vec![report(1)],
             trust: None,

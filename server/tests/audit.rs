@@ -471,6 +471,7 @@ fn seed() -> World {
                 &CheckinRequest {
                     inventory_hash: hash,
                     inventory: None,
+                    inventory_delta: None,
                     applied: vec![ProfileRef {
                         name: "nird-base".into(),
                         version: 3,

@@ -112,6 +112,7 @@ fn burst(
                     let req = CheckinRequest {
                         inventory_hash: hash.clone(),
                         inventory: None,
+                        inventory_delta: None,
                         applied: vec![],
                         reports: vec![report(seq)],
                         trust: None,

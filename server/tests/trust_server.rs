@@ -528,6 +528,7 @@ fn changed_inventory(hostname: &str, ram_mb: u64) -> (CheckinRequest, String) {
         CheckinRequest {
             inventory_hash: hash.clone(),
             inventory: Some(inv),
+            inventory_delta: None,
             applied: vec![],
             reports: vec![],
             trust: None,

@@ -198,6 +198,7 @@ fn enroll(
         &CheckinRequest {
             inventory_hash: hash,
             inventory: None,
+            inventory_delta: None,
             applied: vec![],
             reports: vec![report(1)],
             trust: None,

@@ -77,6 +77,11 @@ impl InventorySnapshot {
     }
 }
 
+/// Length of `value` as JSON (0 if it does not serialise).
+fn json_len<T: serde::Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map(|v| v.len()).unwrap_or(0)
+}
+
 /// Where the daemon gets the machine's inventory from (the real collector in
 /// production; tests change it to simulate hardware changes).
 pub trait InventorySource: Send {
@@ -469,16 +474,29 @@ impl Agent {
             }
             None => (self.known_hash(), None, None),
         };
+        // What the server will hold if this check-in succeeds.
+        let sent_document = inventory.clone();
+        let (inventory, inventory_delta) = self.as_delta(inventory);
+        let sent_delta = inventory_delta.is_some();
         let request = CheckinRequest {
             inventory_hash: inventory_hash.clone(),
             inventory,
+            inventory_delta,
             applied: applied_profiles(&self.paths),
             reports,
             trust: Some(crate::trust::report(&self.paths, now)),
         };
         let sent_reports = request.reports.len();
-        let sent_inventory = request.inventory.is_some();
         let response = self.transport.checkin(&request)?;
+        // A delta the server could not apply (it lacks the base) stored
+        // nothing: the entry stays spooled and goes whole right away.
+        let delta_refused = sent_delta && response.send_inventory;
+        let sent_inventory = sent_document.is_some() && !delta_refused;
+        let sent_inventory_seq = sent_inventory_seq.filter(|_| !delta_refused);
+        if delta_refused {
+            tracing::warn!("the server lacks the base of the inventory delta; sending it whole");
+            crate::server_inventory::forget(&self.paths);
+        }
         if response.assigned.len() > MAX_ASSIGNED {
             tracing::error!(
                 assigned = response.assigned.len(),
@@ -499,11 +517,36 @@ impl Agent {
         if let Err(e) = self.acknowledge(&response, sent_inventory_seq) {
             tracing::error!(error = %e, "cannot clean the spool");
         }
-        if sent_inventory {
+        if let Some(document) = sent_document.filter(|_| sent_inventory) {
+            crate::server_inventory::save(&self.paths, &inventory_hash, &document);
             self.status.server_inventory_hash = Some(inventory_hash);
         }
         self.server_wants_inventory = response.send_inventory && !sent_inventory;
         Ok(response)
+    }
+
+    /// `document` as a delta against the copy of what the server holds,
+    /// when there is such a copy and the delta is smaller; else unchanged.
+    fn as_delta(
+        &self,
+        document: Option<serde_json::Value>,
+    ) -> (
+        Option<serde_json::Value>,
+        Option<nird_proto::inventory::delta::InventoryDelta>,
+    ) {
+        let Some(new) = document else {
+            return (None, None);
+        };
+        let base = crate::server_inventory::load(
+            &self.paths,
+            self.status.server_inventory_hash.as_deref(),
+        );
+        let delta =
+            base.and_then(|b| nird_proto::inventory::delta::diff(&b.inventory, &new, &b.hash));
+        match delta {
+            Some(d) if json_len(&d) < json_len(&new) => (None, Some(d)),
+            _ => (Some(new), None),
+        }
     }
 
     fn known_hash(&self) -> String {

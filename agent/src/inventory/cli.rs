@@ -83,7 +83,12 @@ fn write(
             writeln!(out)?;
         }
         Format::Glpi => {
-            let doc = nird_proto::glpi::to_glpi(inventory);
+            let mut doc = nird_proto::glpi::to_glpi(inventory);
+            let format =
+                time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+            if let Ok(now) = time::OffsetDateTime::now_utc().format(&format) {
+                nird_proto::glpi::set_logdate(&mut doc, &now);
+            }
             serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::from)?;
             writeln!(out)?;
         }

@@ -1,4 +1,5 @@
-//! PCI graphics controllers and physical network interfaces, from sysfs;
+//! PCI devices (graphics controllers, every function for the controllers
+//! list) and physical network interfaces, from sysfs;
 //! vendor and device names from the pci.ids database when installed.
 
 use std::collections::HashMap;
@@ -44,7 +45,21 @@ fn pci_device(source: &Source, base: &str, address: &str, names: &PciNames) -> P
         vendor_name,
         device_name,
         driver: source.link_name(&format!("{base}/driver")),
+        class: source
+            .read_u64(&format!("{base}/class"))
+            .ok()
+            .map(|c| format!("{:04x}", c >> 8)),
     }
+}
+
+/// Every PCI function, sorted by address.
+pub fn all_pci(source: &Source, names: &PciNames) -> Result<Vec<PciDevice>, Reason> {
+    let mut addresses = source.list_dir("/sys/bus/pci/devices")?;
+    addresses.sort();
+    Ok(addresses
+        .iter()
+        .map(|a| pci_device(source, &format!("/sys/bus/pci/devices/{a}"), a, names))
+        .collect())
 }
 
 /// Physical network interfaces: those with a `device` link (bridges, VPN
@@ -112,7 +127,7 @@ fn is_pci_address(s: &str) -> bool {
 }
 
 /// Vendor and device names for the PCI ids present on this machine, read
-/// once from pci.ids (only the needed lines are kept).
+/// once from pci.ids (only the needed lines are kept: a few dozen).
 #[derive(Debug, Default)]
 pub struct PciNames {
     /// vendor id → name.
@@ -128,10 +143,6 @@ impl PciNames {
         let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
         for address in source.list_dir("/sys/bus/pci/devices").unwrap_or_default() {
             let base = format!("/sys/bus/pci/devices/{address}");
-            let class = source.read_u64(&format!("{base}/class")).unwrap_or(0) >> 16;
-            if class != 0x02 && class != 0x03 {
-                continue;
-            }
             let vendor = source.read_u64(&format!("{base}/vendor"));
             let device = source.read_u64(&format!("{base}/device"));
             if let (Ok(v), Ok(d)) = (vendor, device) {

@@ -16,14 +16,17 @@ mod devices;
 mod firmware;
 mod identity;
 mod os;
+mod peripherals;
+pub mod screens;
 pub mod smbios;
+mod software;
 mod source;
 mod storage;
 pub mod summary;
 
 use std::path::PathBuf;
 
-use nird_proto::inventory::{Inventory, SCHEMA_VERSION, Storage, reason, windows11};
+use nird_proto::inventory::{Inventory, Peripherals, SCHEMA_VERSION, Storage, reason, windows11};
 
 /// How to collect.
 #[derive(Debug, Clone)]
@@ -69,6 +72,7 @@ pub fn collect(options: &CollectOptions) -> Inventory {
     let smbios = smbios::read(&source);
     let pci_names = devices::PciNames::load(&source);
     let ipv4 = devices::ipv4_addresses(&source);
+    let (os, packages) = os::collect(&source, &options.packages_of_interest);
 
     let mut inventory = Inventory {
         schema_version: SCHEMA_VERSION,
@@ -84,13 +88,22 @@ pub fn collect(options: &CollectOptions) -> Inventory {
         batteries: battery::collect(&source, &dbus.upower).into(),
         graphics: devices::graphics(&source, &pci_names).into(),
         network: devices::network(&source, &pci_names, &ipv4).into(),
-        os: os::collect(&source, &options.packages_of_interest),
+        os,
         // Placeholder until judged below from the collected facts.
         windows11: windows11::Windows11Verdict {
             status: windows11::Windows11Status::Unknown,
             blockers: Vec::new(),
             unknown: Vec::new(),
             cpu_basis: windows11::CpuBasis::Unknown,
+        },
+        software: software::collect(&source, packages),
+        monitors: screens::collect(&source).into(),
+        peripherals: Peripherals {
+            pci: devices::all_pci(&source, &pci_names).into(),
+            usb: peripherals::usb(&source).into(),
+            sound: peripherals::sound(&source).into(),
+            input: peripherals::input(&source).into(),
+            printers: peripherals::printers(&source).into(),
         },
     };
     inventory.windows11 = windows11::verdict(&inventory);

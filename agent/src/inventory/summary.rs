@@ -5,8 +5,8 @@
 use std::fmt::Write;
 
 use nird_proto::inventory::{
-    BootMode, ChassisKind, DiskKind, Inventory, NetworkKind, Reading, SecureBoot, SmartHealth,
-    Windows11Requirement, Windows11Status, reason,
+    BootMode, ChassisKind, DiskKind, InputKind, Inventory, NetworkKind, Reading, SecureBoot,
+    SmartHealth, Windows11Requirement, Windows11Status, reason,
 };
 
 /// Renders `inv` in French; `today` gives the hardware age.
@@ -131,7 +131,13 @@ fn write_summary(s: &mut String, inv: &Inventory, today: time::Date) -> std::fmt
             .join(" + "),
         Reading::Unavailable(r) => format!("barrettes : {}", reason_fr(r)),
     };
-    writeln!(s, "  Mémoire      : {total} ; {modules}")?;
+    let free = match mem.free_slots() {
+        Some(0) => " ; aucun emplacement libre".to_string(),
+        Some(1) => " ; 1 emplacement libre".to_string(),
+        Some(n) => format!(" ; {n} emplacements libres"),
+        None => String::new(),
+    };
+    writeln!(s, "  Mémoire      : {total} ; {modules}{free}")?;
 
     match &inv.storage.disks {
         Reading::Value(disks) if disks.is_empty() => writeln!(s, "  Disques      : aucun")?,
@@ -283,12 +289,27 @@ fn write_summary(s: &mut String, inv: &Inventory, today: time::Date) -> std::fmt
         }
         Reading::Unavailable(r) => format!("paquets : {}", reason_fr(r)),
     };
+    let flatpaks = match inv.software.value() {
+        Some(sw) if !sw.flatpaks.is_empty() => {
+            format!(" ; {} applications Flatpak", sw.flatpaks.len())
+        }
+        _ => String::new(),
+    };
+    let firewall = match os.firewall.value() {
+        Some(f) => match (&f.tool, f.enabled) {
+            (Some(tool), true) => format!(" ; pare-feu {tool} actif"),
+            (Some(tool), false) => format!(" ; pare-feu {tool} inactif"),
+            (None, _) => " ; pas de pare-feu (ufw, firewalld)".to_string(),
+        },
+        None => String::new(),
+    };
     writeln!(
         s,
-        "  Système      : {}, noyau {} ; {packages}",
+        "  Système      : {}, noyau {} ; {packages}{flatpaks}{firewall}",
         text(&os.pretty_name),
         text(&os.kernel)
     )?;
+    write_peripherals(s, inv)?;
 
     let w = &inv.windows11;
     let list = |reqs: &[Windows11Requirement], f: fn(Windows11Requirement) -> &'static str| {
@@ -316,6 +337,77 @@ fn write_summary(s: &mut String, inv: &Inventory, today: time::Date) -> std::fmt
 }
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// Screens, USB devices, sound, keyboards / mice and printers, one line
+/// each, only when there is something to say.
+fn write_peripherals(s: &mut String, inv: &Inventory) -> std::fmt::Result {
+    if let Some(screens) = inv.monitors.value().filter(|m| !m.is_empty()) {
+        let list: Vec<String> = screens
+            .iter()
+            .map(|m| {
+                let mut d = format!(
+                    "{} {}",
+                    m.connector,
+                    m.model.as_deref().unwrap_or("modèle inconnu")
+                );
+                let mut facts = vec![m.manufacturer.clone().unwrap_or(m.manufacturer_id.clone())];
+                if let Some(inches) = m.diagonal_inches() {
+                    facts.push(format!("{} pouces", decimal(inches, 1)));
+                }
+                if let Some(y) = m.year {
+                    facts.push(y.to_string());
+                }
+                if m.builtin {
+                    facts.push("intégré".into());
+                }
+                let _ = write!(d, " ({})", facts.join(", "));
+                d
+            })
+            .collect();
+        writeln!(s, "  Écrans       : {}", list.join(" ; "))?;
+    }
+    let p = &inv.peripherals;
+    let mut parts = Vec::new();
+    if let Some(usb) = p.usb.value().filter(|u| !u.is_empty()) {
+        let names: Vec<String> = usb
+            .iter()
+            .map(|d| {
+                d.product_name
+                    .clone()
+                    .unwrap_or_else(|| format!("[{}:{}]", d.vendor_id, d.product_id))
+            })
+            .collect();
+        parts.push(format!("USB : {}", names.join(", ")));
+    }
+    if let Some(input) = p.input.value().filter(|i| !i.is_empty()) {
+        let keyboards = input
+            .iter()
+            .filter(|d| d.kind == InputKind::Keyboard)
+            .count();
+        let pointing = input.len() - keyboards;
+        parts.push(format!(
+            "{keyboards} clavier(s), {pointing} souris ou pavé(s)"
+        ));
+    }
+    if let Some(sound) = p.sound.value().filter(|c| !c.is_empty()) {
+        let names: Vec<&str> = sound.iter().map(|c| c.name.as_str()).collect();
+        parts.push(format!("son : {}", names.join(", ")));
+    }
+    if !parts.is_empty() {
+        writeln!(s, "  Périphériques: {}", parts.join(" ; "))?;
+    }
+    if let Some(printers) = p.printers.value().filter(|q| !q.is_empty()) {
+        let list: Vec<String> = printers
+            .iter()
+            .map(|q| match &q.driver {
+                Some(d) => format!("{} ({d})", q.name),
+                None => q.name.clone(),
+            })
+            .collect();
+        writeln!(s, "  Imprimantes  : {}", list.join(" ; "))?;
+    }
+    Ok(())
+}
 
 /// "LENOVO ThinkPad T430 (2349ABG)", "Dell Inc. OptiPlex 390": the family
 /// only when the product name does not already say it.

@@ -95,6 +95,50 @@ fn checked_inventory(
     String::from_utf8(bytes).map_err(|_| HttpError::bad_request("inventaire non UTF-8"))
 }
 
+/// The document an inventory delta makes of the machine's latest one, as
+/// canonical JSON text, when the server holds the delta's base and the
+/// result hashes to `announced`. `None` otherwise: nothing is stored and,
+/// the hashes differing, the reply asks for the full document.
+async fn rebuilt_inventory(
+    state: &AppState,
+    machine_id: &str,
+    delta: nird_proto::inventory::delta::InventoryDelta,
+    announced: &str,
+) -> Result<Option<String>, HttpError> {
+    let Some(base) = state.store.latest_inventory(machine_id).await? else {
+        return Ok(None);
+    };
+    let announced = announced.to_owned();
+    let machine = machine_id.to_owned();
+    // Parsing, patching and hashing a 2,500-package document takes a few
+    // milliseconds: off the async threads.
+    tokio::task::spawn_blocking(move || {
+        // Stored documents are canonical JSON: their hash is that of the
+        // text.
+        if sha256_hex(base.as_bytes()) != delta.base_hash {
+            tracing::info!(machine = %machine, "inventory delta against an unknown base; full document asked");
+            return None;
+        }
+        let base: serde_json::Value = serde_json::from_str(&base).ok()?;
+        let rebuilt = match nird_proto::inventory::delta::apply(&base, &delta) {
+            Ok(doc) => doc,
+            Err(e) => {
+                tracing::warn!(machine = %machine, error = %e, "inventory delta not applicable; full document asked");
+                return None;
+            }
+        };
+        match checked_inventory(&rebuilt, &announced, "inventory_delta") {
+            Ok(text) => Some(text),
+            Err(e) => {
+                tracing::warn!(machine = %machine, error = %e.message, "rebuilt inventory does not match its hash; full document asked");
+                None
+            }
+        }
+    })
+    .await
+    .map_err(|e| HttpError::from(crate::store::StoreError::Backend(format!("delta task: {e}"))))
+}
+
 /// Checks a `sha256` hex field.
 fn check_hash(value: &str, field: &str) -> Result<(), HttpError> {
     if is_sha256_hex(value) {
@@ -241,11 +285,20 @@ pub async fn checkin(
 ) -> Result<axum::Json<CheckinResponse>, HttpError> {
     let cred = credential(&headers)?;
     check_hash(&req.inventory_hash, "inventory_hash")?;
-    let inventory = req
-        .inventory
-        .as_ref()
-        .map(|inv| checked_inventory(inv, &req.inventory_hash, "inventory"))
-        .transpose()?;
+    let inventory = match (&req.inventory, req.inventory_delta) {
+        (Some(_), Some(_)) => {
+            return Err(HttpError::bad_request(
+                "champs « inventory » et « inventory_delta » : l'un ou l'autre, pas les deux",
+            ));
+        }
+        (Some(inv), None) => Some(checked_inventory(inv, &req.inventory_hash, "inventory")?),
+        (None, Some(delta)) => {
+            check_hash(&delta.base_hash, "inventory_delta.base_hash")?;
+            authenticate(&state, &headers).await?;
+            rebuilt_inventory(&state, &cred.machine_id, delta, &req.inventory_hash).await?
+        }
+        (None, None) => None,
+    };
     if req.applied.len() > 1000 {
         return Err(HttpError::bad_request(
             "champ « applied » : trop de profils",

@@ -112,8 +112,26 @@ impl From<StoreError> for HttpError {
     }
 }
 
+/// Inflates a gzip body, at most [`nird_proto::api::MAX_BODY_BYTES`] once
+/// inflated (the limit on the compressed bytes is the router's): a gzip bomb
+/// gets `413` after reading that much, never more.
+fn gunzip(compressed: &[u8]) -> Result<Bytes, HttpError> {
+    use std::io::Read as _;
+    let limit = nird_proto::api::MAX_BODY_BYTES as u64;
+    let mut inflated = Vec::with_capacity(compressed.len().saturating_mul(8).min(limit as usize));
+    flate2::read::GzDecoder::new(compressed)
+        .take(limit + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|e| HttpError::bad_request(format!("corps gzip illisible : {e}")))?;
+    if inflated.len() as u64 > limit {
+        return Err(HttpError::too_large());
+    }
+    Ok(Bytes::from(inflated))
+}
+
 /// A JSON body, parsed with field-naming errors and the body size limit
-/// mapped to `413`.
+/// mapped to `413`; `Content-Encoding: gzip` bodies are inflated first
+/// (bounded), other encodings get `415`.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -125,7 +143,24 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let _ = state;
+        let encoding = req
+            .headers()
+            .get(axum::http::header::CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
         let bytes = read_body(req).await?;
+        let bytes = match encoding.as_deref() {
+            None | Some("identity") => bytes,
+            Some("gzip") => gunzip(&bytes)?,
+            Some(other) => {
+                return Err(HttpError {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    code: "unsupported_encoding",
+                    message: format!(
+                        "encodage de corps « {other} » non pris en charge (gzip ou aucun)"
+                    ),
+                });
+            }
+        };
         let mut json: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| HttpError::bad_request(format!("JSON invalide : {e}")))?;
         // JSON Schema counts `3.0` as an integer; so does this API. The

@@ -109,6 +109,7 @@ mod tests {
             serde_json::to_value(CheckinRequest {
                 inventory_hash: "h".into(),
                 inventory: Some(serde_json::json!({})),
+                inventory_delta: None,
                 applied: vec![],
                 reports: vec![report],
                 trust: Some(nird_proto::api::TrustReport {

@@ -379,5 +379,21 @@ CREATE TABLE audit_facts (
     windows_oem_licence INTEGER,
     profiles TEXT NOT NULL DEFAULT ''
 );
+    // 8 (inventory storage): each distinct package list once, deflate-
+    // compressed and content-addressed (`software_lists`), the list each
+    // machine has (`machine_software`); history rows reference their list
+    // and are deflate-compressed into `packed` once superseded
+    // (store/sqlite/inventory.rs). Portable SQL.
+    r#"
+CREATE TABLE software_lists (
+    hash TEXT PRIMARY KEY,
+    body BLOB NOT NULL
+);
+CREATE TABLE machine_software (
+    machine_id TEXT PRIMARY KEY REFERENCES machines(id),
+    hash TEXT NOT NULL
+);
+CREATE INDEX machine_software_by_hash ON machine_software(hash);
+ALTER TABLE inventory_history ADD COLUMN packed BLOB;
 "#,
 ];

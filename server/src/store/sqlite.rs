@@ -28,6 +28,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 mod audit_facts;
+mod inventory;
 mod web;
 
 use super::migrations::MIGRATIONS;
@@ -480,7 +481,8 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
 /// budget: once the machine has `per_day` rows recorded since midnight UTC,
 /// the newest of them is replaced instead (the history keeps the day's
 /// first changes and its latest state), so one machine cannot grow the
-/// database faster than `per_day` rows a day.
+/// database faster than `per_day` rows a day. The package list is stored
+/// once and the superseded row compressed ([`inventory::record`]).
 fn record_inventory(
     conn: &Connection,
     machine_id: &str,
@@ -489,34 +491,7 @@ fn record_inventory(
     inventory: &str,
     per_day: u32,
 ) -> Result<(), StoreError> {
-    let day_start = at - at.rem_euclid(86_400);
-    // Through the (machine_id, recorded_at) index: at most `per_day` + 1
-    // entries are read.
-    let (today, newest): (i64, Option<i64>) = conn
-        .prepare_cached(
-            "SELECT COUNT(*), MAX(id) FROM inventory_history
-             WHERE machine_id = ?1 AND recorded_at >= ?2",
-        )?
-        .query_row(params![machine_id, day_start], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-    match newest {
-        Some(id) if today >= i64::from(per_day.max(1)) => {
-            conn.prepare_cached(
-                "UPDATE inventory_history SET recorded_at = ?2, inventory_hash = ?3, inventory = ?4
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, at, hash, inventory])?;
-        }
-        _ => {
-            conn.prepare_cached(
-                "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![machine_id, at, hash, inventory])?;
-        }
-    }
-    Ok(())
+    inventory::record(conn, machine_id, at, hash, inventory, per_day)
 }
 
 /// A machine's **assigned closure**: the current release of each profile
@@ -692,11 +667,7 @@ fn record_enrollment(conn: &Connection, m: NewMachine) -> Result<Enrolment, Stor
         at,
         m.inventory_hash
     ])?;
-    conn.prepare_cached(
-        "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![m.machine_id, at, m.inventory_hash, m.inventory])?;
+    inventory::record(conn, &m.machine_id, at, &m.inventory_hash, &m.inventory, 1)?;
     audit_facts::record(conn, &m.machine_id, Some(&m.inventory), &[])?;
     Ok(Enrolment {
         status,
@@ -1408,15 +1379,7 @@ impl Store for SqliteStore {
 
     fn latest_inventory<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Option<String>> {
         let machine_id = machine_id.to_owned();
-        Box::pin(self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT inventory FROM inventory_history WHERE machine_id = ?1
-                     ORDER BY id DESC LIMIT 1",
-                )?
-                .query_row([&machine_id], |r| r.get(0))
-                .optional()?)
-        }))
+        Box::pin(self.read(move |conn| inventory::latest(conn, &machine_id)))
     }
 
     fn inventory_history_len<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, u64> {

@@ -446,4 +446,3 @@ mod tests {
         assert_eq!(d.len(), 3);
     }
 }
-

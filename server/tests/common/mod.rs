@@ -262,6 +262,17 @@ impl Client {
         Ok(Reply { status, body })
     }
 
+    /// POST bytes with a `Content-Encoding` header and a bearer credential.
+    pub fn post_encoded(&self, url: &str, auth: &str, encoding: &str, body: &[u8]) -> Reply {
+        let req = self
+            .agent
+            .post(url)
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .header("authorization", auth);
+        Self::finish(req.send(body))
+    }
+
     /// GET, with an optional bearer credential.
     pub fn get(&self, url: &str, auth: Option<&str>) -> Reply {
         let mut req = self.agent.get(url);
@@ -343,6 +354,7 @@ pub fn heartbeat(hash: &str) -> CheckinRequest {
     CheckinRequest {
         inventory_hash: hash.into(),
         inventory: None,
+        inventory_delta: None,
         applied: vec![],
         reports: vec![],
         trust: None,

@@ -744,14 +744,19 @@ impl WebStore for SqliteStore {
             let applied: String = r.get(15)?;
             drop(rows);
             let mut stmt = conn.prepare_cached(
-                "SELECT id, recorded_at, inventory FROM inventory_history
+                "SELECT id, recorded_at, inventory, packed FROM inventory_history
                  WHERE machine_id = ?1 ORDER BY id DESC LIMIT ?2",
             )?;
-            let history = stmt
+            let rows = stmt
                 .query_map(params![row.id, HISTORY_SHOWN as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<(i64, i64, String, Option<Vec<u8>>)>, _>>()?;
+            // Superseded rows are stored compressed (sqlite/inventory.rs).
+            let mut history = Vec::with_capacity(rows.len());
+            for (id, at, text, packed) in rows {
+                history.push((id, at, super::inventory::row_text(text, packed)?));
+            }
             let mut stmt = conn.prepare_cached(
                 "SELECT report FROM apply_reports WHERE machine_id = ?1 ORDER BY seq DESC LIMIT 50",
             )?;
