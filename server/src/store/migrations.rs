@@ -379,6 +379,7 @@ CREATE TABLE audit_facts (
     windows_oem_licence INTEGER,
     profiles TEXT NOT NULL DEFAULT ''
 );
+"#,
     // 8 (inventory storage): each distinct package list once, deflate-
     // compressed and content-addressed (`software_lists`), the list each
     // machine has (`machine_software`); history rows reference their list
