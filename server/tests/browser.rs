@@ -200,6 +200,21 @@ impl Browser<'_> {
         v.as_array().is_some_and(|a| !a.is_empty())
     }
 
+    /// Like [`Self::exists`], polled for up to 10 s: a click that submits
+    /// a form may return before the next page is loaded.
+    fn appears(&self, css: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if self.exists(css) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
         self.cmd("POST", &format!("/element/{e}/clear"), json!({}));
@@ -447,7 +462,7 @@ fn every_page_for_every_role_in_chromium_passes_axe() {
         browser.type_into("#mot-de-passe", password);
         browser.click("#se-connecter");
         assert!(
-            browser.exists("#deconnexion"),
+            browser.appears("#deconnexion"),
             "{login} logged in: {}",
             browser.text()
         );
@@ -731,7 +746,7 @@ fn audit_pages(browser: &Browser, axe: &str, shots: &Path) {
     browser.type_into("#identifiant", "aud");
     browser.type_into("#mot-de-passe", &aud_pw);
     browser.click("#se-connecter");
-    assert!(browser.exists("#deconnexion"), "{}", browser.text());
+    assert!(browser.appears("#deconnexion"), "{}", browser.text());
 
     // The audit page, with the territory selector used.
     browser.goto(&format!("{base}/audit"));
