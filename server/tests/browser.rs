@@ -215,6 +215,21 @@ impl Browser<'_> {
         }
     }
 
+    /// Polls `cond` for up to 10 s (a submit click may return before the
+    /// next page is loaded).
+    fn until(&self, cond: impl Fn(&Self) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if cond(self) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
         self.cmd("POST", &format!("/element/{e}/clear"), json!({}));
@@ -488,7 +503,11 @@ fn every_page_for_every_role_in_chromium_passes_axe() {
         let mine = if *role == "admin" { &m_admin } else { &m_gest };
         browser.type_into("#f-q", "dedans-0");
         browser.click("#filtrer");
-        assert!(browser.url().contains("q=dedans-0"), "{}", browser.url());
+        assert!(
+            browser.until(|b| b.url().contains("q=dedans-0")),
+            "{}",
+            browser.url()
+        );
         let machines = |b: &Browser| {
             b.script(
                 "return document.querySelector('#actions-groupees table').innerText;",
@@ -498,17 +517,21 @@ fn every_page_for_every_role_in_chromium_passes_axe() {
             .unwrap_or_default()
             .to_owned()
         };
-        let table = machines(&browser);
         assert!(
-            table.contains("pc-dedans-01") && table.contains("pc-dedans-02"),
-            "{table}"
+            browser.until(|b| {
+                let t = machines(b);
+                t.contains("pc-dedans-01") && t.contains("pc-dedans-02")
+            }),
+            "{}",
+            machines(&browser)
         );
         browser.type_into("#f-q", "absent");
         browser.click("#filtrer");
-        let table = machines(&browser);
+        assert!(browser.until(|b| b.url().contains("q=absent")));
         assert!(
-            !table.contains("pc-dedans-01"),
-            "filter drops rows: {table}"
+            browser.until(|b| b.exists("#f-q") && !machines(b).contains("pc-dedans-01")),
+            "filter drops rows: {}",
+            machines(&browser)
         );
         browser.goto(&format!("{base}/etablissements/{UAI}?q=dedans"));
         check("etablissement", role);
@@ -537,6 +560,8 @@ fn every_page_for_every_role_in_chromium_passes_axe() {
                 json!([]),
             );
             browser.click("#appliquer-action");
+            // Let the POST finish before leaving the page.
+            browser.until(|b| !queue(b).contains(host));
             browser.goto(&format!("{base}/etablissements/{UAI}"));
             assert!(
                 !queue(&browser).contains(host),
