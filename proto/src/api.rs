@@ -201,7 +201,6 @@ pub struct CheckinRequest {
     /// `inventory_hash`, stores nothing and answers `send_inventory`; the
     /// agent then sends the full document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub inventory_delta: Option<crate::inventory::delta::InventoryDelta>,
     /// The profile releases currently applied on the machine.
     #[serde(default)]

@@ -129,7 +129,7 @@ fn full_lists_travel_compressed_and_changes_as_deltas() {
     assert_eq!(r.json()["send_inventory"], true);
     assert_eq!(stored(&f, &m.id), (Some(new.clone()), 3));
 
-    // Both a document and a delta: refused.
+    // Both a document and a delta: the whole document wins.
     let r = checkin(
         &client,
         &server,
@@ -140,9 +140,8 @@ fn full_lists_travel_compressed_and_changes_as_deltas() {
             ..heartbeat(&newer_hash)
         },
     );
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("inventory_delta"));
-    assert_eq!(stored(&f, &m.id), (Some(new), 3));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(stored(&f, &m.id).0, Some(newer));
 }
 
 #[test]

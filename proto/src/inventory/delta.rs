@@ -26,13 +26,16 @@ use serde_json::{Map, Value};
 /// The difference between the document the server holds (`base_hash`) and
 /// the machine's current one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InventoryDelta {
     /// `content_hash` of the document this delta applies to: the last one
     /// the server acknowledged.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9a-f]{64}$"))]
     pub base_hash: String,
     /// Top-level members that differ from the base, whole (`software` is
     /// here only when it cannot be diffed: unavailable on one side).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub changed: Map<String, Value>,
     /// Top-level members of the base that the new document lacks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -44,15 +47,18 @@ pub struct InventoryDelta {
 
 /// The change of `software.value` between two documents.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SoftwareDelta {
     /// Packages of the base no longer installed, as `[name, arch]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<(String, String)>,
     /// Packages new or changed (version, section, size), whole.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub upserted: Vec<Value>,
     /// Other members of `software.value` (`flatpaks`) that changed, whole.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub changed: Map<String, Value>,
     /// Other members of `software.value` that disappeared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -39,6 +39,21 @@ pub struct Credential {
 }
 
 /// Reads `Authorization: Bearer <machine_id>.<secret>`.
+/// The machine credential's form, checked before the body is read: a
+/// check-in without one gets 401 whatever its body holds.
+pub struct MachineCredential(pub Credential);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for MachineCredential {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, HttpError> {
+        credential(&parts.headers).map(MachineCredential)
+    }
+}
+
 pub fn credential(headers: &HeaderMap) -> Result<Credential, HttpError> {
     let bad = || HttpError::unauthorized("identifiants de machine absents ou mal formés");
     let value = headers
@@ -280,21 +295,25 @@ pub async fn enroll(
     ))]
 pub async fn checkin(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    MachineCredential(cred): MachineCredential,
     ApiJson(req): ApiJson<CheckinRequest>,
 ) -> Result<axum::Json<CheckinResponse>, HttpError> {
-    let cred = credential(&headers)?;
     check_hash(&req.inventory_hash, "inventory_hash")?;
+    // The whole document, when sent, supersedes a delta sent with it (the
+    // delta is still checked for form).
     let inventory = match (&req.inventory, req.inventory_delta) {
-        (Some(_), Some(_)) => {
-            return Err(HttpError::bad_request(
-                "champs « inventory » et « inventory_delta » : l'un ou l'autre, pas les deux",
-            ));
+        (Some(inv), delta) => {
+            if let Some(delta) = delta {
+                check_hash(&delta.base_hash, "inventory_delta.base_hash")?;
+            }
+            Some(checked_inventory(inv, &req.inventory_hash, "inventory")?)
         }
-        (Some(inv), None) => Some(checked_inventory(inv, &req.inventory_hash, "inventory")?),
         (None, Some(delta)) => {
             check_hash(&delta.base_hash, "inventory_delta.base_hash")?;
-            authenticate(&state, &headers).await?;
+            state
+                .store
+                .authenticate(&cred.machine_id, &cred.secret_hash)
+                .await?;
             rebuilt_inventory(&state, &cred.machine_id, delta, &req.inventory_hash).await?
         }
         (None, None) => None,
