@@ -51,6 +51,7 @@ pub struct InventoryDelta {
 pub struct SoftwareDelta {
     /// Packages of the base no longer installed, as `[name, arch]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<PackageKey>))]
     pub removed: Vec<(String, String)>,
     /// Packages new or changed (version, section, size), whole.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -64,6 +65,27 @@ pub struct SoftwareDelta {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<String>,
 }
+
+/// Schema of one removed package: exactly `[name, arch]`.
+#[cfg(feature = "openapi")]
+pub struct PackageKey;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for PackageKey {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String),
+            )
+            .min_items(Some(2))
+            .max_items(Some(2))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for PackageKey {}
 
 /// Why a delta cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -154,6 +154,19 @@ async fn rebuilt_inventory(
     .map_err(|e| HttpError::from(crate::store::StoreError::Backend(format!("delta task: {e}"))))
 }
 
+/// Checks an inventory delta's form (what its OpenAPI schema states).
+fn check_delta_form(delta: &nird_proto::inventory::delta::InventoryDelta) -> Result<(), HttpError> {
+    check_hash(&delta.base_hash, "inventory_delta.base_hash")?;
+    if let Some(sw) = &delta.software
+        && !sw.upserted.iter().all(serde_json::Value::is_object)
+    {
+        return Err(HttpError::bad_request(
+            "champ « inventory_delta.software.upserted » : objets attendus",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a `sha256` hex field.
 fn check_hash(value: &str, field: &str) -> Result<(), HttpError> {
     if is_sha256_hex(value) {
@@ -304,12 +317,12 @@ pub async fn checkin(
     let inventory = match (&req.inventory, req.inventory_delta) {
         (Some(inv), delta) => {
             if let Some(delta) = delta {
-                check_hash(&delta.base_hash, "inventory_delta.base_hash")?;
+                check_delta_form(&delta)?;
             }
             Some(checked_inventory(inv, &req.inventory_hash, "inventory")?)
         }
         (None, Some(delta)) => {
-            check_hash(&delta.base_hash, "inventory_delta.base_hash")?;
+            check_delta_form(&delta)?;
             state
                 .store
                 .authenticate(&cred.machine_id, &cred.secret_hash)
