@@ -677,12 +677,25 @@ fn retention_prunes_old_history_at_startup_but_never_the_latest_inventory() {
     assert_eq!(count(&f, reports, &young.id), 3);
     let newest: String = {
         let conn = rusqlite::Connection::open(f.data.database()).unwrap();
-        conn.query_row(
-            "SELECT inventory FROM inventory_history WHERE machine_id = ?1",
-            [&old.id],
-            |r| r.get(0),
-        )
-        .unwrap()
+        let (text, packed): (String, Option<Vec<u8>>) = conn
+            .query_row(
+                "SELECT inventory, packed FROM inventory_history WHERE machine_id = ?1",
+                [&old.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        // Rows are stored deflate-compressed in `packed` (inventory storage).
+        match packed {
+            Some(bytes) => {
+                use std::io::Read as _;
+                let mut out = String::new();
+                flate2::read::DeflateDecoder::new(&bytes[..])
+                    .read_to_string(&mut out)
+                    .unwrap();
+                out
+            }
+            None => text,
+        }
     };
     let newest: serde_json::Value = serde_json::from_str(&newest).unwrap();
     assert_eq!(newest["memory_mb"], 1024 + 2);
