@@ -105,11 +105,12 @@ fn populate(db: &std::path::Path) -> anyhow::Result<String> {
                  age_basis, ram_bytes, ram_modules, ram_slots, ram_free_slots, ram_replaceable,
                  disk_kind, disk_bytes, smart, battery_wear, has_battery, uefi, secure_boot, tpm,
                  win11, blocker_tpm, blocker_cpu, blocker_ram, blocker_disk, blocker_uefi,
-                 blocker_secure_boot, os_name, os_version, windows_oem_licence, profiles)
+                 blocker_secure_boot, os_name, os_version, windows_oem_licence, profiles, cpu_basis,
+                 screens)
              VALUES (?1, ?2, ?3, 1, ?4, ?5, 'Dell Inc.', 'OptiPlex 7010', ?6,
                  'Intel(R) Core(TM) i5-3470 CPU @ 3.20GHz', ?7, ?8, ?9, ?9, 'bios+cpu', ?10, 2, 2,
                  ?11, 1, ?12, ?13, ?14, ?15, ?16, 1, ?17, ?18, ?19, ?20, ?21, ?22, ?23, 0, ?24,
-                 'Linux Mint 22 Xfce', '22', ?25, 'linux-nird v4, nird-base v7')",
+                 'Linux Mint 22 Xfce', '22', ?25, 'linux-nird v4, nird-base v7', ?26, ?27)",
             rusqlite::params![
                 id,
                 version,
@@ -136,6 +137,8 @@ fn populate(db: &std::path::Path) -> anyhow::Result<String> {
                 (i % 17 == 0) as i64,
                 (i % 4 != 0) as i64,
                 (i % 3 == 1) as i64,
+                if cpu_year >= 2017 { "list" } else { "estimate" },
+                (i % 3) as i64,
             ],
         )?;
     }

@@ -84,6 +84,7 @@ struct RawFile {
 struct RawAudit {
     laptop_manufacture_kgco2e: Option<Spanned<f64>>,
     desktop_manufacture_kgco2e: Option<Spanned<f64>>,
+    screen_manufacture_kgco2e: Option<Spanned<f64>>,
     reuse_year_kgco2e: Option<Spanned<f64>>,
     standard_life_years: Option<Spanned<i64>>,
 }
@@ -92,6 +93,7 @@ struct RawAudit {
 pub const AUDIT_KEYS: &[&str] = &[
     "laptop_manufacture_kgco2e",
     "desktop_manufacture_kgco2e",
+    "screen_manufacture_kgco2e",
     "reuse_year_kgco2e",
     "standard_life_years",
 ];
@@ -143,6 +145,8 @@ pub struct ConfigFile {
     pub audit_laptop_manufacture_g: Option<u64>,
     /// `[audit] desktop_manufacture_kgco2e`, in grams.
     pub audit_desktop_manufacture_g: Option<u64>,
+    /// `[audit] screen_manufacture_kgco2e`, in grams.
+    pub audit_screen_manufacture_g: Option<u64>,
     /// `[audit] reuse_year_kgco2e`, in grams.
     pub audit_reuse_year_g: Option<u64>,
     /// `[audit] standard_life_years`.
@@ -318,6 +322,10 @@ impl ConfigFile {
                 &audit.desktop_manufacture_kgco2e,
                 "desktop_manufacture_kgco2e",
             )?,
+            audit_screen_manufacture_g: grams(
+                &audit.screen_manufacture_kgco2e,
+                "screen_manufacture_kgco2e",
+            )?,
             audit_reuse_year_g: grams(&audit.reuse_year_kgco2e, "reuse_year_kgco2e")?,
             audit_standard_life_years: narrow(number(
                 &audit.standard_life_years,
@@ -469,6 +477,9 @@ impl ServeSettings {
                     desktop_manufacture_g: file
                         .audit_desktop_manufacture_g
                         .unwrap_or(d.desktop_manufacture_g),
+                    screen_manufacture_g: file
+                        .audit_screen_manufacture_g
+                        .unwrap_or(d.screen_manufacture_g),
                     reuse_year_g: file.audit_reuse_year_g.unwrap_or(d.reuse_year_g),
                     standard_life_years: file
                         .audit_standard_life_years
@@ -501,6 +512,18 @@ mod tests {
             .filter(|l| KEYS.iter().any(|k| l.starts_with(&format!("{k} = "))))
             .map(|l| format!("{l}\n"))
             .collect();
+        let audit: String = shipped
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| AUDIT_KEYS.iter().any(|k| l.starts_with(&format!("{k} = "))))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            shipped.contains("\n# [audit]\n"),
+            "the [audit] table is shipped"
+        );
+        assert_eq!(audit.lines().count(), AUDIT_KEYS.len(), "{audit}");
+        let uncommented = format!("{uncommented}[audit]\n{audit}");
         let file = parse(&uncommented).unwrap();
         // Every key is in the shipped file, and its value is the default.
         let all = ServeSettings::resolve(ServeFlags::default(), file.clone());

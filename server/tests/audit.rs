@@ -51,6 +51,9 @@ struct Spec {
     oem: bool,
     wear: Option<u8>,
     failing: bool,
+    /// External screens (laptops also have their built-in panel, which is
+    /// not counted).
+    screens: u8,
     /// Days ago it was enrolled, and last seen (`None`: now).
     enrolled_days_ago: Option<i64>,
     seen_days_ago: Option<i64>,
@@ -117,6 +120,7 @@ fn fleet() -> Vec<Spec> {
                 oem: i % 3 == 1,
                 wear: (i % 2 == 0).then_some(((i * 7) % 100) as u8),
                 failing: i % 9 == 0,
+                screens: (i % 3) as u8,
                 enrolled_days_ago: match i % 10 {
                     9 | 8 => Some(400),
                     _ => None,
@@ -213,6 +217,19 @@ fn inventory_of(s: &Spec) -> Value {
             "cycle_count": {"value": 100}}]),
         None => serde_json::json!([]),
     };
+    let mut monitors: Vec<Value> = (0..s.screens)
+        .map(|m| {
+            serde_json::json!({"connector": format!("DP-{m}"), "builtin": false,
+                "manufacturer_id": "DEL", "product_code": 41_200 + u16::from(m),
+                "model": "DELL P2419H", "year": 2019, "width_cm": 53, "height_cm": 30,
+                "digital": true})
+        })
+        .collect();
+    if s.laptop {
+        monitors.push(serde_json::json!({"connector": "eDP-1", "builtin": true,
+            "manufacturer_id": "LGD", "product_code": 1_234, "digital": true}));
+    }
+    v["monitors"] = serde_json::json!({ "value": monitors });
     // The document must parse as a real inventory.
     let _: Inventory = serde_json::from_value(v.clone()).expect("valid inventory");
     v
@@ -546,6 +563,14 @@ fn expected(
     put("bloquant_memoire", n(&|s| s.b_ram()));
     put("bloquant_disque", n(&|s| s.b_disk()));
     put("licence_oem", n(&|s| s.oem));
+    // The i5-8250U is on Microsoft's list; the Core 2 Duo P8600 and the
+    // i5-3320M are not (judged by the family / model rule).
+    put("w11_cpu_liste", n(&|s| s.cpu == 0));
+    put("w11_cpu_estimation", n(&|s| s.cpu != 0));
+    put(
+        "ecrans",
+        used.iter().map(|s| i64::from(s.screens)).sum::<i64>(),
+    );
     put("licence_oem_incompatibles", n(&|s| s.oem && s.ineligible()));
     let age = |s: &Spec| year - s.build_year();
     put("age_0_4", n(&|s| age(s) < 5));
@@ -633,6 +658,20 @@ fn audit_figures_scope_exports_and_glpi() {
     let manufacture = laptops * 182.6 + desktops * 204.4;
     assert!(
         (all["co2e"]["manufacture_avoided_kg"].as_f64().unwrap() - manufacture).abs() < 0.11,
+        "{}",
+        all["co2e"]
+    );
+    // Screens: external ones on in-use machines × 65.9 (built-in panels
+    // are counted with their laptop).
+    let screens = want_all["ecrans"].as_f64().unwrap();
+    assert!(screens > 0.0);
+    assert!(
+        (all["co2e"]["screens_manufacture_avoided_kg"]
+            .as_f64()
+            .unwrap()
+            - screens * 65.9)
+            .abs()
+            < 0.11,
         "{}",
         all["co2e"]
     );
@@ -768,6 +807,35 @@ fn audit_figures_scope_exports_and_glpi() {
             .all(|l| l.contains(UAI) || l.contains(COLLEGE))
     );
     assert!(!csv.body.contains(OUTSIDE) && !csv.body.contains("pc-075"));
+    // What judged each processor, and each machine's external screens.
+    let header: Vec<&str> = lines[0].trim_start_matches('\u{feff}').split(';').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (basis_col, screens_col) = (col("Jugement du processeur"), col("Écrans externes"));
+    let rows: Vec<Vec<&str>> = lines[1..].iter().map(|l| l.split(';').collect()).collect();
+    let listed = w
+        .specs
+        .iter()
+        .filter(|(s, _)| s.school != OUTSIDE && s.cpu == 0)
+        .count();
+    assert_eq!(
+        rows.iter().filter(|r| r[basis_col] == "liste").count(),
+        listed
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r[basis_col] == "estimation").count(),
+        inside - listed
+    );
+    let want_screens: u32 = w
+        .specs
+        .iter()
+        .filter(|(s, _)| s.school != OUTSIDE)
+        .map(|(s, _)| u32::from(s.screens))
+        .sum();
+    let got_screens: u32 = rows
+        .iter()
+        .map(|r| r[screens_col].parse::<u32>().unwrap())
+        .sum();
+    assert_eq!(got_screens, want_screens);
     let json = web.get(
         &server.url(&format!("/audit/machines.json?{period}")),
         Some(&aud),
@@ -842,12 +910,27 @@ fn audit_figures_scope_exports_and_glpi() {
         fiche.body.contains("nird-base v3"),
         "applied profiles recorded at check-in"
     );
+    assert!(
+        fiche.body.contains("Écrans externes"),
+        "screens on the passport"
+    );
+    assert!(
+        fiche
+            .body
+            .contains("Processeur jugé d&#39;après la liste Microsoft")
+            || fiche
+                .body
+                .contains("Processeur jugé d'après la liste Microsoft")
+            || fiche.body.contains("jugé par estimation"),
+        "what judged the processor is on the passport"
+    );
     server.stop();
 
     // --- Changed factors: the CO2e follows the configuration.
     let changed = Co2Factors {
         laptop_manufacture_g: 100_000,
         desktop_manufacture_g: 300_000,
+        screen_manufacture_g: 10_000,
         reuse_year_g: 50_000,
         standard_life_years: 5,
     };
@@ -858,6 +941,19 @@ fn audit_figures_scope_exports_and_glpi() {
     let reuse_kg = other["co2e"]["extended_use_kg"].as_f64().unwrap();
     assert!((reuse_kg - years * 50.0).abs() < 1.1, "{reuse_kg}");
     assert_eq!(other["co2e"]["factors"]["laptop_manufacture_kgco2e"], 100.0);
+    assert!(
+        (other["co2e"]["screens_manufacture_avoided_kg"]
+            .as_f64()
+            .unwrap()
+            - screens * 10.0)
+            .abs()
+            < 0.11
+    );
+    let total = other["co2e"]["total_kg"].as_f64().unwrap();
+    assert!(
+        (total - (manufacture + screens * 10.0 + reuse_kg)).abs() < 0.3,
+        "{total}"
+    );
     assert_figures(&other, &want_all, "same counts with other factors");
     server.stop();
 }

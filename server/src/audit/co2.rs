@@ -14,6 +14,9 @@ pub struct Co2Factors {
     /// Manufacture footprint of a professional desktop without screen,
     /// gCO2e.
     pub desktop_manufacture_g: u64,
+    /// Manufacture footprint of a computer screen (24 inches), gCO2e:
+    /// counted for the external screens reused with machines in use.
+    pub screen_manufacture_g: u64,
     /// Avoided per year a reconditioned computer is used instead of a new
     /// one, gCO2e.
     pub reuse_year_g: u64,
@@ -27,6 +30,7 @@ impl Default for Co2Factors {
         Co2Factors {
             laptop_manufacture_g: 182_600,
             desktop_manufacture_g: 204_400,
+            screen_manufacture_g: 65_900,
             reuse_year_g: 27_000,
             standard_life_years: 5,
         }
@@ -34,10 +38,14 @@ impl Default for Co2Factors {
 }
 
 /// The sources of the default factors, as printed.
-pub const SOURCES: [(&str, &str); 3] = [
+pub const SOURCES: [(&str, &str); 4] = [
     (
         "Ordinateur portable : 182,6 kgCO2e ; ordinateur fixe professionnel sans écran : 204,4 kgCO2e (fabrication)",
         "ADEME, base Impact CO2 (impactco2.fr, « Numérique »), d'après l'étude ADEME–Arcep « Évaluation de l'impact environnemental du numérique en France » (2022)",
+    ),
+    (
+        "Écran d'ordinateur 24 pouces : 65,9 kgCO2e (fabrication)",
+        "ADEME, base Impact CO2 (impactco2.fr, « Numérique », écran), même étude ADEME–Arcep (2022)",
     ),
     (
         "27 kgCO2e évités par année d'usage d'un ordinateur portable reconditionné au lieu d'un neuf",
@@ -89,6 +97,13 @@ pub fn method(f: &Co2Factors) -> Vec<String> {
              périodes.",
             fr_number(kg(f.laptop_manufacture_g as f64), 1),
             fr_number(kg(f.desktop_manufacture_g as f64), 1)
+        ),
+        format!(
+            "Écrans : chaque écran externe branché sur une machine en service (lu dans son EDID ; \
+             l'écran intégré d'un portable n'est pas compté, il l'est avec le portable) évite la \
+             fabrication d'un écran neuf : {} kgCO2e par écran. Un poste dont l'agent ne signale \
+             pas les écrans compte zéro écran.",
+            fr_number(kg(f.screen_manufacture_g as f64), 1)
         ),
         format!(
             "Usage prolongé : {} kgCO2e par année de vie prolongée, appliqué à toutes les \

@@ -8,7 +8,7 @@
 //! the document is ignored): a server upgrade with a newer processor list
 //! refreshes every machine (see [`super::backfill`]).
 
-use nird_proto::inventory::windows11::{self, Windows11Requirement, Windows11Status};
+use nird_proto::inventory::windows11::{self, CpuBasis, Windows11Requirement, Windows11Status};
 use nird_proto::inventory::{ChassisKind, DiskKind, Inventory, SecureBoot, SmartHealth};
 
 use super::cpu;
@@ -128,6 +128,14 @@ pub struct AuditFacts {
     pub os_version: Option<String>,
     /// The firmware carries a Windows OEM licence (ACPI MSDM table).
     pub windows_oem_licence: Option<bool>,
+    /// What judged the processor for Windows 11: `list` (its name is on
+    /// Microsoft's list) or `estimate` (the family / model rule); `None`
+    /// when neither could.
+    pub cpu_basis: Option<String>,
+    /// External screens connected (EDID; a laptop's own panel is not
+    /// counted): reused equipment too. `None` when the agent did not
+    /// report screens.
+    pub screens: Option<i64>,
 }
 
 fn text(s: Option<&String>) -> Option<String> {
@@ -293,6 +301,15 @@ pub fn facts(inv: &Inventory) -> AuditFacts {
         os_name: text(inv.os.pretty_name.value()),
         os_version: text(inv.os.version_id.value()),
         windows_oem_licence: fw.windows_oem_licence.value().copied(),
+        cpu_basis: match verdict.cpu_basis {
+            CpuBasis::MicrosoftList { .. } => Some("list".to_owned()),
+            CpuBasis::Estimate => Some("estimate".to_owned()),
+            CpuBasis::Unknown => None,
+        },
+        screens: inv
+            .monitors
+            .value()
+            .and_then(|m| i64::try_from(m.iter().filter(|m| !m.builtin).count()).ok()),
     }
 }
 

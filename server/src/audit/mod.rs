@@ -30,7 +30,7 @@ use crate::store::Store;
 /// server version are recomputed at startup, so a server upgrade (a newer
 /// Windows 11 processor list, a better CPU table) refreshes every machine.
 pub fn facts_version() -> String {
-    format!("{}/1", env!("CARGO_PKG_VERSION"))
+    format!("{}/2", env!("CARGO_PKG_VERSION"))
 }
 
 /// Machines (re)computed per batch by [`backfill`].

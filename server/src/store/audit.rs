@@ -10,7 +10,8 @@ use nird_proto::uai::Uai;
 
 use super::web::{Scope, ScopeNode};
 use super::{SchoolKind, StoreFuture};
-use crate::audit::facts::AuditFacts;
+use crate::audit::co2::YEAR_SECS;
+use crate::audit::facts::{AuditFacts, RAM_UPGRADE_BELOW};
 
 /// What to count: a territory node inside the reader's scope and a period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +55,7 @@ pub struct Counter {
     pub key: &'static str,
     /// French label.
     pub label: &'static str,
-    /// Unit (`machines`, `secondes`).
+    /// Unit (`machines`, `écrans`, `secondes`).
     pub unit: &'static str,
 }
 
@@ -155,6 +156,19 @@ pub const COUNTERS: &[Counter] = &[
         "Moins de 8 Go sans évolution possible (mémoire soudée, aucun emplacement libre)",
     ),
     c(
+        "w11_cpu_liste",
+        "En service : processeur jugé d'après la liste Microsoft",
+    ),
+    c(
+        "w11_cpu_estimation",
+        "En service : processeur absent de la liste Microsoft, jugé par estimation",
+    ),
+    Counter {
+        key: "ecrans",
+        label: "Écrans externes en service, réemployés avec les machines",
+        unit: "écrans",
+    },
+    c(
         "machines_vie_prolongee",
         "Machines dont la vie a été prolongée pendant la période",
     ),
@@ -246,6 +260,261 @@ pub struct AuditMachineRow {
     pub profiles: String,
     /// The facts (`None` until computed).
     pub facts: Option<AuditFacts>,
+}
+
+/// One machine as the figures read it: the columns of `machines` and
+/// `audit_facts` a backend selects (see [`FIGURE_COLUMNS`]), borrowed from
+/// its row so counting 100,000 machines allocates nothing per machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FigureRow<'a> {
+    /// `machines.school_id`.
+    pub school_id: i64,
+    /// `pending`, `active`, `retired`.
+    pub status: &'a str,
+    /// Enrolment time, Unix.
+    pub enrolled_at: i64,
+    /// Last check-in, Unix.
+    pub last_seen: Option<i64>,
+    /// `audit_facts` columns of the same names (`None`: no facts, or the
+    /// inventory could not tell).
+    pub class: Option<&'a str>,
+    pub win11: Option<&'a str>,
+    pub blocker_tpm: bool,
+    pub blocker_cpu: bool,
+    pub blocker_uefi: bool,
+    pub blocker_secure_boot: bool,
+    pub blocker_ram: bool,
+    pub blocker_disk: bool,
+    pub windows_oem_licence: Option<bool>,
+    pub build_year: Option<i64>,
+    pub ram_bytes: Option<i64>,
+    pub ram_free_slots: Option<i64>,
+    pub ram_replaceable: Option<bool>,
+    pub disk_kind: Option<&'a str>,
+    pub disk_bytes: Option<i64>,
+    pub smart: Option<&'a str>,
+    pub has_battery: Option<bool>,
+    pub battery_wear: Option<i64>,
+    pub cpu_generation: Option<&'a str>,
+    pub cpu_year: Option<i64>,
+    pub cpu_basis: Option<&'a str>,
+    pub screens: Option<i64>,
+}
+
+/// The `machines m` / `audit_facts f` columns of a [`FigureRow`], in its
+/// field order; plain SQL both backends read.
+pub const FIGURE_COLUMNS: &str = "m.school_id, m.status, m.enrolled_at, m.last_seen, f.class,
+    f.win11, f.blocker_tpm, f.blocker_cpu, f.blocker_uefi, f.blocker_secure_boot, f.blocker_ram,
+    f.blocker_disk, f.windows_oem_licence, f.build_year, f.ram_bytes, f.ram_free_slots,
+    f.ram_replaceable, f.disk_kind, f.disk_bytes, f.smart, f.has_battery, f.battery_wear,
+    f.cpu_generation, f.cpu_year, f.cpu_basis, f.screens";
+
+const GIB: i64 = 1024 * 1024 * 1024;
+
+/// Counts machines into [`AuditFigures`]: the definition of every figure,
+/// in one place, whatever the backend. A backend adds the territory's
+/// schools ([`Self::school`]), then each machine enrolled by the end of the
+/// period ([`Self::machine`]), in any order.
+#[derive(Debug)]
+pub struct FigureCounter<'f> {
+    filter: &'f AuditFilter,
+    life_years: u32,
+    figures: AuditFigures,
+    index: std::collections::HashMap<i64, usize>,
+    generations: std::collections::HashMap<String, (Option<i64>, i64)>,
+    combos: std::collections::HashMap<[bool; 5], i64>,
+}
+
+impl<'f> FigureCounter<'f> {
+    /// A counter for `filter`, with machines past `life_years` after their
+    /// build year counted as "extended life".
+    pub fn new(filter: &'f AuditFilter, life_years: u32) -> Self {
+        FigureCounter {
+            filter,
+            life_years,
+            figures: AuditFigures::default(),
+            index: std::collections::HashMap::new(),
+            generations: std::collections::HashMap::new(),
+            combos: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Adds a school of the territory (`id`: `schools.id`); its counts
+    /// start at zero.
+    pub fn school(
+        &mut self,
+        id: i64,
+        uai: Uai,
+        name: String,
+        commune: String,
+        departement: String,
+        kind: SchoolKind,
+    ) {
+        self.index.insert(id, self.figures.schools.len());
+        self.figures.schools.push(SchoolFigures {
+            uai,
+            name,
+            commune,
+            departement,
+            kind,
+            counts: vec![0; COUNTERS.len()],
+        });
+    }
+
+    /// Counts one machine (ignored when its school was not added).
+    #[allow(clippy::too_many_lines)]
+    pub fn machine(&mut self, r: &FigureRow<'_>) {
+        let Some(&at) = self.index.get(&r.school_id) else {
+            return;
+        };
+        let filter = self.filter;
+        let c = &mut self.figures.schools[at].counts;
+        let contact = r.last_seen.unwrap_or(r.enrolled_at);
+        let retired = r.status == "retired";
+        let mut i = 0usize;
+        let mut add = |c: &mut [i64], n: i64| {
+            c[i] += n;
+            i += 1;
+        };
+        let one = i64::from;
+        // Every machine enrolled by the end of the period.
+        add(c, one(!retired));
+        add(c, one(r.enrolled_at >= filter.from));
+        add(c, one(retired));
+        let in_use = !retired && contact >= filter.in_use_since();
+        let extended = match r.build_year {
+            None => 0,
+            Some(y) => {
+                let life_end = (y + i64::from(self.life_years) - 1970) * YEAR_SECS;
+                (contact.min(filter.judged_at()) - r.enrolled_at.max(filter.from).max(life_end))
+                    .max(0)
+            }
+        };
+        if !in_use {
+            // In-use counters stay zero; the last two count every machine.
+            let n = c.len();
+            c[n - 2] += one(extended > 0);
+            c[n - 1] += extended;
+            return;
+        }
+        let class = r.class.unwrap_or("other");
+        let win11 = r.win11.unwrap_or("unknown");
+        let oem = r.windows_oem_licence == Some(true);
+        let age = r.build_year.map(|y| filter.end_year() - y);
+        let (ram, disk, disk_kind) = (r.ram_bytes, r.disk_bytes, r.disk_kind);
+        let upgradable = r.ram_free_slots.unwrap_or(0) > 0 || r.ram_replaceable == Some(true);
+        let below8 = ram.is_some_and(|r| r < RAM_UPGRADE_BELOW);
+        let ineligible = win11 == "ineligible";
+        let firmware = r.blocker_uefi || r.blocker_secure_boot;
+        add(c, 1);
+        add(c, one(class == "laptop"));
+        add(c, one(class == "desktop"));
+        add(c, one(class == "other"));
+        add(c, one(ineligible));
+        add(c, one(win11 == "eligible"));
+        add(c, one(win11 == "unknown"));
+        add(c, one(r.blocker_tpm));
+        add(c, one(r.blocker_cpu));
+        add(c, one(firmware));
+        add(c, one(r.blocker_ram));
+        add(c, one(r.blocker_disk));
+        add(c, one(oem));
+        add(c, one(oem && ineligible));
+        add(c, one(age.is_some_and(|a| a < 5)));
+        add(c, one(age.is_some_and(|a| (5..=7).contains(&a))));
+        add(c, one(age.is_some_and(|a| (8..=10).contains(&a))));
+        add(c, one(age.is_some_and(|a| (11..=14).contains(&a))));
+        add(c, one(age.is_some_and(|a| a >= 15)));
+        add(c, one(age.is_none()));
+        add(c, one(ram.is_some_and(|r| r < 2 * GIB)));
+        add(c, one(ram.is_some_and(|r| (2 * GIB..4 * GIB).contains(&r))));
+        add(c, one(ram.is_some_and(|r| (4 * GIB..8 * GIB).contains(&r))));
+        add(
+            c,
+            one(ram.is_some_and(|r| (8 * GIB..16 * GIB).contains(&r))),
+        );
+        add(c, one(ram.is_some_and(|r| r >= 16 * GIB)));
+        add(c, one(ram.is_none()));
+        add(c, one(disk_kind == Some("hdd")));
+        add(c, one(disk_kind == Some("ssd")));
+        add(c, one(disk_kind == Some("nvme")));
+        add(c, one(disk_kind == Some("other")));
+        add(c, one(disk_kind.is_none()));
+        add(c, one(disk.is_some_and(|d| d < 128_000_000_000)));
+        add(
+            c,
+            one(disk.is_some_and(|d| (128_000_000_000..256_000_000_000).contains(&d))),
+        );
+        add(
+            c,
+            one(disk.is_some_and(|d| (256_000_000_000..512_000_000_000).contains(&d))),
+        );
+        add(c, one(disk.is_some_and(|d| d >= 512_000_000_000)));
+        add(c, one(r.smart == Some("failing")));
+        add(c, one(r.has_battery == Some(true)));
+        add(c, one(r.battery_wear.is_some_and(|w| w > 50)));
+        add(c, one(disk_kind == Some("hdd")));
+        add(c, one(below8 && upgradable));
+        add(
+            c,
+            one(below8 && r.ram_free_slots == Some(0) && r.ram_replaceable == Some(false)),
+        );
+        add(c, one(r.cpu_basis == Some("list")));
+        add(c, one(r.cpu_basis == Some("estimate")));
+        add(c, r.screens.unwrap_or(0).max(0));
+        add(c, one(extended > 0));
+        c[i] += extended;
+        debug_assert_eq!(i + 1, COUNTERS.len());
+
+        let generation = r.cpu_generation.unwrap_or("");
+        match self.generations.get_mut(generation) {
+            Some(g) => g.1 += 1,
+            None => {
+                self.generations
+                    .insert(generation.to_owned(), (r.cpu_year, 1));
+            }
+        }
+        if ineligible {
+            let blockers = [
+                r.blocker_tpm,
+                r.blocker_cpu,
+                firmware,
+                r.blocker_ram,
+                r.blocker_disk,
+            ];
+            *self.combos.entry(blockers).or_default() += 1;
+        }
+    }
+
+    /// The figures, generations oldest first, combinations most frequent
+    /// first.
+    pub fn finish(self) -> AuditFigures {
+        let mut figures = self.figures;
+        let mut generations: Vec<(String, Option<i64>, i64)> = self
+            .generations
+            .into_iter()
+            .map(|(g, (y, n))| (g, y, n))
+            .collect();
+        generations.sort_by(|a, b| (a.1.is_none(), a.1, &a.0).cmp(&(b.1.is_none(), b.1, &b.0)));
+        let names = ["tpm", "processeur", "micrologiciel", "memoire", "disque"];
+        let mut combinations: Vec<(String, i64)> = self
+            .combos
+            .into_iter()
+            .map(|(bits, n)| {
+                let parts: Vec<&str> = names
+                    .iter()
+                    .zip(bits)
+                    .filter(|(_, b)| *b)
+                    .map(|(n, _)| *n)
+                    .collect();
+                (parts.join("+"), n)
+            })
+            .collect();
+        combinations.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        figures.cpu_generations = generations;
+        figures.combinations = combinations;
+        figures
+    }
 }
 
 /// The audit's storage needs. Part of [`super::Store`].

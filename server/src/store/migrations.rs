@@ -397,4 +397,13 @@ CREATE TABLE machine_software (
 CREATE INDEX machine_software_by_hash ON machine_software(hash);
 ALTER TABLE inventory_history ADD COLUMN packed BLOB;
 "#,
+    // 9: the audit learns what judged each processor for Windows 11
+    // (`list`: Microsoft's list, `estimate`: the family / model rule) and
+    // how many external screens each machine uses (reused equipment too).
+    // Existing rows are recomputed at the next `serve`: the facts version
+    // changed (audit::facts_version). Portable SQL.
+    r#"
+ALTER TABLE audit_facts ADD COLUMN cpu_basis TEXT;
+ALTER TABLE audit_facts ADD COLUMN screens INTEGER;
+"#,
 ];

@@ -187,6 +187,8 @@ pub struct Co2Avoided {
     pub manufacture_kg: f64,
     /// Extended use, kgCO2e.
     pub reuse_kg: f64,
+    /// Screens' manufacture avoided, kgCO2e.
+    pub screens_kg: f64,
     /// Years of extended life.
     pub extended_years: f64,
 }
@@ -202,13 +204,14 @@ impl Co2Avoided {
                 laptops * f.laptop_manufacture_g as f64 + desktops * f.desktop_manufacture_g as f64
             ),
             reuse_kg: kg(years * f.reuse_year_g as f64),
+            screens_kg: kg(totals[idx("ecrans")] as f64 * f.screen_manufacture_g as f64),
             extended_years: years,
         }
     }
 
     /// Both parts.
     pub fn total_kg(&self) -> f64 {
-        self.manufacture_kg + self.reuse_kg
+        self.manufacture_kg + self.screens_kg + self.reuse_kg
     }
 }
 
@@ -314,12 +317,14 @@ pub fn figures_json(
             "machines": n})).collect::<Vec<_>>(),
         "co2e": {
             "manufacture_avoided_kg": round1(co2.manufacture_kg),
+            "screens_manufacture_avoided_kg": round1(co2.screens_kg),
             "extended_use_kg": round1(co2.reuse_kg),
             "total_kg": round1(co2.total_kg()),
             "extended_life_years": round2(co2.extended_years),
             "factors": {
                 "laptop_manufacture_kgco2e": kg(factors.laptop_manufacture_g as f64),
                 "desktop_manufacture_kgco2e": kg(factors.desktop_manufacture_g as f64),
+                "screen_manufacture_kgco2e": kg(factors.screen_manufacture_g as f64),
                 "reuse_year_kgco2e": kg(factors.reuse_year_g as f64),
                 "standard_life_years": factors.standard_life_years,
             },
@@ -389,6 +394,12 @@ pub fn figures_csv(
         "CO2e évité : fabrication évitée (estimation)",
         "kgCO2e",
         &fr_number(co2.manufacture_kg, 1),
+    ]);
+    line(&[
+        "co2e_fabrication_evitee_ecrans",
+        "CO2e évité : fabrication d'écrans évitée (estimation)",
+        "kgCO2e",
+        &fr_number(co2.screens_kg, 1),
     ]);
     line(&[
         "co2e_usage_prolonge",
@@ -602,9 +613,12 @@ pub fn sections(fig: &AuditFigures, factors: &Co2Factors) -> Markup {
                 dt { "CO2e évité (estimation)" }
                 dd {
                     strong.chiffre { (fr_number(co2.total_kg(), 1)) " kgCO2e" }
-                    " dont fabrication évitée " (fr_number(co2.manufacture_kg, 1)) " kgCO2e et usage prolongé "
+                    " dont fabrication évitée " (fr_number(co2.manufacture_kg, 1)) " kgCO2e (machines) et "
+                    (fr_number(co2.screens_kg, 1)) " kgCO2e (écrans), usage prolongé "
                     (fr_number(co2.reuse_kg, 1)) " kgCO2e — voir la méthode et les sources plus bas."
                 }
+                dt { "Écrans externes réemployés avec elles" }
+                dd { (t[idx("ecrans")]) }
                 dt { "Machines retirées" }
                 dd { (t[idx("retirees")]) }
             }
@@ -630,6 +644,11 @@ pub fn sections(fig: &AuditFigures, factors: &Co2Factors) -> Markup {
                 "Une machine peut avoir plusieurs bloquants. "
                 (t[idx("licence_oem")]) " machines portent une licence Windows OEM dans leur micrologiciel (vendues avec Windows), dont "
                 (t[idx("licence_oem_incompatibles")]) " refusées par Windows 11 : celles que la fin du support de Windows 10 aurait mises au rebut."
+            }
+            p {
+                "Processeur jugé d'après la liste Microsoft des processeurs pris en charge : "
+                (t[idx("w11_cpu_liste")]) " machines ; absent de la liste, jugé par estimation (famille et modèle) : "
+                (t[idx("w11_cpu_estimation")]) " machines."
             }
             (bar_chart("graphe-bloquants", "Machines en service par bloquant Windows 11", &blockers))
             (figures_table("Machines en service par bloquant Windows 11", "Bloquant", &blockers))
@@ -698,6 +717,12 @@ pub fn sections(fig: &AuditFigures, factors: &Co2Factors) -> Markup {
                         td.n { (t[idx("fixes")]) " machines" }
                         td.n { (fr_number(kg(factors.desktop_manufacture_g as f64), 1)) " kgCO2e / machine" }
                         td.n { (fr_number(t[idx("fixes")] as f64 * kg(factors.desktop_manufacture_g as f64), 1)) }
+                    }
+                    tr {
+                        th scope="row" { "Fabrication évitée : écrans externes en service" }
+                        td.n { (t[idx("ecrans")]) " écrans" }
+                        td.n { (fr_number(kg(factors.screen_manufacture_g as f64), 1)) " kgCO2e / écran" }
+                        td.n { (fr_number(co2.screens_kg, 1)) }
                     }
                     tr {
                         th scope="row" { "Usage prolongé" }

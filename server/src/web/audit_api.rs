@@ -89,6 +89,9 @@ pub struct Co2eFactorsDoc {
     /// Manufacture footprint of a professional desktop without screen
     /// (unit: kgCO2e per machine).
     desktop_manufacture_kgco2e: f64,
+    /// Manufacture footprint of a 24-inch computer screen (unit: kgCO2e
+    /// per screen).
+    screen_manufacture_kgco2e: f64,
     /// Avoided per year of extended use (unit: kgCO2e per year).
     reuse_year_kgco2e: f64,
     /// Reference service life: reuse past build year + this is extended
@@ -102,9 +105,12 @@ pub struct Co2eDoc {
     /// In-use laptops × laptop factor + in-use desktops × desktop factor
     /// (unit: kgCO2e; a stock, not additive across periods).
     manufacture_avoided_kg: f64,
+    /// External screens on in-use machines × screen factor (unit:
+    /// kgCO2e; a stock, like the machines').
+    screens_manufacture_avoided_kg: f64,
     /// Years of extended life × per-year factor (unit: kgCO2e).
     extended_use_kg: f64,
-    /// Sum of both (unit: kgCO2e).
+    /// Sum of the three (unit: kgCO2e).
     total_kg: f64,
     /// Years of extended life within the period, summed over machines
     /// (unit: years).

@@ -208,6 +208,16 @@ pub const COLUMNS: &[(&str, &str, &str)] = &[
         "Exigences non remplies, séparées par « + » : tpm, processeur, uefi, secure_boot, memoire, disque.",
     ),
     (
+        "base_processeur",
+        "Jugement du processeur",
+        "liste (son nom est sur la liste Microsoft des processeurs pris en charge) ou estimation (absent de la liste : règle famille / modèle) ; vide si le processeur n'a pas pu être jugé.",
+    ),
+    (
+        "ecrans",
+        "Écrans externes",
+        "Nombre d'écrans externes branchés (lus dans leur EDID ; l'écran intégré d'un portable n'est pas compté) ; vide si l'agent ne signale pas les écrans.",
+    ),
+    (
         "licence_oem",
         "Licence Windows OEM",
         "oui si le micrologiciel porte une licence Windows (table ACPI MSDM présente ; la clé n'est jamais lue).",
@@ -334,6 +344,12 @@ pub fn cells(r: &AuditMachineRow, filter: &AuditFilter) -> Vec<String> {
             String::new()
         },
         blockers(f),
+        match f.cpu_basis.as_deref() {
+            Some("list") => "liste".to_owned(),
+            Some("estimate") => "estimation".to_owned(),
+            _ => String::new(),
+        },
+        opt(f.screens),
         yes_no(f.windows_oem_licence).into(),
         opt(f.os_name.as_ref()),
         opt(f.os_version.as_ref()),
@@ -433,35 +449,53 @@ pub fn stream_rows<F>(
 where
     F: FnMut(&AuditMachineRow, &AuditFilter, &mut String) + Send + 'static,
 {
+    let filter_for_render = filter.clone();
     let (tx, body) = channel_body();
+    // Reading and rendering overlap: one task reads the next page of rows
+    // (on the store's reader) while this one renders the previous page;
+    // at most `BUFFERED` pages wait, so memory stays flat.
+    let (pages_tx, mut pages) =
+        tokio::sync::mpsc::channel::<Result<Vec<AuditMachineRow>, ()>>(BUFFERED);
     tokio::spawn(async move {
-        if tx.send(Ok(Bytes::from(head))).await.is_err() {
-            return;
-        }
         let mut after: Option<String> = None;
         loop {
             let rows = match store
-                .audit_machines(&scope, &filter, after.clone(), CHUNK)
+                .audit_machines(&scope, &filter, after.take(), CHUNK)
                 .await
             {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, "audit export: reading rows failed");
-                    let _ = tx.send(Err(std::io::Error::other("database error"))).await;
+                    let _ = pages_tx.send(Err(())).await;
                     return;
                 }
             };
-            let Some(last) = rows.last() else { break };
-            after = Some(last.id.clone());
+            let last_page = rows.len() < CHUNK as usize;
+            after = rows.last().map(|r| r.id.clone());
+            if !rows.is_empty() && pages_tx.send(Ok(rows)).await.is_err() {
+                return; // the client went away
+            }
+            if last_page || after.is_none() {
+                return;
+            }
+        }
+    });
+    let filter = filter_for_render;
+    tokio::spawn(async move {
+        if tx.send(Ok(Bytes::from(head))).await.is_err() {
+            return;
+        }
+        while let Some(page) = pages.recv().await {
+            let Ok(rows) = page else {
+                let _ = tx.send(Err(std::io::Error::other("database error"))).await;
+                return;
+            };
             let mut buf = String::with_capacity(rows.len() * 512);
             for r in &rows {
                 render(r, &filter, &mut buf);
             }
             if tx.send(Ok(Bytes::from(buf))).await.is_err() {
                 return; // the client went away
-            }
-            if rows.len() < CHUNK as usize {
-                break;
             }
         }
         let _ = tx.send(Ok(Bytes::from(tail))).await;

@@ -132,6 +132,14 @@ pub fn fiche(r: &AuditMachineRow, base: &str, now: i64) -> Markup {
                         _ => "inconnu",
                     }
                 }
+                dt { "Écrans externes" }
+                dd {
+                    @match f.screens {
+                        Some(0) => "aucun",
+                        Some(n) => { (n) " (réemployé" @if n > 1 { "s" } " avec la machine)" },
+                        None => "non signalés",
+                    }
+                }
                 dt { "Micrologiciel" }
                 dd {
                     "UEFI : " (match f.uefi { Some(true) => "oui", Some(false) => "non", None => "inconnu" })
@@ -168,6 +176,11 @@ pub fn fiche(r: &AuditMachineRow, base: &str, now: i64) -> Markup {
                     " — " (blockers.split('+').map(requirement_label).collect::<Vec<_>>().join(", "))
                 }
                 "."
+                @match f.cpu_basis.as_deref() {
+                    Some("list") => " Processeur jugé d'après la liste Microsoft des processeurs pris en charge.",
+                    Some("estimate") => " Processeur absent de la liste Microsoft : jugé par estimation (famille et modèle).",
+                    _ => "",
+                }
                 @if f.windows_oem_licence == Some(true) {
                     " Vendue avec une licence Windows (OEM) : la fin du support de Windows 10 l'aurait mise au rebut."
                 }

@@ -5,17 +5,15 @@
 //! The SQL is plain (`ON CONFLICT … DO UPDATE`, scalar `MIN` / `MAX`, which
 //! PostgreSQL spells `LEAST` / `GREATEST`), so it ports to a second backend.
 
-use std::collections::HashMap;
-
 use nird_proto::api::ProfileRef;
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, Row, params, params_from_iter};
 
 use super::{SqliteStore, now};
-use crate::audit::co2::YEAR_SECS;
-use crate::audit::facts::{self, AuditFacts, RAM_UPGRADE_BELOW};
+use crate::audit::facts::{self, AuditFacts};
 use crate::store::audit::{
-    AuditFigures, AuditFilter, AuditMachineRow, AuditStore, COUNTERS, SchoolFigures,
+    AuditFigures, AuditFilter, AuditMachineRow, AuditStore, FIGURE_COLUMNS, FigureCounter,
+    FigureRow,
 };
 use crate::store::web::Scope;
 use crate::store::{SchoolKind, StoreError, StoreFuture};
@@ -69,10 +67,10 @@ fn upsert(
              age_basis, ram_bytes, ram_modules, ram_slots, ram_free_slots, ram_replaceable,
              disk_kind, disk_bytes, smart, battery_wear, has_battery, uefi, secure_boot, tpm,
              win11, blocker_tpm, blocker_cpu, blocker_ram, blocker_disk, blocker_uefi,
-             blocker_secure_boot, os_name, os_version, windows_oem_licence)
+             blocker_secure_boot, os_name, os_version, windows_oem_licence, cpu_basis, screens)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
              ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35,
-             ?36, ?37, ?38)
+             ?36, ?37, ?38, ?39, ?40)
          ON CONFLICT (machine_id) DO UPDATE SET computed_by = excluded.computed_by,
              computed_at = excluded.computed_at, readable = excluded.readable,
              class = excluded.class, chassis = excluded.chassis, vendor = excluded.vendor,
@@ -90,7 +88,8 @@ fn upsert(
              blocker_ram = excluded.blocker_ram, blocker_disk = excluded.blocker_disk,
              blocker_uefi = excluded.blocker_uefi,
              blocker_secure_boot = excluded.blocker_secure_boot, os_name = excluded.os_name,
-             os_version = excluded.os_version, windows_oem_licence = excluded.windows_oem_licence",
+             os_version = excluded.os_version, windows_oem_licence = excluded.windows_oem_licence,
+             cpu_basis = excluded.cpu_basis, screens = excluded.screens",
     )?
     .execute(params![
         machine_id,
@@ -131,6 +130,8 @@ fn upsert(
         f.os_name,
         f.os_version,
         opt_bool(f.windows_oem_licence),
+        f.cpu_basis,
+        f.screens,
     ])?;
     Ok(())
 }
@@ -147,139 +148,60 @@ fn territory(scope: &Scope, filter: &AuditFilter) -> (String, Vec<Value>) {
     (sql, all)
 }
 
-const GIB: i64 = 1024 * 1024 * 1024;
-
 fn kind_of(s: &str) -> Result<SchoolKind, StoreError> {
     SchoolKind::parse(s).ok_or_else(|| StoreError::Backend(format!("unknown kind {s}")))
 }
 
-/// The columns one pass over the machines reads (see [`figures`]).
-const FIGURE_COLUMNS: &str = "m.school_id, m.status, m.enrolled_at, m.last_seen, f.class,
-    f.win11, f.blocker_tpm, f.blocker_cpu, f.blocker_uefi, f.blocker_secure_boot, f.blocker_ram,
-    f.blocker_disk, f.windows_oem_licence, f.build_year, f.ram_bytes, f.ram_free_slots,
-    f.ram_replaceable, f.disk_kind, f.disk_bytes, f.smart, f.has_battery, f.battery_wear,
-    f.cpu_generation, f.cpu_year";
-
-/// Counts one machine into `c` (in [`COUNTERS`] order): the definitions
-/// of every figure, in one place.
-#[allow(clippy::too_many_lines)]
-fn count(
-    r: &Row<'_>,
-    filter: &AuditFilter,
-    life_years: u32,
-    c: &mut [i64],
-) -> rusqlite::Result<Option<(bool, [bool; 5])>> {
-    let status: String = r.get(1)?;
-    let enrolled: i64 = r.get(2)?;
-    let last_seen: Option<i64> = r.get(3)?;
-    let contact = last_seen.unwrap_or(enrolled);
-    let retired = status == "retired";
-    let build_year: Option<i64> = r.get(13)?;
-    let mut i = 0usize;
-    let mut add = |c: &mut [i64], yes: bool| {
-        if yes {
-            c[i] += 1;
-        }
-        i += 1;
-    };
-    // Every machine enrolled by the end of the period.
-    add(c, !retired);
-    add(c, enrolled >= filter.from);
-    add(c, retired);
-    let in_use = !retired && contact >= filter.in_use_since();
-    let extended = match build_year {
-        None => 0,
-        Some(y) => {
-            let life_end = (y + i64::from(life_years) - 1970) * YEAR_SECS;
-            (contact.min(filter.judged_at()) - enrolled.max(filter.from).max(life_end)).max(0)
+/// A [`FigureRow`] borrowed from a row of [`FIGURE_COLUMNS`].
+fn figure_row<'r>(r: &'r Row<'_>) -> rusqlite::Result<FigureRow<'r>> {
+    let text = |k: usize| -> rusqlite::Result<Option<&'r str>> {
+        match r.get_ref(k)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) => std::str::from_utf8(t)
+                .map(Some)
+                .map_err(|e| rusqlite::Error::Utf8Error(e)),
+            other => Err(rusqlite::Error::InvalidColumnType(
+                k,
+                "text".into(),
+                other.data_type(),
+            )),
         }
     };
-    if !in_use {
-        // In-use counters stay zero; the last two count every machine.
-        let n = c.len();
-        c[n - 2] += i64::from(extended > 0);
-        c[n - 1] += extended;
-        return Ok(None);
-    }
-    let class: Option<String> = r.get(4)?;
-    let win11: Option<String> = r.get(5)?;
-    let flag =
-        |k: usize| -> rusqlite::Result<bool> { Ok(r.get::<_, Option<i64>>(k)?.unwrap_or(0) != 0) };
-    let (b_tpm, b_cpu, b_uefi, b_sb, b_ram, b_disk) =
-        (flag(6)?, flag(7)?, flag(8)?, flag(9)?, flag(10)?, flag(11)?);
-    let oem: Option<i64> = r.get(12)?;
-    let ram: Option<i64> = r.get(14)?;
-    let free_slots: Option<i64> = r.get(15)?;
-    let replaceable: Option<i64> = r.get(16)?;
-    let disk_kind: Option<String> = r.get(17)?;
-    let disk: Option<i64> = r.get(18)?;
-    let smart: Option<String> = r.get(19)?;
-    let has_battery: Option<i64> = r.get(20)?;
-    let wear: Option<i64> = r.get(21)?;
-    let class = class.as_deref().unwrap_or("other");
-    let win11 = win11.as_deref().unwrap_or("unknown");
-    let age = build_year.map(|y| filter.end_year() - y);
-    let disk_kind = disk_kind.as_deref();
-    let upgradable = free_slots.unwrap_or(0) > 0 || replaceable == Some(1);
-    let below8 = ram.is_some_and(|r| r < RAM_UPGRADE_BELOW);
-    add(c, true);
-    add(c, class == "laptop");
-    add(c, class == "desktop");
-    add(c, class == "other");
-    add(c, win11 == "ineligible");
-    add(c, win11 == "eligible");
-    add(c, win11 == "unknown");
-    add(c, b_tpm);
-    add(c, b_cpu);
-    add(c, b_uefi || b_sb);
-    add(c, b_ram);
-    add(c, b_disk);
-    add(c, oem == Some(1));
-    add(c, oem == Some(1) && win11 == "ineligible");
-    add(c, age.is_some_and(|a| a < 5));
-    add(c, age.is_some_and(|a| (5..=7).contains(&a)));
-    add(c, age.is_some_and(|a| (8..=10).contains(&a)));
-    add(c, age.is_some_and(|a| (11..=14).contains(&a)));
-    add(c, age.is_some_and(|a| a >= 15));
-    add(c, age.is_none());
-    add(c, ram.is_some_and(|r| r < 2 * GIB));
-    add(c, ram.is_some_and(|r| (2 * GIB..4 * GIB).contains(&r)));
-    add(c, ram.is_some_and(|r| (4 * GIB..8 * GIB).contains(&r)));
-    add(c, ram.is_some_and(|r| (8 * GIB..16 * GIB).contains(&r)));
-    add(c, ram.is_some_and(|r| r >= 16 * GIB));
-    add(c, ram.is_none());
-    add(c, disk_kind == Some("hdd"));
-    add(c, disk_kind == Some("ssd"));
-    add(c, disk_kind == Some("nvme"));
-    add(c, disk_kind == Some("other"));
-    add(c, disk_kind.is_none());
-    add(c, disk.is_some_and(|d| d < 128_000_000_000));
-    add(
-        c,
-        disk.is_some_and(|d| (128_000_000_000..256_000_000_000).contains(&d)),
-    );
-    add(
-        c,
-        disk.is_some_and(|d| (256_000_000_000..512_000_000_000).contains(&d)),
-    );
-    add(c, disk.is_some_and(|d| d >= 512_000_000_000));
-    add(c, smart.as_deref() == Some("failing"));
-    add(c, has_battery == Some(1));
-    add(c, wear.is_some_and(|w| w > 50));
-    add(c, disk_kind == Some("hdd"));
-    add(c, below8 && upgradable);
-    add(c, below8 && free_slots == Some(0) && replaceable == Some(0));
-    add(c, extended > 0);
-    c[i] += extended;
-    debug_assert_eq!(i + 1, COUNTERS.len());
-    Ok(Some((
-        win11 == "ineligible",
-        [b_tpm, b_cpu, b_uefi || b_sb, b_ram, b_disk],
-    )))
+    let flag = |k: usize| -> rusqlite::Result<Option<bool>> {
+        Ok(r.get::<_, Option<i64>>(k)?.map(|v| v != 0))
+    };
+    Ok(FigureRow {
+        school_id: r.get(0)?,
+        status: text(1)?.unwrap_or(""),
+        enrolled_at: r.get(2)?,
+        last_seen: r.get(3)?,
+        class: text(4)?,
+        win11: text(5)?,
+        blocker_tpm: flag(6)? == Some(true),
+        blocker_cpu: flag(7)? == Some(true),
+        blocker_uefi: flag(8)? == Some(true),
+        blocker_secure_boot: flag(9)? == Some(true),
+        blocker_ram: flag(10)? == Some(true),
+        blocker_disk: flag(11)? == Some(true),
+        windows_oem_licence: flag(12)?,
+        build_year: r.get(13)?,
+        ram_bytes: r.get(14)?,
+        ram_free_slots: r.get(15)?,
+        ram_replaceable: flag(16)?,
+        disk_kind: text(17)?,
+        disk_bytes: r.get(18)?,
+        smart: text(19)?,
+        has_battery: flag(20)?,
+        battery_wear: r.get(21)?,
+        cpu_generation: text(22)?,
+        cpu_year: r.get(23)?,
+        cpu_basis: text(24)?,
+        screens: r.get(25)?,
+    })
 }
 
 /// The figures: one pass over the territory's machines enrolled by the
-/// end of the period, counted in Rust (one scan instead of one per figure).
+/// end of the period, counted by [`FigureCounter`].
 fn figures(
     conn: &Connection,
     scope: &Scope,
@@ -288,79 +210,34 @@ fn figures(
 ) -> Result<AuditFigures, StoreError> {
     let (where_sql, params) = territory(scope, filter);
     let end = filter.to;
-    let mut schools = Vec::new();
-    let mut index = HashMap::new();
+    let mut counter = FigureCounter::new(filter, life);
     {
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT s.id, s.uai, s.name, s.commune, s.departement, s.kind FROM schools s
              WHERE {where_sql} ORDER BY s.uai"
         ))?;
         let mut rows = stmt.query(params_from_iter(params.iter()))?;
         while let Some(r) = rows.next()? {
-            index.insert(r.get::<_, i64>(0)?, schools.len());
-            schools.push(SchoolFigures {
-                uai: super::stored_uai(r.get(1)?)?,
-                name: r.get(2)?,
-                commune: r.get(3)?,
-                departement: r.get(4)?,
-                kind: kind_of(&r.get::<_, String>(5)?)?,
-                counts: vec![0; COUNTERS.len()],
-            });
+            counter.school(
+                r.get(0)?,
+                super::stored_uai(r.get(1)?)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                kind_of(&r.get::<_, String>(5)?)?,
+            );
         }
     }
-    let mut generations: HashMap<String, (Option<i64>, i64)> = HashMap::new();
-    let mut combos: HashMap<[bool; 5], i64> = HashMap::new();
-    {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {FIGURE_COLUMNS} FROM machines m JOIN schools s ON s.id = m.school_id
-             LEFT JOIN audit_facts f ON f.machine_id = m.id
-             WHERE {where_sql} AND m.enrolled_at <= {end}"
-        ))?;
-        let mut rows = stmt.query(params_from_iter(params.iter()))?;
-        while let Some(r) = rows.next()? {
-            let Some(&at) = index.get(&r.get::<_, i64>(0)?) else {
-                continue;
-            };
-            let Some((ineligible, blockers)) = count(r, filter, life, &mut schools[at].counts)?
-            else {
-                continue;
-            };
-            let generation = r.get_ref(22)?.as_str_or_null().ok().flatten().unwrap_or("");
-            match generations.get_mut(generation) {
-                Some(g) => g.1 += 1,
-                None => {
-                    generations.insert(generation.to_owned(), (r.get(23)?, 1));
-                }
-            }
-            if ineligible {
-                *combos.entry(blockers).or_default() += 1;
-            }
-        }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {FIGURE_COLUMNS} FROM machines m JOIN schools s ON s.id = m.school_id
+         LEFT JOIN audit_facts f ON f.machine_id = m.id
+         WHERE {where_sql} AND m.enrolled_at <= {end}"
+    ))?;
+    let mut rows = stmt.query(params_from_iter(params.iter()))?;
+    while let Some(r) = rows.next()? {
+        counter.machine(&figure_row(r)?);
     }
-    let mut cpu_generations: Vec<(String, Option<i64>, i64)> = generations
-        .into_iter()
-        .map(|(g, (y, n))| (g, y, n))
-        .collect();
-    cpu_generations.sort_by(|a, b| (a.1.is_none(), a.1, &a.0).cmp(&(b.1.is_none(), b.1, &b.0)));
-    let names = ["tpm", "processeur", "micrologiciel", "memoire", "disque"];
-    let mut combinations: Vec<(String, i64)> = combos
-        .into_iter()
-        .map(|(bits, n)| {
-            let parts: Vec<&str> = names
-                .iter()
-                .zip(bits)
-                .filter(|(_, b)| *b)
-                .map(|(n, _)| *n)
-                .collect();
-            (parts.join("+"), n)
-        })
-        .collect();
-    combinations.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(AuditFigures {
-        schools,
-        cpu_generations,
-        combinations,
-    })
+    Ok(counter.finish())
 }
 
 const ROW_COLUMNS: &str = "m.id, m.hostname, m.status, m.enrolled_at, m.last_seen, s.uai, s.name,
@@ -370,7 +247,7 @@ const ROW_COLUMNS: &str = "m.id, m.hostname, m.status, m.enrolled_at, m.last_see
     f.ram_free_slots, f.ram_replaceable, f.disk_kind, f.disk_bytes, f.smart, f.battery_wear,
     f.has_battery, f.uefi, f.secure_boot, f.tpm, f.win11, f.blocker_tpm, f.blocker_cpu,
     f.blocker_ram, f.blocker_disk, f.blocker_uefi, f.blocker_secure_boot, f.os_name,
-    f.os_version, f.windows_oem_licence";
+    f.os_version, f.windows_oem_licence, f.cpu_basis, f.screens";
 
 fn row_of(r: &Row<'_>) -> rusqlite::Result<AuditMachineRow> {
     let computed: Option<String> = r.get(12)?;
@@ -412,6 +289,8 @@ fn row_of(r: &Row<'_>) -> rusqlite::Result<AuditMachineRow> {
             os_name: r.get(45)?,
             os_version: r.get(46)?,
             windows_oem_licence: r.get(47)?,
+            cpu_basis: r.get(48)?,
+            screens: r.get(49)?,
         }),
     };
     Ok(AuditMachineRow {
@@ -454,7 +333,7 @@ impl AuditStore for SqliteStore {
         params.push(Value::Text(after.unwrap_or_default()));
         params.push(Value::Integer(i64::from(limit)));
         Box::pin(self.read(move |conn| {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {ROW_COLUMNS} FROM machines m JOIN schools s ON s.id = m.school_id
                  LEFT JOIN audit_facts f ON f.machine_id = m.id
                  WHERE {where_sql} AND m.enrolled_at <= {end} AND m.id > ?
@@ -476,7 +355,7 @@ impl AuditStore for SqliteStore {
         let mut params: Vec<Value> = params.into_iter().map(Value::Text).collect();
         params.push(Value::Text(id.to_owned()));
         Box::pin(self.read(move |conn| {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {ROW_COLUMNS} FROM machines m JOIN schools s ON s.id = m.school_id
                  LEFT JOIN audit_facts f ON f.machine_id = m.id
                  WHERE {where_sql} AND m.id = ?"
