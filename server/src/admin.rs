@@ -11,7 +11,7 @@ use nird_proto::uai::Uai;
 
 use crate::secrets;
 use crate::store::web::{ScopeLevel, ScopeNode};
-use crate::store::{NewToken, NewUser, Role, School, SchoolKind, Store};
+use crate::store::{NewToken, NewUser, Role, School, SchoolKind, Store, StoreError};
 use crate::trust;
 
 /// Who runs the CLI, for the audit log: `cli:<unix user>`.
@@ -367,7 +367,7 @@ fn profile_name(text: &str) -> anyhow::Result<String> {
 async fn closure_of(
     store: &dyn Store,
     names: &[String],
-) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+) -> Result<(Vec<String>, Vec<String>), StoreError> {
     use std::collections::{BTreeMap, BTreeSet};
     // Newest live release of each name → its includes.
     let mut newest: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
@@ -397,35 +397,82 @@ async fn closure_of(
     Ok((closure.into_iter().collect(), missing.into_iter().collect()))
 }
 
-/// Checks an assignment against what agents accept: more than
+/// What an assignment would do to the machines it reaches (see
+/// [`assignability`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignability {
+    /// Agents would accept it. The names without a published release
+    /// (machines get nothing for them until they are published).
+    Accepted { unpublished: Vec<String> },
+    /// More profiles, includes counted, than an agent accepts.
+    TooMany { profiles: usize },
+}
+
+impl Assignability {
+    /// The French refusal, when refused.
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            Assignability::TooMany { profiles } => Some(format!(
+                "Affectation refusée : avec ce qu'ils incluent, ces profils font {profiles} \
+                 profils, plus que les {} qu'un agent accepte",
+                nird_proto::api::MAX_ASSIGNED
+            )),
+            Assignability::Accepted { .. } => None,
+        }
+    }
+
+    /// The French warning about unpublished profiles ("" when none).
+    pub fn warning(&self) -> String {
+        match self {
+            Assignability::Accepted { unpublished } if !unpublished.is_empty() => format!(
+                "ATTENTION : {} pas publié sur ce serveur : les machines ne recevront rien pour \
+                 lui tant qu'il ne l'est pas (nird-server profile list, nird-server profile \
+                 publish …).",
+                unpublished
+                    .iter()
+                    .map(|m| format!("« {m} »"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Judges an assignment against what agents accept: more than
 /// [`nird_proto::api::MAX_ASSIGNED`] profiles in all (includes counted) is
 /// refused, as every agent would refuse it. A profile (or an include) not
 /// yet published is allowed — assigning before publishing is a normal
-/// order — but returns a loud warning to print: until it is published,
-/// machines get nothing for it.
-pub async fn check_assignable(store: &dyn Store, names: &[String]) -> anyhow::Result<String> {
+/// order — with a loud warning. The command line and the dashboard both
+/// ask this before they assign.
+pub async fn assignability(
+    store: &dyn Store,
+    names: &[String],
+) -> Result<Assignability, StoreError> {
     let (closure, missing) = closure_of(store, names).await?;
-    let max = nird_proto::api::MAX_ASSIGNED;
-    if closure.len() > max {
-        bail!(
-            "affectation refusée : avec ce qu'ils incluent, ces profils font {} profils, plus \
-             que les {max} qu'un agent accepte",
-            closure.len()
-        );
+    if closure.len() > nird_proto::api::MAX_ASSIGNED {
+        return Ok(Assignability::TooMany {
+            profiles: closure.len(),
+        });
     }
-    if missing.is_empty() {
-        return Ok(String::new());
+    Ok(Assignability::Accepted {
+        unpublished: missing,
+    })
+}
+
+/// [`assignability`] for the command line: the refusal as an error, else
+/// the warning to print before the result (with its line break).
+pub async fn check_assignable(store: &dyn Store, names: &[String]) -> anyhow::Result<String> {
+    let verdict = assignability(store, names).await?;
+    if let Some(refusal) = verdict.refusal() {
+        bail!(refusal);
     }
-    Ok(format!(
-        "ATTENTION : {} pas publié sur ce serveur (voyez « nird-server profile list ») : \
-         les machines ne recevront rien pour lui tant qu'il ne l'est pas \
-         (nird-server profile publish …).\n",
-        missing
-            .iter()
-            .map(|m| format!("« {m} »"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
+    let warning = verdict.warning();
+    Ok(if warning.is_empty() {
+        warning
+    } else {
+        format!("{warning}\n")
+    })
 }
 
 /// `assign --school U PROFILE...`: replaces the school's whole list.

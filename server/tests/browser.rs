@@ -65,8 +65,12 @@ impl Driver {
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
             .port();
+        // Chromium on Linux takes its interface language (date fields'
+        // day/month order among others) from the environment, not --lang.
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .env("LANGUAGE", "fr")
+            .env("LANG", "fr_FR.UTF-8")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -137,7 +141,8 @@ impl Driver {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "acceptInsecureCerts": true,
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args,
+                "prefs": {"intl.accept_languages": "fr-FR,fr"}},
         }}});
         let v = self.call("POST", "/session", Some(caps))?;
         let session = v["sessionId"]

@@ -653,6 +653,35 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         v.push(("csrf", a.csrf.as_str()));
         web.post(path, Some(&a.cookie), &v)
     };
+    // Assignments are judged as on the command line: more profiles than an
+    // agent accepts is refused and changes nothing; an unpublished one is
+    // a warning.
+    let before = audit_len(&f);
+    let too_many: Vec<String> = (0..=nird_proto::api::MAX_ASSIGNED)
+        .map(|i| format!("p{i:03}"))
+        .collect();
+    let r = send_admin(
+        &format!("/etablissements/{UAI}/profils"),
+        &[("profiles", too_many.join(" ").as_str())],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("Affectation refusée"), "{}", r.body);
+    assert_eq!(audit_len(&f), before);
+    let r = send_admin(
+        &format!("/etablissements/{UAI}/profils"),
+        &[("profiles", "pas-publie-ici")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("ATTENTION : « pas-publie-ici » pas publié"),
+        "{}",
+        r.body
+    );
+    let r = send_admin(
+        &format!("/etablissements/{UAI}/profils"),
+        &[("profiles", "nird-base extra")],
+    );
+    assert_eq!(r.status, 200);
     let r = send_admin(
         "/utilisateurs",
         &[

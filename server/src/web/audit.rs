@@ -766,7 +766,6 @@ pub async fn page(
     nodes.sort();
     nodes.dedup();
     let q = params.to_query();
-    let at = |k: &str| idx(k);
     let body = html! {
         p {
             "Territoire : " strong { (params.territory_label()) } " ; période " (params.period_label())
@@ -801,38 +800,10 @@ pub async fn page(
             }
         }
         (sections(&fig, &state.co2))
-        section aria-labelledby="etablissements" {
-            h2 id="etablissements" { "Par établissement" }
-            table {
-                caption { "Chiffres par établissement (le total du territoire est leur somme)" }
-                thead {
-                    tr {
-                        th scope="col" { "Établissement" }
-                        th scope="col" { "Type" }
-                        th scope="col" class="n" { "En service" }
-                        th scope="col" class="n" { "Prises en réemploi pendant la période" }
-                        th scope="col" class="n" { "Refusées par Windows 11" }
-                        th scope="col" class="n" { "Retirées" }
-                        th scope="col" { "Fiches" }
-                    }
-                }
-                tbody {
-                    @for s in &fig.schools {
-                        tr {
-                            th scope="row" {
-                                a href={"/audit?" (AuditParams { filter: AuditFilter { node: Some(ScopeNode { level: ScopeLevel::Uai, value: s.uai.as_str().to_owned() }), ..params.filter.clone() }, ..params.clone() }.to_query())} { (s.name) }
-                                " (" (s.uai) ", " (s.commune) ")"
-                            }
-                            td { (s.kind.as_str()) }
-                            td.n { (s.counts[at("en_service")]) }
-                            td.n { (s.counts[at("inscrites_periode")]) }
-                            td.n { (s.counts[at("w11_incompatibles")]) }
-                            td.n { (s.counts[at("retirees")]) }
-                            td { a href={"/etablissements/" (s.uai) "/fiches"} { "Fiches de " (s.name) } }
-                        }
-                    }
-                }
-            }
+        @if fig.schools.len() > SCHOOL_ROWS_MAX {
+            (by_departement_table(&fig, &params))
+        } @else {
+            (by_school_table(&fig, &params))
         }
         (method_block(&state.co2))
     };
@@ -842,6 +813,106 @@ pub async fn page(
         Some(&session),
         body,
     )))
+}
+
+/// Above this many schools, the audit page sums its table by département
+/// (each a link narrowing the territory to it): a 2,000-row table is heavy
+/// to send and to read on a 2012 laptop, and every school's figures stay
+/// one click away and in the figures' CSV.
+pub const SCHOOL_ROWS_MAX: usize = 300;
+
+/// The per-school table of the audit page.
+fn by_school_table(fig: &AuditFigures, params: &AuditParams) -> Markup {
+    let at = |k: &str| idx(k);
+    html! {
+    section aria-labelledby="etablissements" {
+        h2 id="etablissements" { "Par établissement" }
+        table {
+            caption { "Chiffres par établissement (le total du territoire est leur somme)" }
+            thead {
+                tr {
+                    th scope="col" { "Établissement" }
+                    th scope="col" { "Type" }
+                    th scope="col" class="n" { "En service" }
+                    th scope="col" class="n" { "Prises en réemploi pendant la période" }
+                    th scope="col" class="n" { "Refusées par Windows 11" }
+                    th scope="col" class="n" { "Retirées" }
+                    th scope="col" { "Fiches" }
+                }
+            }
+            tbody {
+                @for s in &fig.schools {
+                    tr {
+                        th scope="row" {
+                            a href={"/audit?" (AuditParams { filter: AuditFilter { node: Some(ScopeNode { level: ScopeLevel::Uai, value: s.uai.as_str().to_owned() }), ..params.filter.clone() }, ..params.clone() }.to_query())} { (s.name) }
+                            " (" (s.uai) ", " (s.commune) ")"
+                        }
+                        td { (s.kind.as_str()) }
+                        td.n { (s.counts[at("en_service")]) }
+                        td.n { (s.counts[at("inscrites_periode")]) }
+                        td.n { (s.counts[at("w11_incompatibles")]) }
+                        td.n { (s.counts[at("retirees")]) }
+                        td { a href={"/etablissements/" (s.uai) "/fiches"} { "Fiches de " (s.name) } }
+                    }
+                }
+            }
+        }
+    }
+    }
+}
+
+/// The audit page's table for a large territory: its schools' figures
+/// summed by département.
+fn by_departement_table(fig: &AuditFigures, params: &AuditParams) -> Markup {
+    let keys = [
+        "en_service",
+        "inscrites_periode",
+        "w11_incompatibles",
+        "retirees",
+    ];
+    let mut rows: std::collections::BTreeMap<&str, (usize, [i64; 4])> =
+        std::collections::BTreeMap::new();
+    for s in &fig.schools {
+        let row = rows.entry(s.departement.as_str()).or_default();
+        row.0 += 1;
+        for (sum, k) in row.1.iter_mut().zip(keys) {
+            *sum += s.counts[idx(k)];
+        }
+    }
+    html! {
+        section aria-labelledby="etablissements" {
+            h2 id="etablissements" { "Par département" }
+            p {
+                (fig.schools.len()) " établissements : au-delà de " (SCHOOL_ROWS_MAX)
+                ", les chiffres sont additionnés par département. Choisissez un département pour voir ses établissements ; "
+                "le CSV des chiffres et le tableau par machine gardent le détail de chacun."
+            }
+            table {
+                caption { "Chiffres par département (le total du territoire est leur somme)" }
+                thead {
+                    tr {
+                        th scope="col" { "Département" }
+                        th scope="col" class="n" { "Établissements" }
+                        th scope="col" class="n" { "En service" }
+                        th scope="col" class="n" { "Prises en réemploi pendant la période" }
+                        th scope="col" class="n" { "Refusées par Windows 11" }
+                        th scope="col" class="n" { "Retirées" }
+                    }
+                }
+                tbody {
+                    @for (dep, (schools, n)) in &rows {
+                        tr {
+                            th scope="row" {
+                                a href={"/audit?" (AuditParams { filter: AuditFilter { node: Some(ScopeNode { level: ScopeLevel::Departement, value: (*dep).to_owned() }), ..params.filter.clone() }, ..params.clone() }.to_query())} { "Département " (dep) }
+                            }
+                            td.n { (schools) }
+                            @for v in n { td.n { (v) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `GET /audit/rapport`: the council's printable report.
@@ -930,6 +1001,47 @@ pub fn raw_svg(svg: &str) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_territory_is_summed_by_departement() {
+        use crate::store::audit::SchoolFigures;
+        let params = AuditParams::parse(None, 1_780_000_000).unwrap();
+        let mut fig = AuditFigures::default();
+        for n in 0..(SCHOOL_ROWS_MAX + 1) {
+            let mut counts = vec![0; COUNTERS.len()];
+            counts[idx("en_service")] = 2;
+            counts[idx("retirees")] = i64::from(n % 2 == 0);
+            fig.schools.push(SchoolFigures {
+                uai: nird_proto::uai::Uai::parse("0620056Z").unwrap(),
+                name: format!("École {n}"),
+                commune: "Arras".into(),
+                departement: if n < 100 { "062" } else { "059" }.into(),
+                kind: SchoolKind::Ecole,
+                counts,
+            });
+        }
+        let html = by_departement_table(&fig, &params).into_string();
+        assert!(html.contains("Par département"));
+        assert!(!html.contains("École 1"), "no per-school row");
+        // 059: schools 100 to 300, 201 of them, 2 in use each, the 101
+        // even-numbered ones retired.
+        assert!(html.contains("noeud=departement%3A059"), "{html}");
+        let row059 = &html[html.find("Département 059").unwrap()..];
+        let cells: Vec<&str> = row059
+            .split("<td class=\"n\">")
+            .skip(1)
+            .take(5)
+            .map(|c| c.split('<').next().unwrap())
+            .collect();
+        assert_eq!(cells, ["201", "402", "0", "0", "101"]);
+        // A smaller territory lists its schools.
+        fig.schools.truncate(SCHOOL_ROWS_MAX);
+        assert!(
+            by_school_table(&fig, &params)
+                .into_string()
+                .contains("École 1")
+        );
+    }
 
     #[test]
     fn params_default_to_this_year_and_refuse_bad_dates() {

@@ -26,8 +26,81 @@ fn reading(doc: &Value, pointer: &str) -> String {
             format!("indisponible ({})", scalar(&o["unavailable"]))
         }
         Some(v) => scalar(v),
-        None => "—".into(),
+        None => NOT_REPORTED.into(),
     }
+}
+
+/// What a page shows for a fact the inventory does not carry.
+const NOT_REPORTED: &str = "non renseigné";
+
+/// The value of a `Reading` at `pointer`, if the agent read it.
+fn known(doc: &Value, pointer: &str) -> Option<String> {
+    match doc.pointer(pointer)? {
+        Value::Object(o) => o.get("value").filter(|v| !v.is_null()).map(scalar),
+        Value::Null => None,
+        v => Some(scalar(v)),
+    }
+}
+
+/// Known parts joined by `sep`, or « non renseigné » when none is known.
+fn joined(parts: &[Option<String>], sep: &str) -> String {
+    let known: Vec<&str> = parts.iter().flatten().map(String::as_str).collect();
+    if known.is_empty() {
+        NOT_REPORTED.into()
+    } else {
+        known.join(sep)
+    }
+}
+
+/// The processor line: model, then cores and threads when known.
+fn cpu_line(doc: &Value) -> String {
+    let counts = joined(
+        &[
+            known(doc, "/cpu/cores").map(|c| format!("{c} cœurs")),
+            known(doc, "/cpu/threads").map(|t| format!("{t} fils")),
+        ],
+        ", ",
+    );
+    match (known(doc, "/cpu/model_name"), counts.as_str()) {
+        (Some(m), NOT_REPORTED) => m,
+        (Some(m), c) => format!("{m} ({c})"),
+        (None, NOT_REPORTED) => NOT_REPORTED.into(),
+        (None, c) => c.to_owned(),
+    }
+}
+
+/// The BIOS line: vendor, version and date, those known.
+fn bios_line(doc: &Value) -> String {
+    joined(
+        &[
+            known(doc, "/firmware/bios_vendor"),
+            known(doc, "/firmware/bios_version"),
+            known(doc, "/firmware/bios_date").map(|d| format!("du {d}")),
+        ],
+        " ",
+    )
+}
+
+/// The boot line: mode and Secure Boot, those known.
+fn boot_line(doc: &Value) -> String {
+    joined(
+        &[
+            known(doc, "/firmware/boot_mode"),
+            known(doc, "/firmware/secure_boot").map(|s| format!("Secure Boot : {s}")),
+        ],
+        ", ",
+    )
+}
+
+/// The system line: distribution and kernel, those known.
+fn os_line(doc: &Value) -> String {
+    joined(
+        &[
+            known(doc, "/os/pretty_name"),
+            known(doc, "/os/kernel").map(|k| format!("noyau {k}")),
+        ],
+        ", ",
+    )
 }
 
 fn scalar(v: &Value) -> String {
@@ -52,7 +125,7 @@ fn list<'a>(doc: &'a Value, pointer: &str) -> &'a [Value] {
 fn gib(bytes: Option<u64>) -> String {
     bytes
         .map(|b| format!("{:.1} Gio", b as f64 / 1_073_741_824.0))
-        .unwrap_or_else(|| "—".into())
+        .unwrap_or_else(|| NOT_REPORTED.into())
 }
 
 /// Flattens a JSON document into `path → value` leaves.
@@ -150,66 +223,78 @@ fn body(session: &Session, m: &MachineDetail) -> Markup {
             dt { "Dernier contact (UTC)" } dd { (date_time(r.last_seen)) }
             dt { "Contacts enregistrés" } dd { (m.checkins) }
             dt { "Version de l'agent" } dd { (r.agent_version) }
-            dt { "Système" } dd { (reading(doc, "/os/pretty_name")) ", noyau " (reading(doc, "/os/kernel")) }
+            dt { "Système" } dd { (os_line(doc)) }
             dt { "Alertes" } dd { (alerts(r.alerts)) }
         }
 
         h2 id="materiel" { "Matériel" }
         dl.facts {
-            dt { "Processeur" } dd { (reading(doc, "/cpu/model_name")) " (" (reading(doc, "/cpu/cores")) " cœurs, " (reading(doc, "/cpu/threads")) " fils)" }
+            dt { "Processeur" } dd { (cpu_line(doc)) }
             dt { "Mémoire" } dd { (gib(doc.pointer("/memory/total_bytes/value").and_then(Value::as_u64))) }
-            dt { "BIOS" } dd { (reading(doc, "/firmware/bios_vendor")) " " (reading(doc, "/firmware/bios_version")) " du " (reading(doc, "/firmware/bios_date")) }
-            dt { "Démarrage" } dd { (reading(doc, "/firmware/boot_mode")) ", Secure Boot : " (reading(doc, "/firmware/secure_boot")) }
+            dt { "BIOS" } dd { (bios_line(doc)) }
+            dt { "Démarrage" } dd { (boot_line(doc)) }
         }
         @let modules = list(doc, "/memory/modules");
-        table {
-            caption { "Barrettes de mémoire (" (modules.len()) ")" }
-            thead { tr { th scope="col" { "Emplacement" } th scope="col" { "Taille" } th scope="col" { "Type" } th scope="col" { "Vitesse (MT/s)" } } }
-            tbody {
-                @for mm in modules {
-                    tr {
-                        th scope="row" { (scalar(&mm["locator"])) }
-                        td { (gib(mm["size_bytes"].as_u64().filter(|s| *s > 0))) @if mm["size_bytes"].as_u64() == Some(0) { "emplacement libre" } }
-                        td { (scalar(&mm["kind"])) }
-                        td { (scalar(&mm["speed_mts"])) }
+        @if modules.is_empty() {
+            p { "Barrettes de mémoire : non renseignées par l'agent." }
+        } @else {
+            table {
+                caption { "Barrettes de mémoire (" (modules.len()) ")" }
+                thead { tr { th scope="col" { "Emplacement" } th scope="col" { "Taille" } th scope="col" { "Type" } th scope="col" { "Vitesse (MT/s)" } } }
+                tbody {
+                    @for mm in modules {
+                        tr {
+                            th scope="row" { (scalar(&mm["locator"])) }
+                            td { (gib(mm["size_bytes"].as_u64().filter(|s| *s > 0))) @if mm["size_bytes"].as_u64() == Some(0) { "emplacement libre" } }
+                            td { (scalar(&mm["kind"])) }
+                            td { (scalar(&mm["speed_mts"])) }
+                        }
                     }
                 }
             }
         }
         @let disks = list(doc, "/storage/disks");
-        table {
-            caption { "Disques (" (disks.len()) ")" }
-            thead { tr { th scope="col" { "Disque" } th scope="col" { "Modèle" } th scope="col" { "Taille" } th scope="col" { "Santé SMART" } th scope="col" { "Secteurs défectueux" } th scope="col" { "Heures de fonctionnement" } } }
-            tbody {
-                @for d in disks {
-                    tr {
-                        th scope="row" { (scalar(&d["name"])) }
-                        td { (reading(d, "/model")) }
-                        td { (gib(d["size_bytes"].as_u64())) }
-                        td {
-                            @match d.pointer("/smart/value/health").and_then(Value::as_str) {
-                                Some("failing") => strong { span aria-hidden="true" { "⚠ " } "en échec" },
-                                Some("passed") => "bonne",
-                                _ => (reading(d, "/smart")),
+        @if disks.is_empty() {
+            p { "Disques : non renseignés par l'agent." }
+        } @else {
+            table {
+                caption { "Disques (" (disks.len()) ")" }
+                thead { tr { th scope="col" { "Disque" } th scope="col" { "Modèle" } th scope="col" { "Taille" } th scope="col" { "Santé SMART" } th scope="col" { "Secteurs défectueux" } th scope="col" { "Heures de fonctionnement" } } }
+                tbody {
+                    @for d in disks {
+                        tr {
+                            th scope="row" { (scalar(&d["name"])) }
+                            td { (reading(d, "/model")) }
+                            td { (gib(d["size_bytes"].as_u64())) }
+                            td {
+                                @match d.pointer("/smart/value/health").and_then(Value::as_str) {
+                                    Some("failing") => strong { span aria-hidden="true" { "⚠ " } "en échec" },
+                                    Some("passed") => "bonne",
+                                    _ => (reading(d, "/smart")),
+                                }
                             }
+                            td { (scalar(d.pointer("/smart/value/bad_sectors").unwrap_or(&Value::Null))) }
+                            td { (scalar(d.pointer("/smart/value/power_on_hours").unwrap_or(&Value::Null))) }
                         }
-                        td { (scalar(d.pointer("/smart/value/bad_sectors").unwrap_or(&Value::Null))) }
-                        td { (scalar(d.pointer("/smart/value/power_on_hours").unwrap_or(&Value::Null))) }
                     }
                 }
             }
         }
         @let fss = list(doc, "/storage/filesystems");
-        table {
-            caption { "Systèmes de fichiers (" (fss.len()) ")" }
-            thead { tr { th scope="col" { "Point de montage" } th scope="col" { "Type" } th scope="col" { "Taille" } th scope="col" { "Occupation" } } }
-            tbody {
-                @for f in fss {
-                    tr {
-                        th scope="row" { (scalar(&f["mount_point"])) }
-                        td { (scalar(&f["fs_type"])) }
-                        td { (gib(f.pointer("/usage/value/size_bytes").and_then(Value::as_u64))) }
-                        td { (scalar(f.pointer("/usage/value/used_percent").unwrap_or(&Value::Null))) " %" }
+        @if fss.is_empty() {
+            p { "Systèmes de fichiers : non renseignés par l'agent." }
+        } @else {
+            table {
+                caption { "Systèmes de fichiers (" (fss.len()) ")" }
+                thead { tr { th scope="col" { "Point de montage" } th scope="col" { "Type" } th scope="col" { "Taille" } th scope="col" { "Occupation" } } }
+                tbody {
+                    @for f in fss {
+                        tr {
+                            th scope="row" { (scalar(&f["mount_point"])) }
+                            td { (scalar(&f["fs_type"])) }
+                            td { (gib(f.pointer("/usage/value/size_bytes").and_then(Value::as_u64))) }
+                            td { (scalar(f.pointer("/usage/value/used_percent").unwrap_or(&Value::Null))) " %" }
+                        }
                     }
                 }
             }
@@ -407,6 +492,22 @@ pub async fn action(
         }
         a @ ("include" | "exclude") => {
             let p = profile_name(form.get("profile").unwrap_or(""))?;
+            if a == "include" {
+                // What the machine gets now, plus this: refused if its agent
+                // would refuse it, as on the command line.
+                let mut names: Vec<String> = state
+                    .store
+                    .assigned_closure(&m.row.id)
+                    .await?
+                    .into_iter()
+                    .map(|p| p.name)
+                    .collect();
+                names.push(p.clone());
+                let verdict = crate::admin::assignability(state.store.as_ref(), &names).await?;
+                if let Some(refusal) = verdict.refusal() {
+                    return Err(WebError::bad_request(format!("{refusal}.")));
+                }
+            }
             state
                 .store
                 .override_machine(actor, &m.row.id, &p, a == "include")

@@ -543,10 +543,17 @@ pub async fn assign(
     if profiles.len() > 100 {
         return Err(WebError::bad_request("Trop de profils."));
     }
+    // The same judgement as the command line: refused if agents would
+    // refuse it, a warning for profiles not yet published.
+    let verdict = crate::admin::assignability(state.store.as_ref(), &profiles).await?;
+    if let Some(refusal) = verdict.refusal() {
+        return Err(WebError::bad_request(format!("{refusal}.")));
+    }
     state
         .store
         .assign_school(&session.user.login, &school.uai, profiles)
         .await?;
+    let warning = verdict.warning();
     let mut params = TableParams::parse(None)?;
     params.query.school = Some(school.uai.clone());
     render(
@@ -554,7 +561,7 @@ pub async fn assign(
         &session,
         &school,
         &params,
-        Some(notice("Affectations enregistrées.")),
+        Some(notice(&format!("Affectations enregistrées. {warning}"))),
     )
     .await
 }

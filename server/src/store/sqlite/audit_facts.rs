@@ -159,7 +159,7 @@ fn figure_row<'r>(r: &'r Row<'_>) -> rusqlite::Result<FigureRow<'r>> {
             ValueRef::Null => Ok(None),
             ValueRef::Text(t) => std::str::from_utf8(t)
                 .map(Some)
-                .map_err(|e| rusqlite::Error::Utf8Error(e)),
+                .map_err(rusqlite::Error::Utf8Error),
             other => Err(rusqlite::Error::InvalidColumnType(
                 k,
                 "text".into(),
