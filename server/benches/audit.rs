@@ -158,6 +158,23 @@ fn stats(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
+/// CPU time this process (server and client threads) has used, from
+/// `/proc/self/stat` (user + system, clock ticks of 10 ms): summed over a
+/// page's runs it gives the CPU each page costs, which the other builds
+/// sharing the machine do not inflate the way they inflate wall time.
+fn cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces).
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks * 10.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// This process's resident set, KiB (Linux).
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -267,11 +284,14 @@ fn main() -> anyhow::Result<()> {
             "/audit/chiffres.json".to_owned(),
         ),
     ] {
-        get(&path)?; // warm-up
+        let (_, bytes, _) = get(&path)?; // warm-up
+        let cpu = cpu_ms();
         let samples = (0..RUNS)
             .map(|_| get(&path).map(|(d, _, _)| d))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let cpu = (cpu_ms() - cpu) / RUNS as f64;
         stats(&name, samples);
+        println!("    CPU (server and client) {cpu:.0} ms per page, {bytes} bytes");
     }
 
     // The per-machine CSV of the whole fleet, with the RSS sampled.
