@@ -24,6 +24,7 @@ packages=(
   apt-utils     # apt-ftparchive: packaging/build-repo makes the signed APT repository
   gnupg         # gpg: signs that repository's Release file
   fusioninventory-agent # GLPI parity test: our GLPI export has every section it fills (agent/tests/inventory_glpi.rs)
+  curl          # tests/tests/e2e_inventory_delta.rs reads /metrics and the admin API over TLS
 )
 
 missing=()

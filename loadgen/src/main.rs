@@ -61,38 +61,128 @@ struct Args {
     /// machine's previous one (a weekly upgrade). 0: heartbeats only.
     #[arg(long, default_value_t = 0)]
     inventory_packages: usize,
+    /// Changed-inventory mode: bodies gzip-compressed, as agents send
+    /// them.
+    #[arg(long)]
+    gzip: bool,
 }
 
-/// A document with `packages` packages, the first 20 at version `round`
-/// (so each round is a 20-package upgrade), and its content hash.
-fn changed_inventory(
-    hostname: &str,
-    packages: usize,
-    round: u64,
-) -> anyhow::Result<(serde_json::Value, String)> {
-    let list: Vec<serde_json::Value> = (0..packages)
-        .map(|i| {
-            let version = if i < 20 {
-                format!("{round}.0-1")
-            } else {
-                format!("1.{i}.0-1")
-            };
-            serde_json::json!({"name": format!("paquet-{i:05}"), "version": version,
-                "arch": "amd64", "section": "misc", "size_kib": 100 + i})
+/// The canonical JSON text of a machine's inventory holding `packages`
+/// packages: the first 20 at version `round` (so going from one round to
+/// the next is a 20-package upgrade), the 21st at a version naming the
+/// machine (so no two machines share a package list: the server stores and
+/// compresses every list, its worst case). Written as text, keys in order,
+/// instead of built as a `serde_json::Value` and encoded: the test below
+/// checks it is the canonical encoding.
+fn changed_inventory_text(machine: usize, packages: usize, round: u64) -> String {
+    let mut text = String::with_capacity(64 + packages * 90);
+    text.push_str(r#"{"cpu":{"model_name":{"value":"Intel(R) Core(TM) i5-3470 CPU @ 3.20GHz"}},"#);
+    text.push_str(&format!(
+        r#""identity":{{"hostname":{{"value":"pc-{machine:06}"}}}},"schema_version":2,"#
+    ));
+    text.push_str(r#""software":{"value":{"packages":["#);
+    for i in 0..packages {
+        let version = match i {
+            0..20 => format!("{round}.0-1"),
+            20 => format!("1.20.{machine}-1"),
+            _ => format!("1.{i}.0-1"),
+        };
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&format!(
+            r#"{{"arch":"amd64","name":"paquet-{i:05}","section":"misc","size_kib":{},"version":"{version}"}}"#,
+            100 + i
+        ));
+    }
+    text.push_str("]}}}");
+    text
+}
+
+/// The two check-in bodies a machine alternates between in the
+/// changed-inventory mode (each a 20-package upgrade of the other), built
+/// before the measure so that the load generator's own work stays out of
+/// it: the body without its closing brace (a report, when one is due, is
+/// appended) and the inventory's hash.
+struct PrebuiltCheckin {
+    /// `{"applied":…,"inventory":…,"inventory_hash":…` (no closing brace).
+    open_body: Bytes,
+    /// The same body closed and, with `--gzip`, compressed: what is sent
+    /// when no report is due.
+    body: Bytes,
+    /// The inventory's content hash.
+    inventory_hash: String,
+}
+
+impl PrebuiltCheckin {
+    fn new(machine: usize, packages: usize, round: u64, gzip: bool) -> anyhow::Result<Self> {
+        let inventory = changed_inventory_text(machine, packages, round);
+        let inventory_hash = nird_proto::hash::sha256_hex(inventory.as_bytes());
+        let open_body = format!(
+            r#"{{"applied":[{{"name":"primtux","version":1}}],"inventory":{inventory},"inventory_hash":"{inventory_hash}""#
+        );
+        let body = encode_body(format!("{open_body}}}").into_bytes(), gzip)?;
+        Ok(PrebuiltCheckin {
+            open_body: Bytes::from(open_body),
+            body,
+            inventory_hash,
         })
-        .collect();
-    let doc = serde_json::json!({
-        "schema_version": 2,
-        "identity": {"hostname": {"value": hostname}},
-        "cpu": {"model_name": {"value": "Intel(R) Core(TM) i5-3470 CPU @ 3.20GHz"}},
-        "software": {"value": {"packages": list}},
-    });
-    let hash = nird_proto::hash::content_hash(&doc)?;
-    Ok((doc, hash))
+    }
+}
+
+/// `body`, gzip-compressed like agents send bodies over a few KB when
+/// `gzip` (level 6, the agent's).
+fn encode_body(body: Vec<u8>, gzip: bool) -> anyhow::Result<Bytes> {
+    if !gzip {
+        return Ok(Bytes::from(body));
+    }
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::new(6),
+    );
+    encoder.write_all(&body)?;
+    Ok(Bytes::from(encoder.finish()?))
+}
+
+/// Builds every machine's two pre-built check-ins on all cores.
+fn prebuild(
+    machines: usize,
+    packages: usize,
+    gzip: bool,
+) -> anyhow::Result<Vec<[PrebuiltCheckin; 2]>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = machines.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t * per..((t + 1) * per).min(machines))
+                        .map(|m| {
+                            Ok([
+                                PrebuiltCheckin::new(m, packages, 1, gzip)?,
+                                PrebuiltCheckin::new(m, packages, 2, gzip)?,
+                            ])
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(machines);
+        for h in handles {
+            all.extend(
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("prebuild thread panicked"))??,
+            );
+        }
+        Ok(all)
+    })
 }
 
 /// One simulated machine.
 struct SimMachine {
+    /// Its number (`pc-NNNNNN`), which of the pre-built check-ins are its.
+    index: usize,
     /// `Authorization` header value.
     auth: String,
     /// Its inventory hash.
@@ -227,6 +317,23 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time (user + system) a process has used, in clock ticks of 10 ms
+/// (`CLK_TCK` is 100 on Linux), from `/proc/PID/stat`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces), from the 3rd:
+    // utime and stime are the 14th and 15th.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
 /// One keep-alive HTTP/1.1 connection over TLS.
 async fn connect(addr: SocketAddr, tls: &TlsConnector) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
@@ -245,7 +352,8 @@ async fn post(
     sender: &mut SendRequest<Full<Bytes>>,
     path: &str,
     auth: Option<&str>,
-    body: Vec<u8>,
+    body: impl Into<Bytes>,
+    gzip: bool,
 ) -> anyhow::Result<(u16, Bytes)> {
     sender.ready().await?;
     let mut req = hyper::Request::post(path)
@@ -254,8 +362,11 @@ async fn post(
     if let Some(a) = auth {
         req = req.header("authorization", a);
     }
+    if gzip {
+        req = req.header("content-encoding", "gzip");
+    }
     let resp = sender
-        .send_request(req.body(Full::new(Bytes::from(body)))?)
+        .send_request(req.body(Full::new(body.into()))?)
         .await?;
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await?.to_bytes();
@@ -312,7 +423,7 @@ async fn enroll_many(
             inventory,
             inventory_hash: inventory_hash.clone(),
         })?;
-        let (status, reply) = post(&mut sender, "/api/v1/enroll", None, body).await?;
+        let (status, reply) = post(&mut sender, "/api/v1/enroll", None, body, false).await?;
         if status != 200 {
             bail!(
                 "enrol refused ({status}): {}",
@@ -323,6 +434,7 @@ async fn enroll_many(
         let id = reply["machine_id"].as_str().context("machine_id")?;
         let secret = reply["secret"].as_str().context("secret")?;
         machines.push(SimMachine {
+            index: i,
             auth: machine_authorization(id, secret),
             inventory_hash,
             next_seq: 1,
@@ -348,7 +460,7 @@ async fn drive(
     tls: TlsConnector,
     mut machines: Vec<SimMachine>,
     report_every: u64,
-    inventory_packages: usize,
+    inventories: Option<(Arc<Vec<[PrebuiltCheckin; 2]>>, bool)>,
     measure_from: Instant,
     end: Instant,
 ) -> anyhow::Result<Measured> {
@@ -376,26 +488,39 @@ async fn drive(
             });
             m.next_seq += 1;
         }
-        let inventory = if inventory_packages > 0 {
-            let (doc, hash) = changed_inventory(&m.auth[7..19], inventory_packages, m.checkins)?;
-            m.inventory_hash = hash;
-            Some(doc)
-        } else {
-            None
+        let (body, gzip) = match &inventories {
+            // Changed-inventory mode: the machine's other document.
+            Some((prebuilt, gzip)) => {
+                let checkin = &prebuilt[m.index][usize::from(m.checkins % 2 == 1)];
+                m.inventory_hash.clone_from(&checkin.inventory_hash);
+                let body = if reports.is_empty() {
+                    checkin.body.clone()
+                } else {
+                    let mut body = checkin.open_body.to_vec();
+                    body.extend_from_slice(br#","reports":"#);
+                    serde_json::to_writer(&mut body, &reports)?;
+                    body.push(b'}');
+                    encode_body(body, *gzip)?
+                };
+                (body, *gzip)
+            }
+            None => {
+                let body = serde_json::to_vec(&CheckinRequest {
+                    inventory_hash: m.inventory_hash.clone(),
+                    inventory: None,
+                    inventory_delta: None,
+                    applied: vec![ProfileRef {
+                        name: "primtux".into(),
+                        version: 1,
+                    }],
+                    reports,
+                    trust: None,
+                })?;
+                (Bytes::from(body), false)
+            }
         };
-        let body = serde_json::to_vec(&CheckinRequest {
-            inventory_hash: m.inventory_hash.clone(),
-            inventory,
-            inventory_delta: None,
-            applied: vec![ProfileRef {
-                name: "primtux".into(),
-                version: 1,
-            }],
-            reports,
-            trust: None,
-        })?;
         let start = Instant::now();
-        let result = post(&mut sender, "/api/v1/checkin", Some(&m.auth), body).await;
+        let result = post(&mut sender, "/api/v1/checkin", Some(&m.auth), body, gzip).await;
         let elapsed = start.elapsed();
         let ok = matches!(result, Ok((200, _)));
         if start >= measure_from {
@@ -421,6 +546,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "nird-loadgen: {} machines, {} connections, {} s measured after {} s warm-up",
         args.machines, args.connections, args.duration, args.warmup
     );
+    let inventories = if args.inventory_packages > 0 {
+        // Two documents of ≈ 100 B per package for each machine, kept in
+        // memory for the whole run.
+        let bytes =
+            args.machines * 2 * args.inventory_packages * 100 / if args.gzip { 8 } else { 1 };
+        if bytes > 4 << 30 {
+            bail!(
+                "the changed-inventory mode would pre-build {} MiB of documents: fewer --machines",
+                bytes >> 20
+            );
+        }
+        let start = Instant::now();
+        let prebuilt = prebuild(args.machines, args.inventory_packages, args.gzip)?;
+        println!(
+            "pre-built: 2 check-ins of {} B ({} B sent) per machine in {:.1} s",
+            prebuilt.first().map_or(0, |p| p[0].open_body.len() + 1),
+            prebuilt.first().map_or(0, |p| p[0].body.len()),
+            start.elapsed().as_secs_f64()
+        );
+        Some((Arc::new(prebuilt), args.gzip))
+    } else {
+        None
+    };
     let token = Arc::new(prepare(&dir, args.machines).await?);
     let metrics_token = nird_server::init::read_metrics_token(&dir)?;
     let (mut child, addr) = start_server(dir.root())?;
@@ -461,6 +609,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         // Check-ins.
         let measure_from = Instant::now() + Duration::from_secs(args.warmup);
         let end = measure_from + Duration::from_secs(args.duration);
+        // CPU the server and this process use while measured, whatever the
+        // other load on the machine.
+        let cpu_at_start = tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            (cpu_ticks(pid), cpu_ticks(std::process::id()))
+        });
         let tasks: Vec<_> = groups
             .into_iter()
             .map(|machines| {
@@ -469,7 +623,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     tls.clone(),
                     machines,
                     args.report_every,
-                    args.inventory_packages,
+                    inventories.clone(),
                     measure_from,
                     end,
                 ))
@@ -482,6 +636,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             latencies.extend(m.latencies_us);
             errors += m.errors;
         }
+        let (server_ticks, own_ticks) = cpu_at_start.await?;
+        let server_ticks = cpu_ticks(pid).saturating_sub(server_ticks);
+        let own_ticks = cpu_ticks(std::process::id()).saturating_sub(own_ticks);
         let (rss, peak) = rss_kib(pid);
         let metrics = scrape(addr, &tls, &metrics_token).await?;
         latencies.sort_unstable();
@@ -497,6 +654,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             pct(0.50),
             pct(0.99),
             latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
+        );
+        let per_checkin = |ticks: u64| ticks as f64 * 10.0 / latencies.len().max(1) as f64;
+        println!(
+            "CPU per check-in: server {:.2} ms, load generator {:.2} ms (both on this machine's cores)",
+            per_checkin(server_ticks),
+            per_checkin(own_ticks)
         );
         println!(
             "server RSS: {} MiB after enrolment, {} MiB after check-ins (peak {} MiB)",
@@ -534,6 +697,42 @@ async fn run(args: Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changed_inventories_are_canonical_and_differ_by_machine_and_round() {
+        let doc = |machine, round| changed_inventory_text(machine, 30, round);
+        let value: serde_json::Value = serde_json::from_str(&doc(7, 1)).unwrap();
+        assert_eq!(
+            nird_proto::hash::canonical_json(&value).unwrap(),
+            doc(7, 1).as_bytes()
+        );
+        let packages = value["software"]["value"]["packages"].as_array().unwrap();
+        assert_eq!(packages.len(), 30);
+        assert_eq!(packages[20]["version"], "1.20.7-1");
+        // A round is a 20-package upgrade; machines never share a list.
+        let list = |machine, round| {
+            let v: serde_json::Value = serde_json::from_str(&doc(machine, round)).unwrap();
+            v["software"]["value"]["packages"]
+                .as_array()
+                .unwrap()
+                .clone()
+        };
+        let changed = list(7, 1)
+            .iter()
+            .zip(list(7, 2).iter())
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(changed, 20);
+        assert_ne!(list(7, 1), list(8, 1));
+        // The pre-built body is the check-in request the server reads.
+        let pre = PrebuiltCheckin::new(7, 30, 2, false).unwrap();
+        let body: CheckinRequest = serde_json::from_slice(&pre.body).unwrap();
+        assert_eq!(
+            body.inventory_hash,
+            nird_proto::hash::content_hash(body.inventory.as_ref().unwrap()).unwrap()
+        );
+        assert_eq!(body.inventory_hash, pre.inventory_hash);
+    }
 
     #[test]
     fn reads_counters_from_prometheus_text() {

@@ -141,7 +141,76 @@ fn full_lists_travel_compressed_and_changes_as_deltas() {
         },
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(stored(&f, &m.id).0, Some(newer));
+    assert_eq!(stored(&f, &m.id).0, Some(newer.clone()));
+
+    // The admin API shows the installed software, not the reference its
+    // history rows keep in place of the list.
+    let token = f.admin_api_token("chef");
+    let r = client.get(
+        &server.api(&format!("/admin/machines/{}", m.id)),
+        Some(&format!("Bearer {token}")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let machine = r.json();
+    assert_eq!(machine["inventory"], newer);
+    assert_eq!(
+        machine["inventory"]["software"]["value"]["packages"]
+            .as_array()
+            .map(Vec::len),
+        Some(2500)
+    );
+}
+
+/// An inventory is checked against the hash of its canonical encoding
+/// whatever its spelling (key order, spaces, a member repeated), and stored
+/// canonical; a canonical text with another hash is refused.
+#[test]
+fn inventories_in_any_spelling_are_stored_canonical() {
+    let f = Fixture::new();
+    let server = Server::start(&f.data);
+    let client = f.client();
+    let m = enroll(&client, &server, &f.token(&[]), "pc-02");
+    let url = server.api("/checkin");
+    let (doc, hash) = document("pc-02", 3, 1);
+    let canonical = String::from_utf8(nird_proto::hash::canonical_json(&doc).unwrap()).unwrap();
+
+    // Canonical, but announced with another document's hash: refused.
+    let (_, other_hash) = document("pc-02", 3, 2);
+    let body = format!(r#"{{"inventory_hash":"{other_hash}","inventory":{canonical}}}"#);
+    let r = client.post(&url, Some(&m.auth), body.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("inventory_hash"), "{}", r.text());
+    assert_eq!(stored(&f, &m.id).1, 1);
+
+    // Pretty-printed, keys in another order: the same document.
+    let spaced = serde_json::to_string_pretty(&doc).unwrap();
+    let reordered = format!(
+        r#"{{"software": {}, {}"#,
+        serde_json::to_string(&doc["software"]).unwrap(),
+        spaced.trim_start_matches('{')
+    );
+    for spelling in [spaced, reordered] {
+        assert_ne!(spelling, canonical);
+        let body = format!(r#"{{"inventory": {spelling}, "inventory_hash": "{hash}"}}"#);
+        let r = client.post(&url, Some(&m.auth), body.as_bytes());
+        assert_eq!(r.status, 200, "{spelling}: {}", r.text());
+    }
+    assert_eq!(stored(&f, &m.id), (Some(doc), 2));
+
+    // Keys that JSON writes with escapes are split and rebuilt as well.
+    let odd = json!({"a\u{1}b": [1], "software": {"value": {"packages": []}}, "z\"": 2});
+    let odd_hash = nird_proto::hash::content_hash(&odd).unwrap();
+    let r = checkin(
+        &client,
+        &server,
+        &m.auth,
+        &CheckinRequest {
+            inventory: Some(odd.clone()),
+            ..heartbeat(&odd_hash)
+        },
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(stored(&f, &m.id), (Some(odd), 3));
 }
 
 #[test]

@@ -15,7 +15,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Fixture, Server, cli, enroll};
+use common::{Fixture, Server, enroll};
 
 fn schemathesis() -> Option<PathBuf> {
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -83,16 +83,7 @@ fn openapi_document_matches_what_the_server_accepts() {
     let server = Server::start(&f.data);
     let client = f.client();
     let machine = enroll(&client, &server, &f.token(&["--uses", "50"]), "pc-fuzz-01");
-    cli(&[
-        "user",
-        "add",
-        "--data-dir",
-        f.dir(),
-        "chef",
-        "--role",
-        "admin",
-    ]);
-    let pat = cli(&["user", "token", "create", "--data-dir", f.dir(), "chef"]);
+    let pat = f.admin_api_token("chef");
     run(
         &bin,
         &f,
@@ -105,7 +96,7 @@ fn openapi_document_matches_what_the_server_accepts() {
         &bin,
         &f,
         &server,
-        &format!("Bearer {}", pat.trim()),
+        &format!("Bearer {pat}"),
         // Not yet `/api/v1/admin/reuse`: its `noeud` parameter's schema does
         // not state the territory grammar (academie:NAME, uai:UAI ...), so
         // schemathesis sends nodes the server rightly refuses.

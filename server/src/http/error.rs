@@ -9,6 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nird_proto::api::ApiError;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 
 use crate::store::StoreError;
 
@@ -129,69 +131,101 @@ fn gunzip(compressed: &[u8]) -> Result<Bytes, HttpError> {
     Ok(Bytes::from(inflated))
 }
 
-/// A JSON body, parsed with field-naming errors and the body size limit
-/// mapped to `413`; `Content-Encoding: gzip` bodies are inflated first
-/// (bounded), other encodings get `415`.
-pub struct ApiJson<T>(pub T);
+/// A JSON object body, parsed with field-naming errors and the body size
+/// limit mapped to `413`; `Content-Encoding: gzip` bodies are inflated
+/// first (bounded), other encodings get `415`. Its top-level `inventory`
+/// member is kept as the text it was sent as (`None` when absent or
+/// `null`); the typed value sees it as `null`.
+///
+/// An inventory is the bulk of a body (≈ 250 KB with 2,500 packages) and
+/// its hash covers its canonical text: kept as text, it is checked and
+/// stored without ever being built as a `serde_json::Value` when it is
+/// already canonical (as agents send it).
+pub struct ApiJsonWithInventory<T>(pub T, pub Option<Box<RawValue>>);
 
-impl<S, T> FromRequest<S> for ApiJson<T>
+impl<S, T> FromRequest<S> for ApiJsonWithInventory<T>
 where
     S: Send + Sync,
     T: DeserializeOwned + serde::Serialize,
 {
     type Rejection = HttpError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let _ = state;
-        let encoding = req
-            .headers()
-            .get(axum::http::header::CONTENT_ENCODING)
-            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-        let bytes = read_body(req).await?;
-        let bytes = match encoding.as_deref() {
-            None | Some("identity") => bytes,
-            Some("gzip") => gunzip(&bytes)?,
-            Some(other) => {
-                return Err(HttpError {
-                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    code: "unsupported_encoding",
-                    message: format!(
-                        "encodage de corps « {other} » non pris en charge (gzip ou aucun)"
-                    ),
-                });
-            }
-        };
-        let mut json: serde_json::Value = serde_json::from_slice(&bytes)
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = decoded_body(req).await?;
+        // Members as raw text: one validating pass over the body, nothing
+        // built for the inventory. Duplicate members: the last wins, as
+        // when parsing into a `Value`.
+        let members: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(&bytes)
             .map_err(|e| HttpError::bad_request(format!("JSON invalide : {e}")))?;
-        // JSON Schema counts `3.0` as an integer; so does this API. The
-        // inventory is left as sent: its exact text is what its hash covers.
-        integral_floats_as_integers(&mut json, 0);
-        let value: T = serde_path_to_error::deserialize(&json).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.inner();
-            if path == "." {
-                HttpError::bad_request(format!("JSON invalide : {inner}"))
+        let mut json = serde_json::Map::new();
+        let mut inventory = None;
+        for (name, raw) in members {
+            if name == "inventory" {
+                json.insert(name, serde_json::Value::Null);
+                inventory = Some(raw).filter(|r| r.get() != "null");
             } else {
-                HttpError::bad_request(format!("JSON invalide, champ « {path} » : {inner}"))
+                let value = serde_json::from_str(raw.get())
+                    .map_err(|e| HttpError::bad_request(format!("JSON invalide : {e}")))?;
+                json.insert(name, value);
             }
-        })?;
-        // serde also reads a struct written as an array of its fields
-        // (`"trust": [1, 2]`); the API (and its OpenAPI document) only
-        // accepts objects.
-        let canonical = serde_json::to_value(&value)
-            .map_err(|e| HttpError::bad_request(format!("JSON invalide : {e}")))?;
-        if let Some(path) = object_written_as_array(&json, &canonical, "") {
-            let path = if path.is_empty() {
-                ".".to_owned()
-            } else {
-                path
-            };
-            return Err(HttpError::bad_request(format!(
-                "JSON invalide, champ « {path} » : objet attendu"
-            )));
         }
-        Ok(ApiJson(value))
+        let value = typed(serde_json::Value::Object(json))?;
+        Ok(ApiJsonWithInventory(value, inventory))
     }
+}
+
+/// The request's body, inflated when gzip-compressed (see
+/// [`ApiJsonWithInventory`]).
+async fn decoded_body(req: Request) -> Result<Bytes, HttpError> {
+    let encoding = req
+        .headers()
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let bytes = read_body(req).await?;
+    match encoding.as_deref() {
+        None | Some("identity") => Ok(bytes),
+        Some("gzip") => gunzip(&bytes),
+        Some(other) => Err(HttpError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_encoding",
+            message: format!("encodage de corps « {other} » non pris en charge (gzip ou aucun)"),
+        }),
+    }
+}
+
+/// The typed value of a parsed body, with the API's rules on top of
+/// serde's.
+fn typed<T: DeserializeOwned + serde::Serialize>(
+    mut json: serde_json::Value,
+) -> Result<T, HttpError> {
+    // JSON Schema counts `3.0` as an integer; so does this API. The
+    // inventory is left as sent: its exact text is what its hash covers.
+    integral_floats_as_integers(&mut json, 0);
+    let value: T = serde_path_to_error::deserialize(&json).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner();
+        if path == "." {
+            HttpError::bad_request(format!("JSON invalide : {inner}"))
+        } else {
+            HttpError::bad_request(format!("JSON invalide, champ « {path} » : {inner}"))
+        }
+    })?;
+    // serde also reads a struct written as an array of its fields
+    // (`"trust": [1, 2]`); the API (and its OpenAPI document) only
+    // accepts objects.
+    let canonical = serde_json::to_value(&value)
+        .map_err(|e| HttpError::bad_request(format!("JSON invalide : {e}")))?;
+    if let Some(path) = object_written_as_array(&json, &canonical, "") {
+        let path = if path.is_empty() {
+            ".".to_owned()
+        } else {
+            path
+        };
+        return Err(HttpError::bad_request(format!(
+            "JSON invalide, champ « {path} » : objet attendu"
+        )));
+    }
+    Ok(value)
 }
 
 /// Bytes of an over-limit body still read (and dropped) before the `413`
@@ -213,7 +247,9 @@ async fn read_body(req: Request) -> Result<Bytes, HttpError> {
         return Err(HttpError::too_large());
     }
     let mut body = req.into_body();
-    let mut buf = Vec::new();
+    // Sized once from the announced length (bounded): a 250 KB inventory
+    // is not copied again at each doubling.
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n.min(limit as u64) as usize));
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame

@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text format: requests by route and status,
-//! request latency histograms by route, machines by status.
+//! request latency histograms by route, machines by status, inventories
+//! received by form.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,6 +30,29 @@ struct Counters {
     requests: BTreeMap<(String, u16), u64>,
     /// Latency by route.
     latency: BTreeMap<String, Histogram>,
+    /// Check-in inventories by form ([`InventoryForm`]).
+    inventories: BTreeMap<&'static str, u64>,
+}
+
+/// How a check-in carried its inventory.
+#[derive(Debug, Clone, Copy)]
+pub enum InventoryForm {
+    /// The whole document.
+    Document,
+    /// A delta the server applied.
+    Delta,
+    /// A delta the server could not apply: it asked for the document.
+    DeltaRefused,
+}
+
+impl InventoryForm {
+    fn label(self) -> &'static str {
+        match self {
+            InventoryForm::Document => "document",
+            InventoryForm::Delta => "delta",
+            InventoryForm::DeltaRefused => "delta_refused",
+        }
+    }
 }
 
 /// Request counters shared by every connection.
@@ -51,6 +75,13 @@ impl Metrics {
         match BUCKETS.iter().position(|b| secs <= *b) {
             Some(i) => h.buckets[i] += 1,
             None => h.overflow += 1,
+        }
+    }
+
+    /// Records the form of an inventory a check-in carried.
+    pub fn record_inventory(&self, form: InventoryForm) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c.inventories.entry(form.label()).or_default() += 1;
         }
     }
 
@@ -110,6 +141,22 @@ impl Metrics {
                 "nird_http_request_duration_seconds_count{{route=\"{route}\"}} {total}"
             );
         }
+        out.push_str(
+            "# HELP nird_checkin_inventories_total Inventories check-ins carried: whole documents, deltas applied, deltas refused (base unknown or result not matching its hash).\n",
+        );
+        out.push_str("# TYPE nird_checkin_inventories_total counter\n");
+        for form in [
+            InventoryForm::Document,
+            InventoryForm::Delta,
+            InventoryForm::DeltaRefused,
+        ] {
+            let label = form.label();
+            let n = c.inventories.get(label).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "nird_checkin_inventories_total{{form=\"{label}\"}} {n}"
+            );
+        }
         out
     }
 }
@@ -124,8 +171,12 @@ mod tests {
         m.record("/a", 200, Duration::from_micros(500));
         m.record("/a", 200, Duration::from_millis(30));
         m.record("/a", 401, Duration::from_secs(10));
+        m.record_inventory(InventoryForm::Delta);
+        m.record_inventory(InventoryForm::Delta);
         let text = m.render(&[("active", 3)], (2, 7));
         assert!(text.contains("nird_db_writes_total 7\n"));
+        assert!(text.contains("nird_checkin_inventories_total{form=\"delta\"} 2\n"));
+        assert!(text.contains("nird_checkin_inventories_total{form=\"document\"} 0\n"));
         assert!(text.contains("nird_machines{status=\"active\"} 3"));
         assert!(text.contains("nird_http_requests_total{route=\"/a\",status=\"200\"} 2"));
         assert!(text.contains("le=\"0.001\"} 1\n"));

@@ -377,7 +377,11 @@ impl SqliteStore {
 }
 
 /// The check-in transaction body.
-fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, StoreError> {
+fn record_checkin(
+    conn: &Connection,
+    c: Checkin,
+    inventory: Option<inventory::Prepared>,
+) -> Result<CheckinOutcome, StoreError> {
     let row = conn
         .prepare_cached(
             "SELECT secret_hash, status, inventory_hash, school_id, acked_seq
@@ -405,8 +409,10 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
     }
     let at = now();
     let mut send_inventory = false;
-    match &c.inventory {
-        Some(inventory) if c.inventory_hash != stored_hash => {
+    let sent = inventory.is_some();
+    let changed = inventory.filter(|_| c.inventory_hash != stored_hash);
+    match &changed {
+        Some(inventory) => {
             conn.prepare_cached("UPDATE machines SET inventory_hash = ?2 WHERE id = ?1")?
                 .execute(params![c.machine_id, c.inventory_hash])?;
             record_inventory(
@@ -418,8 +424,7 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
                 c.max_inventory_changes_per_day,
             )?;
         }
-        Some(_) => {}
-        None => send_inventory = c.inventory_hash != stored_hash,
+        None => send_inventory = !sent && c.inventory_hash != stored_hash,
     }
     let mut acked_seq = acked;
     if !c.reports.is_empty() {
@@ -454,9 +459,7 @@ fn record_checkin(conn: &Connection, c: Checkin) -> Result<CheckinOutcome, Store
     audit_facts::record(
         conn,
         &c.machine_id,
-        c.inventory
-            .as_deref()
-            .filter(|_| c.inventory_hash != stored_hash),
+        changed.as_ref().map(|p| p.hardware.as_str()),
         &c.applied,
     )?;
     if let Some(trust) = &c.trust {
@@ -488,7 +491,7 @@ fn record_inventory(
     machine_id: &str,
     at: i64,
     hash: &str,
-    inventory: &str,
+    inventory: &inventory::Prepared,
     per_day: u32,
 ) -> Result<(), StoreError> {
     inventory::record(conn, machine_id, at, hash, inventory, per_day)
@@ -601,7 +604,11 @@ fn closure_of(
 const PRUNE_BATCH: i64 = 5_000;
 
 /// The enrolment transaction body.
-fn record_enrollment(conn: &Connection, m: NewMachine) -> Result<Enrolment, StoreError> {
+fn record_enrollment(
+    conn: &Connection,
+    m: NewMachine,
+    inventory: &inventory::Prepared,
+) -> Result<Enrolment, StoreError> {
     let token = conn
         .prepare_cached(
             "SELECT t.id, t.school_id, t.expires_at, t.max_uses, t.uses, t.revoked_at,
@@ -667,8 +674,8 @@ fn record_enrollment(conn: &Connection, m: NewMachine) -> Result<Enrolment, Stor
         at,
         m.inventory_hash
     ])?;
-    inventory::record(conn, &m.machine_id, at, &m.inventory_hash, &m.inventory, 1)?;
-    audit_facts::record(conn, &m.machine_id, Some(&m.inventory), &[])?;
+    inventory::record(conn, &m.machine_id, at, &m.inventory_hash, inventory, 1)?;
+    audit_facts::record(conn, &m.machine_id, Some(&inventory.hardware), &[])?;
     Ok(Enrolment {
         status,
         school: enrolled_school,
@@ -1034,8 +1041,16 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn enroll(&self, machine: NewMachine) -> StoreFuture<'_, Enrolment> {
-        Box::pin(self.write(move |conn| record_enrollment(conn, machine)))
+    fn enroll(&self, mut machine: NewMachine) -> StoreFuture<'_, Enrolment> {
+        Box::pin(async move {
+            // Split, hashed and compressed off the writer thread.
+            let text = std::mem::take(&mut machine.inventory);
+            let prepared = self
+                .read(move |conn| inventory::prepare(conn, &text))
+                .await?;
+            self.write(move |conn| record_enrollment(conn, machine, &prepared))
+                .await
+        })
     }
 
     fn authenticate<'a>(
@@ -1051,8 +1066,27 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn checkin(&self, checkin: Checkin) -> StoreFuture<'_, CheckinOutcome> {
-        Box::pin(self.write(move |conn| record_checkin(conn, checkin)))
+    fn checkin(&self, mut checkin: Checkin) -> StoreFuture<'_, CheckinOutcome> {
+        Box::pin(async move {
+            let prepared = match checkin.inventory.take() {
+                Some(text) => {
+                    // Checked first so that no unknown client makes the
+                    // server compress its documents; checked again in
+                    // the write.
+                    let (id, secret) = (checkin.machine_id.clone(), checkin.secret_hash.clone());
+                    Some(
+                        self.read(move |conn| {
+                            authenticated_machine(conn, &id, &secret)?;
+                            inventory::prepare(conn, &text)
+                        })
+                        .await?,
+                    )
+                }
+                None => None,
+            };
+            self.write(move |conn| record_checkin(conn, checkin, prepared))
+                .await
+        })
     }
 
     fn list_machines<'a>(

@@ -173,7 +173,7 @@ pub enum ColumnDoc {
 }
 
 /// One machine of the admin API.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct AdminMachineDoc {
     /// Identifier.
     id: String,
@@ -205,6 +205,21 @@ pub struct AdminMachineDoc {
     agent_version: Option<String>,
 }
 
+/// One machine with its check-in count and its latest inventory.
+#[derive(ToSchema, serde::Serialize)]
+pub struct AdminMachineDetailDoc {
+    /// The machine's columns, as in the list.
+    #[serde(flatten)]
+    machine: AdminMachineDoc,
+    /// Check-ins recorded.
+    checkins: u64,
+    /// The latest inventory document (`nird_proto::inventory::Inventory`)
+    /// exactly as the agent sent it, installed software (`software`: every
+    /// dpkg package and Flatpak application) included.
+    #[schema(value_type = Option<Object>)]
+    inventory: Option<serde_json::Value>,
+}
+
 /// The machine list.
 #[derive(ToSchema)]
 pub struct AdminMachineListDoc {
@@ -234,7 +249,7 @@ impl Modify for PersonalToken {
 #[derive(OpenApi)]
 #[openapi(
     paths(machines, machines_csv, machine),
-    components(schemas(AdminMachineDoc, AdminMachineListDoc)),
+    components(schemas(AdminMachineDoc, AdminMachineDetailDoc, AdminMachineListDoc)),
     modifiers(&PersonalToken)
 )]
 pub struct AdminApiDoc;
@@ -292,7 +307,7 @@ pub async fn machines_csv(
     security(("personal_token" = [])),
     params(("id" = String, Path, description = "Machine id")),
     responses(
-        (status = 200, description = "The machine, with every column and its latest inventory", body = AdminMachineDoc),
+        (status = 200, description = "The machine, with every column and its latest inventory", body = AdminMachineDetailDoc),
         (status = 401, description = "Missing, unknown or revoked token", body = nird_proto::api::ApiError),
         (status = 404, description = "No such machine in the token owner's scope", body = nird_proto::api::ApiError),
     ))]
@@ -312,10 +327,13 @@ pub async fn machine(
         .ok_or_else(not_found)?;
     let columns: Vec<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
     let mut v = export::row_json(&m.row, &columns);
-    let inventory = m
-        .history
-        .first()
-        .and_then(|(_, _, text)| serde_json::from_str::<serde_json::Value>(text).ok())
+    // The whole document: the history rows keep a reference in place of
+    // the package list, which is stored once for every machine having it.
+    let inventory = state
+        .store
+        .latest_inventory(&m.row.id)
+        .await?
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .unwrap_or(serde_json::Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.insert("checkins".into(), json!(m.checkins));

@@ -100,6 +100,23 @@ impl Fixture {
         out.trim().to_owned()
     }
 
+    /// A personal API token of a new administrator `login`
+    /// (`user add`, `user token create`).
+    pub fn admin_api_token(&self, login: &str) -> String {
+        cli(&[
+            "user",
+            "add",
+            "--data-dir",
+            self.dir(),
+            login,
+            "--role",
+            "admin",
+        ]);
+        cli(&["user", "token", "create", "--data-dir", self.dir(), login])
+            .trim()
+            .to_owned()
+    }
+
     /// A client trusting this data dir's CA only.
     pub fn client(&self) -> Client {
         Client::new(&self.data.ca_cert())

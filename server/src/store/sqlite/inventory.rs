@@ -26,6 +26,7 @@
 //! [`latest`] rebuilds the exact canonical document the agent sent (its
 //! SHA-256 is the stored `inventory_hash`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 
@@ -64,41 +65,151 @@ pub fn inflate(bytes: &[u8]) -> Result<String, StoreError> {
 }
 
 /// A canonical document split into its package list (canonical JSON of the
-/// `software` member, when it holds a value) and the rest with a reference
-/// in its place. The members are kept as raw text: no re-serialisation of
-/// 2,500 packages, and the parts of a canonical text are canonical.
-fn split(canonical: &str) -> Result<(String, Option<(String, String)>), StoreError> {
-    let mut members: BTreeMap<&str, &RawValue> =
-        serde_json::from_str(canonical).map_err(backend)?;
-    let Some(software) = members.get("software").copied() else {
-        return Ok((canonical.to_owned(), None));
-    };
-    if !software.get().starts_with(r#"{"value":"#) {
-        return Ok((canonical.to_owned(), None));
-    }
-    let hash = sha256_hex(software.get().as_bytes());
-    let reference = format!(r#"{PART_PREFIX}{hash}"}}"#);
-    let reference = RawValue::from_string(reference).map_err(backend)?;
-    members.insert("software", &reference);
-    let core = serde_json::to_string(&members).map_err(backend)?;
-    Ok((core, Some((hash, software.get().to_owned()))))
+/// `software` member, when it holds a value), the rest with a reference in
+/// its place, and the rest without the member (what the audit reads). The
+/// members are kept as raw text: no re-serialisation of 2,500 packages,
+/// and the parts of a canonical text are canonical.
+struct Split<'t> {
+    /// The document with `software` replaced by `{"part": HASH}`.
+    core: String,
+    /// The document without `software`.
+    hardware: String,
+    /// The list's hash and text, when the document holds one.
+    software: Option<(String, &'t str)>,
 }
 
-/// Records a machine's new inventory (canonical text `inventory`, hash
-/// `hash`): its package list stored once, the history row appended within
-/// the daily budget of `per_day` rows (past it the day's newest row is
-/// replaced), compressed.
+fn split(canonical: &str) -> Result<Split<'_>, StoreError> {
+    // Found in the one pass that checks the text is canonical and its keys
+    // free of escapes (the common case); any other text is parsed. Keys
+    // are kept as written in JSON, escapes included.
+    let members: Vec<(Cow<'_, str>, &str)> = match nird_proto::hash::canonical_members(canonical) {
+        Some(members) => members
+            .into_iter()
+            .map(|(k, v)| (Cow::Borrowed(k), v))
+            .collect(),
+        None => {
+            let parsed: BTreeMap<String, &RawValue> =
+                serde_json::from_str(canonical).map_err(backend)?;
+            let mut members = Vec::with_capacity(parsed.len());
+            for (key, value) in parsed {
+                let quoted = serde_json::to_string(&key).map_err(backend)?;
+                let written = quoted[1..quoted.len() - 1].to_owned();
+                members.push((Cow::Owned(written), value.get()));
+            }
+            members
+        }
+    };
+    let software = members
+        .iter()
+        .find(|(k, v)| k == "software" && v.starts_with(r#"{"value":"#))
+        .map(|(_, v)| (sha256_hex(v.as_bytes()), *v));
+    // Keys read without escapes, so written back as they are.
+    let object = |reference: Option<&str>| {
+        let mut text = String::with_capacity(canonical.len().min(64 * 1024));
+        text.push('{');
+        for (key, value) in &members {
+            let value = match (key.as_ref(), reference) {
+                ("software", Some(r)) => r,
+                ("software", None) => continue,
+                _ => value,
+            };
+            if text.len() > 1 {
+                text.push(',');
+            }
+            text.push('"');
+            text.push_str(key);
+            text.push_str("\":");
+            text.push_str(value);
+        }
+        text.push('}');
+        text
+    };
+    let hardware = object(None);
+    let core = match &software {
+        Some((hash, _)) => object(Some(&format!(r#"{PART_PREFIX}{hash}"}}"#))),
+        None => canonical.to_owned(),
+    };
+    Ok(Split {
+        core,
+        hardware,
+        software,
+    })
+}
+
+/// A package list ready for storage.
+enum ListBody {
+    /// Compressed (it was not stored yet when prepared).
+    Deflated(Vec<u8>),
+    /// Its text: the list was stored already when prepared (machines from
+    /// one image share it), so it was not compressed again; the writer
+    /// compresses it only if it was deleted meanwhile.
+    Stored(String),
+}
+
+/// A canonical inventory made ready for storage off the writer thread:
+/// splitting, hashing and compressing a 2,500-package document takes
+/// milliseconds, and the one writer thread commits every check-in, so it
+/// only runs SQL ([`record`]).
+pub struct Prepared {
+    /// The history row's text (the dashboard's trigger reads it).
+    core: String,
+    /// `core` compressed, what the row keeps.
+    packed: Vec<u8>,
+    /// The package list's hash and body, when the document holds one.
+    software: Option<(String, ListBody)>,
+    /// The document without its package list: the audit facts describe
+    /// hardware and are computed from this (a tenth of the text to parse
+    /// on the writer thread).
+    pub hardware: String,
+}
+
+/// Prepares `canonical` for [`record`]; `conn` (a read connection) tells
+/// whether its package list is stored already.
+pub fn prepare(conn: &Connection, canonical: &str) -> Result<Prepared, StoreError> {
+    let Split {
+        core,
+        hardware,
+        software,
+    } = split(canonical)?;
+    let software = match software {
+        Some((hash, list)) => {
+            let body = if list_stored(conn, &hash)? {
+                ListBody::Stored(list.to_owned())
+            } else {
+                ListBody::Deflated(deflate(list.as_bytes(), 1)?)
+            };
+            Some((hash, body))
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        packed: deflate(core.as_bytes(), 9)?,
+        core,
+        software,
+        hardware,
+    })
+}
+
+fn list_stored(conn: &Connection, hash: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM software_lists WHERE hash = ?1)")?
+        .query_row([hash], |r| r.get(0))?)
+}
+
+/// Records a machine's new inventory (`prepared`, whose hash is `hash`):
+/// its package list stored once, the history row appended within the daily
+/// budget of `per_day` rows (past it the day's newest row is replaced),
+/// compressed.
 pub fn record(
     conn: &Connection,
     machine_id: &str,
     at: i64,
     hash: &str,
-    inventory: &str,
+    prepared: &Prepared,
     per_day: u32,
 ) -> Result<(), StoreError> {
-    let (core, software) = split(inventory)?;
-    if let Some((list_hash, list)) = &software {
-        set_software(conn, machine_id, list_hash, list)?;
+    if let Some((list_hash, body)) = &prepared.software {
+        set_software(conn, machine_id, list_hash, body)?;
     }
     let day_start = at - at.rem_euclid(86_400);
     // Through the (machine_id, recorded_at) index: at most `per_day` + 1
@@ -116,7 +227,7 @@ pub fn record(
     // (rather than when a newer row supersedes it) keeps rows small while
     // they are placed, so pages fill with history rows instead of holding
     // one each.
-    let packed = deflate(core.as_bytes(), 9)?;
+    let packed = &prepared.packed;
     match newest {
         Some(id) if today >= i64::from(per_day.max(1)) => {
             conn.prepare_cached(
@@ -131,7 +242,7 @@ pub fn record(
                 "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
                  VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![machine_id, at, hash, core])?;
+            .execute(params![machine_id, at, hash, prepared.core])?;
             conn.prepare_cached(
                 "UPDATE inventory_history SET inventory = '', packed = ?2 WHERE id = ?1",
             )?
@@ -147,7 +258,7 @@ fn set_software(
     conn: &Connection,
     machine_id: &str,
     hash: &str,
-    list: &str,
+    body: &ListBody,
 ) -> Result<(), StoreError> {
     let old: Option<String> = conn
         .prepare_cached("SELECT hash FROM machine_software WHERE machine_id = ?1")?
@@ -156,12 +267,17 @@ fn set_software(
     if old.as_deref() == Some(hash) {
         return Ok(());
     }
-    let known: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM software_lists WHERE hash = ?1)")?
-        .query_row([hash], |r| r.get(0))?;
-    if !known {
+    if !list_stored(conn, hash)? {
+        let deflated;
+        let body = match body {
+            ListBody::Deflated(bytes) => bytes,
+            ListBody::Stored(text) => {
+                deflated = deflate(text.as_bytes(), 1)?;
+                &deflated
+            }
+        };
         conn.prepare_cached("INSERT INTO software_lists (hash, body) VALUES (?1, ?2)")?
-            .execute(params![hash, deflate(list.as_bytes(), 1)?])?;
+            .execute(params![hash, body])?;
     }
     conn.prepare_cached(
         "INSERT INTO machine_software (machine_id, hash) VALUES (?1, ?2)
@@ -199,7 +315,8 @@ pub fn latest(conn: &Connection, machine_id: &str) -> Result<Option<String>, Sto
         return Ok(None);
     };
     let core = row_text(inventory, packed)?;
-    let mut members: BTreeMap<&str, &RawValue> = serde_json::from_str(&core).map_err(backend)?;
+    // Owned keys: a key with an escape cannot be borrowed from the text.
+    let mut members: BTreeMap<String, &RawValue> = serde_json::from_str(&core).map_err(backend)?;
     let Some(reference) = members.get("software").map(|r| r.get()) else {
         return Ok(Some(core));
     };
@@ -216,7 +333,7 @@ pub fn latest(conn: &Connection, machine_id: &str) -> Result<Option<String>, Sto
         .ok_or_else(|| StoreError::Backend(format!("software list {hash} missing")))?;
     let list = inflate(&body)?;
     let list = RawValue::from_string(list).map_err(backend)?;
-    members.insert("software", &list);
+    members.insert("software".to_owned(), &list);
     Ok(Some(serde_json::to_string(&members).map_err(backend)?))
 }
 
@@ -232,8 +349,12 @@ mod tests {
             "z": {"b": [1, 2]},
         });
         let text = String::from_utf8(nird_proto::hash::canonical_json(&doc).unwrap()).unwrap();
-        let (core, part) = split(&text).unwrap();
-        let (hash, list) = part.unwrap();
+        let Split {
+            core,
+            hardware,
+            software,
+        } = split(&text).unwrap();
+        let (hash, list) = software.unwrap();
         assert_eq!(
             list,
             r#"{"value":{"packages":[{"arch":"all","name":"x"}]}}"#
@@ -243,10 +364,22 @@ mod tests {
             core,
             format!(r#"{{"a":1,"software":{{"part":"{hash}"}},"z":{{"b":[1,2]}}}}"#)
         );
+        assert_eq!(hardware, r#"{"a":1,"z":{"b":[1,2]}}"#);
         // Unavailable or absent software stays inline.
-        let (core, part) = split(r#"{"software":{"unavailable":"x"}}"#).unwrap();
-        assert!(part.is_none());
-        assert_eq!(core, r#"{"software":{"unavailable":"x"}}"#);
+        let split = split(r#"{"software":{"unavailable":"x"}}"#).unwrap();
+        assert!(split.software.is_none());
+        assert_eq!(split.core, r#"{"software":{"unavailable":"x"}}"#);
+        assert_eq!(split.hardware, "{}");
+        // Keys with escapes (parsed, not scanned) are written back escaped.
+        let text = r#"{"A\u0019":[],"software":{"value":{"packages":[]}},"z":1}"#;
+        let split = super::split(text).unwrap();
+        assert_eq!(split.hardware, r#"{"A\u0019":[],"z":1}"#);
+        let (hash, list) = split.software.unwrap();
+        assert_eq!(list, r#"{"value":{"packages":[]}}"#);
+        assert_eq!(
+            split.core,
+            format!(r#"{{"A\u0019":[],"software":{{"part":"{hash}"}},"z":1}}"#)
+        );
         assert_eq!(inflate(&deflate(b"abc", 9).unwrap()).unwrap(), "abc");
     }
 }
