@@ -14,7 +14,7 @@ use crate::data_dir::DataDir;
 use crate::http::{ServeConfig, run as serve_https, shutdown_signal};
 use crate::init::{InitOptions, InitOutcome, init};
 use crate::signing::SigningCommand;
-use crate::store::{Role, SqliteStore, Store};
+use crate::store::{Role, Store};
 use crate::{admin, publish};
 
 /// nird-server : serveur central de la flotte NIRD.
@@ -38,6 +38,10 @@ pub struct DataDirArg {
     #[arg(long, value_name = "DIR", env = "NIRD_DATA_DIR",
           default_value_os_t = crate::config_file::default_data_dir())]
     pub data_dir: PathBuf,
+    /// Base PostgreSQL (postgres://…) à la place de la base SQLite du répertoire de
+    /// données ; par défaut la clé « database » de /etc/nird-server/server.toml.
+    #[arg(long, value_name = "URL", env = "NIRD_DATABASE")]
+    pub database: Option<String>,
 }
 
 /// Top-level commands.
@@ -65,6 +69,10 @@ pub enum Command {
         /// par défaut /var/lib/nird-server.
         #[arg(long, value_name = "DIR", env = "NIRD_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Base PostgreSQL (postgres://…) à la place de la base SQLite du répertoire
+        /// de données ; plusieurs serveurs peuvent la partager.
+        #[arg(long, value_name = "URL", env = "NIRD_DATABASE")]
+        database: Option<String>,
         /// Adresse d'écoute (par défaut 0.0.0.0:8443).
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
@@ -488,7 +496,7 @@ fn refuse_root_on_foreign_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Opens the store of an initialised data directory.
-fn open_store(dir: &DataDirArg) -> anyhow::Result<(DataDir, Arc<dyn Store>)> {
+async fn open_store(dir: &DataDirArg) -> anyhow::Result<(DataDir, Arc<dyn Store>)> {
     let data = DataDir::new(&dir.data_dir);
     if !data.is_initialised() {
         anyhow::bail!(
@@ -497,9 +505,17 @@ fn open_store(dir: &DataDirArg) -> anyhow::Result<(DataDir, Arc<dyn Store>)> {
             data.root().display()
         );
     }
-    let store = SqliteStore::open(&data.database())
-        .with_context(|| format!("impossible d'ouvrir {}", data.database().display()))?;
-    Ok((data, Arc::new(store)))
+    let database = dir
+        .database
+        .clone()
+        .or_else(crate::config_file::default_database);
+    let store = crate::store::open(&data.database(), database.as_deref())
+        .await
+        .with_context(|| match &database {
+            Some(url) => format!("impossible d'ouvrir {}", crate::store::pg::redact_url(url)),
+            None => format!("impossible d'ouvrir {}", data.database().display()),
+        })?;
+    Ok((data, store))
 }
 
 /// Runs an admin command on a store, closing it cleanly afterwards, and
@@ -509,7 +525,7 @@ where
     F: FnOnce(DataDir, Arc<dyn Store>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<String>>,
 {
-    let (data, store) = open_store(dir)?;
+    let (data, store) = open_store(dir).await?;
     let result = f(data, store.clone()).await;
     store.close().await?;
     let out = result?;
@@ -611,6 +627,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
         Command::Serve {
             config,
             data_dir,
+            database,
             listen,
             cert,
             key,
@@ -627,6 +644,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
                 ServeFlags {
                     listen,
                     data_dir,
+                    database,
                     cert,
                     key,
                     checkin_interval,
@@ -640,7 +658,22 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             );
             let data = DataDir::new(&settings.data_dir);
             let (cert, key) = settings.cert_key.clone().unzip();
-            let mut config = ServeConfig::from_data_dir(&data, cert, key)?;
+            ServeConfig::check_initialised(&data)?;
+            let store = match &settings.database {
+                Some(url) => {
+                    eprintln!(
+                        "nird-server : base PostgreSQL {}",
+                        crate::store::pg::redact_url(url)
+                    );
+                    crate::store::open(&data.database(), Some(url))
+                        .await
+                        .with_context(|| {
+                            format!("impossible d'ouvrir {}", crate::store::pg::redact_url(url))
+                        })?
+                }
+                None => crate::store::open(&data.database(), None).await?,
+            };
+            let mut config = ServeConfig::with_store(&data, cert, key, store)?;
             config.checkin_interval = settings.checkin_interval;
             config.target_checkin_rate = settings.target_checkin_rate;
             config.inventory_changes_per_day = settings.inventory_changes_per_day;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a subset
 
+pub mod pg;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

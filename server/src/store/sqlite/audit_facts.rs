@@ -56,15 +56,10 @@ fn opt_bool(b: Option<bool>) -> Option<i64> {
     b.map(i64::from)
 }
 
-/// Writes a machine's facts (its profiles column is left alone).
-fn upsert(
-    conn: &Connection,
-    machine_id: &str,
-    version: &str,
-    f: &AuditFacts,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO audit_facts (machine_id, computed_by, computed_at, readable, class, chassis,
+/// Writes a machine's facts (its profiles column is left alone): plain SQL
+/// shared with PostgreSQL.
+pub(crate) const UPSERT_FACTS: &str =
+    "INSERT INTO audit_facts (machine_id, computed_by, computed_at, readable, class, chassis,
              vendor, model, serial, cpu_model, cpu_generation, cpu_year, bios_year, build_year,
              age_basis, ram_bytes, ram_modules, ram_slots, ram_free_slots, ram_replaceable,
              disk_kind, disk_bytes, smart, battery_wear, has_battery, uefi, secure_boot, tpm,
@@ -90,9 +85,16 @@ fn upsert(
              blocker_ram = excluded.blocker_ram, blocker_disk = excluded.blocker_disk,
              blocker_uefi = excluded.blocker_uefi,
              blocker_secure_boot = excluded.blocker_secure_boot, os_name = excluded.os_name,
-             os_version = excluded.os_version, windows_oem_licence = excluded.windows_oem_licence",
-    )?
-    .execute(params![
+             os_version = excluded.os_version, windows_oem_licence = excluded.windows_oem_licence";
+
+/// Writes a machine's facts (its profiles column is left alone).
+fn upsert(
+    conn: &Connection,
+    machine_id: &str,
+    version: &str,
+    f: &AuditFacts,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(UPSERT_FACTS)?.execute(params![
         machine_id,
         version,
         now(),
@@ -154,27 +156,46 @@ fn kind_of(s: &str) -> Result<SchoolKind, StoreError> {
 }
 
 /// The columns one pass over the machines reads (see [`figures`]).
-const FIGURE_COLUMNS: &str = "m.school_id, m.status, m.enrolled_at, m.last_seen, f.class,
+pub(crate) const FIGURE_COLUMNS: &str =
+    "m.school_id, m.status, m.enrolled_at, m.last_seen, f.class,
     f.win11, f.blocker_tpm, f.blocker_cpu, f.blocker_uefi, f.blocker_secure_boot, f.blocker_ram,
     f.blocker_disk, f.windows_oem_licence, f.build_year, f.ram_bytes, f.ram_free_slots,
     f.ram_replaceable, f.disk_kind, f.disk_bytes, f.smart, f.has_battery, f.battery_wear,
     f.cpu_generation, f.cpu_year";
 
+/// Column access to a row of [`FIGURE_COLUMNS`], whichever backend read
+/// it: [`count`] is shared by SQLite and PostgreSQL.
+pub(crate) trait FigureRow {
+    /// An integer column (`None` for NULL).
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError>;
+    /// A text column (`None` for NULL).
+    fn text(&self, i: usize) -> Result<Option<String>, StoreError>;
+}
+
+impl FigureRow for Row<'_> {
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(i)?)
+    }
+    fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.get(i)?)
+    }
+}
+
 /// Counts one machine into `c` (in [`COUNTERS`] order): the definitions
 /// of every figure, in one place.
 #[allow(clippy::too_many_lines)]
-fn count(
-    r: &Row<'_>,
+pub(crate) fn count(
+    r: &impl FigureRow,
     filter: &AuditFilter,
     life_years: u32,
     c: &mut [i64],
-) -> rusqlite::Result<Option<(bool, [bool; 5])>> {
-    let status: String = r.get(1)?;
-    let enrolled: i64 = r.get(2)?;
-    let last_seen: Option<i64> = r.get(3)?;
+) -> Result<Option<(bool, [bool; 5])>, StoreError> {
+    let status: String = r.text(1)?.unwrap_or_default();
+    let enrolled: i64 = r.int(2)?.unwrap_or(0);
+    let last_seen: Option<i64> = r.int(3)?;
     let contact = last_seen.unwrap_or(enrolled);
     let retired = status == "retired";
-    let build_year: Option<i64> = r.get(13)?;
+    let build_year: Option<i64> = r.int(13)?;
     let mut i = 0usize;
     let mut add = |c: &mut [i64], yes: bool| {
         if yes {
@@ -201,21 +222,20 @@ fn count(
         c[n - 1] += extended;
         return Ok(None);
     }
-    let class: Option<String> = r.get(4)?;
-    let win11: Option<String> = r.get(5)?;
-    let flag =
-        |k: usize| -> rusqlite::Result<bool> { Ok(r.get::<_, Option<i64>>(k)?.unwrap_or(0) != 0) };
+    let class: Option<String> = r.text(4)?;
+    let win11: Option<String> = r.text(5)?;
+    let flag = |k: usize| -> Result<bool, StoreError> { Ok(r.int(k)?.unwrap_or(0) != 0) };
     let (b_tpm, b_cpu, b_uefi, b_sb, b_ram, b_disk) =
         (flag(6)?, flag(7)?, flag(8)?, flag(9)?, flag(10)?, flag(11)?);
-    let oem: Option<i64> = r.get(12)?;
-    let ram: Option<i64> = r.get(14)?;
-    let free_slots: Option<i64> = r.get(15)?;
-    let replaceable: Option<i64> = r.get(16)?;
-    let disk_kind: Option<String> = r.get(17)?;
-    let disk: Option<i64> = r.get(18)?;
-    let smart: Option<String> = r.get(19)?;
-    let has_battery: Option<i64> = r.get(20)?;
-    let wear: Option<i64> = r.get(21)?;
+    let oem: Option<i64> = r.int(12)?;
+    let ram: Option<i64> = r.int(14)?;
+    let free_slots: Option<i64> = r.int(15)?;
+    let replaceable: Option<i64> = r.int(16)?;
+    let disk_kind: Option<String> = r.text(17)?;
+    let disk: Option<i64> = r.int(18)?;
+    let smart: Option<String> = r.text(19)?;
+    let has_battery: Option<i64> = r.int(20)?;
+    let wear: Option<i64> = r.int(21)?;
     let class = class.as_deref().unwrap_or("other");
     let win11 = win11.as_deref().unwrap_or("unknown");
     let age = build_year.map(|y| filter.end_year() - y);
@@ -308,8 +328,7 @@ fn figures(
             });
         }
     }
-    let mut generations: HashMap<String, (Option<i64>, i64)> = HashMap::new();
-    let mut combos: HashMap<[bool; 5], i64> = HashMap::new();
+    let mut tally = Tally::default();
     {
         let mut stmt = conn.prepare(&format!(
             "SELECT {FIGURE_COLUMNS} FROM machines m JOIN schools s ON s.id = m.school_id
@@ -321,49 +340,80 @@ fn figures(
             let Some(&at) = index.get(&r.get::<_, i64>(0)?) else {
                 continue;
             };
-            let Some((ineligible, blockers)) = count(r, filter, life, &mut schools[at].counts)?
-            else {
-                continue;
-            };
-            let generation = r.get_ref(22)?.as_str_or_null().ok().flatten().unwrap_or("");
-            match generations.get_mut(generation) {
-                Some(g) => g.1 += 1,
-                None => {
-                    generations.insert(generation.to_owned(), (r.get(23)?, 1));
-                }
-            }
-            if ineligible {
-                *combos.entry(blockers).or_default() += 1;
-            }
+            tally.add(r, filter, life, &mut schools[at].counts)?;
         }
     }
-    let mut cpu_generations: Vec<(String, Option<i64>, i64)> = generations
-        .into_iter()
-        .map(|(g, (y, n))| (g, y, n))
-        .collect();
-    cpu_generations.sort_by(|a, b| (a.1.is_none(), a.1, &a.0).cmp(&(b.1.is_none(), b.1, &b.0)));
-    let names = ["tpm", "processeur", "micrologiciel", "memoire", "disque"];
-    let mut combinations: Vec<(String, i64)> = combos
-        .into_iter()
-        .map(|(bits, n)| {
-            let parts: Vec<&str> = names
-                .iter()
-                .zip(bits)
-                .filter(|(_, b)| *b)
-                .map(|(n, _)| *n)
-                .collect();
-            (parts.join("+"), n)
-        })
-        .collect();
-    combinations.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(AuditFigures {
-        schools,
-        cpu_generations,
-        combinations,
-    })
+    Ok(tally.finish(schools))
 }
 
-const ROW_COLUMNS: &str = "m.id, m.hostname, m.status, m.enrolled_at, m.last_seen, s.uai, s.name,
+/// What one pass over the machines accumulates besides the per-school
+/// counters: processor generations and Windows 11 blocker combinations.
+#[derive(Default)]
+pub(crate) struct Tally {
+    /// Generation → (launch year, in-use machines).
+    generations: HashMap<String, (Option<i64>, i64)>,
+    /// Blockers of ineligible in-use machines → machines.
+    combos: HashMap<[bool; 5], i64>,
+}
+
+impl Tally {
+    /// Counts one row of [`FIGURE_COLUMNS`] into its school's `counts`.
+    pub(crate) fn add(
+        &mut self,
+        r: &impl FigureRow,
+        filter: &AuditFilter,
+        life: u32,
+        counts: &mut [i64],
+    ) -> Result<(), StoreError> {
+        let Some((ineligible, blockers)) = count(r, filter, life, counts)? else {
+            return Ok(());
+        };
+        let generation = r.text(22)?.unwrap_or_default();
+        match self.generations.get_mut(&generation) {
+            Some(g) => g.1 += 1,
+            None => {
+                let year = r.int(23)?;
+                self.generations.insert(generation, (year, 1));
+            }
+        }
+        if ineligible {
+            *self.combos.entry(blockers).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// The figures, sorted for display.
+    pub(crate) fn finish(self, schools: Vec<SchoolFigures>) -> AuditFigures {
+        let (generations, combos) = (self.generations, self.combos);
+        let mut cpu_generations: Vec<(String, Option<i64>, i64)> = generations
+            .into_iter()
+            .map(|(g, (y, n))| (g, y, n))
+            .collect();
+        cpu_generations.sort_by(|a, b| (a.1.is_none(), a.1, &a.0).cmp(&(b.1.is_none(), b.1, &b.0)));
+        let names = ["tpm", "processeur", "micrologiciel", "memoire", "disque"];
+        let mut combinations: Vec<(String, i64)> = combos
+            .into_iter()
+            .map(|(bits, n)| {
+                let parts: Vec<&str> = names
+                    .iter()
+                    .zip(bits)
+                    .filter(|(_, b)| *b)
+                    .map(|(n, _)| *n)
+                    .collect();
+                (parts.join("+"), n)
+            })
+            .collect();
+        combinations.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        AuditFigures {
+            schools,
+            cpu_generations,
+            combinations,
+        }
+    }
+}
+
+pub(crate) const ROW_COLUMNS: &str =
+    "m.id, m.hostname, m.status, m.enrolled_at, m.last_seen, s.uai, s.name,
     s.commune, s.departement, s.academie, s.kind, COALESCE(f.profiles, ''), f.computed_by,
     f.readable, f.class, f.chassis, f.vendor, f.model, f.serial, f.cpu_model, f.cpu_generation,
     f.cpu_year, f.bios_year, f.build_year, f.age_basis, f.ram_bytes, f.ram_modules, f.ram_slots,

@@ -36,7 +36,7 @@ use serde_json::value::RawValue;
 use crate::store::StoreError;
 
 /// The reference that replaces the package list in stored documents.
-const PART_PREFIX: &str = r#"{"part":""#;
+pub(crate) const PART_PREFIX: &str = r#"{"part":""#;
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -67,7 +67,7 @@ pub fn inflate(bytes: &[u8]) -> Result<String, StoreError> {
 /// `software` member, when it holds a value) and the rest with a reference
 /// in its place. The members are kept as raw text: no re-serialisation of
 /// 2,500 packages, and the parts of a canonical text are canonical.
-fn split(canonical: &str) -> Result<(String, Option<(String, String)>), StoreError> {
+pub(crate) fn split(canonical: &str) -> Result<(String, Option<(String, String)>), StoreError> {
     let mut members: BTreeMap<&str, &RawValue> =
         serde_json::from_str(canonical).map_err(backend)?;
     let Some(software) = members.get("software").copied() else {
@@ -199,25 +199,34 @@ pub fn latest(conn: &Connection, machine_id: &str) -> Result<Option<String>, Sto
         return Ok(None);
     };
     let core = row_text(inventory, packed)?;
-    let mut members: BTreeMap<&str, &RawValue> = serde_json::from_str(&core).map_err(backend)?;
-    let Some(reference) = members.get("software").map(|r| r.get()) else {
-        return Ok(Some(core));
-    };
-    let Some(hash) = reference
-        .strip_prefix(PART_PREFIX)
-        .and_then(|r| r.strip_suffix("\"}"))
-    else {
+    let Some(hash) = software_reference(&core)? else {
         return Ok(Some(core));
     };
     let body: Vec<u8> = conn
         .prepare_cached("SELECT body FROM software_lists WHERE hash = ?1")?
-        .query_row([hash], |r| r.get(0))
+        .query_row([&hash], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::Backend(format!("software list {hash} missing")))?;
-    let list = inflate(&body)?;
-    let list = RawValue::from_string(list).map_err(backend)?;
+    Ok(Some(join(&core, &inflate(&body)?)?))
+}
+
+/// The hash of the package list a stored document refers to, if it does.
+pub(crate) fn software_reference(core: &str) -> Result<Option<String>, StoreError> {
+    let members: BTreeMap<&str, &RawValue> = serde_json::from_str(core).map_err(backend)?;
+    Ok(members
+        .get("software")
+        .and_then(|r| r.get().strip_prefix(PART_PREFIX))
+        .and_then(|r| r.strip_suffix("\"}"))
+        .map(str::to_owned))
+}
+
+/// A stored document with its package list (`list`, canonical JSON) put
+/// back in place of the reference: the exact text the agent sent.
+pub(crate) fn join(core: &str, list: &str) -> Result<String, StoreError> {
+    let mut members: BTreeMap<&str, &RawValue> = serde_json::from_str(core).map_err(backend)?;
+    let list = RawValue::from_string(list.to_owned()).map_err(backend)?;
     members.insert("software", &list);
-    Ok(Some(serde_json::to_string(&members).map_err(backend)?))
+    serde_json::to_string(&members).map_err(backend)
 }
 
 #[cfg(test)]
