@@ -13,39 +13,13 @@ use common::pg::PgCluster;
 use common::serve::{ServeProcess, enroll_on};
 use common::*;
 use nird_proto::api::CheckinRequest;
-use nird_server::data_dir::DataDir;
 use nird_server::store::{PgStore, Store};
 
 /// An initialised data directory whose fleet lives in `url`, with the
 /// school `UAI` (approval required) and an admin account; returns it with
 /// the admin's password.
 fn pg_fixture(url: &str) -> (Fixture, String) {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("data");
-    cli(&["init", "--data-dir", root.to_str().unwrap()]);
-    let f = Fixture {
-        tmp,
-        data: DataDir::new(root),
-    };
-    cli(&[
-        "school",
-        "add",
-        "--data-dir",
-        f.dir(),
-        "--database",
-        url,
-        "--uai",
-        UAI,
-        "--name",
-        "École Jean Jaurès",
-        "--commune",
-        "Calais",
-        "--academie",
-        "Lille",
-        "--kind",
-        "ecole",
-        "--require-approval",
-    ]);
+    let f = Fixture::with_school_flags(&["--database", url, "--require-approval"]);
     let out = cli(&[
         "user",
         "add",
