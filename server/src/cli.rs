@@ -168,6 +168,9 @@ pub enum Command {
     /// Index signé du catalogue : la version courante de chaque profil.
     #[command(subcommand)]
     Index(IndexCommand),
+    /// Base de données : copie d'une base SQLite vers PostgreSQL.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Affiche le journal d'audit (toutes les actions d'administration).
     Audit {
         #[command(flatten)]
@@ -179,6 +182,21 @@ pub enum Command {
         /// Répertoire de sortie.
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+    },
+}
+
+/// `db ...`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copie toute une base SQLite (tables, historique, journal d'audit) dans une base
+    /// PostgreSQL vide, puis vérifie le nombre de lignes et l'empreinte de chaque table.
+    Copy {
+        /// La base source : sqlite:CHEMIN (par exemple sqlite:/var/lib/nird-server/nird.db).
+        #[arg(long, value_name = "sqlite:CHEMIN")]
+        from: String,
+        /// La base cible, vide : postgres://….
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 
@@ -697,6 +715,30 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
                 crate::systemd::stopping();
             };
             serve_https(listener, config, shutdown).await
+        }
+        Command::Db(DbCommand::Copy { from, to }) => {
+            let Some(path) = from.strip_prefix("sqlite:") else {
+                anyhow::bail!("--from doit être sqlite:CHEMIN (lu : « {from} »)");
+            };
+            if !crate::store::pg::is_postgres_url(&to) {
+                anyhow::bail!(
+                    "--to doit être une adresse PostgreSQL postgres://… (lu : « {} »)",
+                    crate::store::pg::redact_url(&to)
+                );
+            }
+            let report = crate::store::copy::copy(std::path::Path::new(path), &to).await?;
+            let mut rows = 0;
+            for (table, n, hash) in &report {
+                println!("{table:<20} {n:>10} lignes  sha256 {hash}");
+                rows += n;
+            }
+            println!(
+                "Copie vérifiée : {rows} lignes dans {} tables, mêmes nombres et mêmes empreintes \
+                 des deux côtés ({}).",
+                report.len(),
+                crate::store::pg::redact_url(&to)
+            );
+            Ok(())
         }
         Command::MetricsToken { dir } => {
             let data = DataDir::new(&dir.data_dir);

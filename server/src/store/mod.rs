@@ -19,6 +19,7 @@
 //! rows except each machine's latest, old apply reports; never the audit log).
 
 pub mod audit;
+pub mod copy;
 mod migrations;
 pub mod pg;
 pub mod sqlite;
