@@ -784,3 +784,55 @@ fn a_closed_store_refuses_calls() {
         ));
     });
 }
+
+#[test]
+fn concurrent_check_ins_are_each_answered_after_their_commit() {
+    on_both(|store, _| async move {
+        let token = school_and_token(&store, 5, false).await;
+        let ids = ["m1", "m2", "m3", "m4", "m5"];
+        for id in ids {
+            enroll(&store, &token, id).await.unwrap();
+        }
+        // 300 check-ins at once: group commit (SQLite) and batches
+        // (PostgreSQL) mix machines, reports and bad credentials; each
+        // caller gets its own answer, a bad one fails alone.
+        let mut tasks = Vec::new();
+        for n in 0..300u64 {
+            let store = store.clone();
+            let id = ids[(n % 5) as usize];
+            tasks.push(tokio::spawn(async move {
+                let (_, hash) = inventory(id, 50, false);
+                let mut c = heartbeat(id, &hash);
+                if n % 7 == 0 {
+                    c.secret_hash = "faux".into();
+                }
+                c.reports = vec![report(n + 1, ApplyOutcome::Applied)];
+                (n, store.checkin(c).await)
+            }));
+        }
+        let mut ok = [0u64; 5];
+        for t in tasks {
+            let (n, result) = t.await.unwrap();
+            match result {
+                Ok(out) => {
+                    assert_ne!(n % 7, 0);
+                    assert!(out.acked_seq > n, "{n}: acked {}", out.acked_seq);
+                    ok[(n % 5) as usize] += 1;
+                }
+                Err(StoreError::BadCredential) => assert_eq!(n % 7, 0),
+                Err(e) => panic!("{n}: {e}"),
+            }
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let m = store
+                .list_machines(None)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|m| m.id == *id)
+                .unwrap();
+            assert_eq!(m.checkins, ok[i], "{id}");
+            assert_eq!(store.reports(id).await.unwrap().len() as u64, ok[i]);
+        }
+    });
+}

@@ -52,7 +52,9 @@ CREATE TABLE machines (
     inventory_hash TEXT NOT NULL,
     applied TEXT NOT NULL DEFAULT '[]',
     acked_seq BIGINT NOT NULL DEFAULT 0
-);
+) WITH (fillfactor = 70);
+-- fillfactor: room on each page for the check-ins' row updates, so they
+-- stay HOT (no index touched: none of their columns is indexed).
 CREATE INDEX machines_by_school ON machines(school_id);
 
 CREATE TABLE inventory_history (
@@ -404,48 +406,60 @@ ALTER TABLE inventory_history ADD COLUMN packed BYTEA;
 
 /// The server's SQL functions, (re)created at each start after the
 /// migrations, in the same transaction: they are part of this server's
-/// code, not of the data.
+/// code, not of the data. PL/pgSQL rather than SQL functions: PL/pgSQL
+/// keeps the plans of its statements for the session, an SQL function is
+/// planned again at every call.
 ///
 /// `nird_closure` is the **assigned closure** (see
 /// `Store::assigned_closure`), the same query as SQLite's.
 ///
-/// `nird_checkin` is a whole check-in without an inventory in **one round
-/// trip**: credential check, reports stored (idempotently by seq), the
-/// machine row updated, the audit facts' profiles, and the answer (status,
-/// stored inventory hash, acked seq, closure, newest keyring and index
-/// versions). Bad credentials and retired machines change nothing. The
-/// secret comparison is on SHA-256 digests of 256-bit random secrets, so
-/// its timing tells nothing usable about the secret.
+/// `nird_checkin` is a whole check-in without an inventory: credential
+/// check, reports stored (idempotently by seq), the machine row updated,
+/// the audit facts' profiles (written only when they changed), and the
+/// answer (status, stored inventory hash, acked seq, closure, newest
+/// keyring and index versions). Bad credentials and retired machines
+/// change nothing. The secret comparison is on SHA-256 digests of 256-bit
+/// random secrets, so its timing tells nothing usable about the secret.
+///
+/// `nird_checkin_batch` runs `nird_checkin` for several machines in one
+/// call and one transaction (the group commit of `PgStore`'s batchers);
+/// the caller sorts them by machine id, so two batches lock rows in the
+/// same order. Reports come flattened, `r_idx` naming the check-in
+/// (1-based) each belongs to.
 pub const FUNCTIONS: &str = r#"
 CREATE OR REPLACE FUNCTION nird_closure(p_school bigint, p_machine text)
-RETURNS TABLE (name text, version bigint) LANGUAGE sql STABLE AS $$
+RETURNS TABLE (name text, version bigint) LANGUAGE plpgsql STABLE AS $$
+BEGIN
+RETURN QUERY
 WITH RECURSIVE
-  current_index(v) AS (SELECT MAX(version) FROM catalogue_indexes),
-  wanted(name) AS (
-    SELECT profile_name FROM school_assignments WHERE school_id = p_school
-      AND profile_name NOT IN (
-        SELECT profile_name FROM machine_overrides WHERE machine_id = p_machine AND include = 0)
-    UNION SELECT profile_name FROM machine_overrides WHERE machine_id = p_machine AND include = 1
+  current_index(v) AS (SELECT MAX(ci.version) FROM catalogue_indexes ci),
+  wanted(n) AS (
+    SELECT a.profile_name FROM school_assignments a WHERE a.school_id = p_school
+      AND a.profile_name NOT IN (
+        SELECT o.profile_name FROM machine_overrides o
+        WHERE o.machine_id = p_machine AND o.include = 0)
+    UNION SELECT o.profile_name FROM machine_overrides o
+      WHERE o.machine_id = p_machine AND o.include = 1
     UNION SELECT i.name FROM wanted w
       JOIN release_includes i ON i.release_id = (
-        SELECT id FROM profile_releases WHERE name = w.name AND version = COALESCE(
+        SELECT r.id FROM profile_releases r WHERE r.name = w.n AND r.version = COALESCE(
           (SELECT e.version FROM index_entries e, current_index c
-           WHERE e.index_version = c.v AND e.name = w.name),
-          (SELECT MAX(version) FROM profile_releases
-           WHERE name = w.name AND revoked_at IS NULL)))),
-  chosen(name, version) AS (
-    SELECT w.name, COALESCE(
+           WHERE e.index_version = c.v AND e.name = w.n),
+          (SELECT MAX(r2.version) FROM profile_releases r2
+           WHERE r2.name = w.n AND r2.revoked_at IS NULL)))),
+  chosen(n, v) AS (
+    SELECT w.n, COALESCE(
       (SELECT e.version FROM index_entries e, current_index c
-       WHERE e.index_version = c.v AND e.name = w.name),
-      (SELECT MAX(version) FROM profile_releases
-       WHERE name = w.name AND revoked_at IS NULL))
+       WHERE e.index_version = c.v AND e.name = w.n),
+      (SELECT MAX(r.version) FROM profile_releases r
+       WHERE r.name = w.n AND r.revoked_at IS NULL))
     FROM wanted w)
-SELECT c.name, c.version FROM chosen c
-WHERE c.version IS NOT NULL AND EXISTS (
+SELECT c.n, c.v FROM chosen c
+WHERE c.v IS NOT NULL AND EXISTS (
   SELECT 1 FROM profile_releases r
-  WHERE r.name = c.name AND r.version = c.version AND r.revoked_at IS NULL)
-ORDER BY c.name
-$$;
+  WHERE r.name = c.n AND r.version = c.v AND r.revoked_at IS NULL)
+ORDER BY c.n;
+END $$;
 
 CREATE OR REPLACE FUNCTION nird_checkin(
     p_machine text, p_secret text, p_at bigint, p_applied text, p_profiles text,
@@ -454,40 +468,78 @@ CREATE OR REPLACE FUNCTION nird_checkin(
 RETURNS TABLE (status text, stored_hash text, acked bigint, school bigint,
                names text[], versions bigint[], keyring_version bigint, index_version bigint)
 LANGUAGE plpgsql AS $$
-#variable_conflict use_column
 DECLARE
-    m machines%ROWTYPE;
+    m_secret text;
+    m_status text;
+    m_hash text;
+    m_school bigint;
     new_acked bigint;
+    cl_names text[];
+    cl_versions bigint[];
 BEGIN
-    SELECT * INTO m FROM machines WHERE id = p_machine FOR UPDATE;
-    IF NOT FOUND OR m.secret_hash <> p_secret THEN
+    SELECT m.secret_hash, m.status, m.inventory_hash, m.school_id
+        INTO m_secret, m_status, m_hash, m_school
+        FROM machines m WHERE m.id = p_machine;
+    IF NOT FOUND OR m_secret <> p_secret THEN
         RETURN QUERY SELECT 'bad_credential'::text, NULL::text, 0::bigint, 0::bigint,
             NULL::text[], NULL::bigint[], NULL::bigint, NULL::bigint;
         RETURN;
     END IF;
-    IF m.status = 'retired' THEN
+    IF m_status = 'retired' THEN
         RETURN QUERY SELECT 'retired'::text, NULL::text, 0::bigint, 0::bigint,
             NULL::text[], NULL::bigint[], NULL::bigint, NULL::bigint;
         RETURN;
     END IF;
-    new_acked := m.acked_seq;
     IF cardinality(p_seqs) > 0 THEN
-        INSERT INTO apply_reports (machine_id, seq, profile, version, outcome, report, received_at)
+        INSERT INTO apply_reports AS a (machine_id, seq, profile, version, outcome, report,
+                                        received_at)
             SELECT p_machine, u.s, u.n, u.v, u.o, u.r, p_at
             FROM unnest(p_seqs, p_names, p_versions, p_outcomes, p_reports) AS u(s, n, v, o, r)
             ON CONFLICT DO NOTHING;
-        new_acked := GREATEST(new_acked, (SELECT MAX(s) FROM unnest(p_seqs) s));
     END IF;
-    UPDATE machines SET last_seen = p_at, checkins = machines.checkins + 1, applied = p_applied,
-        acked_seq = new_acked, trust_report = COALESCE(p_trust, machines.trust_report)
-    WHERE id = p_machine;
-    INSERT INTO audit_facts (machine_id, profiles) VALUES (p_machine, p_profiles)
-        ON CONFLICT (machine_id) DO UPDATE SET profiles = excluded.profiles
-        WHERE audit_facts.profiles IS DISTINCT FROM excluded.profiles;
-    RETURN QUERY SELECT m.status, m.inventory_hash, new_acked, m.school_id, cl.n, cl.v,
+    -- The row lock of this UPDATE serialises check-ins of one machine; the
+    -- ack is computed under it.
+    UPDATE machines m SET last_seen = p_at, checkins = m.checkins + 1, applied = p_applied,
+        acked_seq = GREATEST(m.acked_seq, COALESCE((SELECT MAX(x) FROM unnest(p_seqs) x), 0)),
+        trust_report = COALESCE(p_trust, m.trust_report)
+    WHERE m.id = p_machine RETURNING m.acked_seq INTO new_acked;
+    IF NOT EXISTS (SELECT 1 FROM audit_facts f
+                   WHERE f.machine_id = p_machine AND f.profiles = p_profiles) THEN
+        INSERT INTO audit_facts AS f (machine_id, profiles) VALUES (p_machine, p_profiles)
+            ON CONFLICT (machine_id) DO UPDATE SET profiles = excluded.profiles;
+    END IF;
+    IF m_status = 'active' THEN
+        SELECT array_agg(c.name ORDER BY c.name), array_agg(c.version ORDER BY c.name)
+            INTO cl_names, cl_versions FROM nird_closure(m_school, p_machine) c;
+    END IF;
+    RETURN QUERY SELECT m_status, m_hash, new_acked, m_school, cl_names, cl_versions,
         (SELECT MAX(k.version) FROM keyrings k),
-        (SELECT MAX(i.version) FROM catalogue_indexes i)
-    FROM (SELECT array_agg(c.name ORDER BY c.name) AS n, array_agg(c.version ORDER BY c.name) AS v
-          FROM nird_closure(m.school_id, p_machine) c WHERE m.status = 'active') cl;
+        (SELECT MAX(i.version) FROM catalogue_indexes i);
+END $$;
+
+CREATE OR REPLACE FUNCTION nird_checkin_batch(
+    p_machines text[], p_secrets text[], p_at bigint, p_applied text[], p_profiles text[],
+    p_trusts text[], r_idx int[], r_seqs bigint[], r_names text[], r_versions bigint[],
+    r_outcomes text[], r_reports text[])
+RETURNS TABLE (ord int, status text, stored_hash text, acked bigint, school bigint,
+               names text[], versions bigint[], keyring_version bigint, index_version bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    k int;
+BEGIN
+    FOR k IN 1 .. cardinality(p_machines) LOOP
+        IF k = ANY(r_idx) THEN
+            RETURN QUERY SELECT k, c.* FROM nird_checkin(p_machines[k], p_secrets[k], p_at,
+                p_applied[k], p_profiles[k], p_trusts[k],
+                ARRAY(SELECT r_seqs[j] FROM generate_subscripts(r_idx, 1) j WHERE r_idx[j] = k ORDER BY j),
+                ARRAY(SELECT r_names[j] FROM generate_subscripts(r_idx, 1) j WHERE r_idx[j] = k ORDER BY j),
+                ARRAY(SELECT r_versions[j] FROM generate_subscripts(r_idx, 1) j WHERE r_idx[j] = k ORDER BY j),
+                ARRAY(SELECT r_outcomes[j] FROM generate_subscripts(r_idx, 1) j WHERE r_idx[j] = k ORDER BY j),
+                ARRAY(SELECT r_reports[j] FROM generate_subscripts(r_idx, 1) j WHERE r_idx[j] = k ORDER BY j)) c;
+        ELSE
+            RETURN QUERY SELECT k, c.* FROM nird_checkin(p_machines[k], p_secrets[k], p_at,
+                p_applied[k], p_profiles[k], p_trusts[k], '{}', '{}', '{}', '{}', '{}') c;
+        END IF;
+    END LOOP;
 END $$;
 "#;

@@ -133,6 +133,8 @@ struct Stats {
     pending: AtomicUsize,
     /// Transactions committed.
     commits: AtomicU64,
+    /// Writes those transactions carried.
+    writes: AtomicU64,
 }
 
 /// The PostgreSQL store. Cheap to share (`Arc<PgStore>`).
@@ -142,7 +144,11 @@ pub struct PgStore {
     /// Set by [`Store::close`]: later calls fail with `Closed`.
     closed: AtomicBool,
     /// Load and commit counters.
-    stats: Stats,
+    stats: std::sync::Arc<Stats>,
+    /// Queue of check-ins to batch; `None` once closed.
+    queue: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Queued>>>,
+    /// The batchers, waited for at close.
+    batchers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Decrements the pending-writes counter when a write ends, however it ends.
@@ -373,10 +379,18 @@ impl PgStore {
         })?;
         migrate(&mut client).await?;
         drop(client);
+        let stats = std::sync::Arc::new(Stats::default());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        let batchers = (0..BATCHERS)
+            .map(|_| tokio::spawn(batcher(pool.clone(), rx.clone(), stats.clone())))
+            .collect();
         Ok(PgStore {
             pool,
             closed: AtomicBool::new(false),
-            stats: Stats::default(),
+            stats,
+            queue: std::sync::Mutex::new(Some(tx)),
+            batchers: std::sync::Mutex::new(batchers),
         })
     }
 
@@ -398,7 +412,24 @@ impl PgStore {
     async fn commit(&self, tx: deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
         tx.commit().await?;
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats.writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Queues a check-in without inventory for the batchers and waits for
+    /// its committed outcome.
+    async fn batched_checkin(&self, c: Checkin) -> Result<CheckinOutcome, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        {
+            let queue = self.queue.lock().map_err(|_| StoreError::Closed)?;
+            let sender = queue.as_ref().ok_or(StoreError::Closed)?;
+            self.stats.pending.fetch_add(1, Ordering::Relaxed);
+            if sender.send((c, reply)).is_err() {
+                self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+                return Err(StoreError::Closed);
+            }
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -522,13 +553,33 @@ const CHECKIN_SQL: &str = "SELECT status, stored_hash, acked, school, names, ver
      keyring_version, index_version \
      FROM nird_checkin($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
-/// Runs `nird_checkin` for `c` on `client` and reads its answer (before
-/// the inventory part, which the caller adds when there is one).
-async fn checkin_call<C: GenericClient>(
-    client: &C,
-    c: &Checkin,
-    at: i64,
-) -> Result<(CheckinOutcome, String), StoreError> {
+/// Several check-ins in one call and one transaction.
+const BATCH_SQL: &str = "SELECT ord, status, stored_hash, acked, school, names, versions, \
+     keyring_version, index_version \
+     FROM nird_checkin_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// Most check-ins one batch carries.
+const MAX_BATCH: usize = 128;
+
+/// Batches committing at once (each on its own connection): while one
+/// waits for its WAL flush, the next is already running.
+const BATCHERS: usize = 4;
+
+/// What a check-in sends besides its credential.
+struct CheckinArgs {
+    /// `applied` as JSON text.
+    applied: String,
+    /// Applied profiles as the audit facts spell them.
+    profiles: String,
+    /// Reports: seq, profile, version, outcome, JSON text.
+    seqs: Vec<i64>,
+    names: Vec<String>,
+    versions: Vec<i64>,
+    outcomes: Vec<String>,
+    texts: Vec<String>,
+}
+
+fn checkin_args(c: &Checkin) -> Result<CheckinArgs, StoreError> {
     let applied =
         serde_json::to_string(&c.applied).map_err(|e| StoreError::Backend(e.to_string()))?;
     let mut names: Vec<String> = c
@@ -537,47 +588,38 @@ async fn checkin_call<C: GenericClient>(
         .map(|p| format!("{} v{}", p.name, p.version))
         .collect();
     names.sort();
-    let profiles = names.join(", ");
-    let mut seqs = Vec::with_capacity(c.reports.len());
-    let mut report_names = Vec::with_capacity(c.reports.len());
-    let mut versions = Vec::with_capacity(c.reports.len());
-    let mut outcomes = Vec::with_capacity(c.reports.len());
-    let mut texts = Vec::with_capacity(c.reports.len());
+    let mut args = CheckinArgs {
+        applied,
+        profiles: names.join(", "),
+        seqs: Vec::with_capacity(c.reports.len()),
+        names: Vec::with_capacity(c.reports.len()),
+        versions: Vec::with_capacity(c.reports.len()),
+        outcomes: Vec::with_capacity(c.reports.len()),
+        texts: Vec::with_capacity(c.reports.len()),
+    };
     for report in &c.reports {
-        seqs.push(to_i64(report.seq, "seq")?);
-        report_names.push(report.profile.clone());
-        versions.push(to_i64(report.version, "version")?);
-        outcomes.push(report.outcome.as_str().to_owned());
-        texts.push(serde_json::to_string(report).map_err(|e| StoreError::Backend(e.to_string()))?);
+        args.seqs.push(to_i64(report.seq, "seq")?);
+        args.names.push(report.profile.clone());
+        args.versions.push(to_i64(report.version, "version")?);
+        args.outcomes.push(report.outcome.as_str().to_owned());
+        args.texts
+            .push(serde_json::to_string(report).map_err(|e| StoreError::Backend(e.to_string()))?);
     }
-    let r = row(
-        client,
-        CHECKIN_SQL,
-        &[
-            &c.machine_id,
-            &c.secret_hash,
-            &at,
-            &applied,
-            &profiles,
-            &c.trust,
-            &seqs,
-            &report_names,
-            &versions,
-            &outcomes,
-            &texts,
-        ],
-    )
-    .await?
-    .ok_or_else(|| StoreError::Backend("nird_checkin answered nothing".into()))?;
-    let status: String = r.try_get(0)?;
+    Ok(args)
+}
+
+/// Reads `nird_checkin`'s answer from column `at` on; also the stored
+/// inventory hash.
+fn outcome_of(r: &Row, at: usize, c: &Checkin) -> Result<(CheckinOutcome, String), StoreError> {
+    let status: String = r.try_get(at)?;
     let status = match status.as_str() {
         "bad_credential" => return Err(StoreError::BadCredential),
         "retired" => return Err(StoreError::Retired),
         s => status_of(s)?,
     };
-    let stored_hash: String = r.try_get(1)?;
-    let names: Option<Vec<String>> = r.try_get(4)?;
-    let versions: Option<Vec<i64>> = r.try_get(5)?;
+    let stored_hash: String = r.try_get(at + 1)?;
+    let names: Option<Vec<String>> = r.try_get(at + 4)?;
+    let versions: Option<Vec<i64>> = r.try_get(at + 5)?;
     let assigned = names
         .unwrap_or_default()
         .into_iter()
@@ -591,13 +633,183 @@ async fn checkin_call<C: GenericClient>(
         CheckinOutcome {
             status,
             send_inventory: c.inventory.is_none() && c.inventory_hash != stored_hash,
-            acked_seq: to_u64(r.try_get(2)?),
+            acked_seq: to_u64(r.try_get(at + 2)?),
             assigned,
-            keyring_version: r.try_get::<_, Option<i64>>(6)?.map(to_u64),
-            index_version: r.try_get::<_, Option<i64>>(7)?.map(to_u64),
+            keyring_version: r.try_get::<_, Option<i64>>(at + 6)?.map(to_u64),
+            index_version: r.try_get::<_, Option<i64>>(at + 7)?.map(to_u64),
         },
         stored_hash,
     ))
+}
+
+/// Runs `nird_checkin` for `c` on `client` and reads its answer (before
+/// the inventory part, which the caller adds when there is one).
+async fn checkin_call<C: GenericClient>(
+    client: &C,
+    c: &Checkin,
+    at: i64,
+) -> Result<(CheckinOutcome, String), StoreError> {
+    let a = checkin_args(c)?;
+    let r = row(
+        client,
+        CHECKIN_SQL,
+        &[
+            &c.machine_id,
+            &c.secret_hash,
+            &at,
+            &a.applied,
+            &a.profiles,
+            &c.trust,
+            &a.seqs,
+            &a.names,
+            &a.versions,
+            &a.outcomes,
+            &a.texts,
+        ],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Backend("nird_checkin answered nothing".into()))?;
+    outcome_of(&r, 0, c)
+}
+
+/// A check-in waiting for a batcher, and where its caller waits.
+type Queued = (
+    Checkin,
+    tokio::sync::oneshot::Sender<Result<CheckinOutcome, StoreError>>,
+);
+
+/// One batcher: takes every check-in queued (up to [`MAX_BATCH`]), runs
+/// them in one transaction, answers each after the commit. Ends when the
+/// queue is closed and empty.
+async fn batcher(
+    pool: Pool,
+    queue: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Queued>>>,
+    stats: std::sync::Arc<Stats>,
+) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut rx = queue.lock().await;
+            match rx.recv().await {
+                Some(q) => batch.push(q),
+                None => return,
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(q) => batch.push(q),
+                    Err(_) => break,
+                }
+            }
+        }
+        let n = batch.len();
+        run_batch(&pool, batch, &stats).await;
+        stats.pending.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// Runs one batch and answers its callers. Should the batch fail as a
+/// whole (a deadlock with an administrator's transaction, a lost
+/// connection), each check-in is retried alone, so one cannot fail
+/// another.
+async fn run_batch(pool: &Pool, mut batch: Vec<Queued>, stats: &Stats) {
+    // One lock order for every batch: no deadlock between batches.
+    batch.sort_by(|a, b| a.0.machine_id.cmp(&b.0.machine_id));
+    let at = now();
+    let client = match pool.get().await {
+        Ok(c) => c,
+        Err(e) => {
+            let e = StoreError::from(e);
+            for (_, reply) in batch {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return;
+        }
+    };
+    match batch_call(&client, &batch, at).await {
+        Ok(outcomes) => {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats
+                .writes
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+        }
+        Err(e) if batch.len() == 1 => {
+            for (_, reply) in batch {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, size = batch.len(), "check-in batch failed; retrying one by one");
+            for (c, reply) in batch {
+                let outcome = checkin_call(&client, &c, at).await.map(|(o, _)| o);
+                if outcome.is_ok() {
+                    stats.commits.fetch_add(1, Ordering::Relaxed);
+                    stats.writes.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+}
+
+/// The batch call: each check-in's outcome, in batch order.
+async fn batch_call<C: GenericClient>(
+    client: &C,
+    batch: &[Queued],
+    at: i64,
+) -> Result<Vec<Result<CheckinOutcome, StoreError>>, StoreError> {
+    let n = batch.len();
+    let mut machines = Vec::with_capacity(n);
+    let mut secrets = Vec::with_capacity(n);
+    let mut applied = Vec::with_capacity(n);
+    let mut profiles = Vec::with_capacity(n);
+    let mut trusts = Vec::with_capacity(n);
+    let (mut idx, mut seqs, mut names, mut versions, mut outcomes, mut texts) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (k, (c, _)) in batch.iter().enumerate() {
+        let a = checkin_args(c)?;
+        machines.push(c.machine_id.as_str());
+        secrets.push(c.secret_hash.as_str());
+        applied.push(a.applied);
+        profiles.push(a.profiles);
+        trusts.push(c.trust.clone());
+        let ord = i32::try_from(k + 1).unwrap_or(i32::MAX);
+        idx.extend(std::iter::repeat_n(ord, a.seqs.len()));
+        seqs.extend(a.seqs);
+        names.extend(a.names);
+        versions.extend(a.versions);
+        outcomes.extend(a.outcomes);
+        texts.extend(a.texts);
+    }
+    let rows = rows(
+        client,
+        BATCH_SQL,
+        &[
+            &machines, &secrets, &at, &applied, &profiles, &trusts, &idx, &seqs, &names, &versions,
+            &outcomes, &texts,
+        ],
+    )
+    .await?;
+    if rows.len() != n {
+        return Err(StoreError::Backend(format!(
+            "nird_checkin_batch answered {} rows for {n} check-ins",
+            rows.len()
+        )));
+    }
+    // Rows come in batch order (ord 1..n).
+    Ok(batch
+        .iter()
+        .zip(&rows)
+        .map(|((c, _), r)| outcome_of(r, 1, c).map(|(o, _)| o))
+        .collect())
 }
 
 impl Store for PgStore {
@@ -732,14 +944,15 @@ impl Store for PgStore {
             let _p = self.pending();
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            // FOR UPDATE: two enrolments racing on the last use of a token
-            // are serialised here; the second sees the new count.
+            // Read without a lock: the use is taken at the end (below), so
+            // that enrolments on one token (a kit enrols a whole school)
+            // hold its row lock for one statement, not the transaction.
             let Some(r) = row(
                 &tx,
                 "SELECT t.id, t.school_id, t.expires_at, t.max_uses, t.uses, t.revoked_at,
                         s.require_approval, s.uai, s.kind, s.academie
                  FROM enrollment_tokens t JOIN schools s ON s.id = t.school_id
-                 WHERE t.token_hash = $1 FOR UPDATE OF t",
+                 WHERE t.token_hash = $1",
                 &[&m.token_hash],
             )
             .await?
@@ -768,12 +981,6 @@ impl Store for PgStore {
             if uses >= max_uses {
                 return Err(StoreError::Token(TokenProblem::Exhausted));
             }
-            exec(
-                &tx,
-                "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = $1",
-                &[&token_id],
-            )
-            .await?;
             let status = if require_approval {
                 MachineStatus::Pending
             } else {
@@ -798,6 +1005,18 @@ impl Store for PgStore {
             .await?;
             inventory::record(&tx, &m.machine_id, at, &m.inventory_hash, &m.inventory, 1).await?;
             audit::record(&tx, &m.machine_id, Some(&m.inventory), &[]).await?;
+            // The use, checked again under the row lock: of two enrolments
+            // racing for the last use, the second finds none left.
+            let taken = exec(
+                &tx,
+                "UPDATE enrollment_tokens SET uses = uses + 1
+                 WHERE id = $1 AND uses < max_uses AND revoked_at IS NULL",
+                &[&token_id],
+            )
+            .await?;
+            if taken == 0 {
+                return Err(StoreError::Token(TokenProblem::Exhausted));
+            }
             self.commit(tx).await?;
             Ok(Enrolment {
                 status,
@@ -820,15 +1039,13 @@ impl Store for PgStore {
 
     fn checkin(&self, c: Checkin) -> StoreFuture<'_, CheckinOutcome> {
         Box::pin(async move {
+            let Some(inventory) = c.inventory.as_deref() else {
+                // The common case: batched with the others (group commit).
+                return self.batched_checkin(c).await;
+            };
             let _p = self.pending();
             let mut client = self.client().await?;
             let at = now();
-            let Some(inventory) = c.inventory.as_deref() else {
-                // The common case: one statement, its own transaction.
-                let (outcome, _) = checkin_call(&client, &c, at).await?;
-                self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                return Ok(outcome);
-            };
             let tx = client.transaction().await?;
             let (outcome, stored_hash) = checkin_call(&tx, &c, at).await?;
             if c.inventory_hash != stored_hash {
@@ -1716,6 +1933,20 @@ impl Store for PgStore {
     fn close(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             self.closed.store(true, Ordering::Relaxed);
+            // Closing the queue ends the batchers once it is empty: every
+            // check-in queued is committed and answered first.
+            if let Ok(mut queue) = self.queue.lock() {
+                queue.take();
+            }
+            let batchers: Vec<_> = self
+                .batchers
+                .lock()
+                .map(|mut b| b.drain(..).collect())
+                .unwrap_or_default();
+            for b in batchers {
+                b.await
+                    .map_err(|e| StoreError::Backend(format!("check-in batcher: {e}")))?;
+            }
             self.pool.close();
             Ok(())
         })
@@ -1726,9 +1957,10 @@ impl Store for PgStore {
     }
 
     fn commit_stats(&self) -> (u64, u64) {
-        // Every write is its own transaction: the batch size is 1.
-        let commits = self.stats.commits.load(Ordering::Relaxed);
-        (commits, commits)
+        (
+            self.stats.commits.load(Ordering::Relaxed),
+            self.stats.writes.load(Ordering::Relaxed),
+        )
     }
 }
 
