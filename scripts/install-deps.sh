@@ -9,6 +9,7 @@ packages=(
   minisign      # interop tests: our signatures verify with the reference CLI, and back
   dbus          # dbus-daemon: private buses for UDisks2 / UPower / systemd / logind tests
   sqlite3       # inspecting the server database in tests and by hand
+  postgresql    # the PostgreSQL backend's tests start a real server (initdb + postgres, as nobody)
   debootstrap   # throwaway Debian chroots for real apt resource tests
   util-linux    # lsblk: inventory cross-checks
   pkg-config    # -sys crates

@@ -31,7 +31,7 @@ use nird_proto::api::{
     ApplyOutcome, ApplyReport, CheckinRequest, EnrollRequest, ProfileRef, machine_authorization,
 };
 use nird_server::data_dir::DataDir;
-use nird_server::store::{NewRelease, NewToken, School, SchoolKind, SqliteStore, Store};
+use nird_server::store::{NewRelease, NewToken, School, SchoolKind};
 use tokio_rustls::TlsConnector;
 
 /// Environment variable that turns this binary into the server child.
@@ -65,6 +65,14 @@ struct Args {
     /// them.
     #[arg(long)]
     gzip: bool,
+    /// PostgreSQL database (postgres://…, empty) instead of the data
+    /// directory's SQLite file.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Server processes sharing the database (with --database); the
+    /// connections are spread over them round-robin, as a TCP balancer would.
+    #[arg(long, default_value_t = 1)]
+    servers: usize,
 }
 
 /// The canonical JSON text of a machine's inventory holding `packages`
@@ -213,14 +221,14 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Makes the data directory: init, school, token, one assigned release.
-async fn prepare(dir: &DataDir, machines: usize) -> anyhow::Result<String> {
+async fn prepare(dir: &DataDir, machines: usize, database: Option<&str>) -> anyhow::Result<String> {
     nird_server::init::init(&nird_server::init::InitOptions {
         data_dir: dir.clone(),
         hostnames: vec!["127.0.0.1".into()],
         keyring: None,
     })
     .await?;
-    let store = SqliteStore::open(&dir.database())?;
+    let store = nird_server::store::open(&dir.database(), database).await?;
     let uai = nird_proto::uai::Uai::parse("0620056Z")?;
     store
         .add_school(
@@ -272,14 +280,19 @@ async fn prepare(dir: &DataDir, machines: usize) -> anyhow::Result<String> {
 }
 
 /// Starts the server child; returns it and its address.
-fn start_server(dir: &Path) -> anyhow::Result<(Child, SocketAddr)> {
+fn start_server(dir: &Path, database: Option<&str>) -> anyhow::Result<(Child, SocketAddr)> {
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .env(CHILD_ENV, "1")
         .env("RUST_LOG", "warn")
         .args(["serve", "--data-dir"])
         .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0"]);
+    if let Some(url) = database {
+        command.args(["--database", url]);
+    }
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -373,11 +386,14 @@ async fn post(
     Ok((status, body))
 }
 
-/// Reads a counter from the server's `/metrics`.
-fn metric(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
+/// Reads a counter from the servers' `/metrics`: the sum over every
+/// process's scrape.
+fn metric_sum(text: &str, name: &str) -> Option<u64> {
+    let values: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 /// Fetches `/metrics` with its bearer token (`DATA/metrics-token`).
@@ -546,6 +562,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "nird-loadgen: {} machines, {} connections, {} s measured after {} s warm-up",
         args.machines, args.connections, args.duration, args.warmup
     );
+    if args.servers == 0 || (args.servers > 1 && args.database.is_none()) {
+        bail!("--servers must be 1, or more with --database (SQLite has one writer process)");
+    }
     let inventories = if args.inventory_packages > 0 {
         // Two documents of ≈ 100 B per package for each machine, kept in
         // memory for the whole run.
@@ -569,10 +588,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let token = Arc::new(prepare(&dir, args.machines).await?);
+    let token = Arc::new(prepare(&dir, args.machines, args.database.as_deref()).await?);
     let metrics_token = nird_server::init::read_metrics_token(&dir)?;
-    let (mut child, addr) = start_server(dir.root())?;
-    let pid = child.id();
+    let mut children = Vec::new();
+    for _ in 0..args.servers {
+        children.push(start_server(dir.root(), args.database.as_deref())?);
+    }
+    let addrs: Vec<SocketAddr> = children.iter().map(|(_, a)| *a).collect();
+    let pids: Vec<u32> = children.iter().map(|(c, _)| c.id()).collect();
+    let rss_all = || {
+        pids.iter()
+            .map(|p| rss_kib(*p))
+            .fold((0, 0), |(r, h), (a, b)| (r + a, h + b))
+    };
     let tls = TlsConnector::from(nird_server::tls::client_config(&dir.ca_cert())?);
 
     let result = async {
@@ -587,7 +615,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 break;
             }
             tasks.push(tokio::spawn(enroll_many(
-                addr,
+                addrs[c % addrs.len()],
                 tls.clone(),
                 token.clone(),
                 first,
@@ -604,22 +632,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.machines,
             args.machines as f64 / enrol_secs
         );
-        let (rss_after_enrol, _) = rss_kib(pid);
+        let (rss_after_enrol, _) = rss_all();
 
         // Check-ins.
         let measure_from = Instant::now() + Duration::from_secs(args.warmup);
         let end = measure_from + Duration::from_secs(args.duration);
         // CPU the server and this process use while measured, whatever the
         // other load on the machine.
+        let server_pids = pids.clone();
         let cpu_at_start = tokio::spawn(async move {
             tokio::time::sleep_until(measure_from.into()).await;
-            (cpu_ticks(pid), cpu_ticks(std::process::id()))
+            (
+                server_pids.iter().map(|p| cpu_ticks(*p)).sum::<u64>(),
+                cpu_ticks(std::process::id()),
+            )
         });
         let tasks: Vec<_> = groups
             .into_iter()
-            .map(|machines| {
+            .enumerate()
+            .map(|(c, machines)| {
                 tokio::spawn(drive(
-                    addr,
+                    addrs[c % addrs.len()],
                     tls.clone(),
                     machines,
                     args.report_every,
@@ -637,10 +670,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             errors += m.errors;
         }
         let (server_ticks, own_ticks) = cpu_at_start.await?;
-        let server_ticks = cpu_ticks(pid).saturating_sub(server_ticks);
+        let server_ticks = pids
+            .iter()
+            .map(|p| cpu_ticks(*p))
+            .sum::<u64>()
+            .saturating_sub(server_ticks);
         let own_ticks = cpu_ticks(std::process::id()).saturating_sub(own_ticks);
-        let (rss, peak) = rss_kib(pid);
-        let metrics = scrape(addr, &tls, &metrics_token).await?;
+        let (rss, peak) = rss_all();
+        let mut metrics = String::new();
+        for addr in &addrs {
+            metrics.push_str(&scrape(*addr, &tls, &metrics_token).await?);
+        }
         latencies.sort_unstable();
         let pct = |p: f64| {
             let idx = ((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1));
@@ -668,8 +708,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             peak / 1024
         );
         if let (Some(commits), Some(writes)) = (
-            metric(&metrics, "nird_db_commits_total"),
-            metric(&metrics, "nird_db_writes_total"),
+            metric_sum(&metrics, "nird_db_commits_total"),
+            metric_sum(&metrics, "nird_db_writes_total"),
         ) {
             println!(
                 "group commit: {writes} writes in {commits} fsync'ed transactions ({:.1} writes per commit)",
@@ -681,16 +721,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .filter_map(|f| std::fs::metadata(dir.root().join(f)).ok())
             .map(|m| m.len())
             .sum();
-        println!("database: {} MiB", db_bytes / (1024 * 1024));
+        if args.database.is_none() {
+            println!("database: {} MiB", db_bytes / (1024 * 1024));
+        }
         anyhow::Ok(())
     }
     .await;
 
     // SIGTERM: graceful shutdown, so the database closes cleanly.
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait();
+    for (mut child, _) in children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
     result
 }
 
@@ -737,9 +781,11 @@ mod tests {
     #[test]
     fn reads_counters_from_prometheus_text() {
         let text = "# HELP x\nnird_db_commits_total 12\nnird_db_commits_total_other 3\nnird_db_writes_total 345\n";
-        assert_eq!(metric(text, "nird_db_commits_total"), Some(12));
-        assert_eq!(metric(text, "nird_db_writes_total"), Some(345));
-        assert_eq!(metric(text, "missing"), None);
+        assert_eq!(metric_sum(text, "nird_db_commits_total"), Some(12));
+        assert_eq!(metric_sum(text, "nird_db_writes_total"), Some(345));
+        assert_eq!(metric_sum(text, "missing"), None);
+        let two = format!("{text}{text}");
+        assert_eq!(metric_sum(&two, "nird_db_writes_total"), Some(690));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::data_dir::DataDir;
 use crate::http::{ServeConfig, run as serve_https, shutdown_signal};
 use crate::init::{InitOptions, InitOutcome, init};
 use crate::signing::SigningCommand;
-use crate::store::{Role, SqliteStore, Store};
+use crate::store::{Role, Store};
 use crate::{admin, publish};
 
 /// nird-server : serveur central de la flotte NIRD.
@@ -38,6 +38,10 @@ pub struct DataDirArg {
     #[arg(long, value_name = "DIR", env = "NIRD_DATA_DIR",
           default_value_os_t = crate::config_file::default_data_dir())]
     pub data_dir: PathBuf,
+    /// Base PostgreSQL (postgres://…) à la place de la base SQLite du répertoire de
+    /// données ; par défaut la clé « database » de /etc/nird-server/server.toml.
+    #[arg(long, value_name = "URL", env = "NIRD_DATABASE")]
+    pub database: Option<String>,
 }
 
 /// Top-level commands.
@@ -65,6 +69,10 @@ pub enum Command {
         /// par défaut /var/lib/nird-server.
         #[arg(long, value_name = "DIR", env = "NIRD_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Base PostgreSQL (postgres://…) à la place de la base SQLite du répertoire
+        /// de données ; plusieurs serveurs peuvent la partager.
+        #[arg(long, value_name = "URL", env = "NIRD_DATABASE")]
+        database: Option<String>,
         /// Adresse d'écoute (par défaut 0.0.0.0:8443).
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
@@ -160,6 +168,9 @@ pub enum Command {
     /// Index signé du catalogue : la version courante de chaque profil.
     #[command(subcommand)]
     Index(IndexCommand),
+    /// Base de données : copie d'une base SQLite vers PostgreSQL.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Affiche le journal d'audit (toutes les actions d'administration).
     Audit {
         #[command(flatten)]
@@ -171,6 +182,21 @@ pub enum Command {
         /// Répertoire de sortie.
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+    },
+}
+
+/// `db ...`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copie toute une base SQLite (tables, historique, journal d'audit) dans une base
+    /// PostgreSQL vide, puis vérifie le nombre de lignes et l'empreinte de chaque table.
+    Copy {
+        /// La base source : sqlite:CHEMIN (par exemple sqlite:/var/lib/nird-server/nird.db).
+        #[arg(long, value_name = "sqlite:CHEMIN")]
+        from: String,
+        /// La base cible, vide : postgres://….
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 
@@ -488,7 +514,7 @@ fn refuse_root_on_foreign_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Opens the store of an initialised data directory.
-fn open_store(dir: &DataDirArg) -> anyhow::Result<(DataDir, Arc<dyn Store>)> {
+async fn open_store(dir: &DataDirArg) -> anyhow::Result<(DataDir, Arc<dyn Store>)> {
     let data = DataDir::new(&dir.data_dir);
     if !data.is_initialised() {
         anyhow::bail!(
@@ -497,9 +523,17 @@ fn open_store(dir: &DataDirArg) -> anyhow::Result<(DataDir, Arc<dyn Store>)> {
             data.root().display()
         );
     }
-    let store = SqliteStore::open(&data.database())
-        .with_context(|| format!("impossible d'ouvrir {}", data.database().display()))?;
-    Ok((data, Arc::new(store)))
+    let database = dir
+        .database
+        .clone()
+        .or_else(crate::config_file::default_database);
+    let store = crate::store::open(&data.database(), database.as_deref())
+        .await
+        .with_context(|| match &database {
+            Some(url) => format!("impossible d'ouvrir {}", crate::store::pg::redact_url(url)),
+            None => format!("impossible d'ouvrir {}", data.database().display()),
+        })?;
+    Ok((data, store))
 }
 
 /// Runs an admin command on a store, closing it cleanly afterwards, and
@@ -509,7 +543,7 @@ where
     F: FnOnce(DataDir, Arc<dyn Store>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<String>>,
 {
-    let (data, store) = open_store(dir)?;
+    let (data, store) = open_store(dir).await?;
     let result = f(data, store.clone()).await;
     store.close().await?;
     let out = result?;
@@ -611,6 +645,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
         Command::Serve {
             config,
             data_dir,
+            database,
             listen,
             cert,
             key,
@@ -627,6 +662,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
                 ServeFlags {
                     listen,
                     data_dir,
+                    database,
                     cert,
                     key,
                     checkin_interval,
@@ -640,7 +676,22 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             );
             let data = DataDir::new(&settings.data_dir);
             let (cert, key) = settings.cert_key.clone().unzip();
-            let mut config = ServeConfig::from_data_dir(&data, cert, key)?;
+            ServeConfig::check_initialised(&data)?;
+            let store = match &settings.database {
+                Some(url) => {
+                    eprintln!(
+                        "nird-server : base PostgreSQL {}",
+                        crate::store::pg::redact_url(url)
+                    );
+                    crate::store::open(&data.database(), Some(url))
+                        .await
+                        .with_context(|| {
+                            format!("impossible d'ouvrir {}", crate::store::pg::redact_url(url))
+                        })?
+                }
+                None => crate::store::open(&data.database(), None).await?,
+            };
+            let mut config = ServeConfig::with_store(&data, cert, key, store)?;
             config.checkin_interval = settings.checkin_interval;
             config.target_checkin_rate = settings.target_checkin_rate;
             config.inventory_changes_per_day = settings.inventory_changes_per_day;
@@ -664,6 +715,30 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
                 crate::systemd::stopping();
             };
             serve_https(listener, config, shutdown).await
+        }
+        Command::Db(DbCommand::Copy { from, to }) => {
+            let Some(path) = from.strip_prefix("sqlite:") else {
+                anyhow::bail!("--from doit être sqlite:CHEMIN (lu : « {from} »)");
+            };
+            if !crate::store::pg::is_postgres_url(&to) {
+                anyhow::bail!(
+                    "--to doit être une adresse PostgreSQL postgres://… (lu : « {} »)",
+                    crate::store::pg::redact_url(&to)
+                );
+            }
+            let report = crate::store::copy::copy(std::path::Path::new(path), &to).await?;
+            let mut rows = 0;
+            for (table, n, hash) in &report {
+                println!("{table:<20} {n:>10} lignes  sha256 {hash}");
+                rows += n;
+            }
+            println!(
+                "Copie vérifiée : {rows} lignes dans {} tables, mêmes nombres et mêmes empreintes \
+                 des deux côtés ({}).",
+                report.len(),
+                crate::store::pg::redact_url(&to)
+            );
+            Ok(())
         }
         Command::MetricsToken { dir } => {
             let data = DataDir::new(&dir.data_dir);

@@ -66,6 +66,7 @@ pub enum ConfigFileError {
 struct RawFile {
     listen: Option<Spanned<String>>,
     data_dir: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
     cert: Option<Spanned<String>>,
     key: Option<Spanned<String>>,
     checkin_interval_secs: Option<Spanned<i64>>,
@@ -107,6 +108,7 @@ pub const AUDIT_STANDARD_LIFE_YEARS: RangeInclusive<u64> = 1..=30;
 pub const KEYS: &[&str] = &[
     "listen",
     "data_dir",
+    "database",
     "cert",
     "key",
     "checkin_interval_secs",
@@ -125,6 +127,9 @@ pub struct ConfigFile {
     pub listen: Option<SocketAddr>,
     /// `data_dir`.
     pub data_dir: Option<PathBuf>,
+    /// `database`: a PostgreSQL URL (`postgres://…`) instead of the data
+    /// directory's SQLite file.
+    pub database: Option<String>,
     /// `cert`.
     pub cert: Option<PathBuf>,
     /// `key`.
@@ -282,6 +287,20 @@ impl ConfigFile {
         Ok(ConfigFile {
             listen,
             data_dir: path_of(&raw.data_dir, "data_dir")?,
+            database: match &raw.database {
+                None => None,
+                Some(v) if crate::store::pg::is_postgres_url(v.get_ref()) => {
+                    Some(v.get_ref().clone())
+                }
+                Some(v) => {
+                    return Err(invalid(
+                        v.span().start,
+                        "« database » doit être une adresse PostgreSQL postgres://… \
+                         (sans cette clé, la base SQLite du répertoire de données)"
+                            .to_owned(),
+                    ));
+                }
+            },
             cert,
             key,
             checkin_interval_secs: number(
@@ -372,6 +391,13 @@ pub fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
 }
 
+/// The PostgreSQL database commands use when `--database` (or
+/// `NIRD_DATABASE`) is not given: the `database` of
+/// [`DEFAULT_CONFIG_PATH`], if any (else the data directory's SQLite file).
+pub fn default_database() -> Option<String> {
+    ConfigFile::for_serve(None).ok().and_then(|f| f.database)
+}
+
 /// What `serve` was given on its command line (each `None` when absent).
 #[derive(Debug, Default, Clone)]
 pub struct ServeFlags {
@@ -379,6 +405,8 @@ pub struct ServeFlags {
     pub listen: Option<SocketAddr>,
     /// `--data-dir` or `NIRD_DATA_DIR`.
     pub data_dir: Option<PathBuf>,
+    /// `--database` or `NIRD_DATABASE`.
+    pub database: Option<String>,
     /// `--cert`.
     pub cert: Option<PathBuf>,
     /// `--key`.
@@ -404,6 +432,8 @@ pub struct ServeSettings {
     pub listen: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// PostgreSQL URL; `None`: the data directory's SQLite file.
+    pub database: Option<String>,
     /// Operator-supplied certificate and key (both or neither).
     pub cert_key: Option<(PathBuf, PathBuf)>,
     /// Normal check-in interval.
@@ -437,6 +467,7 @@ impl ServeSettings {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            database: flags.database.or(file.database),
             cert_key,
             checkin_interval: Duration::from_secs(
                 flags

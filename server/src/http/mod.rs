@@ -83,6 +83,13 @@ impl ServeConfig {
         cert: Option<PathBuf>,
         key: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
+        Self::check_initialised(dir)?;
+        let store = Arc::new(SqliteStore::open(&dir.database())?);
+        Self::with_store(dir, cert, key, store)
+    }
+
+    /// Refuses a data directory `init` has not made.
+    pub fn check_initialised(dir: &DataDir) -> anyhow::Result<()> {
         if !dir.is_initialised() {
             anyhow::bail!(
                 "{} n'est pas initialisé : lancez d'abord « nird-server init --data-dir {} »",
@@ -90,13 +97,23 @@ impl ServeConfig {
                 dir.root().display()
             );
         }
+        Ok(())
+    }
+
+    /// The configuration for a data directory's certificates and keys, on
+    /// `store` (SQLite or PostgreSQL).
+    pub fn with_store(
+        dir: &DataDir,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
         let cert = cert.unwrap_or_else(|| dir.server_cert());
         let key = key.unwrap_or_else(|| dir.server_key());
         let tls = crate::tls::server_config(&cert, &key)?;
         // Data directories made before /metrics needed a token get one now.
         let metrics_token = crate::init::ensure_metrics_token(dir)?;
         let ca_fingerprint = crate::tls::fingerprint(&dir.ca_cert()).ok();
-        let store = Arc::new(SqliteStore::open(&dir.database())?);
         Ok(ServeConfig {
             store,
             tls,

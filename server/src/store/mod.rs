@@ -19,7 +19,9 @@
 //! rows except each machine's latest, old apply reports; never the audit log).
 
 pub mod audit;
+pub mod copy;
 mod migrations;
+pub mod pg;
 pub mod sqlite;
 pub mod web;
 
@@ -29,7 +31,26 @@ use std::pin::Pin;
 use nird_proto::api::{ApplyReport, MachineStatus, ProfileRef};
 use nird_proto::uai::Uai;
 
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;
+
+/// Opens the store a command works on: the PostgreSQL database at
+/// `database` (`postgres://…`) when given, else the SQLite file `sqlite`.
+pub async fn open(
+    sqlite: &std::path::Path,
+    database: Option<&str>,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match database {
+        Some(url) if pg::is_postgres_url(url) => {
+            Ok(std::sync::Arc::new(PgStore::connect(url).await?))
+        }
+        Some(other) => Err(StoreError::Backend(format!(
+            "« {} » n'est pas une adresse PostgreSQL (postgres://…)",
+            pg::redact_url(other)
+        ))),
+        None => Ok(std::sync::Arc::new(SqliteStore::open(sqlite)?)),
+    }
+}
 
 /// The future every [`Store`] method returns (boxed so that the trait stays
 /// object-safe: handlers hold an `Arc<dyn Store>`).

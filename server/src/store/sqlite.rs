@@ -27,9 +27,9 @@ use nird_proto::uai::Uai;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-mod audit_facts;
-mod inventory;
-mod web;
+pub(crate) mod audit_facts;
+pub(crate) mod inventory;
+pub(crate) mod web;
 
 use super::migrations::MIGRATIONS;
 use super::{
@@ -253,17 +253,17 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
 }
 
 /// Current Unix time in seconds.
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// u64 (wire) → i64 (SQLite), refusing values SQLite cannot hold.
-fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Conflict(format!("{what} trop grand : {v}")))
 }
 
 /// i64 (SQLite) → u64, treating negatives (never written) as 0.
-fn to_u64(v: i64) -> u64 {
+pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
@@ -290,12 +290,12 @@ fn school_id(conn: &Connection, uai: &Uai) -> Result<i64, StoreError> {
 }
 
 /// Reads a status column.
-fn status_of(s: &str) -> Result<MachineStatus, StoreError> {
+pub(crate) fn status_of(s: &str) -> Result<MachineStatus, StoreError> {
     MachineStatus::parse(s).ok_or_else(|| StoreError::Backend(format!("unknown status {s}")))
 }
 
 /// Parses a stored UAI (validated when written).
-fn stored_uai(s: String) -> Result<Uai, StoreError> {
+pub(crate) fn stored_uai(s: String) -> Result<Uai, StoreError> {
     Uai::parse(&s).map_err(|e| StoreError::Backend(e.to_string()))
 }
 

@@ -144,8 +144,9 @@ impl Scope {
     /// true exactly for the schools in scope, and its parameters.
     pub fn sql(&self) -> (String, Vec<String>) {
         match self {
-            Scope::All => ("1".into(), Vec::new()),
-            Scope::Nodes(nodes) if nodes.is_empty() => ("0".into(), Vec::new()),
+            // `1 = 1` rather than `1`: a boolean in every SQL dialect.
+            Scope::All => ("(1 = 1)".into(), Vec::new()),
+            Scope::Nodes(nodes) if nodes.is_empty() => ("(1 = 0)".into(), Vec::new()),
             Scope::Nodes(nodes) => {
                 let clauses: Vec<String> = nodes
                     .iter()
@@ -764,8 +765,8 @@ mod tests {
         let (sql, params) = scope.sql();
         assert_eq!(sql.matches('?').count(), 2);
         assert_eq!(params, vec!["Lille".to_owned(), "062/Calais".to_owned()]);
-        assert_eq!(Scope::Nodes(vec![]).sql().0, "0");
-        assert_eq!(Scope::All.sql().0, "1");
+        assert_eq!(Scope::Nodes(vec![]).sql().0, "(1 = 0)");
+        assert_eq!(Scope::All.sql().0, "(1 = 1)");
     }
 
     #[test]

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // each test file uses a subset
 
+pub mod pg;
+pub mod serve;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -54,15 +54,10 @@ fn opt_bool(b: Option<bool>) -> Option<i64> {
     b.map(i64::from)
 }
 
-/// Writes a machine's facts (its profiles column is left alone).
-fn upsert(
-    conn: &Connection,
-    machine_id: &str,
-    version: &str,
-    f: &AuditFacts,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO audit_facts (machine_id, computed_by, computed_at, readable, class, chassis,
+/// Writes a machine's facts (its profiles column is left alone): plain SQL
+/// shared with PostgreSQL.
+pub(crate) const UPSERT_FACTS: &str =
+    "INSERT INTO audit_facts (machine_id, computed_by, computed_at, readable, class, chassis,
              vendor, model, serial, cpu_model, cpu_generation, cpu_year, bios_year, build_year,
              age_basis, ram_bytes, ram_modules, ram_slots, ram_free_slots, ram_replaceable,
              disk_kind, disk_bytes, smart, battery_wear, has_battery, uefi, secure_boot, tpm,
@@ -89,9 +84,16 @@ fn upsert(
              blocker_uefi = excluded.blocker_uefi,
              blocker_secure_boot = excluded.blocker_secure_boot, os_name = excluded.os_name,
              os_version = excluded.os_version, windows_oem_licence = excluded.windows_oem_licence,
-             cpu_basis = excluded.cpu_basis, screens = excluded.screens",
-    )?
-    .execute(params![
+             cpu_basis = excluded.cpu_basis, screens = excluded.screens";
+
+/// Writes a machine's facts (its profiles column is left alone).
+fn upsert(
+    conn: &Connection,
+    machine_id: &str,
+    version: &str,
+    f: &AuditFacts,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(UPSERT_FACTS)?.execute(params![
         machine_id,
         version,
         now(),
@@ -240,7 +242,8 @@ fn figures(
     Ok(counter.finish())
 }
 
-const ROW_COLUMNS: &str = "m.id, m.hostname, m.status, m.enrolled_at, m.last_seen, s.uai, s.name,
+pub(crate) const ROW_COLUMNS: &str =
+    "m.id, m.hostname, m.status, m.enrolled_at, m.last_seen, s.uai, s.name,
     s.commune, s.departement, s.academie, s.kind, COALESCE(f.profiles, ''), f.computed_by,
     f.readable, f.class, f.chassis, f.vendor, f.model, f.serial, f.cpu_model, f.cpu_generation,
     f.cpu_year, f.bios_year, f.build_year, f.age_basis, f.ram_bytes, f.ram_modules, f.ram_slots,

@@ -37,7 +37,7 @@ use serde_json::value::RawValue;
 use crate::store::StoreError;
 
 /// The reference that replaces the package list in stored documents.
-const PART_PREFIX: &str = r#"{"part":""#;
+pub(crate) const PART_PREFIX: &str = r#"{"part":""#;
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -69,16 +69,16 @@ pub fn inflate(bytes: &[u8]) -> Result<String, StoreError> {
 /// its place, and the rest without the member (what the audit reads). The
 /// members are kept as raw text: no re-serialisation of 2,500 packages,
 /// and the parts of a canonical text are canonical.
-struct Split<'t> {
+pub(crate) struct Split<'t> {
     /// The document with `software` replaced by `{"part": HASH}`.
-    core: String,
+    pub(crate) core: String,
     /// The document without `software`.
-    hardware: String,
+    pub(crate) hardware: String,
     /// The list's hash and text, when the document holds one.
-    software: Option<(String, &'t str)>,
+    pub(crate) software: Option<(String, &'t str)>,
 }
 
-fn split(canonical: &str) -> Result<Split<'_>, StoreError> {
+pub(crate) fn split(canonical: &str) -> Result<Split<'_>, StoreError> {
     // Found in the one pass that checks the text is canonical and its keys
     // free of escapes (the common case); any other text is parsed. Keys
     // are kept as written in JSON, escapes included.
@@ -315,26 +315,35 @@ pub fn latest(conn: &Connection, machine_id: &str) -> Result<Option<String>, Sto
         return Ok(None);
     };
     let core = row_text(inventory, packed)?;
-    // Owned keys: a key with an escape cannot be borrowed from the text.
-    let mut members: BTreeMap<String, &RawValue> = serde_json::from_str(&core).map_err(backend)?;
-    let Some(reference) = members.get("software").map(|r| r.get()) else {
-        return Ok(Some(core));
-    };
-    let Some(hash) = reference
-        .strip_prefix(PART_PREFIX)
-        .and_then(|r| r.strip_suffix("\"}"))
-    else {
+    let Some(hash) = software_reference(&core)? else {
         return Ok(Some(core));
     };
     let body: Vec<u8> = conn
         .prepare_cached("SELECT body FROM software_lists WHERE hash = ?1")?
-        .query_row([hash], |r| r.get(0))
+        .query_row([&hash], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::Backend(format!("software list {hash} missing")))?;
-    let list = inflate(&body)?;
-    let list = RawValue::from_string(list).map_err(backend)?;
+    Ok(Some(join(&core, &inflate(&body)?)?))
+}
+
+/// The hash of the package list a stored document refers to, if it does.
+pub(crate) fn software_reference(core: &str) -> Result<Option<String>, StoreError> {
+    // Owned keys: a key with an escape cannot be borrowed from the text.
+    let members: BTreeMap<String, &RawValue> = serde_json::from_str(core).map_err(backend)?;
+    Ok(members
+        .get("software")
+        .and_then(|r| r.get().strip_prefix(PART_PREFIX))
+        .and_then(|r| r.strip_suffix("\"}"))
+        .map(str::to_owned))
+}
+
+/// A stored document with its package list (`list`, canonical JSON) put
+/// back in place of the reference: the exact text the agent sent.
+pub(crate) fn join(core: &str, list: &str) -> Result<String, StoreError> {
+    let mut members: BTreeMap<String, &RawValue> = serde_json::from_str(core).map_err(backend)?;
+    let list = RawValue::from_string(list.to_owned()).map_err(backend)?;
     members.insert("software".to_owned(), &list);
-    Ok(Some(serde_json::to_string(&members).map_err(backend)?))
+    serde_json::to_string(&members).map_err(backend)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::store::{
     AuditEntry, NewUser, ReleaseInfo, Role, School, SchoolKind, StoreError, StoreFuture, TokenInfo,
 };
 
-fn role_of(s: &str) -> Result<Role, StoreError> {
+pub(crate) fn role_of(s: &str) -> Result<Role, StoreError> {
     match s {
         "admin" => Ok(Role::Admin),
         "school" => Ok(Role::School),
@@ -41,7 +41,7 @@ fn nodes_of(conn: &Connection, user_id: i64) -> Result<Vec<ScopeNode>, StoreErro
     Ok(nodes)
 }
 
-const USER_COLUMNS: &str = "u.id, u.login, u.role, u.disabled_at, u.created_at";
+pub(crate) const USER_COLUMNS: &str = "u.id, u.login, u.role, u.disabled_at, u.created_at";
 
 fn user_from_row(conn: &Connection, r: &Row<'_>) -> Result<User, StoreError> {
     let id: i64 = r.get(0)?;
@@ -96,11 +96,11 @@ fn school_from_row(r: &Row<'_>, at: usize) -> Result<School, StoreError> {
     })
 }
 
-const SCHOOL_COLUMNS: &str =
+pub(crate) const SCHOOL_COLUMNS: &str =
     "s.uai, s.name, s.commune, s.departement, s.academie, s.kind, s.require_approval";
 
 /// Columns of [`MachineRow`], in [`machine_from_row`] order.
-const MACHINE_COLUMNS: &str = "m.id, s.uai, s.name, m.hostname, m.serial, m.model, m.status, \
+pub(crate) const MACHINE_COLUMNS: &str = "m.id, s.uai, s.name, m.hostname, m.serial, m.model, m.status, \
      m.last_seen, m.enrolled_at, m.win11, m.last_outcome, m.alerts, m.agent_version, \
      m.refused_reason";
 
@@ -135,13 +135,13 @@ fn machine_from_row(r: &Row<'_>, now: i64, newest_agent: &str) -> Result<Machine
 }
 
 /// Parses `1.2.3` (anything after `-` or `+` ignored) for comparison.
-fn version_key(v: &str) -> Option<Vec<u64>> {
+pub(crate) fn version_key(v: &str) -> Option<Vec<u64>> {
     let core = v.split(['-', '+']).next()?;
     core.split('.').map(|p| p.parse().ok()).collect()
 }
 
 /// True if `version` is a parseable version older than `newest`.
-fn agent_behind(version: &str, newest: &str) -> bool {
+pub(crate) fn agent_behind(version: &str, newest: &str) -> bool {
     match (version_key(version), version_key(newest)) {
         (Some(v), Some(n)) => v < n,
         _ => false,
@@ -170,7 +170,12 @@ fn newest_agent(conn: &Connection) -> Result<String, StoreError> {
 }
 
 /// `WHERE` clause and parameters of a machine query.
-fn machine_where(scope: &Scope, q: &MachineQuery, now: i64, newest: &str) -> (String, Vec<Value>) {
+pub(crate) fn machine_where(
+    scope: &Scope,
+    q: &MachineQuery,
+    now: i64,
+    newest: &str,
+) -> (String, Vec<Value>) {
     let (scope_sql, scope_params) = scope.sql();
     let mut clauses = vec![scope_sql];
     let mut params: Vec<Value> = scope_params.into_iter().map(Value::Text).collect();

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Check-in benchmark of both backends in one run (issue 12): nird-loadgen
+# against SQLite, then against a fresh PostgreSQL with one server process,
+# then with two. PostgreSQL is Debian's (scripts/install-deps.sh), a
+# throwaway cluster in a temporary directory, run as nobody when this runs
+# as root, with its default durability (fsync, synchronous_commit on).
+#
+#   scripts/bench-postgres.sh [MACHINES] [DURATION_SECS]
+#
+# Prints loadgen's lines for each run; BENCHMARKS.md holds the results.
+set -euo pipefail
+machines=${1:-100000}
+duration=${2:-30}
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+loadgen="$here/target/release/nird-loadgen"
+cargo build --release -p nird-loadgen --manifest-path "$here/Cargo.toml" >&2
+
+dir=$(mktemp -d /tmp/nird-bench-pg.XXXXXX)
+as_owner=()
+if [ "$(id -u)" = 0 ]; then
+  chown 65534:65534 "$dir"
+  as_owner=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+fi
+"${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U nird --auth=trust -E UTF8 --no-locale >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"${as_owner[@]}" "$bin/postgres" -D "$dir/data" -k "$dir" -p "$port" \
+  -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=1GB \
+  >"$dir/log" 2>&1 &
+pg=$!
+trap 'kill -INT $pg 2>/dev/null; wait $pg 2>/dev/null; rm -rf "$dir"' EXIT
+until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; do sleep 0.2; done
+psql() { "$bin/psql" -h 127.0.0.1 -p "$port" -U nird -At "$@"; }
+
+echo "== uptime: $(uptime)"
+echo "== SQLite, one server process"
+"$loadgen" --machines "$machines" --duration "$duration"
+for servers in 1 2; do
+  db="bench$servers"
+  psql -d postgres -c "CREATE DATABASE $db" >/dev/null
+  echo "== uptime: $(uptime)"
+  echo "== PostgreSQL, $servers server process(es)"
+  "$loadgen" --machines "$machines" --duration "$duration" --servers "$servers" \
+    --database "postgres://nird@127.0.0.1:$port/$db"
+  echo "database size: $(psql -d "$db" -c "SELECT pg_size_pretty(pg_database_size('$db'))")"
+done
