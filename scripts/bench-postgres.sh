@@ -5,12 +5,15 @@
 # throwaway cluster in a temporary directory, run as nobody when this runs
 # as root, with its default durability (fsync, synchronous_commit on).
 #
-#   scripts/bench-postgres.sh [MACHINES] [DURATION_SECS]
+#   scripts/bench-postgres.sh [MACHINES] [DURATION_SECS] [RUNS]
+#
+# RUNS: which runs, comma-separated, among sqlite, pg1, pg2 (default all).
 #
 # Prints loadgen's lines for each run; BENCHMARKS.md holds the results.
 set -euo pipefail
 machines=${1:-100000}
 duration=${2:-30}
+runs=",${3:-sqlite,pg1,pg2},"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 loadgen="$here/target/release/nird-loadgen"
@@ -32,10 +35,13 @@ trap 'kill -INT $pg 2>/dev/null; wait $pg 2>/dev/null; rm -rf "$dir"' EXIT
 until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; do sleep 0.2; done
 psql() { "$bin/psql" -h 127.0.0.1 -p "$port" -U nird -At "$@"; }
 
-echo "== uptime: $(uptime)"
-echo "== SQLite, one server process"
-"$loadgen" --machines "$machines" --duration "$duration"
+if [[ $runs == *,sqlite,* ]]; then
+  echo "== uptime: $(uptime)"
+  echo "== SQLite, one server process"
+  "$loadgen" --machines "$machines" --duration "$duration"
+fi
 for servers in 1 2; do
+  [[ $runs == *,pg$servers,* ]] || continue
   db="bench$servers"
   psql -d postgres -c "CREATE DATABASE $db" >/dev/null
   echo "== uptime: $(uptime)"

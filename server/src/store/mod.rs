@@ -1,8 +1,10 @@
-//! Where the server keeps its data: the [`Store`] interface and its SQLite
-//! implementation.
+//! Where the server keeps its data: the [`Store`] interface and its two
+//! implementations, SQLite ([`sqlite`], the embedded default) and
+//! PostgreSQL ([`pg`], for several server processes on one database);
+//! [`open`] picks one, [`copy`] moves a deployment from the first to the
+//! second.
 //!
-//! Handlers and the admin CLI only see [`Store`]; a PostgreSQL backend is a
-//! second implementation of this trait, not a rewrite. Every method is one
+//! Handlers and the admin CLI only see [`Store`]. Every method is one
 //! atomic unit: it fully happens or changes nothing, and a write method
 //! returns only once its change is durable on disk.
 //!

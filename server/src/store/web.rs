@@ -551,6 +551,58 @@ pub struct SchoolOverview {
     pub alerts: [u64; 5],
 }
 
+/// The columns of a machine the overview counts.
+pub(crate) struct OverviewMachine<'a> {
+    /// Stored status.
+    pub status: MachineStatus,
+    /// Last contact: last check-in, else enrolment.
+    pub contact: i64,
+    /// Alert flags.
+    pub flags: i64,
+    /// Last apply outcome.
+    pub outcome: Option<&'a str>,
+    /// Agent version.
+    pub version: &'a str,
+}
+
+impl SchoolOverview {
+    /// Counts one machine of the school; `newest` is the fleet's newest
+    /// agent version. Both backends read the same columns and count with
+    /// this.
+    pub(crate) fn count(&mut self, m: OverviewMachine<'_>, newest: &str, now: i64) {
+        let OverviewMachine {
+            status,
+            contact,
+            flags,
+            outcome,
+            version,
+        } = m;
+        let state = MachineState::of(status, Some(contact), now);
+        if let Some(i) = MachineState::ALL.iter().position(|s| *s == state) {
+            self.states[i] += 1;
+        }
+        if state == MachineState::Retired {
+            return;
+        }
+        self.profiles[match ProfileState::from_outcome(outcome) {
+            ProfileState::Applied => 0,
+            ProfileState::Pending => 1,
+            ProfileState::Failed => 2,
+        }] += 1;
+        for (i, (flag, _, _)) in alert::ALL.iter().enumerate() {
+            let on = if *flag == alert::AGENT_BEHIND {
+                // The same rule as the machine table's filter.
+                !version.is_empty() && version != newest
+            } else {
+                flags & flag != 0
+            };
+            if on {
+                self.alerts[i] += 1;
+            }
+        }
+    }
+}
+
 /// Everything the machine page shows.
 #[derive(Debug, Clone)]
 pub struct MachineDetail {

@@ -16,11 +16,14 @@
 //! administrators' publications whose checks read the latest version, by a
 //! transaction-scoped advisory lock ([`ADMIN_LOCK`]).
 //!
-//! Throughput: a check-in without inventory is **one round trip**, the SQL
-//! function `nird_checkin` in autocommit (see [`migrations::FUNCTIONS`]);
-//! PostgreSQL groups the WAL flushes of concurrent commits itself, so there
-//! is no writer thread here. A check-in carrying a new inventory adds the
-//! inventory statements in the same transaction.
+//! Throughput: check-ins without inventory (nearly all of them) are
+//! **batched**: they queue for [`BATCHERS`] tasks, each taking every
+//! check-in waiting (up to [`MAX_BATCH`]) and running them in one call of
+//! the SQL function `nird_checkin_batch`, one round trip and one commit
+//! (group commit, as SQLite's writer thread does); each caller is answered
+//! after that commit. At rest a batch holds one check-in and commits at
+//! once. A check-in carrying a new inventory runs alone, the inventory
+//! statements in the same transaction as `nird_checkin`.
 //!
 //! Transport: no TLS. The connection goes over a Unix socket or the
 //! loopback/private link to a database on the same host or network segment

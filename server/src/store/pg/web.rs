@@ -18,8 +18,8 @@ use crate::store::sqlite::web::{
 };
 use crate::store::web::{
     ApiTokenInfo, AuditQuery, HISTORY_SHOWN, MachineDetail, MachinePage, MachineQuery, MachineRow,
-    MachineState, NewSession, ProfileState, ReleaseOverview, SchoolOverview, Scope, ScopeLevel,
-    ScopeNode, SessionRecord, User, WebStore, alert,
+    MachineState, NewSession, OverviewMachine, ProfileState, ReleaseOverview, SchoolOverview,
+    Scope, ScopeLevel, ScopeNode, SessionRecord, User, WebStore, alert,
 };
 use crate::store::{
     AuditEntry, NewUser, ReleaseInfo, Role, School, StoreError, StoreFuture, TokenInfo,
@@ -755,33 +755,15 @@ impl WebStore for PgStore {
                 let Some(&slot) = slot_of.get(&r.try_get::<_, i64>(0)?) else {
                     continue;
                 };
-                let status = status_of(r.try_get(1)?)?;
-                let state = MachineState::of(status, Some(r.try_get(2)?), now);
-                let o = &mut out[slot];
-                if let Some(i) = MachineState::ALL.iter().position(|s| *s == state) {
-                    o.states[i] += 1;
-                }
-                if state == MachineState::Retired {
-                    continue;
-                }
                 let outcome: Option<String> = r.try_get(4)?;
-                o.profiles[match ProfileState::from_outcome(outcome.as_deref()) {
-                    ProfileState::Applied => 0,
-                    ProfileState::Pending => 1,
-                    ProfileState::Failed => 2,
-                }] += 1;
-                let flags: i64 = r.try_get(3)?;
-                let version: String = r.try_get(5)?;
-                for (i, (flag, _, _)) in alert::ALL.iter().enumerate() {
-                    let on = if *flag == alert::AGENT_BEHIND {
-                        !version.is_empty() && version != newest
-                    } else {
-                        flags & flag != 0
-                    };
-                    if on {
-                        o.alerts[i] += 1;
-                    }
-                }
+                let machine = OverviewMachine {
+                    status: status_of(r.try_get(1)?)?,
+                    contact: r.try_get(2)?,
+                    flags: r.try_get(3)?,
+                    outcome: outcome.as_deref(),
+                    version: r.try_get(5)?,
+                };
+                out[slot].count(machine, &newest, now);
             }
             Ok(out)
         })

@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use super::{SqliteStore, audit, now, school_id, status_of, stored_uai, to_u64, unique_as_exists};
 use crate::store::web::{
     ApiTokenInfo, AuditQuery, HISTORY_SHOWN, MachineDetail, MachinePage, MachineQuery, MachineRow,
-    MachineState, NewSession, ProfileState, ReleaseOverview, SchoolOverview, Scope, ScopeLevel,
-    ScopeNode, SessionRecord, User, WebStore, alert,
+    MachineState, NewSession, OverviewMachine, ProfileState, ReleaseOverview, SchoolOverview,
+    Scope, ScopeLevel, ScopeNode, SessionRecord, User, WebStore, alert,
 };
 use crate::store::{
     AuditEntry, NewUser, ReleaseInfo, Role, School, SchoolKind, StoreError, StoreFuture, TokenInfo,
@@ -682,34 +682,16 @@ impl WebStore for SqliteStore {
                 let Some(&slot) = slot_of.get(&r.get::<_, i64>(0)?) else {
                     continue;
                 };
-                let status = status_of(&r.get::<_, String>(1)?)?;
-                let state = MachineState::of(status, Some(r.get(2)?), now);
-                let o = &mut out[slot];
-                if let Some(i) = MachineState::ALL.iter().position(|s| *s == state) {
-                    o.states[i] += 1;
-                }
-                if state == MachineState::Retired {
-                    continue;
-                }
                 let outcome: Option<String> = r.get(4)?;
-                o.profiles[match ProfileState::from_outcome(outcome.as_deref()) {
-                    ProfileState::Applied => 0,
-                    ProfileState::Pending => 1,
-                    ProfileState::Failed => 2,
-                }] += 1;
-                let flags: i64 = r.get(3)?;
                 let version: String = r.get(5)?;
-                for (i, (flag, _, _)) in alert::ALL.iter().enumerate() {
-                    let on = if *flag == alert::AGENT_BEHIND {
-                        // The same rule as the machine table's filter.
-                        !version.is_empty() && version != newest
-                    } else {
-                        flags & flag != 0
-                    };
-                    if on {
-                        o.alerts[i] += 1;
-                    }
-                }
+                let machine = OverviewMachine {
+                    status: status_of(&r.get::<_, String>(1)?)?,
+                    contact: r.get(2)?,
+                    flags: r.get(3)?,
+                    outcome: outcome.as_deref(),
+                    version: &version,
+                };
+                out[slot].count(machine, &newest, now);
             }
             Ok(out)
         }))
