@@ -42,6 +42,15 @@ fn known(doc: &Value, pointer: &str) -> Option<String> {
     }
 }
 
+/// `text`, or « non renseigné » when it is empty.
+fn or_not_reported(text: &str) -> &str {
+    if text.trim().is_empty() {
+        NOT_REPORTED
+    } else {
+        text
+    }
+}
+
 /// Known parts joined by `sep`, or « non renseigné » when none is known.
 fn joined(parts: &[Option<String>], sep: &str) -> String {
     let known: Vec<&str> = parts.iter().flatten().map(String::as_str).collect();
@@ -216,13 +225,13 @@ fn body(session: &Session, m: &MachineDetail) -> Markup {
             dt { "Établissement" } dd { a href={"/etablissements/" (r.school)} { (r.school_name) } " (" (r.school) ")" }
             dt { "État" } dd { (state_badge(r.state)) }
             dt { "Nom d'hôte" } dd { (r.hostname) }
-            dt { "Fabricant et modèle" } dd { (r.model) }
-            dt { "N° de série" } dd { (r.serial) }
+            dt { "Fabricant et modèle" } dd { (or_not_reported(&r.model)) }
+            dt { "N° de série" } dd { (or_not_reported(&r.serial)) }
             dt { "Identifiant" } dd { code { (r.id) } }
             dt { "Inscrite le (UTC)" } dd { (date_time(Some(r.enrolled_at))) }
             dt { "Dernier contact (UTC)" } dd { (date_time(r.last_seen)) }
             dt { "Contacts enregistrés" } dd { (m.checkins) }
-            dt { "Version de l'agent" } dd { (r.agent_version) }
+            dt { "Version de l'agent" } dd { (or_not_reported(&r.agent_version)) }
             dt { "Système" } dd { (os_line(doc)) }
             dt { "Alertes" } dd { (alerts(r.alerts)) }
         }

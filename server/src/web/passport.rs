@@ -91,7 +91,7 @@ pub fn fiche(r: &AuditMachineRow, base: &str, now: i64) -> Markup {
                     dt { "Identifiant" } dd { code { (r.id) } }
                     dt { "Établissement" } dd { (r.school_name) " (" (r.uai) "), " (r.commune) }
                     dt { "Pris en réemploi le" } dd { (date(Some(r.enrolled_at))) }
-                    dt { "Dernier contact" } dd { (date_time(r.last_seen)) " (UTC)" }
+                    dt { "Dernier contact" } dd { (date_time(r.last_seen)) @if r.last_seen.is_some() { " (UTC)" } }
                     dt { "Statut" } dd { (status_label(&r.status)) @if in_use(r, &filter) { ", en service" } @else { ", hors service" } }
                 }
                 figure.qr {
