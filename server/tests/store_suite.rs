@@ -6,6 +6,7 @@
 
 mod common;
 
+use nird_proto::hash::CanonicalObject;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -110,7 +111,7 @@ fn school(uai: &str, require_approval: bool) -> School {
 
 /// A canonical inventory document (with a package list and the fields the
 /// dashboard precomputes) and its hash.
-fn inventory(host: &str, packages: usize, failing_disk: bool) -> (String, String) {
+fn inventory(host: &str, packages: usize, failing_disk: bool) -> (CanonicalObject, String) {
     let list: Vec<_> = (0..packages)
         .map(|i| json!({"name": format!("paquet-{i}"), "version": "1.0", "arch": "amd64"}))
         .collect();
@@ -127,7 +128,7 @@ fn inventory(host: &str, packages: usize, failing_disk: bool) -> (String, String
     });
     let text = String::from_utf8(nird_proto::hash::canonical_json(&doc).unwrap()).unwrap();
     let hash = nird_proto::hash::sha256_hex(text.as_bytes());
-    (text, hash)
+    (CanonicalObject::from_text(text).unwrap(), hash)
 }
 
 /// Adds the school and a token of `uses` uses; returns the token's hash.
@@ -228,7 +229,10 @@ fn enrolment_authentication_and_check_ins() {
             Err(StoreError::BadCredential)
         ));
         let (text, hash) = inventory("m1", 50, false);
-        assert_eq!(store.latest_inventory("m1").await.unwrap(), Some(text));
+        assert_eq!(
+            store.latest_inventory("m1").await.unwrap(),
+            Some(text.into_string())
+        );
         // Heartbeat with the stored hash: nothing to send; with another
         // hash and no document: the server asks for it.
         let out = store.checkin(heartbeat("m1", &hash)).await.unwrap();
@@ -259,7 +263,10 @@ fn enrolment_authentication_and_check_ins() {
         let mut c = heartbeat("m1", &hash2);
         c.inventory = Some(text2.clone());
         store.checkin(c).await.unwrap();
-        assert_eq!(store.latest_inventory("m1").await.unwrap(), Some(text2));
+        assert_eq!(
+            store.latest_inventory("m1").await.unwrap(),
+            Some(text2.into_string())
+        );
         assert_eq!(store.inventory_history_len("m1").await.unwrap(), 2);
         let machines = store.list_machines(None).await.unwrap();
         assert_eq!(machines.len(), 2);
@@ -768,7 +775,7 @@ fn retention_prunes_old_history_but_keeps_the_latest_and_the_log() {
         assert_eq!(store.inventory_history_len("m1").await.unwrap(), 2);
         assert_eq!(
             store.latest_inventory("m1").await.unwrap(),
-            Some(inventory("m1", 104, false).0)
+            Some(inventory("m1", 104, false).0.into_string())
         );
     });
 }

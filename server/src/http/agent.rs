@@ -14,14 +14,13 @@ use nird_proto::api::{
     ApplyReport, CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse,
     MAX_REPORTS_PER_CHECKIN, MAX_TRUST_PROBLEMS, MAX_WIRE_INT, MachineStatus, TrustReport,
 };
-use nird_proto::hash::{canonical_json, is_canonical_json, is_sha256_hex, sha256_hex};
+use nird_proto::hash::{CanonicalObject, is_sha256_hex, sha256_hex};
 use nird_proto::profile::is_slug;
-use serde_json::value::RawValue;
 
 use std::sync::Arc;
 
 use super::AppState;
-use super::error::{ApiJsonWithInventory, HttpError};
+use super::error::{ApiJsonWithInventory, HttpError, SentInventory};
 use super::metrics::InventoryForm;
 use super::watchdog::ResponseDeadline;
 use crate::secrets;
@@ -95,21 +94,18 @@ fn reply(content_type: &'static str, body: impl IntoResponse) -> Response {
 /// object is re-encoded first, so that either way the hash checked is that
 /// of the canonical encoding.
 fn checked_inventory_text(
-    inventory: Box<RawValue>,
+    inventory: SentInventory,
     announced: &str,
     field: &str,
-) -> Result<String, HttpError> {
-    let text: Box<str> = inventory.into();
-    if !text.starts_with('{') {
-        return Err(not_an_object(field));
+) -> Result<CanonicalObject, HttpError> {
+    match inventory {
+        // The scan that found it canonical found its members for the store.
+        SentInventory::Canonical(document) => {
+            check_announced(document.as_str().as_bytes(), announced)?;
+            Ok(document)
+        }
+        SentInventory::Parsed(value) => checked_inventory(&value, announced, field),
     }
-    if !is_canonical_json(&text) {
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| HttpError::bad_request(format!("champ « {field} » : {e}")))?;
-        return checked_inventory(&value, announced, field);
-    }
-    check_announced(text.as_bytes(), announced)?;
-    Ok(text.into_string())
 }
 
 fn not_an_object(field: &str) -> HttpError {
@@ -135,15 +131,15 @@ fn checked_inventory(
     inventory: &serde_json::Value,
     announced: &str,
     field: &str,
-) -> Result<String, HttpError> {
-    if !inventory.is_object() {
+) -> Result<CanonicalObject, HttpError> {
+    let serde_json::Value::Object(map) = inventory else {
         return Err(not_an_object(field));
-    }
+    };
     // Encoded once: its hash is `content_hash`, its text is what is stored.
-    let bytes = canonical_json(inventory)
+    let document = CanonicalObject::from_map(map)
         .map_err(|e| HttpError::bad_request(format!("champ « {field} » : {e}")))?;
-    check_announced(&bytes, announced)?;
-    String::from_utf8(bytes).map_err(|_| HttpError::bad_request("inventaire non UTF-8"))
+    check_announced(document.as_str().as_bytes(), announced)?;
+    Ok(document)
 }
 
 /// The document an inventory delta makes of the machine's latest one, as
@@ -155,7 +151,7 @@ async fn rebuilt_inventory(
     machine_id: &str,
     delta: nird_proto::inventory::delta::InventoryDelta,
     announced: &str,
-) -> Result<Option<String>, HttpError> {
+) -> Result<Option<CanonicalObject>, HttpError> {
     let Some(base) = state.store.latest_inventory(machine_id).await? else {
         return Ok(None);
     };

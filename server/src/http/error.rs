@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nird_proto::api::ApiError;
+use nird_proto::hash::CanonicalObject;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -134,14 +135,33 @@ fn gunzip(compressed: &[u8]) -> Result<Bytes, HttpError> {
 /// A JSON object body, parsed with field-naming errors and the body size
 /// limit mapped to `413`; `Content-Encoding: gzip` bodies are inflated
 /// first (bounded), other encodings get `415`. Its top-level `inventory`
-/// member is kept as the text it was sent as (`None` when absent or
-/// `null`); the typed value sees it as `null`.
+/// member is kept apart (`None` when absent or `null`); the typed value
+/// sees it as `null`.
 ///
 /// An inventory is the bulk of a body (≈ 250 KB with 2,500 packages) and
-/// its hash covers its canonical text: kept as text, it is checked and
-/// stored without ever being built as a `serde_json::Value` when it is
-/// already canonical (as agents send it).
-pub struct ApiJsonWithInventory<T>(pub T, pub Option<Box<RawValue>>);
+/// its hash covers its canonical text: when it is already canonical (as
+/// agents send it), it is checked by one scan that also finds its members,
+/// and never built as a `serde_json::Value`.
+pub struct ApiJsonWithInventory<T>(pub T, pub Option<SentInventory>);
+
+/// An inventory as a body carried it, known to be JSON.
+#[derive(Debug, PartialEq)]
+pub enum SentInventory {
+    /// Canonical text, its members found by the scan that checked it.
+    Canonical(CanonicalObject),
+    /// Any other spelling, parsed (its canonical text is written from it).
+    Parsed(serde_json::Value),
+}
+
+impl SentInventory {
+    /// `text`, a JSON value: scanned, or parsed when not canonical.
+    fn from_text(text: String) -> Result<Self, serde_json::Error> {
+        match CanonicalObject::from_text(text) {
+            Ok(document) => Ok(SentInventory::Canonical(document)),
+            Err(text) => serde_json::from_str(&text).map(SentInventory::Parsed),
+        }
+    }
+}
 
 impl<S, T> FromRequest<S> for ApiJsonWithInventory<T>
 where
@@ -152,25 +172,208 @@ where
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let bytes = decoded_body(req).await?;
-        // Members as raw text: one validating pass over the body, nothing
-        // built for the inventory. Duplicate members: the last wins, as
-        // when parsing into a `Value`.
-        let members: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(&bytes)
-            .map_err(|e| HttpError::bad_request(format!("JSON invalide : {e}")))?;
-        let mut json = serde_json::Map::new();
-        let mut inventory = None;
-        for (name, raw) in members {
-            if name == "inventory" {
-                json.insert(name, serde_json::Value::Null);
-                inventory = Some(raw).filter(|r| r.get() != "null");
-            } else {
-                let value = serde_json::from_str(raw.get())
-                    .map_err(|e| HttpError::bad_request(format!("JSON invalide : {e}")))?;
-                json.insert(name, value);
-            }
-        }
+        let (json, inventory) = match members_checked_apart(&bytes) {
+            Some(parts) => parts,
+            None => members_parsed(&bytes)?,
+        };
         let value = typed(serde_json::Value::Object(json))?;
         Ok(ApiJsonWithInventory(value, inventory))
+    }
+}
+
+/// The body's members, the inventory apart: the fast path, for valid
+/// bodies only. The object's structure is followed without parsing
+/// ([`object_members`]), then each member is checked on its own: the
+/// inventory by the canonical scan (parsed only when not canonical), the
+/// others (a few hundred bytes) parsed. So the inventory is gone over once
+/// instead of twice. `None` for anything else, even valid JSON this does
+/// not follow (keys with escapes, nesting deeper than 120): the full parse
+/// ([`members_parsed`]) then answers exactly as it always did, errors
+/// included.
+fn members_checked_apart(
+    bytes: &[u8],
+) -> Option<(
+    serde_json::Map<String, serde_json::Value>,
+    Option<SentInventory>,
+)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    // The inventory, when canonical, is checked and its members found by
+    // the scan that finds where it ends: gone over once. One entry per
+    // `inventory` member, in order.
+    let mut scanned: Vec<Option<CanonicalObject>> = Vec::new();
+    let members = object_members(text, |key, rest| {
+        if key == "inventory" {
+            let found = CanonicalObject::from_prefix(rest);
+            let len = found.as_ref().map(|(_, len)| *len);
+            scanned.push(found.map(|(document, _)| document));
+            if len.is_some() {
+                return len;
+            }
+        }
+        value_end(rest.as_bytes())
+    })?;
+    let mut scanned = scanned.into_iter();
+    let mut json = serde_json::Map::new();
+    let mut inventory = None;
+    // Duplicate members: the last wins, as when parsing into a `Value`;
+    // each is checked.
+    for (name, raw) in members {
+        if name == "inventory" {
+            json.insert(name.to_owned(), serde_json::Value::Null);
+            inventory = match (raw, scanned.next().flatten()) {
+                (_, Some(document)) => Some(SentInventory::Canonical(document)),
+                ("null", None) => None,
+                (raw, None) => Some(SentInventory::from_text(raw.to_owned()).ok()?),
+            };
+        } else {
+            json.insert(name.to_owned(), serde_json::from_str(raw).ok()?);
+        }
+    }
+    Some((json, inventory))
+}
+
+/// The body's members, the inventory apart, from a full parse (members
+/// as raw text, then each parsed): any body, and the error messages.
+#[allow(clippy::type_complexity)]
+fn members_parsed(
+    bytes: &[u8],
+) -> Result<
+    (
+        serde_json::Map<String, serde_json::Value>,
+        Option<SentInventory>,
+    ),
+    HttpError,
+> {
+    let invalid = |e: serde_json::Error| HttpError::bad_request(format!("JSON invalide : {e}"));
+    // Duplicate members: the last wins, as when parsing into a `Value`.
+    let members: BTreeMap<String, Box<RawValue>> =
+        serde_json::from_slice(bytes).map_err(invalid)?;
+    let mut json = serde_json::Map::new();
+    let mut inventory = None;
+    for (name, raw) in members {
+        if name == "inventory" {
+            json.insert(name, serde_json::Value::Null);
+            inventory = match raw.get() {
+                "null" => None,
+                _ => Some(
+                    SentInventory::from_text(Box::<str>::from(raw).into_string())
+                        .map_err(invalid)?,
+                ),
+            };
+        } else {
+            let value = serde_json::from_str(raw.get()).map_err(invalid)?;
+            json.insert(name, value);
+        }
+    }
+    Ok((json, inventory))
+}
+
+/// Deepest nesting [`object_members`] follows; deeper bodies take the full
+/// parse (serde_json's limit is 128).
+const MEMBERS_MAX_DEPTH: usize = 120;
+
+/// The members of the JSON object `text` as `(key, value text)` pairs, in
+/// order, found by following its structure only: whitespace, braces,
+/// brackets, commas, colons; `value_len(key, rest)` says how long the
+/// value at the start of `rest` is ([`value_end`] follows brackets and
+/// strings). The values are not checked (the caller checks each); keys
+/// are, and must hold no escape. `None` when the text is not an object of
+/// that form.
+fn object_members(
+    text: &str,
+    mut value_len: impl FnMut(&str, &str) -> Option<usize>,
+) -> Option<Vec<(&str, &str)>> {
+    let b = text.as_bytes();
+    let mut i = skip_whitespace(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_whitespace(b, i + 1);
+    let mut members = Vec::new();
+    if b.get(i) == Some(&b'}') {
+        return (skip_whitespace(b, i + 1) == b.len()).then_some(members);
+    }
+    loop {
+        let key = nird_proto::hash::plain_string_contents(b, i)?;
+        i = skip_whitespace(b, key.end + 1);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = skip_whitespace(b, i + 1);
+        // Every index is at an ASCII byte or just past one: on character
+        // boundaries.
+        let key = text.get(key)?;
+        let end = start + value_len(key, text.get(start..)?)?;
+        members.push((key, text.get(start..end)?));
+        i = skip_whitespace(b, end);
+        match b.get(i) {
+            Some(b',') => i = skip_whitespace(b, i + 1),
+            Some(b'}') => return (skip_whitespace(b, i + 1) == b.len()).then_some(members),
+            _ => return None,
+        }
+    }
+}
+
+/// The index of the first non-whitespace byte from `i`.
+fn skip_whitespace(b: &[u8], i: usize) -> usize {
+    i + b.get(i..).map_or(0, |rest| {
+        rest.iter()
+            .take_while(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+            .count()
+    })
+}
+
+/// The length of the value at the start of `b`, following brackets and
+/// strings only (a scalar runs to the next delimiter).
+fn value_end(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    let mut depth = 0usize;
+    loop {
+        match *b.get(i)? {
+            b'"' => i = string_end(b, i)?,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MEMBERS_MAX_DEPTH {
+                    return None;
+                }
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                i += 1;
+            }
+            _ if depth > 0 => {
+                // Up to the next string or bracket.
+                i += b
+                    .get(i..)?
+                    .iter()
+                    .position(|c| matches!(c, b'"' | b'{' | b'[' | b'}' | b']'))?;
+                continue;
+            }
+            _ => {
+                let len = b[i..]
+                    .iter()
+                    .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                    .unwrap_or(b.len() - i);
+                return (len > 0).then_some(i + len);
+            }
+        }
+        if depth == 0 {
+            return Some(i);
+        }
+    }
+}
+
+/// Just past the closing quote of the string whose opening quote is at
+/// `i` (escapes skipped, not checked).
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        i += b.get(i..)?.iter().position(|&c| c == b'"' || c == b'\\')?;
+        if b[i] == b'"' {
+            return Some(i + 1);
+        }
+        i += 2;
     }
 }
 
@@ -355,5 +558,190 @@ mod shape_tests {
             ),
             None
         );
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+
+    fn members(text: &str) -> Option<Vec<(&str, &str)>> {
+        object_members(text, |_, rest| value_end(rest.as_bytes()))
+    }
+
+    /// The fast path's answer, and the full parse's (`Err` for a refused
+    /// body).
+    #[allow(clippy::type_complexity)]
+    fn both(
+        text: &str,
+    ) -> (
+        Option<(
+            serde_json::Map<String, serde_json::Value>,
+            Option<SentInventory>,
+        )>,
+        Result<
+            (
+                serde_json::Map<String, serde_json::Value>,
+                Option<SentInventory>,
+            ),
+            String,
+        >,
+    ) {
+        (
+            members_checked_apart(text.as_bytes()),
+            members_parsed(text.as_bytes()).map_err(|e| e.message),
+        )
+    }
+
+    #[test]
+    fn members_are_found_by_structure() {
+        let text = r#" { "a" : [1, {"b": "]}\"["}] ,"inventory":{"x":1},"c":"\u00e9", "d":-1.5e3,"e":null}  "#;
+        assert_eq!(
+            members(text),
+            Some(vec![
+                ("a", r#"[1, {"b": "]}\"["}]"#),
+                ("inventory", r#"{"x":1}"#),
+                ("c", r#""\u00e9""#),
+                ("d", "-1.5e3"),
+                ("e", "null"),
+            ])
+        );
+        assert_eq!(members("{}"), Some(vec![]));
+        assert_eq!(members(" { } "), Some(vec![]));
+        for refused in [
+            "",
+            "[]",
+            "{",
+            "{}}",
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":}"#,
+            r#"{"a\u0041":1}"#,
+            r#"{"a":"x}"#,
+            r#"{"a":1]"#,
+            r#"{"a":[1}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a":]}"#,
+        ] {
+            // `{"a":[1}` is followed (a bracket closes a bracket); its value
+            // is then refused by the parse of the member.
+            if refused == r#"{"a":[1}"# {
+                continue;
+            }
+            assert_eq!(members(refused), None, "{refused}");
+        }
+        let deep = format!(r#"{{"a":{}{}}}"#, "[".repeat(121), "]".repeat(121));
+        assert_eq!(members(&deep), None);
+    }
+
+    #[test]
+    fn the_fast_path_answers_as_the_full_parse() {
+        let canonical = r#"{"cpu":{"model":"x"},"software":{"value":{"packages":[]}}}"#;
+        let body = format!(r#"{{"inventory_hash":"00","inventory":{canonical},"applied":[]}}"#);
+        let (fast, full) = both(&body);
+        let fast = fast.unwrap();
+        assert_eq!(Ok(&fast), full.as_ref());
+        assert_eq!(
+            fast.1,
+            Some(SentInventory::Canonical(
+                CanonicalObject::from_text(canonical.to_owned()).unwrap()
+            ))
+        );
+        assert_eq!(fast.0["inventory"], serde_json::Value::Null);
+        // Not canonical: parsed. Duplicates: the last wins.
+        let (fast, full) = both(r#"{"inventory":{"b":1,"a":2},"inventory":{"b": 1}}"#);
+        assert_eq!(fast.as_ref(), full.as_ref().ok());
+        assert_eq!(
+            fast.unwrap().1,
+            Some(SentInventory::Parsed(serde_json::json!({"b": 1})))
+        );
+        // `null` is no inventory.
+        let (fast, _) = both(r#"{"inventory":null}"#);
+        assert_eq!(fast.unwrap().1, None);
+        // Invalid members or values: left to the full parse, which refuses.
+        for invalid in [
+            r#"{"inventory":{"a":1,}}"#,
+            r#"{"inventory":{"a":[1}}"#,
+            r#"{"a":[1}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"\x"}"#,
+            "{\"a\":\"\u{1}\"}",
+        ] {
+            let (fast, full) = both(invalid);
+            assert!(fast.is_none() && full.is_err(), "{invalid}");
+        }
+    }
+
+    /// Bodies from valid JSON objects, then possibly mangled by one byte.
+    fn bodies() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("-1.5e3".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[a-c\"\\\\{}\\[\\],: \u{e9}]{0,5}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            Just(r#""\u0041\/""#.to_owned()),
+        ];
+        let value = leaf.prop_recursive(4, 24, 4, |inner| {
+            let sp = prop_oneof![4 => Just(""), 1 => Just(" "), 1 => Just("\n ")];
+            prop_oneof![
+                (proptest::collection::vec(inner.clone(), 0..4), sp.clone())
+                    .prop_map(|(items, sp)| format!("[{sp}{}]", items.join(&format!(",{sp}")))),
+                (proptest::collection::vec(("[a-c]{0,2}", inner), 0..4), sp).prop_map(
+                    |(members, sp)| {
+                        let m: Vec<String> = members
+                            .into_iter()
+                            .map(|(k, v)| format!("\"{k}\":{sp}{v}"))
+                            .collect();
+                        format!("{{{sp}{}}}", m.join(","))
+                    }
+                ),
+            ]
+        });
+        let key = prop_oneof![
+            Just("inventory".to_owned()),
+            "[a-c]{1,2}",
+            Just("a\\u0062".to_owned())
+        ];
+        let object = (
+            proptest::collection::vec((key, value), 0..5),
+            prop_oneof![Just(""), Just(" ")],
+        )
+            .prop_map(|(members, sp)| {
+                let m: Vec<String> = members
+                    .into_iter()
+                    .map(|(k, v)| format!("{sp}\"{k}\"{sp}:{sp}{v}{sp}"))
+                    .collect();
+                format!("{sp}{{{}}}{sp}", m.join(","))
+            });
+        (object, any::<usize>(), any::<u8>(), 0..3u8).prop_map(|(text, at, byte, edit)| {
+            let mut bytes = text.into_bytes();
+            let at = at % (bytes.len() + 1);
+            let bytes_to_add = b"{}[]\",:\\ 0an";
+            let byte = bytes_to_add[usize::from(byte) % bytes_to_add.len()];
+            match edit {
+                0 => {}
+                1 => bytes.insert(at, byte),
+                _ if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ => {}
+            }
+            String::from_utf8(bytes).unwrap_or_default()
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Whatever the body, the fast path gives the full parse's answer,
+        /// or none (and the full parse answers).
+        #[test]
+        fn fast_path_is_the_full_parse_or_nothing(body in bodies()) {
+            let (fast, full) = both(&body);
+            if let Some(fast) = fast {
+                proptest::prop_assert_eq!(Ok(fast), full);
+            }
+        }
     }
 }

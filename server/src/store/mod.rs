@@ -31,6 +31,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use nird_proto::api::{ApplyReport, MachineStatus, ProfileRef};
+use nird_proto::hash::CanonicalObject;
 use nird_proto::uai::Uai;
 
 pub use pg::PgStore;
@@ -214,8 +215,8 @@ pub struct NewMachine {
     pub secret_hash: String,
     /// Hostname reported by the agent.
     pub hostname: String,
-    /// The inventory document (canonical JSON text).
-    pub inventory: String,
+    /// The inventory document, canonical, its members found.
+    pub inventory: CanonicalObject,
     /// Its content hash.
     pub inventory_hash: String,
 }
@@ -243,9 +244,9 @@ pub struct Checkin {
     pub secret_hash: String,
     /// Hash of the machine's current inventory.
     pub inventory_hash: String,
-    /// The inventory (canonical JSON text), when the agent sent it; its hash
-    /// was checked against `inventory_hash` already.
-    pub inventory: Option<String>,
+    /// The inventory (canonical, its members found), when the agent sent
+    /// it; its hash was checked against `inventory_hash` already.
+    pub inventory: Option<CanonicalObject>,
     /// Profile releases applied on the machine.
     pub applied: Vec<ProfileRef>,
     /// Apply reports to store (idempotently by seq).

@@ -1044,9 +1044,9 @@ impl Store for SqliteStore {
     fn enroll(&self, mut machine: NewMachine) -> StoreFuture<'_, Enrolment> {
         Box::pin(async move {
             // Split, hashed and compressed off the writer thread.
-            let text = std::mem::take(&mut machine.inventory);
+            let document = std::mem::take(&mut machine.inventory);
             let prepared = self
-                .read(move |conn| inventory::prepare(conn, &text))
+                .read(move |conn| inventory::prepare(conn, &document))
                 .await?;
             self.write(move |conn| record_enrollment(conn, machine, &prepared))
                 .await
@@ -1069,7 +1069,7 @@ impl Store for SqliteStore {
     fn checkin(&self, mut checkin: Checkin) -> StoreFuture<'_, CheckinOutcome> {
         Box::pin(async move {
             let prepared = match checkin.inventory.take() {
-                Some(text) => {
+                Some(document) => {
                     // Checked first so that no unknown client makes the
                     // server compress its documents; checked again in
                     // the write.
@@ -1077,7 +1077,7 @@ impl Store for SqliteStore {
                     Some(
                         self.read(move |conn| {
                             authenticated_machine(conn, &id, &secret)?;
-                            inventory::prepare(conn, &text)
+                            inventory::prepare(conn, &document)
                         })
                         .await?,
                     )

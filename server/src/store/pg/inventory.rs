@@ -5,6 +5,7 @@
 //! compression are SQLite's own functions; only the statements differ.
 
 use deadpool_postgres::GenericClient;
+use nird_proto::hash::CanonicalObject;
 
 use super::{exec, row};
 use crate::store::StoreError;
@@ -19,10 +20,10 @@ pub async fn record<C: GenericClient>(
     machine_id: &str,
     at: i64,
     hash: &str,
-    inventory: &str,
+    inventory: &CanonicalObject,
     per_day: u32,
 ) -> Result<(), StoreError> {
-    let Split { core, software, .. } = split(inventory)?;
+    let Split { core, software, .. } = split(inventory);
     if let Some((list_hash, list)) = &software {
         set_software(c, machine_id, list_hash, list).await?;
     }

@@ -1007,7 +1007,7 @@ impl Store for PgStore {
             )
             .await?;
             inventory::record(&tx, &m.machine_id, at, &m.inventory_hash, &m.inventory, 1).await?;
-            audit::record(&tx, &m.machine_id, Some(&m.inventory), &[]).await?;
+            audit::record(&tx, &m.machine_id, Some(m.inventory.as_str()), &[]).await?;
             // The use, checked again under the row lock: of two enrolments
             // racing for the last use, the second finds none left.
             let taken = exec(
@@ -1042,7 +1042,7 @@ impl Store for PgStore {
 
     fn checkin(&self, c: Checkin) -> StoreFuture<'_, CheckinOutcome> {
         Box::pin(async move {
-            let Some(inventory) = c.inventory.as_deref() else {
+            let Some(inventory) = c.inventory.as_ref() else {
                 // The common case: batched with the others (group commit).
                 return self.batched_checkin(c).await;
             };
@@ -1067,7 +1067,7 @@ impl Store for PgStore {
                     c.max_inventory_changes_per_day,
                 )
                 .await?;
-                audit::record(&tx, &c.machine_id, Some(inventory), &c.applied).await?;
+                audit::record(&tx, &c.machine_id, Some(inventory.as_str()), &c.applied).await?;
             }
             self.commit(tx).await?;
             Ok(outcome)

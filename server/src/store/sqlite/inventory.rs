@@ -26,11 +26,10 @@
 //! [`latest`] rebuilds the exact canonical document the agent sent (its
 //! SHA-256 is the stored `inventory_hash`).
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 
-use nird_proto::hash::sha256_hex;
+use nird_proto::hash::{CanonicalObject, sha256_hex};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::value::RawValue;
 
@@ -78,37 +77,23 @@ pub(crate) struct Split<'t> {
     pub(crate) software: Option<(String, &'t str)>,
 }
 
-pub(crate) fn split(canonical: &str) -> Result<Split<'_>, StoreError> {
-    // Found in the one pass that checks the text is canonical and its keys
-    // free of escapes (the common case); any other text is parsed. Keys
-    // are kept as written in JSON, escapes included.
-    let members: Vec<(Cow<'_, str>, &str)> = match nird_proto::hash::canonical_members(canonical) {
-        Some(members) => members
-            .into_iter()
-            .map(|(k, v)| (Cow::Borrowed(k), v))
-            .collect(),
-        None => {
-            let parsed: BTreeMap<String, &RawValue> =
-                serde_json::from_str(canonical).map_err(backend)?;
-            let mut members = Vec::with_capacity(parsed.len());
-            for (key, value) in parsed {
-                let quoted = serde_json::to_string(&key).map_err(backend)?;
-                let written = quoted[1..quoted.len() - 1].to_owned();
-                members.push((Cow::Owned(written), value.get()));
-            }
-            members
-        }
-    };
-    let software = members
-        .iter()
-        .find(|(k, v)| k == "software" && v.starts_with(r#"{"value":"#))
-        .map(|(_, v)| (sha256_hex(v.as_bytes()), *v));
-    // Keys read without escapes, so written back as they are.
+pub(crate) fn split(document: &CanonicalObject) -> Split<'_> {
+    // The members were found by the one scan that checked the text is
+    // canonical (or written with the text): no pass over it here. Keys are
+    // kept as written in JSON, escapes included.
+    let software = document
+        .member("software")
+        .filter(|v| v.starts_with(r#"{"value":"#))
+        .map(|v| (sha256_hex(v.as_bytes()), v));
     let object = |reference: Option<&str>| {
-        let mut text = String::with_capacity(canonical.len().min(64 * 1024));
+        let size = match &software {
+            Some((_, list)) => document.as_str().len() - list.len() + 80,
+            None => document.as_str().len(),
+        };
+        let mut text = String::with_capacity(size);
         text.push('{');
-        for (key, value) in &members {
-            let value = match (key.as_ref(), reference) {
+        for (key, value) in document.members() {
+            let value = match (key, reference) {
                 ("software", Some(r)) => r,
                 ("software", None) => continue,
                 _ => value,
@@ -127,13 +112,13 @@ pub(crate) fn split(canonical: &str) -> Result<Split<'_>, StoreError> {
     let hardware = object(None);
     let core = match &software {
         Some((hash, _)) => object(Some(&format!(r#"{PART_PREFIX}{hash}"}}"#))),
-        None => canonical.to_owned(),
+        None => document.as_str().to_owned(),
     };
-    Ok(Split {
+    Split {
         core,
         hardware,
         software,
-    })
+    }
 }
 
 /// A package list ready for storage.
@@ -165,12 +150,12 @@ pub struct Prepared {
 
 /// Prepares `canonical` for [`record`]; `conn` (a read connection) tells
 /// whether its package list is stored already.
-pub fn prepare(conn: &Connection, canonical: &str) -> Result<Prepared, StoreError> {
+pub fn prepare(conn: &Connection, document: &CanonicalObject) -> Result<Prepared, StoreError> {
     let Split {
         core,
         hardware,
         software,
-    } = split(canonical)?;
+    } = split(document);
     let software = match software {
         Some((hash, list)) => {
             let body = if list_stored(conn, &hash)? {
@@ -357,12 +342,18 @@ mod tests {
             "software": {"value": {"packages": [{"name": "x", "arch": "all"}]}},
             "z": {"b": [1, 2]},
         });
-        let text = String::from_utf8(nird_proto::hash::canonical_json(&doc).unwrap()).unwrap();
+        let serde_json::Value::Object(map) = &doc else {
+            unreachable!()
+        };
+        let document = CanonicalObject::from_map(map).unwrap();
+        // The same parts from the scanned text.
+        let scanned = CanonicalObject::from_text(document.as_str().to_owned()).unwrap();
+        assert_eq!(scanned, document);
         let Split {
             core,
             hardware,
             software,
-        } = split(&text).unwrap();
+        } = split(&document);
         let (hash, list) = software.unwrap();
         assert_eq!(
             list,
@@ -375,13 +366,20 @@ mod tests {
         );
         assert_eq!(hardware, r#"{"a":1,"z":{"b":[1,2]}}"#);
         // Unavailable or absent software stays inline.
-        let split = split(r#"{"software":{"unavailable":"x"}}"#).unwrap();
+        let document =
+            CanonicalObject::from_text(r#"{"software":{"unavailable":"x"}}"#.to_owned()).unwrap();
+        let split = split(&document);
         assert!(split.software.is_none());
         assert_eq!(split.core, r#"{"software":{"unavailable":"x"}}"#);
         assert_eq!(split.hardware, "{}");
         // Keys with escapes (parsed, not scanned) are written back escaped.
         let text = r#"{"A\u0019":[],"software":{"value":{"packages":[]}},"z":1}"#;
-        let split = super::split(text).unwrap();
+        assert!(CanonicalObject::from_text(text.to_owned()).is_err());
+        let parsed: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).unwrap();
+        let document = CanonicalObject::from_map(&parsed).unwrap();
+        assert_eq!(document.as_str(), text);
+        let split = super::split(&document);
         assert_eq!(split.hardware, r#"{"A\u0019":[],"z":1}"#);
         let (hash, list) = split.software.unwrap();
         assert_eq!(list, r#"{"value":{"packages":[]}}"#);
