@@ -65,6 +65,12 @@ struct Args {
     /// them.
     #[arg(long)]
     gzip: bool,
+    /// Changed-inventory mode: machines installed from one image and
+    /// upgraded alike, so sharing their package lists (a school's room of
+    /// PCs). 1: no two machines share a list, the server's worst case
+    /// (every list is new: hashed, compressed and stored).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    machines_per_image: u32,
     /// PostgreSQL database (postgres://…, empty) instead of the data
     /// directory's SQLite file.
     #[arg(long, value_name = "URL")]
@@ -78,11 +84,12 @@ struct Args {
 /// The canonical JSON text of a machine's inventory holding `packages`
 /// packages: the first 20 at version `round` (so going from one round to
 /// the next is a 20-package upgrade), the 21st at a version naming the
-/// machine (so no two machines share a package list: the server stores and
-/// compresses every list, its worst case). Written as text, keys in order,
-/// instead of built as a `serde_json::Value` and encoded: the test below
-/// checks it is the canonical encoding.
-fn changed_inventory_text(machine: usize, packages: usize, round: u64) -> String {
+/// machine's `image` (with one machine per image, no two machines share a
+/// package list: the server stores and compresses every list, its worst
+/// case). Written as text, keys in order, instead of built as a
+/// `serde_json::Value` and encoded: the test below checks it is the
+/// canonical encoding.
+fn changed_inventory_text(machine: usize, image: usize, packages: usize, round: u64) -> String {
     let mut text = String::with_capacity(64 + packages * 90);
     text.push_str(r#"{"cpu":{"model_name":{"value":"Intel(R) Core(TM) i5-3470 CPU @ 3.20GHz"}},"#);
     text.push_str(&format!(
@@ -92,7 +99,7 @@ fn changed_inventory_text(machine: usize, packages: usize, round: u64) -> String
     for i in 0..packages {
         let version = match i {
             0..20 => format!("{round}.0-1"),
-            20 => format!("1.20.{machine}-1"),
+            20 => format!("1.20.{image}-1"),
             _ => format!("1.{i}.0-1"),
         };
         if i > 0 {
@@ -123,8 +130,14 @@ struct PrebuiltCheckin {
 }
 
 impl PrebuiltCheckin {
-    fn new(machine: usize, packages: usize, round: u64, gzip: bool) -> anyhow::Result<Self> {
-        let inventory = changed_inventory_text(machine, packages, round);
+    fn new(
+        machine: usize,
+        image: usize,
+        packages: usize,
+        round: u64,
+        gzip: bool,
+    ) -> anyhow::Result<Self> {
+        let inventory = changed_inventory_text(machine, image, packages, round);
         let inventory_hash = nird_proto::hash::sha256_hex(inventory.as_bytes());
         let open_body = format!(
             r#"{{"applied":[{{"name":"primtux","version":1}}],"inventory":{inventory},"inventory_hash":"{inventory_hash}""#
@@ -156,6 +169,7 @@ fn encode_body(body: Vec<u8>, gzip: bool) -> anyhow::Result<Bytes> {
 /// Builds every machine's two pre-built check-ins on all cores.
 fn prebuild(
     machines: usize,
+    per_image: usize,
     packages: usize,
     gzip: bool,
 ) -> anyhow::Result<Vec<[PrebuiltCheckin; 2]>> {
@@ -167,9 +181,10 @@ fn prebuild(
                 scope.spawn(move || {
                     (t * per..((t + 1) * per).min(machines))
                         .map(|m| {
+                            let image = m / per_image;
                             Ok([
-                                PrebuiltCheckin::new(m, packages, 1, gzip)?,
-                                PrebuiltCheckin::new(m, packages, 2, gzip)?,
+                                PrebuiltCheckin::new(m, image, packages, 1, gzip)?,
+                                PrebuiltCheckin::new(m, image, packages, 2, gzip)?,
                             ])
                         })
                         .collect::<anyhow::Result<Vec<_>>>()
@@ -226,6 +241,7 @@ async fn prepare(dir: &DataDir, machines: usize, database: Option<&str>) -> anyh
         data_dir: dir.clone(),
         hostnames: vec!["127.0.0.1".into()],
         keyring: None,
+        database: None,
     })
     .await?;
     let store = nird_server::store::open(&dir.database(), database).await?;
@@ -577,7 +593,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             );
         }
         let start = Instant::now();
-        let prebuilt = prebuild(args.machines, args.inventory_packages, args.gzip)?;
+        let per_image = usize::try_from(args.machines_per_image)?;
+        let prebuilt = prebuild(args.machines, per_image, args.inventory_packages, args.gzip)?;
         println!(
             "pre-built: 2 check-ins of {} B ({} B sent) per machine in {:.1} s",
             prebuilt.first().map_or(0, |p| p[0].open_body.len() + 1),
@@ -744,7 +761,7 @@ mod tests {
 
     #[test]
     fn changed_inventories_are_canonical_and_differ_by_machine_and_round() {
-        let doc = |machine, round| changed_inventory_text(machine, 30, round);
+        let doc = |machine, round| changed_inventory_text(machine, machine, 30, round);
         let value: serde_json::Value = serde_json::from_str(&doc(7, 1)).unwrap();
         assert_eq!(
             nird_proto::hash::canonical_json(&value).unwrap(),
@@ -768,8 +785,16 @@ mod tests {
             .count();
         assert_eq!(changed, 20);
         assert_ne!(list(7, 1), list(8, 1));
+        // Machines of one image share their lists, not their documents.
+        let shared = |machine| changed_inventory_text(machine, 3, 30, 1);
+        let lists: Vec<serde_json::Value> = [7, 8]
+            .iter()
+            .map(|m| serde_json::from_str::<serde_json::Value>(&shared(*m)).unwrap())
+            .collect();
+        assert_eq!(lists[0]["software"], lists[1]["software"]);
+        assert_ne!(shared(7), shared(8));
         // The pre-built body is the check-in request the server reads.
-        let pre = PrebuiltCheckin::new(7, 30, 2, false).unwrap();
+        let pre = PrebuiltCheckin::new(7, 7, 30, 2, false).unwrap();
         let body: CheckinRequest = serde_json::from_slice(&pre.body).unwrap();
         assert_eq!(
             body.inventory_hash,
