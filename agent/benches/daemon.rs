@@ -124,6 +124,7 @@ fn main() {
             data_dir: data.clone(),
             hostnames: vec![],
             keyring: None,
+            database: None,
         }))
         .unwrap()
     {

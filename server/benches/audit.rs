@@ -198,6 +198,7 @@ fn main() -> anyhow::Result<()> {
         data_dir: dir.clone(),
         hostnames: vec![],
         keyring: None,
+        database: None,
     }))?
     else {
         anyhow::bail!("fresh directory expected");

@@ -174,6 +174,7 @@ fn main() -> anyhow::Result<()> {
         data_dir: dir.clone(),
         hostnames: vec![],
         keyring: None,
+        database: None,
     }))?
     else {
         anyhow::bail!("fresh directory expected");

@@ -606,10 +606,16 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             refuse_root_on_foreign_dir(&dir.data_dir)?;
             let data_dir = DataDir::new(&dir.data_dir);
             let root = data_dir.root().display().to_string();
+            let database = dir
+                .database
+                .clone()
+                .or_else(crate::config_file::default_database);
+            let shown = database.as_deref().map(crate::store::pg::redact_url);
             match init(&InitOptions {
                 data_dir,
                 hostnames,
                 keyring,
+                database,
             })
             .await?
             {
@@ -617,7 +623,10 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
                     admin_password,
                     ca_fingerprint,
                 } => {
-                    println!("Serveur initialisé dans {root}.");
+                    match &shown {
+                        Some(url) => println!("Serveur initialisé dans {root}, base {url}."),
+                        None => println!("Serveur initialisé dans {root}."),
+                    }
                     println!("Compte administrateur : {}", crate::init::ADMIN_LOGIN);
                     println!("Mot de passe (affiché une seule fois) : {admin_password}");
                     // The fingerprint stays the last line: scripts read it.

@@ -72,8 +72,15 @@ impl DataDir {
         self.root.join("metrics-token")
     }
 
-    /// True once `init` has completed (the database is created last).
+    /// Written last by `init --database` (a server on PostgreSQL has no
+    /// SQLite file): empty, the database's address is not kept here.
+    pub fn postgresql_marker(&self) -> PathBuf {
+        self.root.join("postgresql-initialised")
+    }
+
+    /// True once `init` has completed (the SQLite database, or with
+    /// PostgreSQL the marker, is created last).
     pub fn is_initialised(&self) -> bool {
-        self.database().is_file()
+        self.database().is_file() || self.postgresql_marker().is_file()
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 
 use crate::data_dir::DataDir;
 use crate::fs_util::{create_private_dir, write_atomic};
-use crate::store::{NewUser, Role, SqliteStore, Store as _};
+use crate::store::{NewUser, Role, SqliteStore, Store};
 use crate::{secrets, tls, trust};
 
 /// What `init` was asked to do.
@@ -20,6 +20,9 @@ pub struct InitOptions {
     pub hostnames: Vec<String>,
     /// A signed keyring (`keyring.toml` + `.minisig`) to publish at once.
     pub keyring: Option<PathBuf>,
+    /// A PostgreSQL database (`postgres://…`) to hold the server's data
+    /// instead of the directory's SQLite file.
+    pub database: Option<String>,
 }
 
 /// What `init` did.
@@ -47,13 +50,86 @@ pub const ADMIN_LOGIN: &str = "admin";
 /// The database is created under a temporary name and renamed last, so an
 /// interrupted `init` leaves a directory that `init` simply redoes.
 pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
+    if let Some(url) = &opts.database {
+        return init_postgresql(opts, url).await;
+    }
     let dir = &opts.data_dir;
     if dir.is_initialised() {
         return Ok(InitOutcome::AlreadyInitialised {
             ca_fingerprint: tls::fingerprint(&dir.ca_cert()).ok(),
         });
     }
-    // Read and check every input before writing anything.
+    check_keyring(opts)?;
+    let ca_fingerprint = write_pki(opts)?;
+
+    let staging = dir.root().join("nird.db.init");
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", staging.display()));
+        if p.exists() {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    let store = SqliteStore::open(&staging)?;
+    let admin_password = add_admin(&store, opts).await?;
+    store.close().await?;
+    // The database holds credential hashes and the audit log: owner only.
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&staging, dir.database())?;
+    Ok(InitOutcome::Created {
+        admin_password,
+        ca_fingerprint,
+    })
+}
+
+/// `init --database postgres://…`: the directory gets its certificates and
+/// keys as with SQLite (kept when it has them), the database its `admin`
+/// account, and the directory its marker last. A database that has an
+/// `admin` already is left as it is: for one more server process on it,
+/// a directory whose certificates are not the other processes' would give
+/// agents a CA they do not trust, so that is refused.
+async fn init_postgresql(opts: &InitOptions, url: &str) -> anyhow::Result<InitOutcome> {
+    let dir = &opts.data_dir;
+    let shown = crate::store::pg::redact_url(url);
+    check_keyring(opts)?;
+    let store = crate::store::open(&dir.database(), Some(url))
+        .await
+        .with_context(|| format!("impossible d'ouvrir {shown}"))?;
+    let has_admin = store.user_exists(ADMIN_LOGIN).await?;
+    let has_pki =
+        dir.ca_cert().is_file() && dir.server_cert().is_file() && dir.server_key().is_file();
+    if has_admin {
+        store.close().await?;
+        if !has_pki {
+            anyhow::bail!(
+                "la base {shown} est déjà initialisée (le compte « {ADMIN_LOGIN} » existe) \
+                 et {} n'a pas de certificats : pour un serveur de plus sur cette base, \
+                 copiez le répertoire de données d'un serveur qui la sert (tls/, metrics-token) \
+                 au lieu de lancer init, afin que les agents reconnaissent son autorité de \
+                 certification. Rien n'a été modifié.",
+                dir.root().display()
+            );
+        }
+        write_atomic(&dir.postgresql_marker(), b"", 0o644)?;
+        return Ok(InitOutcome::AlreadyInitialised {
+            ca_fingerprint: tls::fingerprint(&dir.ca_cert()).ok(),
+        });
+    }
+    let ca_fingerprint = if has_pki {
+        tls::fingerprint(&dir.ca_cert())?
+    } else {
+        write_pki(opts)?
+    };
+    let admin_password = add_admin(store.as_ref(), opts).await?;
+    store.close().await?;
+    write_atomic(&dir.postgresql_marker(), b"", 0o644)?;
+    Ok(InitOutcome::Created {
+        admin_password,
+        ca_fingerprint,
+    })
+}
+
+/// Checks the keyring to publish, if any, before anything is written.
+fn check_keyring(opts: &InitOptions) -> anyhow::Result<()> {
     if let Some(file) = &opts.keyring {
         let bytes = std::fs::read(file)
             .with_context(|| format!("impossible de lire {}", file.display()))?;
@@ -62,6 +138,13 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
         nird_proto::keyring::verify_keyring(None, &bytes, &sigs)
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     }
+    Ok(())
+}
+
+/// Creates the directory, its CA, server certificate and key, the metrics
+/// token and the server's name; returns the CA's fingerprint.
+fn write_pki(opts: &InitOptions) -> anyhow::Result<String> {
+    let dir = &opts.data_dir;
     let names = if opts.hostnames.is_empty() {
         vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
     } else {
@@ -85,16 +168,13 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
             0o644,
         )?;
     }
+    Ok(pki.ca_fingerprint)
+}
 
-    let staging = dir.root().join("nird.db.init");
-    for suffix in ["", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", staging.display()));
-        if p.exists() {
-            std::fs::remove_file(&p)?;
-        }
-    }
+/// Adds the `admin` account to `store` (and publishes the keyring, if
+/// any); returns its password.
+async fn add_admin(store: &dyn Store, opts: &InitOptions) -> anyhow::Result<String> {
     let admin_password = secrets::new_password();
-    let store = SqliteStore::open(&staging)?;
     store
         .add_user(
             "init",
@@ -110,17 +190,10 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
         .await?;
     if let Some(file) = &opts.keyring {
         let text =
-            trust::publish_keyring(&store, "init", file, time::OffsetDateTime::now_utc()).await?;
+            trust::publish_keyring(store, "init", file, time::OffsetDateTime::now_utc()).await?;
         tracing::info!("{text}");
     }
-    store.close().await?;
-    // The database holds credential hashes and the audit log: owner only.
-    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
-    std::fs::rename(&staging, dir.database())?;
-    Ok(InitOutcome::Created {
-        admin_password,
-        ca_fingerprint: pki.ca_fingerprint,
-    })
+    Ok(admin_password)
 }
 
 /// The bearer token `/metrics` requires, read from `DATA/metrics-token`,

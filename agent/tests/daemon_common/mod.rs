@@ -48,6 +48,7 @@ impl ServerData {
                 data_dir: data.clone(),
                 hostnames: vec![],
                 keyring: None,
+                database: None,
             }))
             .unwrap();
         let fingerprint = match outcome {

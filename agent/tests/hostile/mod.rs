@@ -87,6 +87,7 @@ impl Identity {
             data_dir: data.clone(),
             hostnames: vec![],
             keyring: None,
+            database: None,
         }))
         .unwrap();
         let certs = CertificateDer::pem_file_iter(data.server_cert())

@@ -282,6 +282,22 @@ impl Client {
         Ok(Reply { status, body })
     }
 
+    /// POST a form, as a browser submits it, without following a redirect
+    /// (a dashboard login answers 303 when accepted).
+    pub fn post_form(&self, url: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let req = self
+            .agent
+            .post(url)
+            .config()
+            .max_redirects(0)
+            .build()
+            .header("content-type", "application/x-www-form-urlencoded");
+        Self::finish(req.send(body.as_bytes()))
+    }
+
     /// POST bytes with a `Content-Encoding` header and a bearer credential.
     pub fn post_encoded(&self, url: &str, auth: &str, encoding: &str, body: &[u8]) -> Reply {
         let req = self

@@ -1,0 +1,120 @@
+//! `nird-server init --database postgres://…`: a server on PostgreSQL from
+//! its first command, without a SQLite file; the `admin` account lives in
+//! the database and logs in on `serve`.
+
+mod common;
+
+use common::serve::ServeProcess;
+use common::*;
+use nird_server::data_dir::DataDir;
+
+/// The line after `marker` in `out`, or the rest of its line.
+fn value_after<'o>(out: &'o str, marker: &str) -> &'o str {
+    out.lines()
+        .find_map(|l| l.split_once(marker).map(|(_, v)| v.trim()))
+        .unwrap_or_else(|| panic!("no « {marker} » in:\n{out}"))
+}
+
+/// Logs in on the dashboard as `admin`; the status (303 when accepted).
+fn login(server: &ServeProcess, data: &DataDir, password: &str) -> u16 {
+    Client::new(&data.ca_cert())
+        .post_form(
+            &server.url("/connexion"),
+            &[("login", "admin"), ("password", password)],
+        )
+        .status
+}
+
+#[test]
+fn init_makes_a_server_on_postgresql() {
+    let Some(cluster) = common::pg::shared() else {
+        return;
+    };
+    let url = cluster.database();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    let dir = root.to_str().unwrap();
+
+    let out = cli(&["init", "--data-dir", dir, "--database", &url]);
+    assert!(out.contains("base postgres://nird@127.0.0.1"), "{out}");
+    let password = value_after(&out, "une seule fois) : ").to_owned();
+    let fingerprint = out.lines().last().unwrap().trim().to_owned();
+    let data = DataDir::new(&root);
+    assert_eq!(
+        nird_server::tls::fingerprint(&data.ca_cert()).unwrap(),
+        fingerprint
+    );
+    assert!(data.postgresql_marker().is_file());
+    assert!(!data.database().exists(), "no SQLite file");
+    assert!(data.is_initialised());
+    // The account is in PostgreSQL.
+    let users = cli(&["user", "list", "--data-dir", dir, "--database", &url]);
+    assert!(users.contains("admin"), "{users}");
+    assert_eq!(
+        cluster
+            .psql(
+                url.rsplit('/').next().unwrap(),
+                "SELECT COUNT(*) FROM users WHERE login = 'admin'"
+            )
+            .trim(),
+        "1"
+    );
+
+    // Again: nothing changes, no new password.
+    let again = cli(&["init", "--data-dir", dir, "--database", &url]);
+    assert!(again.contains("déjà initialisé"), "{again}");
+    assert!(!again.contains("une seule fois"), "{again}");
+    assert_eq!(again.lines().last().unwrap().trim(), fingerprint);
+
+    // `serve` runs on it, and the password shown logs in.
+    let f = Fixture { tmp, data };
+    let server = ServeProcess::start_with(&f, &["--database", &url]);
+    assert_eq!(login(&server, &f.data, &password), 303);
+    assert_eq!(login(&server, &f.data, "pas-le-bon"), 401);
+    drop(server);
+
+    // Another directory on the same database: refused, nothing written
+    // (its own CA would not be the one agents trust).
+    let other = tempfile::tempdir().unwrap();
+    let other_dir = other.path().join("data");
+    let out = cli_raw(&[
+        "init",
+        "--data-dir",
+        other_dir.to_str().unwrap(),
+        "--database",
+        &url,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("copiez le répertoire de données"), "{err}");
+    assert!(!other_dir.exists());
+
+    // A directory already initialised on SQLite moves its admin account to
+    // a new PostgreSQL database with `init --database`, keeping its CA.
+    let g = Fixture::new();
+    let fresh = cluster.database();
+    let out = cli(&["init", "--data-dir", g.dir(), "--database", &fresh]);
+    assert!(out.contains("une seule fois"), "{out}");
+    assert_eq!(
+        out.lines().last().unwrap().trim(),
+        nird_server::tls::fingerprint(&g.data.ca_cert()).unwrap()
+    );
+
+    // Not a PostgreSQL address: refused, nothing written.
+    let bad = tempfile::tempdir().unwrap();
+    let bad_dir = bad.path().join("data");
+    let out = cli_raw(&[
+        "init",
+        "--data-dir",
+        bad_dir.to_str().unwrap(),
+        "--database",
+        "mysql://root@localhost/nird",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("n'est pas une adresse PostgreSQL"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!bad_dir.exists());
+}
