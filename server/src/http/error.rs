@@ -181,6 +181,12 @@ where
     }
 }
 
+/// A body's members but the inventory (as `null`), and the inventory.
+type BodyMembers = (
+    serde_json::Map<String, serde_json::Value>,
+    Option<SentInventory>,
+);
+
 /// The body's members, the inventory apart: the fast path, for valid
 /// bodies only. The object's structure is followed without parsing
 /// ([`object_members`]), then each member is checked on its own: the
@@ -190,12 +196,7 @@ where
 /// not follow (keys with escapes, nesting deeper than 120): the full parse
 /// ([`members_parsed`]) then answers exactly as it always did, errors
 /// included.
-fn members_checked_apart(
-    bytes: &[u8],
-) -> Option<(
-    serde_json::Map<String, serde_json::Value>,
-    Option<SentInventory>,
-)> {
+fn members_checked_apart(bytes: &[u8]) -> Option<BodyMembers> {
     let text = std::str::from_utf8(bytes).ok()?;
     // The inventory, when canonical, is checked and its members found by
     // the scan that finds where it ends: gone over once. One entry per
@@ -234,16 +235,7 @@ fn members_checked_apart(
 
 /// The body's members, the inventory apart, from a full parse (members
 /// as raw text, then each parsed): any body, and the error messages.
-#[allow(clippy::type_complexity)]
-fn members_parsed(
-    bytes: &[u8],
-) -> Result<
-    (
-        serde_json::Map<String, serde_json::Value>,
-        Option<SentInventory>,
-    ),
-    HttpError,
-> {
+fn members_parsed(bytes: &[u8]) -> Result<BodyMembers, HttpError> {
     let invalid = |e: serde_json::Error| HttpError::bad_request(format!("JSON invalide : {e}"));
     // Duplicate members: the last wins, as when parsing into a `Value`.
     let members: BTreeMap<String, Box<RawValue>> =
@@ -571,22 +563,7 @@ mod body_tests {
 
     /// The fast path's answer, and the full parse's (`Err` for a refused
     /// body).
-    #[allow(clippy::type_complexity)]
-    fn both(
-        text: &str,
-    ) -> (
-        Option<(
-            serde_json::Map<String, serde_json::Value>,
-            Option<SentInventory>,
-        )>,
-        Result<
-            (
-                serde_json::Map<String, serde_json::Value>,
-                Option<SentInventory>,
-            ),
-            String,
-        >,
-    ) {
+    fn both(text: &str) -> (Option<BodyMembers>, Result<BodyMembers, String>) {
         (
             members_checked_apart(text.as_bytes()),
             members_parsed(text.as_bytes()).map_err(|e| e.message),
