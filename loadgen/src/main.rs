@@ -81,37 +81,76 @@ struct Args {
     servers: usize,
 }
 
-/// The canonical JSON text of a machine's inventory holding `packages`
-/// packages: the first 20 at version `round` (so going from one round to
-/// the next is a 20-package upgrade), the 21st at a version naming the
-/// machine's `image` (with one machine per image, no two machines share a
-/// package list: the server stores and compresses every list, its worst
-/// case). Written as text, keys in order, instead of built as a
-/// `serde_json::Value` and encoded: the test below checks it is the
-/// canonical encoding.
-fn changed_inventory_text(machine: usize, image: usize, packages: usize, round: u64) -> String {
-    let mut text = String::with_capacity(64 + packages * 90);
-    text.push_str(r#"{"cpu":{"model_name":{"value":"Intel(R) Core(TM) i5-3470 CPU @ 3.20GHz"}},"#);
-    text.push_str(&format!(
-        r#""identity":{{"hostname":{{"value":"pc-{machine:06}"}}}},"schema_version":2,"#
-    ));
-    text.push_str(r#""software":{"value":{"packages":["#);
-    for i in 0..packages {
-        let version = match i {
-            0..20 => format!("{round}.0-1"),
-            20 => format!("1.20.{image}-1"),
-            _ => format!("1.{i}.0-1"),
-        };
-        if i > 0 {
+/// A real machine's hardware sections (a ThinkPad T430: the agent's test
+/// fixture), what a changed-inventory document carries besides its package
+/// list: ≈ 5 KB that the server parses for the audit and the dashboard and
+/// compresses into the history row.
+const HARDWARE_FIXTURE: &str = include_str!("../../agent/tests/fixtures/laptop-t430.json");
+
+/// The canonical JSON text of a machine's inventory: the T430's hardware
+/// sections, with the machine's own hostname, serial and machine id, and
+/// `packages` packages: the first 20 at version `round` (so going from one
+/// round to the next is a 20-package upgrade), the 21st at a version naming
+/// the machine's `image` (with one machine per image, no two machines share
+/// a package list: the server stores and compresses every list, its worst
+/// case). The package list is written as text, keys in order, instead of
+/// built as a `serde_json::Value` and encoded: the test below checks the
+/// whole is the canonical encoding.
+fn changed_inventory_text(
+    machine: usize,
+    image: usize,
+    packages: usize,
+    round: u64,
+) -> anyhow::Result<String> {
+    let mut doc: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(HARDWARE_FIXTURE)?;
+    if let Some(identity) = doc
+        .get_mut("identity")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for (field, value) in [
+            ("hostname", format!("pc-{machine:06}")),
+            ("serial", format!("PB{machine:06}")),
+            ("machine_id", format!("{machine:032x}")),
+        ] {
+            identity.insert(field.into(), serde_json::json!({ "value": value }));
+        }
+    }
+    doc.insert("software".into(), serde_json::Value::Null);
+    let mut text = String::with_capacity(8192 + packages * 100);
+    text.push('{');
+    // A `Map` iterates in key order: the canonical order.
+    for (key, value) in &doc {
+        if text.len() > 1 {
             text.push(',');
         }
-        text.push_str(&format!(
-            r#"{{"arch":"amd64","name":"paquet-{i:05}","section":"misc","size_kib":{},"version":"{version}"}}"#,
-            100 + i
-        ));
+        text.push_str(&serde_json::to_string(key)?);
+        text.push(':');
+        if key != "software" {
+            text.push_str(std::str::from_utf8(&nird_proto::hash::canonical_json(
+                value,
+            )?)?);
+            continue;
+        }
+        text.push_str(r#"{"value":{"packages":["#);
+        for i in 0..packages {
+            let version = match i {
+                0..20 => format!("{round}.0-1"),
+                20 => format!("1.20.{image}-1"),
+                _ => format!("1.{i}.0-1"),
+            };
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&format!(
+                r#"{{"arch":"amd64","name":"paquet-{i:05}","section":"misc","size_kib":{},"version":"{version}"}}"#,
+                100 + i
+            ));
+        }
+        text.push_str("]}}");
     }
-    text.push_str("]}}}");
-    text
+    text.push('}');
+    Ok(text)
 }
 
 /// The two check-in bodies a machine alternates between in the
@@ -137,7 +176,7 @@ impl PrebuiltCheckin {
         round: u64,
         gzip: bool,
     ) -> anyhow::Result<Self> {
-        let inventory = changed_inventory_text(machine, image, packages, round);
+        let inventory = changed_inventory_text(machine, image, packages, round)?;
         let inventory_hash = nird_proto::hash::sha256_hex(inventory.as_bytes());
         let open_body = format!(
             r#"{{"applied":[{{"name":"primtux","version":1}}],"inventory":{inventory},"inventory_hash":"{inventory_hash}""#
@@ -761,7 +800,7 @@ mod tests {
 
     #[test]
     fn changed_inventories_are_canonical_and_differ_by_machine_and_round() {
-        let doc = |machine, round| changed_inventory_text(machine, machine, 30, round);
+        let doc = |machine, round| changed_inventory_text(machine, machine, 30, round).unwrap();
         let value: serde_json::Value = serde_json::from_str(&doc(7, 1)).unwrap();
         assert_eq!(
             nird_proto::hash::canonical_json(&value).unwrap(),
@@ -770,6 +809,13 @@ mod tests {
         let packages = value["software"]["value"]["packages"].as_array().unwrap();
         assert_eq!(packages.len(), 30);
         assert_eq!(packages[20]["version"], "1.20.7-1");
+        // A real machine's hardware, named after the simulated one.
+        assert_eq!(value["identity"]["hostname"]["value"], "pc-000007");
+        assert_eq!(
+            value["identity"]["product_family"]["value"],
+            "ThinkPad T430"
+        );
+        assert!(value["storage"].is_object() && value["monitors"].is_object());
         // A round is a 20-package upgrade; machines never share a list.
         let list = |machine, round| {
             let v: serde_json::Value = serde_json::from_str(&doc(machine, round)).unwrap();
@@ -786,7 +832,7 @@ mod tests {
         assert_eq!(changed, 20);
         assert_ne!(list(7, 1), list(8, 1));
         // Machines of one image share their lists, not their documents.
-        let shared = |machine| changed_inventory_text(machine, 3, 30, 1);
+        let shared = |machine| changed_inventory_text(machine, 3, 30, 1).unwrap();
         let lists: Vec<serde_json::Value> = [7, 8]
             .iter()
             .map(|m| serde_json::from_str::<serde_json::Value>(&shared(*m)).unwrap())

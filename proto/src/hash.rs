@@ -36,13 +36,13 @@ const MAX_DEPTH: usize = 128;
 /// hash is its content hash, and the text can be stored as it is.
 ///
 /// Conservative: it answers false for a few canonical texts it does not
-/// analyse (numbers other than integers of at most 18 digits, `\u`
-/// escapes, object keys holding an escape, nesting deeper than 128); the
-/// caller then parses and re-encodes (the slow path). It never answers true
-/// for a text that is not canonical. Rules followed (serde_json's writer):
-/// no whitespace outside strings; object keys in strictly increasing byte
-/// order (so no duplicate); strings escape only `"`, `\\` and control
-/// characters; integers without sign `+`, leading zero or `-0`.
+/// analyse (`\u` escapes, object keys holding an escape, nesting deeper
+/// than 128); the caller then parses and re-encodes (the slow path). It
+/// never answers true for a text that is not canonical. Rules followed
+/// (serde_json's writer): no whitespace outside strings; object keys in
+/// strictly increasing byte order (so no duplicate); strings escape only
+/// `"`, `\\` and control characters; integers without sign `+`, leading
+/// zero or `-0`; other numbers as serde_json writes them back.
 pub fn is_canonical_json(text: &str) -> bool {
     scan_canonical(text, |_, _| ()) == Some(text.len())
 }
@@ -204,7 +204,7 @@ fn scan_canonical(text: &str, mut member: impl FnMut(Range<usize>, Range<usize>)
             Some(b'n') if b[i..].starts_with(b"null") => i += 4,
             Some(b't') if b[i..].starts_with(b"true") => i += 4,
             Some(b'f') if b[i..].starts_with(b"false") => i += 5,
-            Some(b'-' | b'0'..=b'9') => i = canonical_integer_end(b, i)?,
+            Some(b'-' | b'0'..=b'9') => i = canonical_number_end(text, i)?,
             _ => return None,
         }
         // A value ended at `i`: close containers until the next value.
@@ -296,6 +296,26 @@ fn canonical_string_end(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+/// Where the number starting at `i` ends, when serde_json writes it back
+/// the same. Integers of at most 18 digits are checked here; any other
+/// number (a battery's 57.7 Wh, a 19-digit integer) by serde_json itself,
+/// read then written as [`canonical_json`] does: the same answer, for the
+/// few such numbers a document holds.
+fn canonical_number_end(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    if let Some(end) = canonical_integer_end(b, i) {
+        return Some(end);
+    }
+    let len = b
+        .get(i..)?
+        .iter()
+        .take_while(|c| matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+        .count();
+    let token = text.get(i..i + len)?;
+    let value: serde_json::Value = serde_json::from_str(token).ok()?;
+    (serde_json::to_string(&value).ok()? == token).then_some(i + len)
+}
+
 /// Where the integer starting at `i` ends, when serde_json writes it back
 /// the same (no fraction or exponent, at most 18 digits, no `-0`).
 fn canonical_integer_end(b: &[u8], mut i: usize) -> Option<usize> {
@@ -348,6 +368,7 @@ mod tests {
             r#"{"a":[1,-2,0,{"b":null}],"b":true,"c":false,"d":"x\"\\\n\té/"}"#,
             r#"{"a":{},"b":[],"c":[[],{}]}"#,
             r#"123456789012345678"#,
+            r#"{"design_capacity_wh":{"value":57.7},"n":[1.0,-0.5,1e-7,12345678901234567890]}"#,
         ] {
             assert!(is_canonical_json(text), "{text}");
             let value: serde_json::Value = serde_json::from_str(text).unwrap();
@@ -393,11 +414,14 @@ mod tests {
             r#"{"a": 1}"#,      // whitespace
             r#" {}"#,
             r#"{ }"#,
-            r#"[1.0]"#, // serde_json writes 1.0, but floats are not analysed
-            r#"[1e3]"#,
-            r#"[-0]"#,                  // serde_json reads a float -0.0
-            r#"[1234567890123456789]"#, // 19 digits
-            r#"["\/"]"#,                // serde_json writes "/"
+            r#"[1e3]"#,   // serde_json writes 1000.0
+            r#"[57.70]"#, // 57.7
+            r#"[1.5E2]"#, // 150.0
+            r#"[+1]"#,
+            r#"[1.]"#,
+            r#"[1-2]"#,
+            r#"[-0]"#,   // serde_json reads a float -0.0
+            r#"["\/"]"#, // serde_json writes "/"
             r#"["\u0041"]"#,
             r#"{"\u0041":1}"#,
             r#"[01]"#,
@@ -418,8 +442,7 @@ mod tests {
     }
 
     /// True for values whose canonical text [`is_canonical_json`] analyses:
-    /// integers of at most 18 digits, strings without `\\u`-escaped
-    /// characters, keys without any escape.
+    /// strings without `\\u`-escaped characters, keys without any escape.
     fn plain(value: &serde_json::Value) -> bool {
         use serde_json::Value;
         let plain_str = |s: &str| {
@@ -427,12 +450,9 @@ mod tests {
                 .any(|c| c < ' ' && !"\u{8}\u{c}\n\r\t".contains(c))
         };
         match value {
-            Value::Number(n) => {
-                n.as_i64()
-                    .or(n.as_u64().and_then(|u| i64::try_from(u).ok()))
-                    .is_some()
-                    && n.to_string().trim_start_matches('-').len() <= 18
-            }
+            // Every number: integers are checked by the scan, the others
+            // by serde_json's own reading and writing.
+            Value::Number(_) => true,
             Value::String(s) => plain_str(s),
             Value::Array(items) => items.iter().all(plain),
             Value::Object(map) => map
@@ -452,6 +472,9 @@ mod tests {
             Just("true".to_owned()),
             any::<i64>().prop_map(|n| n.to_string()),
             any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| serde_json::to_string(&f).unwrap()),
             prop_oneof![
                 Just("-0"),
                 Just("0"),
@@ -597,6 +620,18 @@ mod tests {
         for text in [r#"{"b":1,"a":2}"#, r#"{"a": 1}"#, "[1]", "{", r#""a""#] {
             assert_eq!(CanonicalObject::from_prefix(text), None, "{text}");
         }
+    }
+
+    /// A laptop's inventory (its battery in Wh: floats) takes the fast
+    /// path, as agents send it.
+    #[test]
+    fn a_real_laptop_inventory_is_recognised() {
+        let value: serde_json::Value =
+            serde_json::from_str(include_str!("../../agent/tests/fixtures/laptop-t430.json"))
+                .unwrap();
+        let text = String::from_utf8(canonical_json(&value).unwrap()).unwrap();
+        assert!(text.contains(r#""design_capacity_wh":{"value":57.7}"#));
+        assert!(CanonicalObject::from_text(text).is_ok());
     }
 
     #[test]
