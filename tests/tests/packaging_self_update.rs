@@ -439,7 +439,10 @@ fn the_agent_upgrades_itself_through_a_signed_profile_and_survives_a_broken_pack
     let version = in_root_ok(&root, "dpkg-query -W -f='${Version}' nird-agent");
     assert_eq!(version, "0.1.0-2", "the broken package replaced the agent");
     let before = seen(&data.cli(&["machine", "list"]));
-    wait_for(60, "a check-in after the failed upgrade", || {
+    // The next heartbeat comes within the interval plus the packaged
+    // agent's default jitter (10 s + up to 60 s): waiting only 60 s failed
+    // when the jitter drew more than 50 s.
+    wait_for(100, "a check-in after the failed upgrade", || {
         seen(&data.cli(&["machine", "list"])) > before
     });
     assert!(
