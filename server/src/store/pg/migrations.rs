@@ -8,8 +8,9 @@
 //! `TEXT`, `BLOB` is `BYTEA`, and `INTEGER PRIMARY KEY` is an identity
 //! column (`BY DEFAULT`, so copied rows keep their ids).
 //!
-//! The functions the server calls (`nird_checkin`, `nird_closure`) are not
-//! here: they are code, replaced at each start ([`FUNCTIONS`]).
+//! The functions the server calls (`nird_checkin`, `nird_closure`,
+//! `nird_enroll`) are not here: they are code, replaced at each start
+//! ([`FUNCTIONS`], [`enroll_function`]).
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -548,3 +549,85 @@ BEGIN
     END LOOP;
 END $$;
 "#;
+
+/// `nird_enroll`: a whole enrolment in one statement, so that the store
+/// sends it in one round trip (and its batchers pipeline many into one
+/// transaction). Parameters `$1`–`$40` are exactly the audit facts' upsert
+/// (`UPSERT_FACTS`, shared with SQLite, whose text is embedded here with
+/// its `$n` placeholders naming them; `$1` is the machine id), then the
+/// token's hash, hostname, secret hash, time, inventory hash, the history
+/// row's core text and its deflated bytes, the package list's hash and
+/// deflated body (both NULL when the document holds none).
+///
+/// Order: the token is read and checked (an unknown, revoked, expired or
+/// exhausted token answers `o_problem` and writes nothing), then its use
+/// is taken under its row lock — checked again there, so of two
+/// enrolments racing for the last use the second writes nothing — then
+/// the machine row, its package list, its history row (inserted as text
+/// for the dashboard's trigger, then compressed), its audit facts (their
+/// `profiles` column keeps its default `''`, what an enrolment's empty
+/// `applied` spells). Any other failure (a duplicate machine id) raises,
+/// and the caller's transaction takes nothing.
+pub fn enroll_function() -> String {
+    let upsert = super::dollar(crate::store::sqlite::audit_facts::UPSERT_FACTS);
+    format!(
+        r#"
+CREATE OR REPLACE FUNCTION nird_enroll(
+    text, text, bigint, bigint, text, text, text, text, text, text,
+    text, bigint, bigint, bigint, text, bigint, bigint, bigint, bigint, bigint,
+    text, bigint, text, bigint, bigint, bigint, text, text, text, bigint,
+    bigint, bigint, bigint, bigint, bigint, text, text, bigint, text, bigint,
+    p_token text, p_hostname text, p_secret text, p_at bigint, p_hash text,
+    p_core text, p_packed bytea, p_list_hash text, p_list bytea,
+    OUT o_problem text, OUT o_status text, OUT o_uai text, OUT o_kind text,
+    OUT o_academie text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    p_machine ALIAS FOR $1;
+    tok record;
+    history bigint;
+BEGIN
+    SELECT et.id, et.school_id, et.expires_at, et.max_uses, et.uses, et.revoked_at,
+           s.require_approval, s.uai, s.kind, s.academie
+        INTO tok
+        FROM enrollment_tokens et JOIN schools s ON s.id = et.school_id
+        WHERE et.token_hash = p_token;
+    IF NOT FOUND THEN
+        o_problem := 'unknown';
+        RETURN;
+    ELSIF tok.revoked_at IS NOT NULL THEN
+        o_problem := 'revoked';
+        RETURN;
+    ELSIF tok.expires_at IS NOT NULL AND tok.expires_at <= p_at THEN
+        o_problem := 'expired';
+        RETURN;
+    ELSIF tok.uses >= tok.max_uses THEN
+        o_problem := 'exhausted';
+        RETURN;
+    END IF;
+    UPDATE enrollment_tokens et SET uses = et.uses + 1
+        WHERE et.id = tok.id AND et.uses < et.max_uses AND et.revoked_at IS NULL;
+    IF NOT FOUND THEN
+        o_problem := 'exhausted';
+        RETURN;
+    END IF;
+    o_status := CASE WHEN tok.require_approval <> 0 THEN 'pending' ELSE 'active' END;
+    INSERT INTO machines (id, school_id, token_id, hostname, secret_hash, status,
+                          enrolled_at, inventory_hash)
+        VALUES (p_machine, tok.school_id, tok.id, p_hostname, p_secret, o_status, p_at, p_hash);
+    IF p_list_hash IS NOT NULL THEN
+        INSERT INTO software_lists (hash, body) VALUES (p_list_hash, p_list)
+            ON CONFLICT DO NOTHING;
+        INSERT INTO machine_software (machine_id, hash) VALUES (p_machine, p_list_hash);
+    END IF;
+    INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
+        VALUES (p_machine, p_at, p_hash, p_core) RETURNING id INTO history;
+    UPDATE inventory_history SET inventory = '', packed = p_packed WHERE id = history;
+    {upsert};
+    o_uai := tok.uai;
+    o_kind := tok.kind;
+    o_academie := tok.academie;
+END $fn$;
+"#
+    )
+}
