@@ -151,6 +151,8 @@ pub struct PgStore {
     closed: AtomicBool,
     /// Load and commit counters.
     stats: std::sync::Arc<Stats>,
+    /// The assigned closures this process keeps (see `nird_checkins`).
+    closures: Closures,
     /// Check-ins without inventory, run together (see [`run_batch`]).
     checkins: Batches<Checkin, CheckinOutcome>,
     /// Enrolments, run together (see [`run_enrolments`]).
@@ -174,13 +176,20 @@ impl<T: Send + 'static, O: Send + 'static> Batches<T, O> {
     /// Starts the batchers; `run` runs one batch and answers its callers.
     fn start<F, Fut>(pool: &Pool, stats: &std::sync::Arc<Stats>, run: F) -> Self
     where
-        F: Fn(Pool, Vec<Queued<T, O>>, std::sync::Arc<Stats>) -> Fut + Copy + Send + 'static,
+        F: Fn(Pool, Vec<Queued<T, O>>, std::sync::Arc<Stats>) -> Fut + Clone + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
         let batchers = (0..BATCHERS)
-            .map(|_| tokio::spawn(batcher(pool.clone(), rx.clone(), stats.clone(), run)))
+            .map(|_| {
+                tokio::spawn(batcher(
+                    pool.clone(),
+                    rx.clone(),
+                    stats.clone(),
+                    run.clone(),
+                ))
+            })
             .collect();
         Batches {
             queue: std::sync::Mutex::new(Some(tx)),
@@ -452,8 +461,13 @@ impl PgStore {
         migrate(&mut client).await?;
         drop(client);
         let stats = std::sync::Arc::new(Stats::default());
+        let closures = Closures::default();
+        let cache = closures.clone();
         Ok(PgStore {
-            checkins: Batches::start(&pool, &stats, run_batch),
+            checkins: Batches::start(&pool, &stats, move |pool, batch, stats| {
+                run_batch(pool, batch, stats, cache.clone())
+            }),
+            closures,
             enrolments: Batches::start(&pool, &stats, run_enrolments),
             pool,
             closed: AtomicBool::new(false),
@@ -599,15 +613,51 @@ async fn closure_of<C: GenericClient>(
     assigned_closure(c, status, school, machine_id).await
 }
 
-/// The check-in function call (one round trip).
-const CHECKIN_SQL: &str = "SELECT status, stored_hash, acked, school, names, versions, \
-     keyring_version, index_version \
-     FROM nird_checkin($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+/// Check-ins in one call and one transaction (see `nird_checkins`).
+const CHECKINS_SQL: &str = "SELECT o_ord, o_status, o_hash, o_acked, o_school, o_custom, \
+     o_names, o_versions, o_generation, o_keyring, o_index \
+     FROM nird_checkins($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
-/// Several check-ins in one call and one transaction.
-const BATCH_SQL: &str = "SELECT ord, status, stored_hash, acked, school, names, versions, \
-     keyring_version, index_version \
-     FROM nird_checkin_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+/// A school's closure and its generation, when the cache lacks it.
+const SCHOOL_CLOSURE_SQL: &str =
+    "SELECT o_generation, o_names, o_versions FROM nird_school_closure($1)";
+
+/// The assigned closures of schools, as of one `closure_generation`, for
+/// machines without overrides: what `nird_checkins` does not compute
+/// again while the generation stays the same. Shared by the process's
+/// check-ins; at most one entry per school.
+#[derive(Default)]
+struct ClosureCache {
+    /// The generation the entries belong to; `None` before the first.
+    generation: Option<i64>,
+    /// School id → closure.
+    schools: std::collections::HashMap<i64, Vec<ProfileRef>>,
+}
+
+impl ClosureCache {
+    /// Keeps `closure`, computed at `generation`; a newer generation
+    /// empties the cache first, an older one is not kept.
+    fn learn(&mut self, generation: i64, school: i64, closure: &[ProfileRef]) {
+        if self.generation.is_none_or(|g| g < generation) {
+            self.generation = Some(generation);
+            self.schools.clear();
+        }
+        if self.generation == Some(generation) {
+            self.schools.insert(school, closure.to_vec());
+        }
+    }
+
+    /// The closure of `school` at `generation`, if kept.
+    fn get(&self, generation: i64, school: i64) -> Option<Vec<ProfileRef>> {
+        if self.generation != Some(generation) {
+            return None;
+        }
+        self.schools.get(&school).cloned()
+    }
+}
+
+/// The process's closure cache, shared with the batchers.
+type Closures = std::sync::Arc<std::sync::Mutex<ClosureCache>>;
 
 /// Most check-ins one batch carries.
 const MAX_BATCH: usize = 128;
@@ -659,68 +709,189 @@ fn checkin_args(c: &Checkin) -> Result<CheckinArgs, StoreError> {
     Ok(args)
 }
 
-/// Reads `nird_checkin`'s answer from column `at` on; also the stored
-/// inventory hash.
-fn outcome_of(r: &Row, at: usize, c: &Checkin) -> Result<(CheckinOutcome, String), StoreError> {
-    let status: String = r.try_get(at)?;
+/// Profiles from parallel name and version arrays.
+fn profile_refs(names: Vec<String>, versions: Vec<i64>) -> Vec<ProfileRef> {
+    names
+        .into_iter()
+        .zip(versions)
+        .map(|(name, v)| ProfileRef {
+            name,
+            version: to_u64(v),
+        })
+        .collect()
+}
+
+/// What a row of `nird_checkins` says about the closure.
+enum Closure {
+    /// Not assigned anything: the machine is not active.
+    None,
+    /// Computed by the function; cacheable unless the machine has
+    /// overrides.
+    Computed {
+        cacheable: bool,
+        school: i64,
+        generation: i64,
+    },
+    /// For the caller's cache: the machine's school at this generation.
+    Cached { school: i64, generation: i64 },
+}
+
+/// Reads a row of `nird_checkins`: the outcome (with the closure when the
+/// function computed it), the stored inventory hash, where the closure
+/// comes from.
+fn outcome_of(r: &Row, c: &Checkin) -> Result<(CheckinOutcome, String, Closure), StoreError> {
+    let status: String = r.try_get(1)?;
     let status = match status.as_str() {
         "bad_credential" => return Err(StoreError::BadCredential),
         "retired" => return Err(StoreError::Retired),
         s => status_of(s)?,
     };
-    let stored_hash: String = r.try_get(at + 1)?;
-    let names: Option<Vec<String>> = r.try_get(at + 4)?;
-    let versions: Option<Vec<i64>> = r.try_get(at + 5)?;
-    let assigned = names
-        .unwrap_or_default()
-        .into_iter()
-        .zip(versions.unwrap_or_default())
-        .map(|(name, v)| ProfileRef {
-            name,
-            version: to_u64(v),
-        })
-        .collect();
+    let stored_hash: String = r.try_get(2)?;
+    let school: i64 = r.try_get(4)?;
+    let names: Option<Vec<String>> = r.try_get(6)?;
+    let versions: Option<Vec<i64>> = r.try_get(7)?;
+    let generation: i64 = r.try_get(8)?;
+    let (assigned, closure) = match (status, names, versions) {
+        (MachineStatus::Active, Some(names), Some(versions)) => (
+            profile_refs(names, versions),
+            Closure::Computed {
+                cacheable: !r.try_get::<_, bool>(5)?,
+                school,
+                generation,
+            },
+        ),
+        (MachineStatus::Active, _, _) => (Vec::new(), Closure::Cached { school, generation }),
+        _ => (Vec::new(), Closure::None),
+    };
     Ok((
         CheckinOutcome {
             status,
             send_inventory: c.inventory.is_none() && c.inventory_hash != stored_hash,
-            acked_seq: to_u64(r.try_get(at + 2)?),
+            acked_seq: to_u64(r.try_get(3)?),
             assigned,
-            keyring_version: r.try_get::<_, Option<i64>>(at + 6)?.map(to_u64),
-            index_version: r.try_get::<_, Option<i64>>(at + 7)?.map(to_u64),
+            keyring_version: r.try_get::<_, Option<i64>>(9)?.map(to_u64),
+            index_version: r.try_get::<_, Option<i64>>(10)?.map(to_u64),
         },
         stored_hash,
+        closure,
     ))
 }
 
-/// Runs `nird_checkin` for `c` on `client` and reads its answer (before
-/// the inventory part, which the caller adds when there is one).
+/// A check-in's outcome and the stored inventory hash.
+type Answer = Result<(CheckinOutcome, String), StoreError>;
+
+/// Runs `nird_checkins` for `batch` (sorted by machine id) on `client`:
+/// one statement, so one transaction unless the caller opened one. Each
+/// check-in's outcome and stored inventory hash, in batch order; the
+/// closures the function left to the cache are filled from it, or from
+/// `nird_school_closure` for schools it lacks.
+async fn checkins_call<C: GenericClient>(
+    client: &C,
+    batch: &[&Checkin],
+    at: i64,
+    closures: &Closures,
+) -> Result<Vec<Answer>, StoreError> {
+    let n = batch.len();
+    let mut machines = Vec::with_capacity(n);
+    let mut secrets = Vec::with_capacity(n);
+    let mut applied = Vec::with_capacity(n);
+    let mut profiles = Vec::with_capacity(n);
+    let mut trusts = Vec::with_capacity(n);
+    let (mut idx, mut seqs, mut names, mut versions, mut outcomes, mut texts) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (k, c) in batch.iter().enumerate() {
+        let a = checkin_args(c)?;
+        machines.push(c.machine_id.as_str());
+        secrets.push(c.secret_hash.as_str());
+        applied.push(a.applied);
+        profiles.push(a.profiles);
+        trusts.push(c.trust.clone());
+        let ord = i32::try_from(k + 1).unwrap_or(i32::MAX);
+        idx.extend(std::iter::repeat_n(ord, a.seqs.len()));
+        seqs.extend(a.seqs);
+        names.extend(a.names);
+        versions.extend(a.versions);
+        outcomes.extend(a.outcomes);
+        texts.extend(a.texts);
+    }
+    let known = closures
+        .lock()
+        .map_err(|_| StoreError::Backend("closure cache poisoned".into()))?
+        .generation;
+    let rows = rows(
+        client,
+        CHECKINS_SQL,
+        &[
+            &machines, &secrets, &at, &applied, &profiles, &trusts, &idx, &seqs, &names, &versions,
+            &outcomes, &texts, &known,
+        ],
+    )
+    .await?;
+    if rows.len() != n {
+        return Err(StoreError::Backend(format!(
+            "nird_checkins answered {} rows for {n} check-ins",
+            rows.len()
+        )));
+    }
+    // Rows come in batch order (ord 1..n).
+    let mut answers = Vec::with_capacity(n);
+    let mut missing = Vec::new();
+    {
+        let mut cache = closures
+            .lock()
+            .map_err(|_| StoreError::Backend("closure cache poisoned".into()))?;
+        for (k, (c, r)) in batch.iter().zip(&rows).enumerate() {
+            answers.push(outcome_of(r, c).map(|(mut outcome, hash, closure)| {
+                match closure {
+                    Closure::Computed {
+                        cacheable: true,
+                        school,
+                        generation,
+                    } => cache.learn(generation, school, &outcome.assigned),
+                    Closure::Cached { school, generation } => match cache.get(generation, school) {
+                        Some(assigned) => outcome.assigned = assigned,
+                        None => missing.push((k, school)),
+                    },
+                    Closure::Computed { .. } | Closure::None => {}
+                }
+                (outcome, hash)
+            }));
+        }
+    }
+    for (k, school) in missing {
+        let r = row(client, SCHOOL_CLOSURE_SQL, &[&school])
+            .await?
+            .ok_or_else(|| StoreError::Backend("nird_school_closure answered nothing".into()))?;
+        let assigned = profile_refs(r.try_get(1)?, r.try_get(2)?);
+        closures
+            .lock()
+            .map_err(|_| StoreError::Backend("closure cache poisoned".into()))?
+            .learn(r.try_get(0)?, school, &assigned);
+        if let Some(Ok((outcome, _))) = answers.get_mut(k) {
+            outcome.assigned = assigned;
+        }
+    }
+    Ok(answers)
+}
+
+/// One check-in (a batch of one), before the inventory part, which the
+/// caller adds when there is one.
 async fn checkin_call<C: GenericClient>(
     client: &C,
     c: &Checkin,
     at: i64,
-) -> Result<(CheckinOutcome, String), StoreError> {
-    let a = checkin_args(c)?;
-    let r = row(
-        client,
-        CHECKIN_SQL,
-        &[
-            &c.machine_id,
-            &c.secret_hash,
-            &at,
-            &a.applied,
-            &a.profiles,
-            &c.trust,
-            &a.seqs,
-            &a.names,
-            &a.versions,
-            &a.outcomes,
-            &a.texts,
-        ],
-    )
-    .await?
-    .ok_or_else(|| StoreError::Backend("nird_checkin answered nothing".into()))?;
-    outcome_of(&r, 0, c)
+    closures: &Closures,
+) -> Answer {
+    checkins_call(client, &[c], at, closures)
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Backend("nird_checkins answered nothing".into()))?
 }
 
 /// One batcher: takes every request queued (up to [`MAX_BATCH`]) and
@@ -777,14 +948,15 @@ fn answer_committed<T, O>(
     }
 }
 
-/// Runs one batch and answers its callers. Should the batch fail as a
-/// whole (a deadlock with an administrator's transaction, a lost
-/// connection), each check-in is retried alone, so one cannot fail
+/// Runs one batch of check-ins and answers its callers. Should the batch
+/// fail as a whole (a deadlock with an administrator's transaction, a
+/// lost connection), each check-in is retried alone, so one cannot fail
 /// another.
 async fn run_batch(
     pool: Pool,
     mut batch: Vec<Queued<Checkin, CheckinOutcome>>,
     stats: std::sync::Arc<Stats>,
+    closures: Closures,
 ) {
     // One lock order for every batch: no deadlock between batches.
     batch.sort_by(|a, b| a.0.machine_id.cmp(&b.0.machine_id));
@@ -793,13 +965,19 @@ async fn run_batch(
         Ok(c) => c,
         Err(e) => return fail_all(batch, &e.into()),
     };
-    match batch_call(&client, &batch, at).await {
-        Ok(outcomes) => answer_committed(batch, outcomes, &stats),
+    let checkins: Vec<&Checkin> = batch.iter().map(|(c, _)| c).collect();
+    match checkins_call(&client, &checkins, at, &closures).await {
+        Ok(answers) => {
+            let outcomes = answers.into_iter().map(|a| a.map(|(o, _)| o)).collect();
+            answer_committed(batch, outcomes, &stats);
+        }
         Err(e) if batch.len() == 1 => fail_all(batch, &e),
         Err(e) => {
             tracing::warn!(error = %e, size = batch.len(), "check-in batch failed; retrying one by one");
             for (c, reply) in batch {
-                let outcome = checkin_call(&client, &c, at).await.map(|(o, _)| o);
+                let outcome = checkin_call(&client, &c, at, &closures)
+                    .await
+                    .map(|(o, _)| o);
                 if outcome.is_ok() {
                     stats.commits.fetch_add(1, Ordering::Relaxed);
                     stats.writes.fetch_add(1, Ordering::Relaxed);
@@ -808,64 +986,6 @@ async fn run_batch(
             }
         }
     }
-}
-
-/// The batch call: each check-in's outcome, in batch order.
-async fn batch_call<C: GenericClient>(
-    client: &C,
-    batch: &[Queued<Checkin, CheckinOutcome>],
-    at: i64,
-) -> Result<Vec<Result<CheckinOutcome, StoreError>>, StoreError> {
-    let n = batch.len();
-    let mut machines = Vec::with_capacity(n);
-    let mut secrets = Vec::with_capacity(n);
-    let mut applied = Vec::with_capacity(n);
-    let mut profiles = Vec::with_capacity(n);
-    let mut trusts = Vec::with_capacity(n);
-    let (mut idx, mut seqs, mut names, mut versions, mut outcomes, mut texts) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for (k, (c, _)) in batch.iter().enumerate() {
-        let a = checkin_args(c)?;
-        machines.push(c.machine_id.as_str());
-        secrets.push(c.secret_hash.as_str());
-        applied.push(a.applied);
-        profiles.push(a.profiles);
-        trusts.push(c.trust.clone());
-        let ord = i32::try_from(k + 1).unwrap_or(i32::MAX);
-        idx.extend(std::iter::repeat_n(ord, a.seqs.len()));
-        seqs.extend(a.seqs);
-        names.extend(a.names);
-        versions.extend(a.versions);
-        outcomes.extend(a.outcomes);
-        texts.extend(a.texts);
-    }
-    let rows = rows(
-        client,
-        BATCH_SQL,
-        &[
-            &machines, &secrets, &at, &applied, &profiles, &trusts, &idx, &seqs, &names, &versions,
-            &outcomes, &texts,
-        ],
-    )
-    .await?;
-    if rows.len() != n {
-        return Err(StoreError::Backend(format!(
-            "nird_checkin_batch answered {} rows for {n} check-ins",
-            rows.len()
-        )));
-    }
-    // Rows come in batch order (ord 1..n).
-    Ok(batch
-        .iter()
-        .zip(&rows)
-        .map(|((c, _), r)| outcome_of(r, 1, c).map(|(o, _)| o))
-        .collect())
 }
 
 /// An enrolment ready for `nird_enroll`.
@@ -1157,7 +1277,7 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let at = now();
             let tx = client.transaction().await?;
-            let (outcome, stored_hash) = checkin_call(&tx, &c, at).await?;
+            let (outcome, stored_hash) = checkin_call(&tx, &c, at, &self.closures).await?;
             if c.inventory_hash != stored_hash {
                 exec(
                     &tx,
