@@ -79,6 +79,11 @@ struct Args {
     /// connections are spread over them round-robin, as a TCP balancer would.
     #[arg(long, default_value_t = 1)]
     servers: usize,
+    /// PID of the database's postmaster, when PostgreSQL runs on this
+    /// machine: the CPU it and its children (backends, WAL writer,
+    /// checkpointer, autovacuum) use per check-in is printed too.
+    #[arg(long, value_name = "PID")]
+    postgres_pid: Option<u32>,
 }
 
 /// A real machine's hardware sections (a ThinkPad T430: the agent's test
@@ -402,6 +407,26 @@ fn cpu_ticks(pid: u32) -> u64 {
     field(11) + field(12)
 }
 
+/// CPU ticks of process `pid` and of its children (a postmaster's
+/// backends and helpers); a child that ended meanwhile is not counted.
+fn tree_cpu_ticks(pid: u32) -> u64 {
+    let parent_of = |child: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        // The 4th field, the first after the state that follows the name.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    let children: u64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| parent_of(child) == Some(pid))
+        .map(cpu_ticks)
+        .sum();
+    cpu_ticks(pid) + children
+}
+
 /// One keep-alive HTTP/1.1 connection over TLS.
 async fn connect(addr: SocketAddr, tls: &TlsConnector) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
@@ -696,11 +721,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         // CPU the server and this process use while measured, whatever the
         // other load on the machine.
         let server_pids = pids.clone();
+        let postgres_pid = args.postgres_pid;
         let cpu_at_start = tokio::spawn(async move {
             tokio::time::sleep_until(measure_from.into()).await;
             (
                 server_pids.iter().map(|p| cpu_ticks(*p)).sum::<u64>(),
                 cpu_ticks(std::process::id()),
+                postgres_pid.map(tree_cpu_ticks),
             )
         });
         let tasks: Vec<_> = groups
@@ -725,7 +752,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             latencies.extend(m.latencies_us);
             errors += m.errors;
         }
-        let (server_ticks, own_ticks) = cpu_at_start.await?;
+        let (server_ticks, own_ticks, postgres_ticks) = cpu_at_start.await?;
+        let postgres_ticks = args
+            .postgres_pid
+            .zip(postgres_ticks)
+            .map(|(pid, start)| tree_cpu_ticks(pid).saturating_sub(start));
         let server_ticks = pids
             .iter()
             .map(|p| cpu_ticks(*p))
@@ -752,8 +783,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
         );
         let per_checkin = |ticks: u64| ticks as f64 * 10.0 / latencies.len().max(1) as f64;
+        let postgres = postgres_ticks
+            .map(|t| format!(", PostgreSQL {:.2} ms", per_checkin(t)))
+            .unwrap_or_default();
         println!(
-            "CPU per check-in: server {:.2} ms, load generator {:.2} ms (both on this machine's cores)",
+            "CPU per check-in: server {:.2} ms{postgres}, load generator {:.2} ms (on this machine's cores)",
             per_checkin(server_ticks),
             per_checkin(own_ticks)
         );

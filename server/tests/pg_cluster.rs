@@ -13,7 +13,8 @@ use common::pg::PgCluster;
 use common::serve::{ServeProcess, enroll_on};
 use common::*;
 use nird_proto::api::CheckinRequest;
-use nird_server::store::{PgStore, Store};
+use nird_proto::uai::Uai;
+use nird_server::store::{NewRelease, PgStore, Store};
 
 /// An initialised data directory whose fleet lives in `url`, with the
 /// school `UAI` (approval required) and an admin account; returns it with
@@ -128,14 +129,44 @@ fn csrf_of(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_owned()
 }
 
-fn checkin_status(client: &Client, server: &ServeProcess, m: &Machine) -> String {
+fn checkin_reply(client: &Client, server: &ServeProcess, m: &Machine) -> serde_json::Value {
     let r = client.post(
         &server.api("/checkin"),
         Some(&m.auth),
         &serde_json::to_vec(&heartbeat(&m.inventory_hash)).unwrap(),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["status"].as_str().unwrap().to_owned()
+    r.json()
+}
+
+fn checkin_status(client: &Client, server: &ServeProcess, m: &Machine) -> String {
+    checkin_reply(client, server, m)["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The profiles a check-in through `server` assigns, as `name vN`.
+fn assigned(client: &Client, server: &ServeProcess, m: &Machine) -> Vec<String> {
+    checkin_reply(client, server, m)["assigned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} v{}", p["name"].as_str().unwrap(), p["version"]))
+        .collect()
+}
+
+/// A release of `name` (bytes only: the server does not read them).
+fn release(name: &str, version: u64) -> NewRelease {
+    NewRelease {
+        name: name.into(),
+        version,
+        bytes: format!("[profile]\nname = \"{name}\"\n").into_bytes(),
+        minisig: "untrusted comment: test\n".into(),
+        blobs: vec![],
+        includes: vec![],
+        signed_by: "test".into(),
+    }
 }
 
 #[test]
@@ -179,6 +210,29 @@ fn two_processes_on_one_database_serve_one_fleet() {
     );
     assert_eq!(status, 303, "{body}");
     assert_eq!(checkin_status(&client, &a, &m), "active");
+
+    // Each process keeps the schools' assigned closures: a change made
+    // elsewhere (here a third client of the database) is seen by both at
+    // their next check-in, and so is the next one.
+    assert!(assigned(&client, &a, &m).is_empty());
+    assert!(assigned(&client, &b, &m).is_empty());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt.block_on(PgStore::connect(&url)).unwrap();
+    let uai = Uai::parse(UAI).unwrap();
+    rt.block_on(store.publish_release("test", release("primtux", 1)))
+        .unwrap();
+    rt.block_on(store.assign_school("test", &uai, vec!["primtux".into()]))
+        .unwrap();
+    assert_eq!(assigned(&client, &a, &m), ["primtux v1"]);
+    assert_eq!(assigned(&client, &b, &m), ["primtux v1"]);
+    rt.block_on(store.publish_release("test", release("primtux", 2)))
+        .unwrap();
+    assert_eq!(assigned(&client, &b, &m), ["primtux v2"]);
+    assert_eq!(assigned(&client, &a, &m), ["primtux v2"]);
+    rt.block_on(store.close()).unwrap();
 
     // The admin CLI on the same database sees it too, and the audit log
     // has the approval by the person who made it.

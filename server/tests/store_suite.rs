@@ -793,6 +793,56 @@ fn a_closed_store_refuses_calls() {
 }
 
 #[test]
+fn concurrent_enrolments_take_exactly_the_token_uses() {
+    on_both(|store, _| async move {
+        let token = school_and_token(&store, 30, false).await;
+        // 41 enrolments at once for 30 uses, one of them reusing another's
+        // id: batched together (PostgreSQL), each gets its own answer; a
+        // failed one takes no use and leaves nothing behind.
+        let mut tasks = Vec::new();
+        for n in 0..41 {
+            let store = store.clone();
+            let token = token.clone();
+            let id = if n == 40 {
+                "c0".to_owned()
+            } else {
+                format!("c{n}")
+            };
+            tasks.push(tokio::spawn(async move {
+                (id.clone(), enroll(&store, &token, &id).await)
+            }));
+        }
+        let mut enrolled = Vec::new();
+        let mut exhausted = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                (id, Ok(status)) => {
+                    assert_eq!(status, MachineStatus::Active);
+                    enrolled.push(id);
+                }
+                (_, Err(StoreError::Token(TokenProblem::Exhausted))) => exhausted += 1,
+                (id, Err(e)) => assert_eq!(id, "c0", "{e}"),
+            }
+        }
+        assert_eq!(enrolled.len(), 30, "{enrolled:?}");
+        assert!(exhausted >= 10, "{exhausted}");
+        let tokens = store.list_tokens().await.unwrap();
+        assert_eq!(tokens[0].uses, 30);
+        let machines = store.list_machines(None).await.unwrap();
+        assert_eq!(machines.len(), 30);
+        for id in &enrolled {
+            assert!(store.authenticate(id, &format!("s-{id}")).await.is_ok());
+            let (text, _) = inventory(id, 50, false);
+            assert_eq!(
+                store.latest_inventory(id).await.unwrap(),
+                Some(text.into_string())
+            );
+            assert_eq!(store.inventory_history_len(id).await.unwrap(), 1);
+        }
+    });
+}
+
+#[test]
 fn concurrent_check_ins_are_each_answered_after_their_commit() {
     on_both(|store, _| async move {
         let token = school_and_token(&store, 5, false).await;

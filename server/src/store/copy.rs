@@ -216,11 +216,14 @@ async fn copy_into(
         from,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    // Every table of the target is one this command knows how to copy.
+    // Every table of the target is one this command knows how to copy
+    // (besides the server's bookkeeping: schema version, closure
+    // generation).
     let present: BTreeSet<String> = client
         .query(
             "SELECT table_name::text FROM information_schema.tables
-             WHERE table_schema = current_schema() AND table_name <> 'schema_version'",
+             WHERE table_schema = current_schema()
+               AND table_name NOT IN ('schema_version', 'closure_generation')",
             &[],
         )
         .await?

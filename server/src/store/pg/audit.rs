@@ -64,7 +64,7 @@ pub(super) async fn record<C: GenericClient>(
             c,
             machine_id,
             &crate::audit::facts_version(),
-            &facts::from_document(text),
+            facts::from_document(text),
         )
         .await?;
     }
@@ -93,56 +93,62 @@ async fn upsert<C: GenericClient>(
     c: &C,
     machine_id: &str,
     version: &str,
-    f: &AuditFacts,
+    f: AuditFacts,
 ) -> Result<(), StoreError> {
     exec(
         c,
         &dollar(UPSERT_FACTS),
-        &[
-            &machine_id,
-            &version,
-            &now(),
-            &i64::from(f.readable),
-            &f.class,
-            &f.chassis,
-            &f.vendor,
-            &f.model,
-            &f.serial,
-            &f.cpu_model,
-            &f.cpu_generation,
-            &f.cpu_year,
-            &f.bios_year,
-            &f.build_year,
-            &f.age_basis,
-            &f.ram_bytes,
-            &f.ram_modules,
-            &f.ram_slots,
-            &f.ram_free_slots,
-            &opt_bool(f.ram_replaceable),
-            &f.disk_kind,
-            &f.disk_bytes,
-            &f.smart,
-            &f.battery_wear,
-            &opt_bool(f.has_battery),
-            &opt_bool(f.uefi),
-            &f.secure_boot,
-            &f.tpm,
-            &f.win11,
-            &i64::from(f.blocker_tpm),
-            &i64::from(f.blocker_cpu),
-            &i64::from(f.blocker_ram),
-            &i64::from(f.blocker_disk),
-            &i64::from(f.blocker_uefi),
-            &i64::from(f.blocker_secure_boot),
-            &f.os_name,
-            &f.os_version,
-            &opt_bool(f.windows_oem_licence),
-            &f.cpu_basis,
-            &f.screens,
-        ],
+        &facts_params(machine_id, version, f).refs(),
     )
     .await?;
     Ok(())
+}
+
+/// The parameters of the facts' upsert (`UPSERT_FACTS`), in its order;
+/// also the first forty of `nird_enroll`.
+pub(super) fn facts_params(machine_id: &str, version: &str, f: AuditFacts) -> Params {
+    let mut p = Params::default();
+    p.push(machine_id.to_owned());
+    p.push(version.to_owned());
+    p.push(now());
+    p.push(i64::from(f.readable));
+    p.push(f.class);
+    p.push(f.chassis);
+    p.push(f.vendor);
+    p.push(f.model);
+    p.push(f.serial);
+    p.push(f.cpu_model);
+    p.push(f.cpu_generation);
+    p.push(f.cpu_year);
+    p.push(f.bios_year);
+    p.push(f.build_year);
+    p.push(f.age_basis);
+    p.push(f.ram_bytes);
+    p.push(f.ram_modules);
+    p.push(f.ram_slots);
+    p.push(f.ram_free_slots);
+    p.push(opt_bool(f.ram_replaceable));
+    p.push(f.disk_kind);
+    p.push(f.disk_bytes);
+    p.push(f.smart);
+    p.push(f.battery_wear);
+    p.push(opt_bool(f.has_battery));
+    p.push(opt_bool(f.uefi));
+    p.push(f.secure_boot);
+    p.push(f.tpm);
+    p.push(f.win11);
+    p.push(i64::from(f.blocker_tpm));
+    p.push(i64::from(f.blocker_cpu));
+    p.push(i64::from(f.blocker_ram));
+    p.push(i64::from(f.blocker_disk));
+    p.push(i64::from(f.blocker_uefi));
+    p.push(i64::from(f.blocker_secure_boot));
+    p.push(f.os_name);
+    p.push(f.os_version);
+    p.push(opt_bool(f.windows_oem_licence));
+    p.push(f.cpu_basis);
+    p.push(f.screens);
+    p
 }
 
 /// The scope and the filter's node as one `WHERE` over `schools s`.
@@ -364,7 +370,8 @@ impl AuditStore for PgStore {
             let _p = self.pending();
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            for (id, f) in &batch {
+            for (id, f) in batch {
+                let id = &id;
                 // Facts already computed by this version (a check-in
                 // meanwhile) are newer: keep them.
                 let current: Option<String> = row(

@@ -73,6 +73,38 @@ pub async fn record<C: GenericClient>(
     Ok(())
 }
 
+/// A new machine's first history row and package list, ready for
+/// `nird_enroll` (which writes them as [`record`] and `set_software` would
+/// for a machine with no history and no list).
+pub struct FirstRecord {
+    /// The document with its package list replaced by a reference.
+    pub core: String,
+    /// `core` deflated, as history rows are kept.
+    pub packed: Vec<u8>,
+    /// The package list's hash, when the document holds one.
+    pub list_hash: Option<String>,
+    /// The package list deflated, stored once per distinct list.
+    pub list: Option<Vec<u8>>,
+}
+
+impl FirstRecord {
+    /// Splits and compresses `inventory`.
+    pub fn of(inventory: &CanonicalObject) -> Result<Self, StoreError> {
+        let Split { core, software, .. } = split(inventory);
+        let packed = deflate(core.as_bytes(), 9)?;
+        let (list_hash, list) = match software {
+            Some((hash, list)) => (Some(hash), Some(deflate(list.as_bytes(), 1)?)),
+            None => (None, None),
+        };
+        Ok(FirstRecord {
+            core,
+            packed,
+            list_hash,
+            list,
+        })
+    }
+}
+
 /// Points the machine at list `hash`, storing the list if it is new and
 /// deleting the list it had if no machine has it any more.
 async fn set_software<C: GenericClient>(

@@ -8,8 +8,9 @@
 //! `TEXT`, `BLOB` is `BYTEA`, and `INTEGER PRIMARY KEY` is an identity
 //! column (`BY DEFAULT`, so copied rows keep their ids).
 //!
-//! The functions the server calls (`nird_checkin`, `nird_closure`) are not
-//! here: they are code, replaced at each start ([`FUNCTIONS`]).
+//! The functions the server calls (`nird_checkin`, `nird_closure`,
+//! `nird_enroll`) are not here: they are code, replaced at each start
+//! ([`FUNCTIONS`], [`enroll_function`]).
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -418,19 +419,35 @@ ALTER TABLE audit_facts ADD COLUMN screens BIGINT;
 /// `nird_closure` is the **assigned closure** (see
 /// `Store::assigned_closure`), the same query as SQLite's.
 ///
-/// `nird_checkin` is a whole check-in without an inventory: credential
-/// check, reports stored (idempotently by seq), the machine row updated,
-/// the audit facts' profiles (written only when they changed), and the
-/// answer (status, stored inventory hash, acked seq, closure, newest
+/// `nird_checkins` runs several check-ins without inventory in one call
+/// and one transaction (the group commit of `PgStore`'s batchers; a
+/// single check-in is a batch of one). For each: credential check and
+/// machine row update in one statement, reports stored (idempotently by
+/// seq), the audit facts' profiles (written only when they changed), and
+/// the answer (status, stored inventory hash, acked seq, school, newest
 /// keyring and index versions). Bad credentials and retired machines
-/// change nothing. The secret comparison is on SHA-256 digests of 256-bit
-/// random secrets, so its timing tells nothing usable about the secret.
+/// change nothing. The caller sorts the check-ins by machine id, so two
+/// batches lock rows in the same order. Reports come flattened, `r_idx`
+/// naming the check-in (1-based) each belongs to. The secret comparison is
+/// on SHA-256 digests of 256-bit random secrets, so its timing tells
+/// nothing usable about the secret.
 ///
-/// `nird_checkin_batch` runs `nird_checkin` for several machines in one
-/// call and one transaction (the group commit of `PgStore`'s batchers);
-/// the caller sorts them by machine id, so two batches lock rows in the
-/// same order. Reports come flattened, `r_idx` naming the check-in
-/// (1-based) each belongs to.
+/// **The assigned closure is cached by the server process**, per school,
+/// for machines without overrides (the closure of a machine without
+/// overrides is its school's): the caller passes the `closure_generation`
+/// its cache holds (`p_known`); the function reads the current one once
+/// per batch and computes the closure only for a machine with overrides
+/// (`o_custom`) or when the generations differ; otherwise `o_names` is
+/// NULL and the caller answers from its cache (or asks
+/// `nird_school_closure`). Every statement that can change a school's
+/// closure (assignments, releases and their includes, catalogue indexes
+/// and their entries) bumps the generation in its own transaction, so a
+/// change committed through any process is seen by every other at its
+/// next batch; overrides are read at each check-in.
+///
+/// Earlier servers' `nird_checkin` and `nird_checkin_batch` are left in
+/// databases that have them, for processes of the previous version during
+/// a rolling upgrade.
 pub const FUNCTIONS: &str = r#"
 CREATE OR REPLACE FUNCTION nird_closure(p_school bigint, p_machine text)
 RETURNS TABLE (name text, version bigint) LANGUAGE plpgsql STABLE AS $$
@@ -466,85 +483,192 @@ WHERE c.v IS NOT NULL AND EXISTS (
 ORDER BY c.n;
 END $$;
 
-CREATE OR REPLACE FUNCTION nird_checkin(
-    p_machine text, p_secret text, p_at bigint, p_applied text, p_profiles text,
-    p_trust text, p_seqs bigint[], p_names text[], p_versions bigint[], p_outcomes text[],
-    p_reports text[])
-RETURNS TABLE (status text, stored_hash text, acked bigint, school bigint,
-               names text[], versions bigint[], keyring_version bigint, index_version bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-    m_secret text;
-    m_status text;
-    m_hash text;
-    m_school bigint;
-    new_acked bigint;
-    cl_names text[];
-    cl_versions bigint[];
+-- The closure's generation: bumped, in the same transaction, by every
+-- statement that can change a school's assigned closure, so that a server
+-- process knows when the closures it keeps are stale (see nird_checkins).
+-- Server bookkeeping, not data: db copy neither checks nor copies it.
+CREATE TABLE IF NOT EXISTS closure_generation (g BIGINT NOT NULL);
+INSERT INTO closure_generation (g)
+    SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM closure_generation);
+CREATE OR REPLACE FUNCTION nird_closure_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    SELECT m.secret_hash, m.status, m.inventory_hash, m.school_id
-        INTO m_secret, m_status, m_hash, m_school
-        FROM machines m WHERE m.id = p_machine;
-    IF NOT FOUND OR m_secret <> p_secret THEN
-        RETURN QUERY SELECT 'bad_credential'::text, NULL::text, 0::bigint, 0::bigint,
-            NULL::text[], NULL::bigint[], NULL::bigint, NULL::bigint;
-        RETURN;
-    END IF;
-    IF m_status = 'retired' THEN
-        RETURN QUERY SELECT 'retired'::text, NULL::text, 0::bigint, 0::bigint,
-            NULL::text[], NULL::bigint[], NULL::bigint, NULL::bigint;
-        RETURN;
-    END IF;
-    IF cardinality(p_seqs) > 0 THEN
-        INSERT INTO apply_reports AS a (machine_id, seq, profile, version, outcome, report,
-                                        received_at)
-            SELECT p_machine, u.s, u.n, u.v, u.o, u.r, p_at
-            FROM unnest(p_seqs, p_names, p_versions, p_outcomes, p_reports) AS u(s, n, v, o, r)
-            ON CONFLICT DO NOTHING;
-    END IF;
-    -- The row lock of this UPDATE serialises check-ins of one machine; the
-    -- ack is computed under it.
-    UPDATE machines m SET last_seen = p_at, checkins = m.checkins + 1, applied = p_applied,
-        acked_seq = GREATEST(m.acked_seq, COALESCE((SELECT MAX(x) FROM unnest(p_seqs) x), 0)),
-        trust_report = COALESCE(p_trust, m.trust_report)
-    WHERE m.id = p_machine RETURNING m.acked_seq INTO new_acked;
-    IF NOT EXISTS (SELECT 1 FROM audit_facts f
-                   WHERE f.machine_id = p_machine AND f.profiles = p_profiles) THEN
-        INSERT INTO audit_facts AS f (machine_id, profiles) VALUES (p_machine, p_profiles)
-            ON CONFLICT (machine_id) DO UPDATE SET profiles = excluded.profiles;
-    END IF;
-    IF m_status = 'active' THEN
-        SELECT array_agg(c.name ORDER BY c.name), array_agg(c.version ORDER BY c.name)
-            INTO cl_names, cl_versions FROM nird_closure(m_school, p_machine) c;
-    END IF;
-    RETURN QUERY SELECT m_status, m_hash, new_acked, m_school, cl_names, cl_versions,
-        (SELECT MAX(k.version) FROM keyrings k),
-        (SELECT MAX(i.version) FROM catalogue_indexes i);
+    UPDATE closure_generation SET g = g + 1;
+    RETURN NULL;
+END $$;
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['school_assignments', 'profile_releases', 'release_includes',
+                             'catalogue_indexes', 'index_entries'] LOOP
+        EXECUTE format('CREATE OR REPLACE TRIGGER closure_changed
+            AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I
+            FOR EACH STATEMENT EXECUTE FUNCTION nird_closure_changed()', t);
+    END LOOP;
 END $$;
 
-CREATE OR REPLACE FUNCTION nird_checkin_batch(
+-- A school's closure for machines without overrides, with the generation
+-- it belongs to (one snapshot: the function is STABLE).
+CREATE OR REPLACE FUNCTION nird_school_closure(p_school bigint,
+    OUT o_generation bigint, OUT o_names text[], OUT o_versions bigint[])
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    SELECT c.g INTO o_generation FROM closure_generation c;
+    SELECT COALESCE(array_agg(c.name ORDER BY c.name), '{}'),
+           COALESCE(array_agg(c.version ORDER BY c.name), '{}')
+        INTO o_names, o_versions FROM nird_closure(p_school, '') c;
+END $$;
+
+CREATE OR REPLACE FUNCTION nird_checkins(
     p_machines text[], p_secrets text[], p_at bigint, p_applied text[], p_profiles text[],
     p_trusts text[], r_idx int[], r_seqs bigint[], r_names text[], r_versions bigint[],
-    r_outcomes text[], r_reports text[])
-RETURNS TABLE (ord int, status text, stored_hash text, acked bigint, school bigint,
-               names text[], versions bigint[], keyring_version bigint, index_version bigint)
+    r_outcomes text[], r_reports text[], p_known bigint)
+RETURNS TABLE (o_ord int, o_status text, o_hash text, o_acked bigint, o_school bigint,
+               o_custom boolean, o_names text[], o_versions bigint[], o_generation bigint,
+               o_keyring bigint, o_index bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     k int;
+    top bigint;
+    stored_secret text;
 BEGIN
+    SELECT c.g INTO o_generation FROM closure_generation c;
+    o_keyring := (SELECT MAX(kr.version) FROM keyrings kr);
+    o_index := (SELECT MAX(ci.version) FROM catalogue_indexes ci);
     FOR k IN 1 .. cardinality(p_machines) LOOP
+        o_ord := k;
+        o_custom := false;
+        o_names := NULL;
+        o_versions := NULL;
+        top := 0;
         IF k = ANY(r_idx) THEN
-            RETURN QUERY SELECT k, c.* FROM nird_checkin(p_machines[k], p_secrets[k], p_at,
-                p_applied[k], p_profiles[k], p_trusts[k],
-                ARRAY(SELECT r_seqs[j] FROM generate_subscripts(r_idx, 1) j WHERE r_idx[j] = k ORDER BY j),
-                ARRAY(SELECT r_names[j] FROM generate_subscripts(r_idx, 1) j WHERE r_idx[j] = k ORDER BY j),
-                ARRAY(SELECT r_versions[j] FROM generate_subscripts(r_idx, 1) j WHERE r_idx[j] = k ORDER BY j),
-                ARRAY(SELECT r_outcomes[j] FROM generate_subscripts(r_idx, 1) j WHERE r_idx[j] = k ORDER BY j),
-                ARRAY(SELECT r_reports[j] FROM generate_subscripts(r_idx, 1) j WHERE r_idx[j] = k ORDER BY j)) c;
-        ELSE
-            RETURN QUERY SELECT k, c.* FROM nird_checkin(p_machines[k], p_secrets[k], p_at,
-                p_applied[k], p_profiles[k], p_trusts[k], '{}', '{}', '{}', '{}', '{}') c;
+            top := (SELECT MAX(r_seqs[j]) FROM generate_subscripts(r_idx, 1) j
+                    WHERE r_idx[j] = k);
         END IF;
+        -- Credential check and update in one statement. Its row lock
+        -- serialises check-ins of one machine; the ack is computed under it.
+        UPDATE machines m SET last_seen = p_at, checkins = m.checkins + 1,
+            applied = p_applied[k], acked_seq = GREATEST(m.acked_seq, top),
+            trust_report = COALESCE(p_trusts[k], m.trust_report)
+        WHERE m.id = p_machines[k] AND m.secret_hash = p_secrets[k] AND m.status <> 'retired'
+        RETURNING m.status, m.inventory_hash, m.acked_seq, m.school_id
+        INTO o_status, o_hash, o_acked, o_school;
+        IF NOT FOUND THEN
+            SELECT m.secret_hash INTO stored_secret FROM machines m WHERE m.id = p_machines[k];
+            o_status := CASE WHEN FOUND AND stored_secret = p_secrets[k]
+                        THEN 'retired' ELSE 'bad_credential' END;
+            o_hash := NULL;
+            o_acked := 0;
+            o_school := 0;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        IF k = ANY(r_idx) THEN
+            INSERT INTO apply_reports (machine_id, seq, profile, version, outcome, report,
+                                       received_at)
+                SELECT p_machines[k], r_seqs[j], r_names[j], r_versions[j], r_outcomes[j],
+                       r_reports[j], p_at
+                FROM generate_subscripts(r_idx, 1) j WHERE r_idx[j] = k ORDER BY j
+                ON CONFLICT DO NOTHING;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM audit_facts f
+                       WHERE f.machine_id = p_machines[k] AND f.profiles = p_profiles[k]) THEN
+            INSERT INTO audit_facts AS f (machine_id, profiles)
+                VALUES (p_machines[k], p_profiles[k])
+                ON CONFLICT (machine_id) DO UPDATE SET profiles = excluded.profiles;
+        END IF;
+        IF o_status = 'active' THEN
+            o_custom := EXISTS (SELECT 1 FROM machine_overrides o
+                                WHERE o.machine_id = p_machines[k]);
+            IF o_custom OR o_generation IS DISTINCT FROM p_known THEN
+                SELECT COALESCE(array_agg(c.name ORDER BY c.name), '{}'),
+                       COALESCE(array_agg(c.version ORDER BY c.name), '{}')
+                    INTO o_names, o_versions FROM nird_closure(o_school, p_machines[k]) c;
+            END IF;
+        END IF;
+        RETURN NEXT;
     END LOOP;
 END $$;
 "#;
+
+/// `nird_enroll`: a whole enrolment in one statement, so that the store
+/// sends it in one round trip (and its batchers pipeline many into one
+/// transaction). Parameters `$1`–`$40` are exactly the audit facts' upsert
+/// (`UPSERT_FACTS`, shared with SQLite, whose text is embedded here with
+/// its `$n` placeholders naming them; `$1` is the machine id), then the
+/// token's hash, hostname, secret hash, time, inventory hash, the history
+/// row's core text and its deflated bytes, the package list's hash and
+/// deflated body (both NULL when the document holds none).
+///
+/// Order: the token is read and checked (an unknown, revoked, expired or
+/// exhausted token answers `o_problem` and writes nothing), then its use
+/// is taken under its row lock — checked again there, so of two
+/// enrolments racing for the last use the second writes nothing — then
+/// the machine row, its package list, its history row (inserted as text
+/// for the dashboard's trigger, then compressed), its audit facts (their
+/// `profiles` column keeps its default `''`, what an enrolment's empty
+/// `applied` spells). Any other failure (a duplicate machine id) raises,
+/// and the caller's transaction takes nothing.
+pub fn enroll_function() -> String {
+    let upsert = super::dollar(crate::store::sqlite::audit_facts::UPSERT_FACTS);
+    format!(
+        r#"
+CREATE OR REPLACE FUNCTION nird_enroll(
+    text, text, bigint, bigint, text, text, text, text, text, text,
+    text, bigint, bigint, bigint, text, bigint, bigint, bigint, bigint, bigint,
+    text, bigint, text, bigint, bigint, bigint, text, text, text, bigint,
+    bigint, bigint, bigint, bigint, bigint, text, text, bigint, text, bigint,
+    p_token text, p_hostname text, p_secret text, p_at bigint, p_hash text,
+    p_core text, p_packed bytea, p_list_hash text, p_list bytea,
+    OUT o_problem text, OUT o_status text, OUT o_uai text, OUT o_kind text,
+    OUT o_academie text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    p_machine ALIAS FOR $1;
+    tok record;
+    history bigint;
+BEGIN
+    SELECT et.id, et.school_id, et.expires_at, et.max_uses, et.uses, et.revoked_at,
+           s.require_approval, s.uai, s.kind, s.academie
+        INTO tok
+        FROM enrollment_tokens et JOIN schools s ON s.id = et.school_id
+        WHERE et.token_hash = p_token;
+    IF NOT FOUND THEN
+        o_problem := 'unknown';
+        RETURN;
+    ELSIF tok.revoked_at IS NOT NULL THEN
+        o_problem := 'revoked';
+        RETURN;
+    ELSIF tok.expires_at IS NOT NULL AND tok.expires_at <= p_at THEN
+        o_problem := 'expired';
+        RETURN;
+    ELSIF tok.uses >= tok.max_uses THEN
+        o_problem := 'exhausted';
+        RETURN;
+    END IF;
+    UPDATE enrollment_tokens et SET uses = et.uses + 1
+        WHERE et.id = tok.id AND et.uses < et.max_uses AND et.revoked_at IS NULL;
+    IF NOT FOUND THEN
+        o_problem := 'exhausted';
+        RETURN;
+    END IF;
+    o_status := CASE WHEN tok.require_approval <> 0 THEN 'pending' ELSE 'active' END;
+    INSERT INTO machines (id, school_id, token_id, hostname, secret_hash, status,
+                          enrolled_at, inventory_hash)
+        VALUES (p_machine, tok.school_id, tok.id, p_hostname, p_secret, o_status, p_at, p_hash);
+    IF p_list_hash IS NOT NULL THEN
+        INSERT INTO software_lists (hash, body) VALUES (p_list_hash, p_list)
+            ON CONFLICT DO NOTHING;
+        INSERT INTO machine_software (machine_id, hash) VALUES (p_machine, p_list_hash);
+    END IF;
+    INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
+        VALUES (p_machine, p_at, p_hash, p_core) RETURNING id INTO history;
+    UPDATE inventory_history SET inventory = '', packed = p_packed WHERE id = history;
+    {upsert};
+    o_uai := tok.uai;
+    o_kind := tok.kind;
+    o_academie := tok.academie;
+END $fn$;
+"#
+    )
+}
