@@ -14,7 +14,8 @@ use crate::store::sqlite::inventory::{
 };
 
 /// Records a machine's new inventory within its daily budget (see the
-/// SQLite version).
+/// SQLite version); returns the document without its package list, what
+/// the audit facts read.
 pub async fn record<C: GenericClient>(
     c: &C,
     machine_id: &str,
@@ -22,8 +23,12 @@ pub async fn record<C: GenericClient>(
     hash: &str,
     inventory: &CanonicalObject,
     per_day: u32,
-) -> Result<(), StoreError> {
-    let Split { core, software, .. } = split(inventory);
+) -> Result<String, StoreError> {
+    let Split {
+        core,
+        software,
+        hardware,
+    } = split(inventory);
     if let Some((list_hash, list)) = &software {
         set_software(c, machine_id, list_hash, list).await?;
     }
@@ -70,7 +75,7 @@ pub async fn record<C: GenericClient>(
             .await?;
         }
     }
-    Ok(())
+    Ok(hardware)
 }
 
 /// A new machine's first history row and package list, ready for
@@ -85,12 +90,18 @@ pub struct FirstRecord {
     pub list_hash: Option<String>,
     /// The package list deflated, stored once per distinct list.
     pub list: Option<Vec<u8>>,
+    /// The document without its package list: what the audit facts read.
+    pub hardware: String,
 }
 
 impl FirstRecord {
     /// Splits and compresses `inventory`.
     pub fn of(inventory: &CanonicalObject) -> Result<Self, StoreError> {
-        let Split { core, software, .. } = split(inventory);
+        let Split {
+            core,
+            software,
+            hardware,
+        } = split(inventory);
         let packed = deflate(core.as_bytes(), 9)?;
         let (list_hash, list) = match software {
             Some((hash, list)) => (Some(hash), Some(deflate(list.as_bytes(), 1)?)),
@@ -101,6 +112,7 @@ impl FirstRecord {
             packed,
             list_hash,
             list,
+            hardware,
         })
     }
 }

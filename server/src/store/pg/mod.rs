@@ -1017,7 +1017,9 @@ fn enrol_call(m: NewMachine) -> Result<EnrolCall, StoreError> {
     let mut params = audit::facts_params(
         &m.machine_id,
         &crate::audit::facts_version(),
-        crate::audit::facts::from_document(m.inventory.as_str()),
+        // From the document without its package list, as on SQLite: the
+        // facts describe hardware.
+        crate::audit::facts::from_document(&first.hardware),
     );
     params.push(m.token_hash.clone());
     params.push(m.hostname);
@@ -1290,7 +1292,7 @@ impl Store for PgStore {
                     &[&c.machine_id, &c.inventory_hash],
                 )
                 .await?;
-                inventory::record(
+                let hardware = inventory::record(
                     &tx,
                     &c.machine_id,
                     at,
@@ -1299,7 +1301,9 @@ impl Store for PgStore {
                     c.max_inventory_changes_per_day,
                 )
                 .await?;
-                audit::record(&tx, &c.machine_id, Some(inventory.as_str()), &c.applied).await?;
+                // The audit facts read the document without its package
+                // list (a tenth of the text), as on SQLite.
+                audit::record(&tx, &c.machine_id, Some(&hardware), &c.applied).await?;
             }
             self.commit(tx).await?;
             Ok(outcome)
