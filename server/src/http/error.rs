@@ -224,7 +224,8 @@ fn members_checked_apart(bytes: &[u8]) -> Option<BodyMembers> {
             inventory = match (raw, scanned.next().flatten()) {
                 (_, Some(document)) => Some(SentInventory::Canonical(document)),
                 ("null", None) => None,
-                (raw, None) => Some(SentInventory::from_text(raw.to_owned()).ok()?),
+                // Not canonical (the scan said so already): parsed.
+                (raw, None) => Some(SentInventory::Parsed(serde_json::from_str(raw).ok()?)),
             };
         } else {
             json.insert(name.to_owned(), serde_json::from_str(raw).ok()?);
