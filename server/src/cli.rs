@@ -513,6 +513,20 @@ fn refuse_root_on_foreign_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     )
 }
 
+/// Refuses to open SQLite in a directory `init --database` made for
+/// PostgreSQL (a forgotten `--database` would otherwise create an empty
+/// SQLite database there and show an empty fleet).
+fn refuse_sqlite_on_postgresql_dir(data: &DataDir, database: Option<&str>) -> anyhow::Result<()> {
+    if database.is_none() && !data.database().is_file() && data.postgresql_marker().is_file() {
+        anyhow::bail!(
+            "{} sert une base PostgreSQL : donnez-la avec --database postgres://… \
+             (ou NIRD_DATABASE, ou « database = » dans /etc/nird-server/server.toml)",
+            data.root().display()
+        );
+    }
+    Ok(())
+}
+
 /// Opens the store of an initialised data directory.
 async fn open_store(dir: &DataDirArg) -> anyhow::Result<(DataDir, Arc<dyn Store>)> {
     let data = DataDir::new(&dir.data_dir);
@@ -527,6 +541,7 @@ async fn open_store(dir: &DataDirArg) -> anyhow::Result<(DataDir, Arc<dyn Store>
         .database
         .clone()
         .or_else(crate::config_file::default_database);
+    refuse_sqlite_on_postgresql_dir(&data, database.as_deref())?;
     let store = crate::store::open(&data.database(), database.as_deref())
         .await
         .with_context(|| match &database {
@@ -686,6 +701,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             let data = DataDir::new(&settings.data_dir);
             let (cert, key) = settings.cert_key.clone().unzip();
             ServeConfig::check_initialised(&data)?;
+            refuse_sqlite_on_postgresql_dir(&data, settings.database.as_deref())?;
             let store = match &settings.database {
                 Some(url) => {
                     eprintln!(

@@ -47,6 +47,13 @@ fn init_makes_a_server_on_postgresql() {
     assert!(data.postgresql_marker().is_file());
     assert!(!data.database().exists(), "no SQLite file");
     assert!(data.is_initialised());
+    // Without --database, the commands refuse rather than create an empty
+    // SQLite database beside the marker.
+    let out = cli_raw(&["user", "list", "--data-dir", dir]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sert une base PostgreSQL"), "{err}");
+    assert!(!data.database().exists(), "no SQLite file");
     // The account is in PostgreSQL.
     let users = cli(&["user", "list", "--data-dir", dir, "--database", &url]);
     assert!(users.contains("admin"), "{users}");
