@@ -31,6 +31,51 @@ fn v<T: Clone + std::fmt::Debug>(r: &Reading<T>) -> T {
 
 const GIB: u64 = 1024 * 1024 * 1024;
 
+/// A real dpkg database: a Debian 12 school desktop (Xfce, French, the
+/// educational software PrimTux ships: GCompris, TuxPaint, the KDE Edu
+/// suite...) installed by apt in a chroot, kept with the fields the agent
+/// reads (`Package`, `Status`, `Section`, `Installed-Size`,
+/// `Architecture`, `Version`, as dpkg wrote them). Every installed package
+/// is listed with dpkg's values, epochs and Debian revisions included.
+#[test]
+fn debian12_school_desktop_real_dpkg_database() {
+    let inv = fixture("desktop-debian12-ecole");
+    let os = &inv.os;
+    assert_eq!(v(&os.pretty_name), "Debian GNU/Linux 12 (bookworm)");
+    assert_eq!(v(&os.id), "debian");
+    let pkgs = v(&os.packages);
+    assert_eq!(pkgs.installed_count, 2172);
+    assert_eq!(pkgs.of_interest["gcompris-qt"].as_deref(), Some("3.1-2"));
+    // Debian ships Firefox as firefox-esr.
+    assert_eq!(pkgs.of_interest["firefox"], None);
+    let list = v(&inv.software).packages;
+    assert_eq!(list.len(), 2172);
+    assert_eq!(list[0].name, "acl");
+    assert_eq!(list[2171].name, "zstd");
+    let find = |name: &str| {
+        list.iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("{name} listed"))
+    };
+    let gcompris = find("gcompris-qt");
+    assert_eq!(
+        (gcompris.version.as_str(), gcompris.arch.as_str()),
+        ("3.1-2", "amd64")
+    );
+    assert_eq!(gcompris.section.as_deref(), Some("education"));
+    assert_eq!(gcompris.size_kib, Some(727));
+    assert_eq!(find("tuxpaint").version, "1:0.9.28-sdl2-1");
+    assert_eq!(find("libreoffice-writer").version, "4:7.4.7-1+deb12u14");
+    assert_eq!(find("libreoffice-writer").size_kib, Some(38_207));
+    assert_eq!(find("firefox-esr").version, "140.12.0esr-1~deb12u1");
+    assert_eq!(find("task-french-desktop").arch, "all");
+    assert_eq!(list.iter().filter(|p| p.arch == "all").count(), 536);
+    assert!(list.iter().all(|p| p.section.is_some()));
+    let total: u64 = list.iter().filter_map(|p| p.size_kib).sum();
+    assert_eq!(total, 8_875_259);
+    assert!(list.windows(2).all(|w| w[0].key() < w[1].key()));
+}
+
 #[test]
 fn laptop_t430_worn_battery_no_tpm() {
     let inv = fixture("laptop-t430");

@@ -92,23 +92,115 @@ struct Args {
 /// compresses into the history row.
 const HARDWARE_FIXTURE: &str = include_str!("../../agent/tests/fixtures/laptop-t430.json");
 
+/// The dpkg database of a real Debian 12 school desktop (Xfce, French,
+/// the educational software PrimTux ships: GCompris, TuxPaint, the KDE
+/// Edu suite...), the agent's test fixture: package lists with the
+/// entropy of real names, versions and sections. A synthetic list
+/// (`paquet-00001`, `1.1.0-1`...) compresses 12:1 at 1 GB/s where a real
+/// one compresses 5:1 at 200–400 MB/s, which hid the cost of storing it.
+const DPKG_FIXTURE: &str =
+    include_str!("../../agent/tests/fixtures/desktop-debian12-ecole/var/lib/dpkg/status");
+
+/// One package of the fixture, its fields as JSON text (quoted, escaped).
+struct FixturePackage {
+    name: String,
+    version: String,
+    arch: String,
+    section: Option<String>,
+    size_kib: Option<u64>,
+}
+
+/// What every changed-inventory document is made from, read once.
+struct Fixture {
+    /// [`HARDWARE_FIXTURE`]'s sections.
+    hardware: serde_json::Map<String, serde_json::Value>,
+    /// [`package_list`].
+    packages: Vec<FixturePackage>,
+}
+
+impl Fixture {
+    fn new(packages: usize) -> anyhow::Result<Self> {
+        Ok(Fixture {
+            hardware: serde_json::from_str(HARDWARE_FIXTURE)?,
+            packages: package_list(packages)?,
+        })
+    }
+}
+
+/// `count` packages from the fixture's installed ones (past their number,
+/// the same packages again, `-2`, `-3`... appended to their names), sorted
+/// by name and architecture as the agent sends them.
+fn package_list(count: usize) -> anyhow::Result<Vec<FixturePackage>> {
+    let mut installed = Vec::new();
+    for stanza in DPKG_FIXTURE.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|line| {
+                line.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(": "))
+                    .map(str::trim)
+            })
+        };
+        let is_installed = field("Status").is_some_and(|s| {
+            s.ends_with(" ok installed") && (s.starts_with("install ") || s.starts_with("hold "))
+        });
+        if let (Some(name), Some(version), Some(arch), true) = (
+            field("Package"),
+            field("Version"),
+            field("Architecture"),
+            is_installed,
+        ) {
+            installed.push((
+                name,
+                version,
+                arch,
+                field("Section"),
+                field("Installed-Size"),
+            ));
+        }
+    }
+    anyhow::ensure!(
+        !installed.is_empty(),
+        "no installed package in the dpkg fixture"
+    );
+    let mut list = (0..count)
+        .map(|i| {
+            let (name, version, arch, section, size) = installed[i % installed.len()];
+            let copy = i / installed.len();
+            let name = match copy {
+                0 => name.to_owned(),
+                _ => format!("{name}-{}", copy + 1),
+            };
+            Ok(FixturePackage {
+                name: serde_json::to_string(&name)?,
+                version: version.to_owned(),
+                arch: serde_json::to_string(arch)?,
+                section: section.map(serde_json::to_string).transpose()?,
+                size_kib: size.and_then(|s| s.parse().ok()),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    list.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    Ok(list)
+}
+
 /// The canonical JSON text of a machine's inventory: the T430's hardware
 /// sections, with the machine's own hostname, serial and machine id, and
-/// `packages` packages: the first 20 at version `round` (so going from one
-/// round to the next is a 20-package upgrade), the 21st at a version naming
-/// the machine's `image` (with one machine per image, no two machines share
-/// a package list: the server stores and compresses every list, its worst
-/// case). The package list is written as text, keys in order, instead of
-/// built as a `serde_json::Value` and encoded: the test below checks the
-/// whole is the canonical encoding.
+/// the fixture's packages ([`package_list`]). Going from one
+/// `round` to the next is a 20-package upgrade (20 packages spread over
+/// the list gain `+nirdROUND` in their version); one more package carries
+/// the machine's `image` in its version (with one machine per image, no
+/// two machines share a package list: the server stores and compresses
+/// every list, its worst case). The package list is written as text, keys
+/// in order, instead of built as a `serde_json::Value` and encoded: the
+/// test below checks the whole is the canonical encoding.
 fn changed_inventory_text(
+    fixture: &Fixture,
     machine: usize,
     image: usize,
-    packages: usize,
     round: u64,
 ) -> anyhow::Result<String> {
-    let mut doc: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(HARDWARE_FIXTURE)?;
+    let list = &fixture.packages;
+    let mut doc = fixture.hardware.clone();
     if let Some(identity) = doc
         .get_mut("identity")
         .and_then(serde_json::Value::as_object_mut)
@@ -122,7 +214,9 @@ fn changed_inventory_text(
         }
     }
     doc.insert("software".into(), serde_json::Value::Null);
-    let mut text = String::with_capacity(8192 + packages * 100);
+    // Which list entries are upgraded each round, and which names the image.
+    let step = (list.len() / 21).max(1);
+    let mut text = String::with_capacity(8192 + list.len() * 110);
     text.push('{');
     // A `Map` iterates in key order: the canonical order.
     for (key, value) in &doc {
@@ -138,19 +232,30 @@ fn changed_inventory_text(
             continue;
         }
         text.push_str(r#"{"value":{"packages":["#);
-        for i in 0..packages {
-            let version = match i {
-                0..20 => format!("{round}.0-1"),
-                20 => format!("1.20.{image}-1"),
-                _ => format!("1.{i}.0-1"),
-            };
+        for (i, p) in list.iter().enumerate() {
             if i > 0 {
                 text.push(',');
             }
-            text.push_str(&format!(
-                r#"{{"arch":"amd64","name":"paquet-{i:05}","section":"misc","size_kib":{},"version":"{version}"}}"#,
-                100 + i
-            ));
+            text.push_str(r#"{"arch":"#);
+            text.push_str(&p.arch);
+            text.push_str(r#","name":"#);
+            text.push_str(&p.name);
+            if let Some(section) = &p.section {
+                text.push_str(r#","section":"#);
+                text.push_str(section);
+            }
+            if let Some(size) = p.size_kib {
+                text.push_str(&format!(r#","size_kib":{size}"#));
+            }
+            let mut version = p.version.clone();
+            if i % step == 0 && i / step < 20 {
+                version.push_str(&format!("+nird{round}"));
+            } else if i == 20 * step {
+                version.push_str(&format!("+image{image}"));
+            }
+            text.push_str(r#","version":"#);
+            text.push_str(&serde_json::to_string(&version)?);
+            text.push('}');
         }
         text.push_str("]}}");
     }
@@ -175,13 +280,13 @@ struct PrebuiltCheckin {
 
 impl PrebuiltCheckin {
     fn new(
+        fixture: &Fixture,
         machine: usize,
         image: usize,
-        packages: usize,
         round: u64,
         gzip: bool,
     ) -> anyhow::Result<Self> {
-        let inventory = changed_inventory_text(machine, image, packages, round)?;
+        let inventory = changed_inventory_text(fixture, machine, image, round)?;
         let inventory_hash = nird_proto::hash::sha256_hex(inventory.as_bytes());
         let open_body = format!(
             r#"{{"applied":[{{"name":"primtux","version":1}}],"inventory":{inventory},"inventory_hash":"{inventory_hash}""#
@@ -217,6 +322,8 @@ fn prebuild(
     packages: usize,
     gzip: bool,
 ) -> anyhow::Result<Vec<[PrebuiltCheckin; 2]>> {
+    let fixture = Fixture::new(packages)?;
+    let fixture = &fixture;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = machines.div_ceil(threads);
     std::thread::scope(|scope| {
@@ -227,8 +334,8 @@ fn prebuild(
                         .map(|m| {
                             let image = m / per_image;
                             Ok([
-                                PrebuiltCheckin::new(m, image, packages, 1, gzip)?,
-                                PrebuiltCheckin::new(m, image, packages, 2, gzip)?,
+                                PrebuiltCheckin::new(fixture, m, image, 1, gzip)?,
+                                PrebuiltCheckin::new(fixture, m, image, 2, gzip)?,
                             ])
                         })
                         .collect::<anyhow::Result<Vec<_>>>()
@@ -834,7 +941,9 @@ mod tests {
 
     #[test]
     fn changed_inventories_are_canonical_and_differ_by_machine_and_round() {
-        let doc = |machine, round| changed_inventory_text(machine, machine, 30, round).unwrap();
+        let fixture = Fixture::new(30).unwrap();
+        let doc =
+            |machine, round| changed_inventory_text(&fixture, machine, machine, round).unwrap();
         let value: serde_json::Value = serde_json::from_str(&doc(7, 1)).unwrap();
         assert_eq!(
             nird_proto::hash::canonical_json(&value).unwrap(),
@@ -842,7 +951,25 @@ mod tests {
         );
         let packages = value["software"]["value"]["packages"].as_array().unwrap();
         assert_eq!(packages.len(), 30);
-        assert_eq!(packages[20]["version"], "1.20.7-1");
+        // Real packages of the school desktop, sorted as the agent sends
+        // them; the 21st names the image.
+        assert!(
+            packages
+                .windows(2)
+                .all(|w| w[0]["name"].as_str() < w[1]["name"].as_str())
+        );
+        assert!(
+            packages[20]["version"]
+                .as_str()
+                .unwrap()
+                .ends_with("+image7")
+        );
+        assert!(packages[0]["version"].as_str().unwrap().ends_with("+nird1"));
+        assert!(
+            packages
+                .iter()
+                .all(|p| p["section"].is_string() && p["size_kib"].is_u64())
+        );
         // A real machine's hardware, named after the simulated one.
         assert_eq!(value["identity"]["hostname"]["value"], "pc-000007");
         assert_eq!(
@@ -866,7 +993,7 @@ mod tests {
         assert_eq!(changed, 20);
         assert_ne!(list(7, 1), list(8, 1));
         // Machines of one image share their lists, not their documents.
-        let shared = |machine| changed_inventory_text(machine, 3, 30, 1).unwrap();
+        let shared = |machine| changed_inventory_text(&fixture, machine, 3, 1).unwrap();
         let lists: Vec<serde_json::Value> = [7, 8]
             .iter()
             .map(|m| serde_json::from_str::<serde_json::Value>(&shared(*m)).unwrap())
@@ -874,13 +1001,18 @@ mod tests {
         assert_eq!(lists[0]["software"], lists[1]["software"]);
         assert_ne!(shared(7), shared(8));
         // The pre-built body is the check-in request the server reads.
-        let pre = PrebuiltCheckin::new(7, 7, 30, 2, false).unwrap();
+        let pre = PrebuiltCheckin::new(&fixture, 7, 7, 2, false).unwrap();
         let body: CheckinRequest = serde_json::from_slice(&pre.body).unwrap();
         assert_eq!(
             body.inventory_hash,
             nird_proto::hash::content_hash(body.inventory.as_ref().unwrap()).unwrap()
         );
         assert_eq!(body.inventory_hash, pre.inventory_hash);
+        // Past the fixture's 2,172 packages, copies with unique names.
+        let long = package_list(5000).unwrap();
+        let keys: std::collections::BTreeSet<_> = long.iter().map(|p| (&p.name, &p.arch)).collect();
+        assert_eq!(keys.len(), 5000);
+        assert!(long.iter().any(|p| p.name == r#""gcompris-qt-2""#));
     }
 
     #[test]
