@@ -10,7 +10,7 @@ use nird_proto::hash::CanonicalObject;
 use super::{exec, row};
 use crate::store::StoreError;
 use crate::store::sqlite::inventory::{
-    Split, deflate, inflate, join, row_text, software_reference, split,
+    Split, join, pack_list, pack_row, row_text, software_reference, split, unpack_list,
 };
 
 /// Records a machine's new inventory within its daily budget (see the
@@ -43,7 +43,7 @@ pub async fn record<C: GenericClient>(
     .ok_or_else(|| StoreError::Backend("COUNT answered nothing".into()))?;
     let today: i64 = r.try_get(0)?;
     let newest: Option<i64> = r.try_get(1)?;
-    let packed = deflate(core.as_bytes(), 9)?;
+    let packed = pack_row(core.as_bytes())?;
     match newest {
         Some(id) if today >= i64::from(per_day.max(1)) => {
             exec(
@@ -84,11 +84,11 @@ pub async fn record<C: GenericClient>(
 pub struct FirstRecord {
     /// The document with its package list replaced by a reference.
     pub core: String,
-    /// `core` deflated, as history rows are kept.
+    /// `core` compressed, as history rows are kept.
     pub packed: Vec<u8>,
     /// The package list's hash, when the document holds one.
     pub list_hash: Option<String>,
-    /// The package list deflated, stored once per distinct list.
+    /// The package list compressed, stored once per distinct list.
     pub list: Option<Vec<u8>>,
     /// The document without its package list: what the audit facts read.
     pub hardware: String,
@@ -102,9 +102,9 @@ impl FirstRecord {
             software,
             hardware,
         } = split(inventory);
-        let packed = deflate(core.as_bytes(), 9)?;
+        let packed = pack_row(core.as_bytes())?;
         let (list_hash, list) = match software {
-            Some((hash, list)) => (Some(hash), Some(deflate(list.as_bytes(), 1)?)),
+            Some((hash, list)) => (Some(hash), Some(pack_list(list.as_bytes()))),
             None => (None, None),
         };
         Ok(FirstRecord {
@@ -138,7 +138,7 @@ async fn set_software<C: GenericClient>(
     }
     // Two machines may bring the same new list at once: the second insert
     // finds the row and does nothing.
-    let body = deflate(list.as_bytes(), 1)?;
+    let body = pack_list(list.as_bytes());
     exec(
         c,
         "INSERT INTO software_lists (hash, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -192,5 +192,5 @@ pub async fn latest<C: GenericClient>(
     .map(|r| r.try_get(0))
     .transpose()?
     .ok_or_else(|| StoreError::Backend(format!("software list {hash} missing")))?;
-    Ok(Some(join(&core, &inflate(&body)?)?))
+    Ok(Some(join(&core, &unpack_list(&body)?)?))
 }
