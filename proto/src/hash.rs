@@ -271,12 +271,40 @@ pub fn plain_string_contents(b: &[u8], i: usize) -> Option<Range<usize>> {
         return None;
     }
     let start = i + 1;
-    let len = b
-        .get(start..)?
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-    let end = start + len;
+    let end = next_special(b, start)?;
     (b[end] == b'"').then_some(start..end)
+}
+
+/// The index of the first byte at or after `i` that ends a run of plain
+/// string contents: `"`, `\\` or a control character (< 0x20). Eight bytes
+/// at a time (the zero-byte test of Hacker's Delight 6-1 on each pattern):
+/// package names and versions are 5–30 bytes long, and a byte-by-byte
+/// loop was half of the scan's time.
+fn next_special(b: &[u8], mut i: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        // A byte's high bit is set where it is zero (or < 0x20 for the
+        // last test). Borrows may mark bytes above a marked one, never
+        // below: the lowest mark is exact.
+        let marks = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | w.wrapping_sub(ONES * 0x20) & !w)
+            & HIGH;
+        if marks != 0 {
+            return Some(i + (marks.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b.get(i..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
 }
 
 /// Where the canonically escaped string starting with the `"` at `i` ends
@@ -284,6 +312,7 @@ pub fn plain_string_contents(b: &[u8], i: usize) -> Option<Range<usize>> {
 fn canonical_string_end(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
+        i = next_special(b, i)?;
         match *b.get(i)? {
             b'"' => return Some(i + 1),
             b'\\' => match *b.get(i + 1)? {
@@ -346,6 +375,44 @@ pub fn is_sha256_hex(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_special_finds_the_first_quote_backslash_or_control_byte() {
+        let naive = |b: &[u8], i: usize| {
+            b.get(i..)?
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .map(|p| i + p)
+        };
+        // Every special byte (and bytes around them: 0x1F/0x20, UTF-8
+        // continuation bytes, 0x7F, 0xFF) at every offset of a 20-byte
+        // text, after another special or not, from every start.
+        let specials = [b'"', b'\\', 0, 0x1F, b'\n'];
+        let plain = [b'a', 0x20, b'!', b'#', b'[', b']', 0x7F, 0x80, 0xC3, 0xFF];
+        for &s in &specials {
+            for &p in &plain {
+                for at in 0..20 {
+                    for second in [None, Some(at + 3)] {
+                        let mut text = vec![p; 20];
+                        text[at] = s;
+                        if let Some(j) = second.filter(|j| *j < 20) {
+                            text[j] = b'"';
+                        }
+                        for start in 0..=21 {
+                            assert_eq!(
+                                next_special(&text, start),
+                                naive(&text, start),
+                                "{text:?} from {start}"
+                            );
+                        }
+                    }
+                }
+                assert_eq!(next_special(&[p; 19], 0), None);
+            }
+        }
+        assert_eq!(next_special(b"", 0), None);
+        assert_eq!(next_special(b"ab", 5), None);
+    }
 
     #[test]
     fn key_order_does_not_change_the_hash() {
