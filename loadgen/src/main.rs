@@ -101,7 +101,9 @@ const HARDWARE_FIXTURE: &str = include_str!("../../agent/tests/fixtures/laptop-t
 const DPKG_FIXTURE: &str =
     include_str!("../../agent/tests/fixtures/desktop-debian12-ecole/var/lib/dpkg/status");
 
-/// One package of the fixture, its fields as JSON text (quoted, escaped).
+/// One package of the fixture: name, architecture and section as JSON
+/// text (quoted, escaped), the version as dpkg wrote it (each round
+/// appends to it before it is quoted).
 struct FixturePackage {
     name: String,
     version: String,
