@@ -13,6 +13,9 @@
 # NIRD_BENCH_PROFILE: the cargo profile of the load generator (and so of
 # the server it runs): bench-fast (default: release without LTO, a much
 # shorter build, the same code) or release.
+# NIRD_LOADGEN_ARGS: more options for every run, e.g. changed inventories:
+#   NIRD_LOADGEN_ARGS="--inventory-packages 2500 --connections 16" \
+#     scripts/bench-postgres.sh 1000 15
 #
 # Prints loadgen's lines for each run; BENCHMARKS.md holds the results.
 set -euo pipefail
@@ -22,6 +25,7 @@ runs=",${3:-sqlite,pg1,pg2},"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 profile=${NIRD_BENCH_PROFILE:-bench-fast}
+read -r -a extra <<<"${NIRD_LOADGEN_ARGS:-}"
 loadgen="$here/target/$profile/nird-loadgen"
 cargo build --profile "$profile" -p nird-loadgen --manifest-path "$here/Cargo.toml" >&2
 
@@ -45,7 +49,7 @@ psql() { "$bin/psql" -h 127.0.0.1 -p "$port" -U nird -At "$@"; }
 if [[ $runs == *,sqlite,* ]]; then
   echo "== uptime: $(uptime)"
   echo "== SQLite, one server process"
-  "$loadgen" --machines "$machines" --duration "$duration"
+  "$loadgen" --machines "$machines" --duration "$duration" "${extra[@]}"
 fi
 for servers in 1 2; do
   [[ $runs == *,pg$servers,* ]] || continue
@@ -54,6 +58,6 @@ for servers in 1 2; do
   echo "== uptime: $(uptime)"
   echo "== PostgreSQL, $servers server process(es)"
   "$loadgen" --machines "$machines" --duration "$duration" --servers "$servers" \
-    --database "postgres://nird@127.0.0.1:$port/$db" --postgres-pid "$pg"
+    --database "postgres://nird@127.0.0.1:$port/$db" --postgres-pid "$pg" "${extra[@]}"
   echo "database size: $(psql -d "$db" -c "SELECT pg_size_pretty(pg_database_size('$db'))")"
 done
