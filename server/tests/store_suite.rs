@@ -131,6 +131,22 @@ fn inventory(host: &str, packages: usize, failing_disk: bool) -> (CanonicalObjec
     (CanonicalObject::from_text(text).unwrap(), hash)
 }
 
+/// The machines whose SMART alert is raised (the dashboard's filter).
+async fn smart_alerts(store: &Arc<dyn Store>, now: i64) -> nird_server::store::web::MachinePage {
+    store
+        .machines_in(
+            &Scope::All,
+            &MachineQuery {
+                alert: Some(nird_server::store::web::alert::SMART),
+                limit: Some(50),
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .unwrap()
+}
+
 /// Adds the school and a token of `uses` uses; returns the token's hash.
 async fn school_and_token(store: &Arc<dyn Store>, uses: u32, approval: bool) -> String {
     store
@@ -659,18 +675,7 @@ fn dashboard_and_audit_figures() {
         assert_eq!(overview.len(), 1);
         assert_eq!(overview[0].states[0], 3, "three active machines");
         // m1's SMART alert and refused release, precomputed by the triggers.
-        let page = store
-            .machines_in(
-                &Scope::All,
-                &MachineQuery {
-                    alert: Some(nird_server::store::web::alert::SMART),
-                    limit: Some(50),
-                    ..Default::default()
-                },
-                now,
-            )
-            .await
-            .unwrap();
+        let page = smart_alerts(&store, now).await;
         assert_eq!(page.total, 1);
         let row = &page.rows[0];
         assert_eq!(row.id, "m1");
@@ -766,7 +771,7 @@ fn retention_prunes_old_history_but_keeps_the_latest_and_the_log() {
         assert_eq!(store.audit_log().await.unwrap().len(), log);
         // The daily budget: past it, the day's newest row is replaced.
         for n in 0..5 {
-            let (text, hash) = inventory("m1", 100 + n, false);
+            let (text, hash) = inventory("m1", 100 + n, n == 4);
             let mut c = heartbeat("m1", &hash);
             c.inventory = Some(text);
             c.max_inventory_changes_per_day = 2;
@@ -775,8 +780,11 @@ fn retention_prunes_old_history_but_keeps_the_latest_and_the_log() {
         assert_eq!(store.inventory_history_len("m1").await.unwrap(), 2);
         assert_eq!(
             store.latest_inventory("m1").await.unwrap(),
-            Some(inventory("m1", 104, false).0.into_string())
+            Some(inventory("m1", 104, true).0.into_string())
         );
+        // The replacing row's document reached the dashboard's columns too:
+        // its disk is failing.
+        assert_eq!(smart_alerts(&store, future).await.total, 1);
     });
 }
 

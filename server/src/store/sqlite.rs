@@ -1779,6 +1779,92 @@ mod tests {
         });
     }
 
+    /// A machine's precomputed dashboard columns: serial, model, win11,
+    /// agent version, alerts, last outcome, last report time, refusal.
+    #[allow(clippy::type_complexity)]
+    fn dashboard_columns(
+        conn: &Connection,
+        id: &str,
+    ) -> (
+        String,
+        String,
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+    ) {
+        conn.query_row(
+            "SELECT serial, model, win11, agent_version, alerts, last_outcome, \
+             last_report_at, refused_reason FROM machines WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            },
+        )
+        .unwrap()
+    }
+
+    /// The statement `inventory::record` runs for the dashboard's columns
+    /// gives what the trigger gives for the same text, alerts' bit 8 kept.
+    #[test]
+    fn dashboard_columns_from_the_statement_equal_the_trigger_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO schools (uai, name, commune, departement, academie, kind, created_at)
+                 VALUES ('0620056Z', 'x', 'Calais', '062', 'Lille', 'ecole', 0);
+             INSERT INTO machines (id, school_id, hostname, secret_hash, status, enrolled_at,
+                                   inventory_hash, alerts)
+                 VALUES ('trigger', 1, 'a', 'x', 'active', 0, 'h', 8),
+                        ('statement', 1, 'b', 'x', 'active', 0, 'h', 8);",
+        )
+        .unwrap();
+        let t430 = include_str!("../../../agent/tests/fixtures/laptop-t430.json");
+        let docs = [
+            t430,
+            r#"{"agent_version":"0.2.0","identity":{"serial":{"value":"SN1"},
+                "vendor":{"value":"Dell"},"product":{"value":"OptiPlex 390"}},
+                "windows11":{"status":"ineligible"},
+                "storage":{"disks":{"value":[{"smart":{"value":{"health":"failing"}}}]},
+                           "filesystems":{"value":[{"usage":{"value":{"used_percent":95}}}]}},
+                "batteries":{"value":[{"wear_percent":{"value":61}}]}}"#,
+            r#"{"identity":{"serial":{"reason":"not exposed"},"product":{"value":"VM"}},
+                "storage":{"disks":{"reason":"x"}},"batteries":{"value":[]}}"#,
+            "{}",
+            "not json",
+        ];
+        let columns = |id: &str| dashboard_columns(&conn, id);
+        let mut seen = std::collections::BTreeSet::new();
+        for doc in docs {
+            conn.execute(
+                "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
+                 VALUES ('trigger', 1, 'h', ?1)",
+                [doc],
+            )
+            .unwrap();
+            conn.execute(inventory::PRECOMPUTE_INVENTORY, ["statement", doc])
+                .unwrap();
+            assert_eq!(columns("trigger"), columns("statement"), "{doc}");
+            seen.insert(columns("statement"));
+        }
+        // The documents gave different columns (the test compares something).
+        assert!(seen.len() >= 3, "{seen:?}");
+        assert!(seen.iter().any(|c| c.4 == 8 | 1 | 2 | 4));
+    }
+
     /// A database last opened before the dashboard's precomputed columns
     /// existed (schema 4) gets them filled from each machine's newest
     /// inventory and report when it is upgraded.
@@ -1816,26 +1902,7 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         drop(store);
         let conn = Connection::open(&path).unwrap();
-        let row = |id: &str| {
-            conn.query_row(
-                "SELECT serial, model, win11, agent_version, alerts, last_outcome, \
-                 last_report_at, refused_reason FROM machines WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                        r.get::<_, Option<i64>>(6)?,
-                        r.get::<_, Option<String>>(7)?,
-                    ))
-                },
-            )
-            .unwrap()
-        };
+        let row = |id: &str| dashboard_columns(&conn, id);
         assert_eq!(
             row("m1"),
             (

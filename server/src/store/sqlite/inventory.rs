@@ -10,10 +10,10 @@
 //!   upgraded alike share one row; a list no machine has any more is
 //!   deleted at once;
 //! - history rows keep the document with `software` replaced by a reference
-//!   `{"part": HASH}` (what the list was, not its content): inserted as text
-//!   so the dashboard's trigger reads it as before, then, in the same
-//!   transaction, deflate-compressed into `packed` (`inventory` becomes
-//!   empty): ≈ 2 KB a change;
+//!   `{"part": HASH}` (what the list was, not its content), inserted
+//!   deflate-compressed into `packed` (`inventory` empty); the dashboard's
+//!   columns are computed from its text by the statement its trigger runs
+//!   ([`PRECOMPUTE_INVENTORY`]): ≈ 2 KB a change;
 //! - the retention policy prunes history rows as before; lists live as long
 //!   as a machine has them.
 //!
@@ -200,7 +200,7 @@ enum ListBody {
 /// milliseconds, and the one writer thread commits every check-in, so it
 /// only runs SQL ([`record`]).
 pub struct Prepared {
-    /// The history row's text (the dashboard's trigger reads it).
+    /// The history row's text (the dashboard's columns are read from it).
     core: String,
     /// `core` compressed, what the row keeps.
     packed: Vec<u8>,
@@ -271,11 +271,9 @@ pub fn record(
         .query_row(params![machine_id, day_start], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
-    // Stored compressed right away: the dashboard's trigger has read the
-    // text at INSERT time. Compressing the row in the same transaction
-    // (rather than when a newer row supersedes it) keeps rows small while
-    // they are placed, so pages fill with history rows instead of holding
-    // one each.
+    // Stored compressed right away (rather than when a newer row
+    // supersedes it): rows are small while they are placed, so pages fill
+    // with history rows instead of holding one each.
     let packed = &prepared.packed;
     match newest {
         Some(id) if today >= i64::from(per_day.max(1)) => {
@@ -287,19 +285,43 @@ pub fn record(
             .execute(params![id, at, hash, packed])?;
         }
         _ => {
+            // Compressed from the start: the dashboard's trigger skips a
+            // row whose text is empty, its statement runs below.
             conn.prepare_cached(
-                "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory, packed)
+                 VALUES (?1, ?2, ?3, '', ?4)",
             )?
-            .execute(params![machine_id, at, hash, prepared.core])?;
-            conn.prepare_cached(
-                "UPDATE inventory_history SET inventory = '', packed = ?2 WHERE id = ?1",
-            )?
-            .execute(params![conn.last_insert_rowid(), packed])?;
+            .execute(params![machine_id, at, hash, packed])?;
         }
     }
+    // The dashboard's columns, from the row's text, for both kinds of row
+    // (the trigger alone missed the day's replaced rows).
+    conn.prepare_cached(PRECOMPUTE_INVENTORY)?
+        .execute(params![machine_id, prepared.core])?;
     Ok(())
 }
+
+/// The dashboard's columns of machine `?1` from its inventory text `?2`:
+/// the statement of the `machines_precompute_inventory` trigger (migration
+/// 5, which fires for rows inserted with their text: enrolment, older
+/// servers), `NEW.machine_id` and `NEW.inventory` as parameters. Run by
+/// [`record`], which inserts rows compressed: the text is then written
+/// once instead of inserted and replaced in the same transaction. A test
+/// checks both give the same columns.
+pub(crate) const PRECOMPUTE_INVENTORY: &str = "UPDATE machines SET
+        serial = COALESCE(json_extract(?2, '$.identity.serial.value'), ''),
+        model = TRIM(COALESCE(json_extract(?2, '$.identity.vendor.value'), '')
+            || ' ' || COALESCE(json_extract(?2, '$.identity.product.value'), '')),
+        win11 = COALESCE(json_extract(?2, '$.windows11.status'), 'unknown'),
+        agent_version = COALESCE(json_extract(?2, '$.agent_version'), ''),
+        alerts = (alerts & 8)
+            | (CASE WHEN EXISTS (SELECT 1 FROM json_each(?2, '$.storage.disks.value') d
+                   WHERE json_extract(d.value, '$.smart.value.health') = 'failing') THEN 1 ELSE 0 END)
+            | (CASE WHEN EXISTS (SELECT 1 FROM json_each(?2, '$.batteries.value') b
+                   WHERE json_extract(b.value, '$.wear_percent.value') > 50) THEN 2 ELSE 0 END)
+            | (CASE WHEN EXISTS (SELECT 1 FROM json_each(?2, '$.storage.filesystems.value') f
+                   WHERE json_extract(f.value, '$.usage.value.used_percent') > 90) THEN 4 ELSE 0 END)
+    WHERE id = ?1 AND json_valid(?2)";
 
 /// Points the machine at list `hash`, storing the list if it is new and
 /// deleting the list it had if no machine has it any more.
