@@ -412,7 +412,7 @@ ALTER TABLE audit_facts ADD COLUMN screens BIGINT;
     // history rows are compressed already (LZ4, deflate); PostgreSQL tried
     // to compress them again with pglz before storing them out of line,
     // ≈ 1 ms of its CPU per check-in carrying a new 2,500-package list
-    // (3.75 → 2.77 ms, BENCHMARKS.md). EXTERNAL: out of line, as is.
+    // (3.75 → 2.62 ms, BENCHMARKS.md). EXTERNAL: out of line, as is.
     // Rows stored before keep their form.
     r#"
 ALTER TABLE software_lists ALTER COLUMN body SET STORAGE EXTERNAL;
