@@ -57,8 +57,9 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     report_every: u64,
     /// Changed-inventory mode: every check-in carries a new full inventory
-    /// document holding this many packages, 20 of them upgraded since the
-    /// machine's previous one (a weekly upgrade). 0: heartbeats only.
+    /// document holding this many packages (at least 21, from a real
+    /// school desktop's list), 20 of them upgraded since the machine's
+    /// previous one (a weekly upgrade). 0: heartbeats only.
     #[arg(long, default_value_t = 0)]
     inventory_packages: usize,
     /// Changed-inventory mode: bodies gzip-compressed, as agents send
@@ -745,6 +746,11 @@ async fn drive(
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // 20 upgraded packages and one naming the image: fewer would make the
+    // rounds smaller upgrades and let every machine share one list.
+    if (1..21).contains(&args.inventory_packages) {
+        bail!("--inventory-packages: 0 (heartbeats only) or at least 21");
+    }
     let tmp = tempfile::tempdir()?;
     let dir = DataDir::new(tmp.path().join("data"));
     println!(
