@@ -27,9 +27,10 @@ pub fn content_hash<T: serde::Serialize>(value: &T) -> Result<String, serde_json
     Ok(sha256_hex(&canonical_json(value)?))
 }
 
-/// Deepest nesting [`is_canonical_json`] follows (serde_json's own parsing
-/// limit): deeper texts are left to the slow path, which refuses them.
-const MAX_DEPTH: usize = 128;
+/// Deepest nesting [`is_canonical_json`] follows: serde_json's own parsing
+/// limit (it parses 127 nested arrays, not 128). Deeper texts are left to
+/// the slow path, which refuses them.
+const MAX_DEPTH: usize = 127;
 
 /// True when `text` is exactly what [`canonical_json`] writes for the value
 /// it denotes, checked in one pass without building that value: then its
@@ -37,27 +38,32 @@ const MAX_DEPTH: usize = 128;
 ///
 /// Conservative: it answers false for a few canonical texts it does not
 /// analyse (`\u` escapes, object keys holding an escape, nesting deeper
-/// than 128); the caller then parses and re-encodes (the slow path). It
+/// than 127); the caller then parses and re-encodes (the slow path). It
 /// never answers true for a text that is not canonical. Rules followed
 /// (serde_json's writer): no whitespace outside strings; object keys in
 /// strictly increasing byte order (so no duplicate); strings escape only
 /// `"`, `\\` and control characters; integers without sign `+`, leading
 /// zero or `-0`; other numbers as serde_json writes them back.
 pub fn is_canonical_json(text: &str) -> bool {
-    scan_canonical(text, |_, _| ()) == Some(text.len())
+    scan_canonical(text, MAX_DEPTH, |_, _| ()) == Some(text.len())
 }
 
-/// The spans of the top-level members' keys (without quotes) and values,
-/// when `text` is a canonical object.
-fn canonical_object_spans(text: &str) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+/// Member spans and end of the canonical object at the start of `text`,
+/// nested at most `max_depth` deep: the spans of the top-level members'
+/// keys (without quotes) and values.
+#[allow(clippy::type_complexity)]
+fn object_spans(
+    text: &str,
+    max_depth: usize,
+) -> Option<(Vec<(Range<usize>, Range<usize>)>, usize)> {
     if !text.starts_with('{') {
         return None;
     }
     let mut spans = Vec::new();
     // Spans fall on the quotes and brackets the scan found: ASCII, so on
     // character boundaries.
-    let end = scan_canonical(text, |key, value| spans.push((key, value)));
-    (end == Some(text.len())).then_some(spans)
+    let end = scan_canonical(text, max_depth, |key, value| spans.push((key, value)))?;
+    Some((spans, end))
 }
 
 /// A JSON object's canonical text (what [`canonical_json`] writes for it)
@@ -88,21 +94,20 @@ impl CanonicalObject {
     /// recognises it (one scan); otherwise the text back, for the caller's
     /// slow path (parse with [`serde_json`], then [`Self::from_map`]).
     pub fn from_text(text: String) -> Result<Self, String> {
-        match canonical_object_spans(&text) {
-            Some(members) => Ok(CanonicalObject { text, members }),
-            None => Err(text),
+        match object_spans(&text, MAX_DEPTH) {
+            Some((members, end)) if end == text.len() => Ok(CanonicalObject { text, members }),
+            _ => Err(text),
         }
     }
 
     /// The canonical object at the start of `text` (one scan, which stops
     /// at its end) and the length of its text; `None` when `text` does not
-    /// start with one. What follows it is not looked at.
-    pub fn from_prefix(text: &str) -> Option<(Self, usize)> {
-        if !text.starts_with('{') {
-            return None;
-        }
-        let mut members = Vec::new();
-        let end = scan_canonical(text, |key, value| members.push((key, value)))?;
+    /// start with one. What follows it is not looked at. `enclosing`: how
+    /// many levels of the document `text` comes from hold it (1 for a
+    /// member of a request body), so that it is refused past the depth
+    /// serde_json would refuse the whole document at.
+    pub fn from_prefix(text: &str, enclosing: usize) -> Option<(Self, usize)> {
+        let (members, end) = object_spans(text, MAX_DEPTH.checked_sub(enclosing)?)?;
         let object = CanonicalObject {
             text: text.get(..end)?.to_owned(),
             members,
@@ -127,9 +132,10 @@ impl CanonicalObject {
             let key_end = text.len() - 1;
             text.push(':');
             let value_start = text.len();
-            let value = String::from_utf8(canonical_json(value)?)
-                .map_err(|e| serde::ser::Error::custom(e.to_string()))?;
-            text.push_str(&value);
+            // A `Value`'s maps are ordered too: written as it is, it is its
+            // canonical encoding (what `canonical_json` writes, without
+            // the copy `to_value` makes of it).
+            text.push_str(&serde_json::to_string(value)?);
             members.push((key_start..key_end, value_start..text.len()));
         }
         text.push('}');
@@ -168,7 +174,11 @@ impl CanonicalObject {
 /// Where the canonical value at the start of `text` ends (as
 /// [`is_canonical_json`] recognises it), calling `member(key, value)` for
 /// each member of the top-level object; `None` when it is not canonical.
-fn scan_canonical(text: &str, mut member: impl FnMut(Range<usize>, Range<usize>)) -> Option<usize> {
+fn scan_canonical(
+    text: &str,
+    max_depth: usize,
+    mut member: impl FnMut(Range<usize>, Range<usize>),
+) -> Option<usize> {
     /// An open container and, for an object, its previous key's span.
     enum Open {
         Array,
@@ -183,7 +193,7 @@ fn scan_canonical(text: &str, mut member: impl FnMut(Range<usize>, Range<usize>)
     loop {
         // A value starts at `i`.
         match b.get(i) {
-            Some(b'{' | b'[') if open.len() >= MAX_DEPTH => return None,
+            Some(b'{' | b'[') if open.len() >= max_depth => return None,
             Some(b'{') if b.get(i + 1) == Some(&b'}') => i += 2,
             Some(b'{') => {
                 let (start, end) = canonical_key(b, i + 1)?;
@@ -502,10 +512,21 @@ mod tests {
         ] {
             assert!(!is_canonical_json(text), "{text}");
         }
-        let deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
-        assert!(!is_canonical_json(&deep));
-        let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
-        assert!(is_canonical_json(&deep));
+        // Exactly as deep as serde_json parses, standing alone and as a
+        // member of a body.
+        for n in [126, 127, 128, 129] {
+            let deep = format!("{}{}", "[".repeat(n), "]".repeat(n));
+            let parses = serde_json::from_str::<serde_json::Value>(&deep).is_ok();
+            assert_eq!(is_canonical_json(&deep), parses, "{n}");
+            let object = format!("{{\"a\":{}}}", &deep[1..deep.len() - 1]);
+            let body = format!("{{\"inventory\":{object}}}");
+            let body_parses = serde_json::from_str::<serde_json::Value>(&body).is_ok();
+            assert_eq!(
+                CanonicalObject::from_prefix(&format!("{object}}}"), 1).is_some(),
+                body_parses,
+                "{n} in a body"
+            );
+        }
     }
 
     /// True for values whose canonical text [`is_canonical_json`] analyses:
@@ -593,7 +614,7 @@ mod tests {
                 if let serde_json::Value::Object(map) = &value {
                     let object = CanonicalObject::from_text(text.clone()).expect("an object's members");
                     // Found the same at the start of a longer text.
-                    let (prefixed, len) = CanonicalObject::from_prefix(&format!("{text},]"))
+                    let (prefixed, len) = CanonicalObject::from_prefix(&format!("{text},]"), 0)
                         .expect("a canonical object as a prefix");
                     proptest::prop_assert_eq!(len, text.len());
                     proptest::prop_assert_eq!(&prefixed, &object);
@@ -673,7 +694,7 @@ mod tests {
     #[test]
     fn a_canonical_object_at_the_start_of_a_text() {
         let (object, len) =
-            CanonicalObject::from_prefix(r#"{"a":{"b":[1]},"c":2},"x":[}"#).unwrap();
+            CanonicalObject::from_prefix(r#"{"a":{"b":[1]},"c":2},"x":[}"#, 0).unwrap();
         assert_eq!(len, 21);
         assert_eq!(object.as_str(), r#"{"a":{"b":[1]},"c":2}"#);
         assert_eq!(
@@ -681,11 +702,11 @@ mod tests {
             CanonicalObject::from_text(object.as_str().to_owned()).unwrap()
         );
         assert_eq!(
-            CanonicalObject::from_prefix("{}]").map(|(o, n)| (o.into_string(), n)),
+            CanonicalObject::from_prefix("{}]", 0).map(|(o, n)| (o.into_string(), n)),
             Some(("{}".into(), 2))
         );
         for text in [r#"{"b":1,"a":2}"#, r#"{"a": 1}"#, "[1]", "{", r#""a""#] {
-            assert_eq!(CanonicalObject::from_prefix(text), None, "{text}");
+            assert_eq!(CanonicalObject::from_prefix(text, 0), None, "{text}");
         }
     }
 

@@ -87,13 +87,14 @@ fn reply(content_type: &'static str, body: impl IntoResponse) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// Checks an inventory sent as JSON text against its announced hash;
-/// returns its canonical JSON text. The text agents send is already
-/// canonical: it is then hashed and kept as it is, without building it as
-/// a value (≈ 250 KB with 2,500 packages); any other spelling of a JSON
-/// object is re-encoded first, so that either way the hash checked is that
-/// of the canonical encoding.
-fn checked_inventory_text(
+/// Checks an inventory as the body brought it against its announced hash;
+/// returns it as a canonical object. The text agents send is already
+/// canonical (found so by the scan of the body): it is then hashed and
+/// kept as it is, without building it as a value (≈ 250 KB with 2,500
+/// packages); any other spelling of a JSON object was parsed and is
+/// re-encoded, so that either way the hash checked is that of the
+/// canonical encoding.
+fn checked_sent_inventory(
     inventory: SentInventory,
     announced: &str,
     field: &str,
@@ -101,7 +102,7 @@ fn checked_inventory_text(
     match inventory {
         // The scan that found it canonical found its members for the store.
         SentInventory::Canonical(document) => {
-            check_announced(document.as_str().as_bytes(), announced)?;
+            check_announced(&document, announced)?;
             Ok(document)
         }
         SentInventory::Parsed(value) => checked_inventory(&value, announced, field),
@@ -114,9 +115,9 @@ fn not_an_object(field: &str) -> HttpError {
     ))
 }
 
-/// Checks that canonical bytes hash to `announced`.
-fn check_announced(canonical: &[u8], announced: &str) -> Result<(), HttpError> {
-    let actual = sha256_hex(canonical);
+/// Checks that a document hashes to `announced`.
+fn check_announced(document: &CanonicalObject, announced: &str) -> Result<(), HttpError> {
+    let actual = document.sha256_hex();
     if actual != announced {
         return Err(HttpError::bad_request(format!(
             "champ « inventory_hash » : ne correspond pas à l'inventaire envoyé (calculé : {actual})"
@@ -138,7 +139,7 @@ fn checked_inventory(
     // Encoded once: its hash is `content_hash`, its text is what is stored.
     let document = CanonicalObject::from_map(map)
         .map_err(|e| HttpError::bad_request(format!("champ « {field} » : {e}")))?;
-    check_announced(document.as_str().as_bytes(), announced)?;
+    check_announced(&document, announced)?;
     Ok(document)
 }
 
@@ -303,7 +304,7 @@ pub async fn enroll(
     }
     check_hash(&req.inventory_hash, "inventory_hash")?;
     let inventory = match inventory {
-        Some(text) => checked_inventory_text(text, &req.inventory_hash, "inventory")?,
+        Some(text) => checked_sent_inventory(text, &req.inventory_hash, "inventory")?,
         None => return Err(not_an_object("inventory")),
     };
     let machine_id = secrets::new_machine_id();
@@ -354,7 +355,7 @@ pub async fn checkin(
             if let Some(delta) = delta {
                 check_delta_form(&delta)?;
             }
-            let text = checked_inventory_text(inv, &req.inventory_hash, "inventory")?;
+            let text = checked_sent_inventory(inv, &req.inventory_hash, "inventory")?;
             (Some(text), Some(InventoryForm::Document))
         }
         (None, Some(delta)) => {

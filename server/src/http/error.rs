@@ -204,7 +204,7 @@ fn members_checked_apart(bytes: &[u8]) -> Option<BodyMembers> {
     let mut scanned: Vec<Option<CanonicalObject>> = Vec::new();
     let members = object_members(text, |key, rest| {
         if key == "inventory" {
-            let found = CanonicalObject::from_prefix(rest);
+            let found = CanonicalObject::from_prefix(rest, 1);
             let len = found.as_ref().map(|(_, len)| *len);
             scanned.push(found.map(|(document, _)| document));
             if len.is_some() {
