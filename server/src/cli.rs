@@ -44,6 +44,17 @@ pub struct DataDirArg {
     pub database: Option<String>,
 }
 
+impl DataDirArg {
+    /// The PostgreSQL database to use: `--database`, else the `database`
+    /// of /etc/nird-server/server.toml; `None` for the SQLite file.
+    fn database(&self) -> anyhow::Result<Option<String>> {
+        match &self.database {
+            Some(url) => Ok(Some(url.clone())),
+            None => Ok(crate::config_file::default_database()?),
+        }
+    }
+}
+
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -520,8 +531,9 @@ fn refuse_sqlite_on_postgresql_dir(data: &DataDir, database: Option<&str>) -> an
     if database.is_none() && !data.database().is_file() && data.postgresql_marker().is_file() {
         anyhow::bail!(
             "{} sert une base PostgreSQL : donnez-la avec --database postgres://… \
-             (ou NIRD_DATABASE, ou « database = » dans /etc/nird-server/server.toml)",
-            data.root().display()
+             (ou NIRD_DATABASE, ou « database = » dans {})",
+            data.root().display(),
+            crate::config_file::DEFAULT_CONFIG_PATH
         );
     }
     Ok(())
@@ -537,10 +549,7 @@ async fn open_store(dir: &DataDirArg) -> anyhow::Result<(DataDir, Arc<dyn Store>
             data.root().display()
         );
     }
-    let database = dir
-        .database
-        .clone()
-        .or_else(crate::config_file::default_database);
+    let database = dir.database()?;
     refuse_sqlite_on_postgresql_dir(&data, database.as_deref())?;
     let store = crate::store::open(&data.database(), database.as_deref())
         .await
@@ -621,10 +630,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             refuse_root_on_foreign_dir(&dir.data_dir)?;
             let data_dir = DataDir::new(&dir.data_dir);
             let root = data_dir.root().display().to_string();
-            let database = dir
-                .database
-                .clone()
-                .or_else(crate::config_file::default_database);
+            let database = dir.database()?;
             let shown = database.as_deref().map(crate::store::pg::redact_url);
             match init(&InitOptions {
                 data_dir,

@@ -394,8 +394,11 @@ pub fn default_data_dir() -> PathBuf {
 /// The PostgreSQL database commands use when `--database` (or
 /// `NIRD_DATABASE`) is not given: the `database` of
 /// [`DEFAULT_CONFIG_PATH`], if any (else the data directory's SQLite file).
-pub fn default_database() -> Option<String> {
-    ConfigFile::for_serve(None).ok().and_then(|f| f.database)
+/// A configuration file that cannot be read is an error, not "no
+/// database": commands would otherwise open the SQLite file of a server
+/// that runs on PostgreSQL.
+pub fn default_database() -> Result<Option<String>, ConfigFileError> {
+    Ok(ConfigFile::for_serve(None)?.database)
 }
 
 /// What `serve` was given on its command line (each `None` when absent).

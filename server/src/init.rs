@@ -83,13 +83,28 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
 
 /// `init --database postgres://…`: the directory gets its certificates and
 /// keys as with SQLite (kept when it has them), the database its `admin`
-/// account, and the directory its marker last. A database that has an
-/// `admin` already is left as it is: for one more server process on it,
-/// a directory whose certificates are not the other processes' would give
-/// agents a CA they do not trust, so that is refused.
+/// account, and the directory its marker last. Refused, with nothing
+/// written:
+/// - a directory that holds a SQLite database: its fleet is there, and
+///   `db copy` is how it moves (an `admin` made in PostgreSQL would leave
+///   it behind, and `db copy` wants an empty target);
+/// - a database that has an `admin` already, from a directory without the
+///   marker (one more server process on it): that directory's
+///   certificates would not be the other processes', which agents trust.
+///   A directory with the marker is this database's: already initialised.
 async fn init_postgresql(opts: &InitOptions, url: &str) -> anyhow::Result<InitOutcome> {
     let dir = &opts.data_dir;
     let shown = crate::store::pg::redact_url(url);
+    if dir.database().exists() {
+        anyhow::bail!(
+            "{root} a déjà une base SQLite ({db}) : pour passer ce serveur à PostgreSQL, \
+             copiez-la avec « nird-server db copy --from sqlite:{db} --to {shown} », puis \
+             lancez « nird-server serve --data-dir {root} --database {shown} ». \
+             Rien n'a été modifié.",
+            root = dir.root().display(),
+            db = dir.database().display(),
+        );
+    }
     check_keyring(opts)?;
     let store = crate::store::open(&dir.database(), Some(url))
         .await
@@ -99,17 +114,17 @@ async fn init_postgresql(opts: &InitOptions, url: &str) -> anyhow::Result<InitOu
         dir.ca_cert().is_file() && dir.server_cert().is_file() && dir.server_key().is_file();
     if has_admin {
         store.close().await?;
-        if !has_pki {
+        if !(has_pki && dir.postgresql_marker().is_file()) {
             anyhow::bail!(
                 "la base {shown} est déjà initialisée (le compte « {ADMIN_LOGIN} » existe) \
-                 et {} n'a pas de certificats : pour un serveur de plus sur cette base, \
-                 copiez le répertoire de données d'un serveur qui la sert (tls/, metrics-token) \
-                 au lieu de lancer init, afin que les agents reconnaissent son autorité de \
-                 certification. Rien n'a été modifié.",
+                 par un autre répertoire de données que {} : pour un serveur de plus sur \
+                 cette base, copiez le répertoire de données d'un serveur qui la sert \
+                 (tls/, metrics-token, postgresql-initialised) au lieu de lancer init, afin \
+                 que les agents reconnaissent son autorité de certification. \
+                 Rien n'a été modifié.",
                 dir.root().display()
             );
         }
-        write_atomic(&dir.postgresql_marker(), b"", 0o644)?;
         return Ok(InitOutcome::AlreadyInitialised {
             ca_fingerprint: tls::fingerprint(&dir.ca_cert()).ok(),
         });

@@ -49,9 +49,7 @@ fn init_makes_a_server_on_postgresql() {
     assert!(data.is_initialised());
     // Without --database, the commands refuse rather than create an empty
     // SQLite database beside the marker.
-    let out = cli_raw(&["user", "list", "--data-dir", dir]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = cli_fails(&["user", "list", "--data-dir", dir]);
     assert!(err.contains("sert une base PostgreSQL"), "{err}");
     assert!(!data.database().exists(), "no SQLite file");
     // The account is in PostgreSQL.
@@ -81,47 +79,53 @@ fn init_makes_a_server_on_postgresql() {
     drop(server);
 
     // Another directory on the same database: refused, nothing written
-    // (its own CA would not be the one agents trust).
+    // (its own CA would not be the one agents trust), whether it has no
+    // certificates or certificates of its own.
     let other = tempfile::tempdir().unwrap();
     let other_dir = other.path().join("data");
-    let out = cli_raw(&[
+    let err = cli_fails(&[
         "init",
         "--data-dir",
         other_dir.to_str().unwrap(),
         "--database",
         &url,
     ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("copiez le répertoire de données"), "{err}");
     assert!(!other_dir.exists());
+    let own_ca = Fixture::new();
+    std::fs::remove_file(own_ca.data.database()).unwrap();
+    let err = cli_fails(&["init", "--data-dir", own_ca.dir(), "--database", &url]);
+    assert!(err.contains("copiez le répertoire de données"), "{err}");
+    assert!(!own_ca.data.postgresql_marker().exists());
 
-    // A directory already initialised on SQLite moves its admin account to
-    // a new PostgreSQL database with `init --database`, keeping its CA.
+    // A directory already initialised on SQLite: its fleet is in that file,
+    // `db copy` moves it; init refuses and says so, creating nothing.
     let g = Fixture::new();
     let fresh = cluster.database();
-    let out = cli(&["init", "--data-dir", g.dir(), "--database", &fresh]);
-    assert!(out.contains("une seule fois"), "{out}");
+    let err = cli_fails(&["init", "--data-dir", g.dir(), "--database", &fresh]);
+    assert!(err.contains("db copy --from sqlite:"), "{err}");
+    assert!(!g.data.postgresql_marker().exists());
     assert_eq!(
-        out.lines().last().unwrap().trim(),
-        nird_server::tls::fingerprint(&g.data.ca_cert()).unwrap()
+        cluster
+            .psql(
+                fresh.rsplit('/').next().unwrap(),
+                "SELECT to_regclass('users') IS NULL"
+            )
+            .trim(),
+        "t",
+        "nothing created in the database"
     );
 
     // Not a PostgreSQL address: refused, nothing written.
     let bad = tempfile::tempdir().unwrap();
     let bad_dir = bad.path().join("data");
-    let out = cli_raw(&[
+    let err = cli_fails(&[
         "init",
         "--data-dir",
         bad_dir.to_str().unwrap(),
         "--database",
         "mysql://root@localhost/nird",
     ]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("n'est pas une adresse PostgreSQL"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(err.contains("n'est pas une adresse PostgreSQL"), "{err}");
     assert!(!bad_dir.exists());
 }

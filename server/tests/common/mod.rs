@@ -35,6 +35,18 @@ pub fn cli(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs the binary with `args`, which must fail; returns its stderr (the
+/// message for people).
+pub fn cli_fails(args: &[&str]) -> String {
+    let out = cli_raw(args);
+    assert!(
+        !out.status.success(),
+        "nird-server {args:?} succeeded:\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Runs the binary with `args`, whatever the outcome.
 pub fn cli_raw(args: &[&str]) -> Output {
     Command::new(BIN)
