@@ -57,7 +57,7 @@ pub async fn record<C: GenericClient>(
         }
         _ => {
             // Compressed from the start: the dashboard's trigger skips a
-            // row whose text is not JSON, its statement runs below.
+            // row whose text is empty, its function runs below.
             exec(
                 c,
                 "INSERT INTO inventory_history (machine_id, recorded_at, inventory_hash, inventory, packed)
@@ -68,29 +68,16 @@ pub async fn record<C: GenericClient>(
         }
     }
     // The dashboard's columns, for both kinds of row (the trigger alone
-    // missed the day's replaced rows).
-    exec(c, PRECOMPUTE_INVENTORY, &[&machine_id, &core]).await?;
+    // missed the day's replaced rows). The text is the server's canonical
+    // JSON: cast, not checked.
+    exec(
+        c,
+        "SELECT nird_set_inventory_columns($1, $2::text::jsonb)",
+        &[&machine_id, &core],
+    )
+    .await?;
     Ok(hardware)
 }
-
-/// The dashboard's columns of machine `$1` from its inventory text `$2`:
-/// the statement of the `nird_precompute_inventory` trigger function
-/// (migration 5, which fires for rows inserted with their text: enrolment,
-/// older servers), `NEW.machine_id` and `NEW.inventory` as parameters (as
-/// SQLite's [`crate::store::sqlite::inventory::PRECOMPUTE_INVENTORY`]).
-/// Inserting the row compressed and running this instead spares
-/// PostgreSQL a 5 KB text stored (and TOAST-compressed) then replaced in
-/// the same transaction. `OFFSET 0` keeps the subquery from being pulled
-/// up: the document is parsed once, not once per column that reads it.
-const PRECOMPUTE_INVENTORY: &str = "UPDATE machines SET
-        serial = COALESCE(d.doc #>> '{identity,serial,value}', ''),
-        model = TRIM(COALESCE(d.doc #>> '{identity,vendor,value}', '')
-            || ' ' || COALESCE(d.doc #>> '{identity,product,value}', '')),
-        win11 = COALESCE(d.doc #>> '{windows11,status}', 'unknown'),
-        agent_version = COALESCE(d.doc #>> '{agent_version}', ''),
-        alerts = (machines.alerts & 8) | nird_inventory_alerts(d.doc)
-    FROM (SELECT nird_json($2) AS doc OFFSET 0) d
-    WHERE machines.id = $1 AND d.doc IS NOT NULL";
 
 /// A new machine's first history row and package list, ready for
 /// `nird_enroll` (which writes them as [`record`] and `set_software` would

@@ -8,8 +8,8 @@
 //! `TEXT`, `BLOB` is `BYTEA`, and `INTEGER PRIMARY KEY` is an identity
 //! column (`BY DEFAULT`, so copied rows keep their ids).
 //!
-//! The functions the server calls (`nird_checkin`, `nird_closure`,
-//! `nird_enroll`) are not here: they are code, replaced at each start
+//! The functions the server calls (`nird_checkins`, `nird_closure`,
+//! `nird_enroll`, `nird_set_inventory_columns`) are not here: they are code, replaced at each start
 //! ([`FUNCTIONS`], [`enroll_function`]).
 
 /// Each entry upgrades the schema from version `i` to `i + 1`.
@@ -459,6 +459,34 @@ ALTER TABLE inventory_history ALTER COLUMN packed SET STORAGE EXTERNAL;
 /// databases that have them, for processes of the previous version during
 /// a rolling upgrade.
 pub const FUNCTIONS: &str = r#"
+-- The dashboard's per-machine columns from an inventory document (SQLite's
+-- migration 5 trigger): run by the inventory trigger for rows inserted with
+-- their text (enrolment, older servers) and by check-ins, which insert
+-- their rows compressed (`inventory` empty, skipped by the trigger).
+CREATE OR REPLACE FUNCTION nird_set_inventory_columns(p_machine text, p_doc jsonb)
+RETURNS void LANGUAGE sql AS $$
+    UPDATE machines SET
+        serial = COALESCE(p_doc #>> '{identity,serial,value}', ''),
+        model = TRIM(COALESCE(p_doc #>> '{identity,vendor,value}', '')
+            || ' ' || COALESCE(p_doc #>> '{identity,product,value}', '')),
+        win11 = COALESCE(p_doc #>> '{windows11,status}', 'unknown'),
+        agent_version = COALESCE(p_doc #>> '{agent_version}', ''),
+        alerts = (alerts & 8) | nird_inventory_alerts(p_doc)
+    WHERE id = p_machine;
+$$;
+CREATE OR REPLACE FUNCTION nird_precompute_inventory() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    doc jsonb;
+BEGIN
+    IF NEW.inventory = '' THEN
+        RETURN NULL;
+    END IF;
+    doc := nird_json(NEW.inventory);
+    IF doc IS NOT NULL THEN
+        PERFORM nird_set_inventory_columns(NEW.machine_id, doc);
+    END IF;
+    RETURN NULL;
+END $$;
 CREATE OR REPLACE FUNCTION nird_closure(p_school bigint, p_machine text)
 RETURNS TABLE (name text, version bigint) LANGUAGE plpgsql STABLE AS $$
 BEGIN

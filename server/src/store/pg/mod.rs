@@ -19,11 +19,11 @@
 //! Throughput: check-ins without inventory (nearly all of them) are
 //! **batched**: they queue for [`BATCHERS`] tasks, each taking every
 //! check-in waiting (up to [`MAX_BATCH`]) and running them in one call of
-//! the SQL function `nird_checkin_batch`, one round trip and one commit
+//! the SQL function `nird_checkins`, one round trip and one commit
 //! (group commit, as SQLite's writer thread does); each caller is answered
 //! after that commit. At rest a batch holds one check-in and commits at
 //! once. A check-in carrying a new inventory runs alone, the inventory
-//! statements in the same transaction as `nird_checkin`. Enrolments are
+//! statements in the same transaction as its `nird_checkins` call. Enrolments are
 //! batched the same way: each is one call of `nird_enroll`, a batch's
 //! calls pipelined in one transaction (they all wait for their token's
 //! row lock, so one commit per enrolment would serialise them on fsync).
@@ -668,7 +668,8 @@ const MAX_BATCH: usize = 128;
 /// larger batches than more would: with 4, one process on 100,000
 /// machines made batches of 10.6 check-ins at 0.09 ms of PostgreSQL CPU
 /// each, with 2 batches of 17 at 0.08 ms (two processes: 5.7 at 0.15 ms,
-/// 9.2 at 0.11 ms).
+/// 9.2 at 0.11 ms). Enrolments use as many (measured with 2: 1,265–1,680
+/// a second, BENCHMARKS.md).
 const BATCHERS: usize = 2;
 
 /// What a check-in sends besides its credential.
