@@ -464,7 +464,10 @@ pub const FUNCTIONS: &str = r#"
 -- their text (enrolment, older servers) and by check-ins, which insert
 -- their rows compressed (`inventory` empty, skipped by the trigger).
 CREATE OR REPLACE FUNCTION nird_set_inventory_columns(p_machine text, p_doc jsonb)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    -- PL/pgSQL: its plan is kept for the session (a SQL function's UPDATE
+    -- would be planned again at every call).
     UPDATE machines SET
         serial = COALESCE(p_doc #>> '{identity,serial,value}', ''),
         model = TRIM(COALESCE(p_doc #>> '{identity,vendor,value}', '')
@@ -473,7 +476,7 @@ RETURNS void LANGUAGE sql AS $$
         agent_version = COALESCE(p_doc #>> '{agent_version}', ''),
         alerts = (alerts & 8) | nird_inventory_alerts(p_doc)
     WHERE id = p_machine;
-$$;
+END $$;
 CREATE OR REPLACE FUNCTION nird_precompute_inventory() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     doc jsonb;
