@@ -432,15 +432,27 @@ fn package_lists_are_stored_once_and_history_compressed() {
     );
     let largest = sql(&f, "SELECT MAX(LENGTH(packed)) FROM inventory_history");
     assert!(largest.parse::<u64>().unwrap() < 1_000, "{largest} B");
-    // One machine upgrades: a second list; the other still has the first.
+    // One machine upgrades: a second list, stored as a delta of the
+    // first, which the other machine still has.
     let (a2, a2_hash) = document("pc-a", 300, 20);
     send(&a, &a2, &a2_hash);
-    assert_eq!(sql(&f, "SELECT COUNT(*) FROM software_lists"), "2");
-    // The second one too: the first list, had by nobody, is gone; the two
-    // machines share the new one again.
+    assert_eq!(
+        sql(&f, "SELECT COUNT(*), COUNT(base) FROM software_lists"),
+        "2|1"
+    );
+    // The second one too: the two machines share the new list again; the
+    // first, had by nobody, stays as its base.
     let (b2, b2_hash) = document("pc-b", 300, 20);
     send(&b, &b2, &b2_hash);
-    assert_eq!(sql(&f, "SELECT COUNT(*) FROM software_lists"), "1");
+    assert_eq!(
+        sql(&f, "SELECT COUNT(*), COUNT(base) FROM software_lists"),
+        "2|1"
+    );
+    let delta = sql(
+        &f,
+        "SELECT LENGTH(body) FROM software_lists WHERE base IS NOT NULL",
+    );
+    assert!(delta.parse::<u64>().unwrap() < 1_000, "{delta} B");
     // Documents come back exactly (hash included).
     assert_eq!(stored(&f, &a.id), (Some(a2), 3));
     assert_eq!(stored(&f, &b.id).0, Some(b2));

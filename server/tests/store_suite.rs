@@ -64,6 +64,29 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Answers a `SELECT COUNT(*) ...` on a connection of the test's own.
+    async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Backend::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Backend::Pg(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                client
+                    .query_one(sql, &[])
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                    .get(0)
+            }
+        }
+    }
+}
+
 /// Runs `test` on a fresh SQLite store, then on a fresh PostgreSQL one.
 fn on_both<F, Fut>(test: F)
 where
@@ -785,6 +808,113 @@ fn retention_prunes_old_history_but_keeps_the_latest_and_the_log() {
         // The replacing row's document reached the dashboard's columns too:
         // its disk is failing.
         assert_eq!(smart_alerts(&store, future).await.total, 1);
+    });
+}
+
+/// An inventory whose 400-package list is upgraded `rounds` times, 10
+/// packages a round (names and versions varied like a real list's), or
+/// with other packages altogether when `other`.
+fn upgraded(host: &str, rounds: usize, other: bool) -> (CanonicalObject, String) {
+    let list: Vec<_> = (0..400usize)
+        .map(|i| {
+            let name = match other {
+                false => format!(
+                    "lib{}-{}",
+                    ["gtk", "kde", "x11", "qt"][i % 4],
+                    i * 7919 % 10007
+                ),
+                true => format!("autre-{i}"),
+            };
+            let upgrades = (1..=rounds).filter(|r| i % 40 == r % 40).count();
+            json!({"name": name, "arch": "amd64", "section": "libs",
+                   "version": format!("{}.{}-{}+deb12u{upgrades}", i % 13, i % 7, i % 3)})
+        })
+        .collect();
+    let doc = json!({
+        "schema_version": 2,
+        "agent_version": "0.2.0",
+        "identity": {"hostname": {"value": host}},
+        "software": {"value": {"packages": list}},
+    });
+    let text = String::from_utf8(nird_proto::hash::canonical_json(&doc).unwrap()).unwrap();
+    let hash = nird_proto::hash::sha256_hex(text.as_bytes());
+    (CanonicalObject::from_text(text).unwrap(), hash)
+}
+
+#[test]
+fn package_lists_are_stored_as_deltas_of_a_base_kept_while_needed() {
+    on_both(|store, backend| async move {
+        let token = school_and_token(&store, 2, false).await;
+        enroll(&store, &token, "m1").await.unwrap();
+        enroll(&store, &token, "m2").await.unwrap();
+        let send = |id: &'static str, (text, hash): (CanonicalObject, String)| {
+            let store = store.clone();
+            async move {
+                let mut c = heartbeat(id, &hash);
+                c.inventory = Some(text.clone());
+                store.checkin(c).await.unwrap();
+                assert_eq!(
+                    store.latest_inventory(id).await.unwrap(),
+                    Some(text.into_string()),
+                    "{id}: the exact document back"
+                );
+            }
+        };
+        let lists = || backend.count("SELECT COUNT(*) FROM software_lists");
+        let deltas = || backend.count("SELECT COUNT(*) FROM software_lists WHERE base IS NOT NULL");
+        // Both machines share the enrolment's list.
+        assert_eq!((lists().await, deltas().await), (1, 0));
+        // Nothing in common with the enrolment's list: stored whole, and
+        // the shared list stays (m2 has it).
+        send("m1", upgraded("m1", 0, false)).await;
+        assert_eq!((lists().await, deltas().await), (2, 0));
+        // An upgrade: a delta of the list m1 had, which stays as its base
+        // though no machine has it.
+        send("m1", upgraded("m1", 1, false)).await;
+        assert_eq!((lists().await, deltas().await), (3, 1));
+        let delta_bytes = backend
+            .count("SELECT CAST(MAX(LENGTH(body)) AS BIGINT) FROM software_lists WHERE base IS NOT NULL")
+            .await;
+        let whole_bytes = backend
+            .count(
+                "SELECT CAST(MAX(LENGTH(body)) AS BIGINT) FROM software_lists WHERE base IS NULL",
+            )
+            .await;
+        assert!(
+            delta_bytes * 10 < whole_bytes,
+            "{delta_bytes} / {whole_bytes}"
+        );
+        // The next upgrade is a delta of the same base; the previous delta
+        // goes.
+        send("m1", upgraded("m1", 2, false)).await;
+        assert_eq!((lists().await, deltas().await), (3, 1));
+        // m2 takes the same list: shared, and the enrolment's list goes.
+        send("m2", upgraded("m1", 2, false)).await;
+        assert_eq!((lists().await, deltas().await), (2, 1));
+        // Another list altogether for m1: whole. m2 keeps the delta, so
+        // its base stays.
+        send("m1", upgraded("m1", 0, true)).await;
+        assert_eq!((lists().await, deltas().await), (3, 1));
+        // m2 follows: the delta goes, then its base.
+        send("m2", upgraded("m1", 0, true)).await;
+        assert_eq!((lists().await, deltas().await), (1, 0));
+        // Many upgrades since the base: a delta would not pay, the list is
+        // stored whole and becomes the next base.
+        send("m1", upgraded("m1", 1, true)).await;
+        assert_eq!((lists().await, deltas().await), (2, 1));
+        send("m1", upgraded("m1", 40, true)).await;
+        assert_eq!(
+            backend
+                .count("SELECT COUNT(*) FROM software_lists l JOIN machine_software m ON m.hash = l.hash WHERE m.machine_id = 'm1' AND l.base IS NULL")
+                .await,
+            1,
+            "m1's list whole"
+        );
+        // m2 still has its list: the exact document back.
+        assert_eq!(
+            store.latest_inventory("m2").await.unwrap(),
+            Some(upgraded("m1", 0, true).0.into_string())
+        );
     });
 }
 

@@ -406,4 +406,13 @@ ALTER TABLE inventory_history ADD COLUMN packed BLOB;
 ALTER TABLE audit_facts ADD COLUMN cpu_basis TEXT;
 ALTER TABLE audit_facts ADD COLUMN screens INTEGER;
 "#,
+    // 10: a package list may be stored as a delta of a whole list, `base`
+    // (store/list_delta.rs): a weekly upgrade writes a few hundred bytes
+    // instead of ≈ 50 KB. Lists stored before are whole (`base` NULL).
+    // The index finds the deltas of a list before it is deleted. Portable
+    // SQL.
+    r#"
+ALTER TABLE software_lists ADD COLUMN base TEXT;
+CREATE INDEX software_lists_by_base ON software_lists(base) WHERE base IS NOT NULL;
+"#,
 ];

@@ -22,6 +22,7 @@
 
 pub mod audit;
 pub mod copy;
+pub mod list_delta;
 mod migrations;
 pub mod pg;
 pub mod sqlite;

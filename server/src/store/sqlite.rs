@@ -1045,8 +1045,9 @@ impl Store for SqliteStore {
         Box::pin(async move {
             // Split, hashed and compressed off the writer thread.
             let document = std::mem::take(&mut machine.inventory);
+            let id = machine.machine_id.clone();
             let prepared = self
-                .read(move |conn| inventory::prepare(conn, &document))
+                .read(move |conn| inventory::prepare(conn, &id, &document))
                 .await?;
             self.write(move |conn| record_enrollment(conn, machine, &prepared))
                 .await
@@ -1077,7 +1078,7 @@ impl Store for SqliteStore {
                     Some(
                         self.read(move |conn| {
                             authenticated_machine(conn, &id, &secret)?;
-                            inventory::prepare(conn, &document)
+                            inventory::prepare(conn, &id, &document)
                         })
                         .await?,
                     )

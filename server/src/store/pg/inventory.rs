@@ -1,6 +1,7 @@
 //! PostgreSQL side of inventory storage: the same layout as SQLite's
 //! (`store/sqlite/inventory.rs`, which documents it): package lists stored
-//! once, content-addressed and compressed; history rows compressed into
+//! once, content-addressed and compressed (new ones as deltas of a base
+//! when that pays); history rows compressed into
 //! `packed` in the transaction that inserts them. The splitting and
 //! compression are SQLite's own functions; only the statements differ.
 
@@ -10,7 +11,8 @@ use nird_proto::hash::CanonicalObject;
 use super::{exec, row};
 use crate::store::StoreError;
 use crate::store::sqlite::inventory::{
-    Split, join, pack_list, pack_row, row_text, software_reference, split, unpack_list,
+    DELTA_BASE, DROP_UNUSED_LIST, LIST_BODY, NewList, Split, join, list_row_text, pack_list,
+    pack_row, row_text, software_reference, split,
 };
 
 /// Records a machine's new inventory within its daily budget (see the
@@ -118,8 +120,9 @@ impl FirstRecord {
     }
 }
 
-/// Points the machine at list `hash`, storing the list if it is new and
-/// deleting the list it had if no machine has it any more.
+/// Points the machine at list `hash`, storing the list if it is new (as a
+/// delta of the machine's base list when that pays) and deleting the list
+/// it had if no machine has it any more and no list is a delta of it.
 async fn set_software<C: GenericClient>(
     c: &C,
     machine_id: &str,
@@ -137,15 +140,25 @@ async fn set_software<C: GenericClient>(
     if old.as_deref() == Some(hash) {
         return Ok(());
     }
-    // Two machines may bring the same new list at once: the second insert
-    // finds the row and does nothing.
-    let body = pack_list(list.as_bytes());
-    exec(
-        c,
-        "INSERT INTO software_lists (hash, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        &[&hash, &body],
-    )
-    .await?;
+    let stored = row(c, "SELECT 1 FROM software_lists WHERE hash = $1", &[&hash])
+        .await?
+        .is_some();
+    if !stored {
+        let base = row(c, DELTA_BASE, &[&machine_id])
+            .await?
+            .map(|r| Ok::<_, StoreError>((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()?;
+        let new = NewList::of(list, base);
+        // Two machines may bring the same new list at once: the second
+        // insert finds the row and does nothing.
+        exec(
+            c,
+            "INSERT INTO software_lists (hash, body, base) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&hash, &new.body, &new.base],
+        )
+        .await?;
+    }
     exec(
         c,
         "INSERT INTO machine_software (machine_id, hash) VALUES ($1, $2)
@@ -153,14 +166,14 @@ async fn set_software<C: GenericClient>(
         &[&machine_id, &hash],
     )
     .await?;
-    if let Some(old) = old {
-        exec(
-            c,
-            "DELETE FROM software_lists WHERE hash = $1
-             AND NOT EXISTS (SELECT 1 FROM machine_software WHERE hash = $1)",
-            &[&old],
-        )
-        .await?;
+    // The list it had, then that list's base if it was a delta.
+    let mut unused = old;
+    while let Some(hash) = unused.take() {
+        unused = row(c, DROP_UNUSED_LIST, &[&hash])
+            .await?
+            .map(|r| r.try_get::<_, Option<String>>(0))
+            .transpose()?
+            .flatten();
     }
     Ok(())
 }
@@ -184,14 +197,11 @@ pub async fn latest<C: GenericClient>(
     let Some(hash) = software_reference(&core)? else {
         return Ok(Some(core));
     };
-    let body: Vec<u8> = row(
-        c,
-        "SELECT body FROM software_lists WHERE hash = $1",
-        &[&hash],
-    )
-    .await?
-    .map(|r| r.try_get(0))
-    .transpose()?
-    .ok_or_else(|| StoreError::Backend(format!("software list {hash} missing")))?;
-    Ok(Some(join(&core, &unpack_list(&body)?)?))
+    let r = row(c, LIST_BODY, &[&hash])
+        .await?
+        .ok_or_else(|| StoreError::Backend(format!("software list {hash} missing")))?;
+    let (body, base_body, base): (Vec<u8>, Option<Vec<u8>>, Option<String>) =
+        (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+    let list = list_row_text(&hash, &body, base_body.as_deref(), base.as_deref())?;
+    Ok(Some(join(&core, &list)?))
 }

@@ -418,6 +418,11 @@ ALTER TABLE audit_facts ADD COLUMN screens BIGINT;
 ALTER TABLE software_lists ALTER COLUMN body SET STORAGE EXTERNAL;
 ALTER TABLE inventory_history ALTER COLUMN packed SET STORAGE EXTERNAL;
 "#,
+    // 11: package lists stored as deltas of a whole list (SQLite's 10).
+    r#"
+ALTER TABLE software_lists ADD COLUMN base TEXT;
+CREATE INDEX software_lists_by_base ON software_lists(base) WHERE base IS NOT NULL;
+"#,
 ];
 
 /// The server's SQL functions, (re)created at each start after the
