@@ -556,9 +556,10 @@ fn reachable_rounds(machines: usize, seconds: u64) -> u64 {
 /// and with `--gzip` the compressed bodies.
 ///
 /// `--gzip` bodies are compressed before the measure because compressing
-/// one at send time (deflate level 6, the agent's, of ≈ 250 KB) costs the
-/// client about as much CPU as the server spends ingesting it, on the same
-/// two cores: the measure would halve. Pre-compressed bodies take ≈ 36 KB
+/// one at send time (deflate level 6, the agent's, of ≈ 250 KB: ≈ 2.2 ms
+/// of a core) costs the client more CPU than the server spends ingesting
+/// it (≈ 1.7 ms), on the same two cores: the load generator would measure
+/// itself. Pre-compressed bodies take ≈ 36 KB
 /// each, machines × rounds of them: as many rounds as [`GZIP_BUDGET`]
 /// holds are pre-compressed; past them, and for a check-in carrying an
 /// apply report (appended to the body), the body is compressed at send
@@ -585,9 +586,9 @@ struct ChangedInventories {
 
 impl ChangedInventories {
     /// Makes the documents' pieces and computes, on all cores, the hashes
-    /// of rounds 1 to `rounds` of `machines` machines and, when `gzip`, as
-    /// many rounds of compressed bodies as `gzip_budget` bytes hold (at
-    /// most `rounds`).
+    /// of rounds 1 to `rounds` of `machines` machines and, when `gzip` is
+    /// `Some(budget)`, as many rounds of compressed bodies as `budget`
+    /// bytes hold (at most `rounds`).
     fn precompute(
         packages: usize,
         machines: usize,
