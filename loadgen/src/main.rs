@@ -10,6 +10,17 @@
 //! previous reply arrives). It prints check-ins/s, p50/p99 latency and the
 //! server's RSS.
 //!
+//! With `--inventory-packages N` every check-in carries a whole inventory
+//! document (a real machine's hardware sections and N packages of a real
+//! school desktop's dpkg list) that moves forward as a real machine's
+//! does: check-in k of a machine carries round k of its list, 20 packages
+//! upgraded since round k − 1 ([`Rounds`]), so the server is never sent
+//! a list it was sent before. Each body is written at send time from
+//! canonical text prepared before the measure, into a reused buffer; the
+//! inventory hashes (and `--gzip` bodies) of every round the run can reach
+//! are computed before the measure too ([`ChangedInventories`]), so that
+//! the load generator's own work stays small beside the server's.
+//!
 //! ```text
 //! cargo run --release -p nird-loadgen -- --machines 100000 --connections 64 --duration 30
 //! ```
@@ -58,18 +69,23 @@ struct Args {
     report_every: u64,
     /// Changed-inventory mode: every check-in carries a new full inventory
     /// document holding this many packages (at least 21, from a real
-    /// school desktop's list), 20 of them upgraded since the machine's
-    /// previous one (a weekly upgrade). 0: heartbeats only.
+    /// school desktop's list). Check-in k of a machine carries round k of
+    /// its list: 20 packages upgraded since its previous one (a weekly
+    /// upgrade), a different 20 each round until the whole list has been
+    /// upgraded, so a machine never sends a list it sent before. 0:
+    /// heartbeats only.
     #[arg(long, default_value_t = 0)]
     inventory_packages: usize,
     /// Changed-inventory mode: bodies gzip-compressed, as agents send
-    /// them.
+    /// them, before the measure for as many rounds as 1 GiB holds (past
+    /// them, and with a report appended, at send time: counted).
     #[arg(long)]
     gzip: bool,
     /// Changed-inventory mode: machines installed from one image and
-    /// upgraded alike, so sharing their package lists (a school's room of
-    /// PCs). 1: no two machines share a list, the server's worst case
-    /// (every list is new: hashed, compressed and stored).
+    /// upgraded alike, so sharing their package lists round by round (a
+    /// school's room of PCs). 1: no two machines share a list, the
+    /// server's worst case (every list is new: hashed, compressed and
+    /// stored).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     machines_per_image: u32,
     /// PostgreSQL database (postgres://…, empty) instead of the data
@@ -102,9 +118,57 @@ const HARDWARE_FIXTURE: &str = include_str!("../../agent/tests/fixtures/laptop-t
 const DPKG_FIXTURE: &str =
     include_str!("../../agent/tests/fixtures/desktop-debian12-ecole/var/lib/dpkg/status");
 
+/// Packages one round upgrades: a school desktop's weekly upgrade.
+const UPGRADE: usize = 20;
+
+/// How a machine's package list moves forward, as weekly upgrades move a
+/// real machine's: check-in k of a machine carries round k (k = 1, 2, 3…),
+/// so no machine ever sends a list it sent before.
+///
+/// The list's first `UPGRADE × groups` packages form `groups` interleaved
+/// groups of 20 spread over the whole list (group g: the packages whose
+/// index i satisfies i % groups == g), with groups = (packages − 1) / 20.
+/// Round r upgrades group (r − 1) % groups: each of its packages gets
+/// `+nird{r}` after its fixture version, in place of the marker an earlier
+/// round gave it. Round r therefore differs from round r − 1 in exactly
+/// 20 packages and from round 0 (fixture versions) in min(r, groups) × 20:
+/// a list drifts away from an old one until every group has been upgraded
+/// (124 rounds for 2,500 packages). The last package is in no group: it
+/// carries `+image{image}` in every round, so machines of one image share
+/// their lists round by round and machines of two images never do.
+#[derive(Clone, Copy, Debug)]
+struct Rounds {
+    /// Number of groups of `UPGRADE` packages.
+    groups: usize,
+    /// The package naming the image: the last one.
+    image_index: usize,
+}
+
+impl Rounds {
+    /// The rounds of a list of `packages` (at least `UPGRADE + 1`).
+    fn new(packages: usize) -> Self {
+        Rounds {
+            groups: (packages.saturating_sub(1) / UPGRADE).max(1),
+            image_index: packages.saturating_sub(1),
+        }
+    }
+
+    /// The group package `index` belongs to, if any.
+    fn group_of(self, index: usize) -> Option<usize> {
+        (index < UPGRADE * self.groups).then(|| index % self.groups)
+    }
+
+    /// The last round, up to `round`, that upgraded `group` (none before
+    /// its first upgrade, round `group + 1`).
+    fn upgraded_in(self, group: usize, round: u64) -> Option<u64> {
+        let group = group as u64;
+        (round > group).then(|| round - (round - 1 - group) % self.groups as u64)
+    }
+}
+
 /// One package of the fixture: name, architecture and section as JSON
-/// text (quoted, escaped), the version as dpkg wrote it (each round
-/// appends to it before it is quoted).
+/// text (quoted, escaped), the version as dpkg wrote it (rounds append
+/// their marker to it before it is quoted).
 struct FixturePackage {
     name: String,
     version: String,
@@ -113,21 +177,79 @@ struct FixturePackage {
     size_kib: Option<u64>,
 }
 
+impl FixturePackage {
+    /// Appends the package's JSON object up to its version's value:
+    /// `{"arch":…,"name":…,"section":…,"size_kib":…,"version":` (keys in
+    /// canonical order).
+    fn write_head(&self, text: &mut String) {
+        use std::fmt::Write as _;
+        text.push_str(r#"{"arch":"#);
+        text.push_str(&self.arch);
+        text.push_str(r#","name":"#);
+        text.push_str(&self.name);
+        if let Some(section) = &self.section {
+            text.push_str(r#","section":"#);
+            text.push_str(section);
+        }
+        if let Some(size) = self.size_kib {
+            let _ = write!(text, r#","size_kib":{size}"#);
+        }
+        text.push_str(r#","version":"#);
+    }
+}
+
 /// What every changed-inventory document is made from, read once.
 struct Fixture {
     /// [`HARDWARE_FIXTURE`]'s sections.
     hardware: serde_json::Map<String, serde_json::Value>,
     /// [`package_list`].
     packages: Vec<FixturePackage>,
+    /// How the list moves forward.
+    rounds: Rounds,
 }
 
 impl Fixture {
     fn new(packages: usize) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            packages > UPGRADE,
+            "a changed inventory holds at least {} packages",
+            UPGRADE + 1
+        );
         Ok(Fixture {
             hardware: serde_json::from_str(HARDWARE_FIXTURE)?,
             packages: package_list(packages)?,
+            rounds: Rounds::new(packages),
         })
     }
+
+    /// The hardware sections with `identity`'s values in place of the
+    /// T430's.
+    fn hardware_of(
+        &self,
+        identity: [(&str, String); 3],
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut doc = self.hardware.clone();
+        if let Some(section) = doc
+            .get_mut("identity")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            for (field, value) in identity {
+                section.insert(field.into(), serde_json::json!({ "value": value }));
+            }
+        }
+        doc
+    }
+}
+
+/// A simulated machine's own identity values: hostname, serial and
+/// machine id, made of ASCII letters, digits and `-` (JSON strings that
+/// need no escaping).
+fn identity(machine: usize) -> [(&'static str, String); 3] {
+    [
+        ("hostname", format!("pc-{machine:06}")),
+        ("serial", format!("PB{machine:06}")),
+        ("machine_id", format!("{machine:032x}")),
+    ]
 }
 
 /// `count` packages from the fixture's installed ones (past their number,
@@ -186,16 +308,19 @@ fn package_list(count: usize) -> anyhow::Result<Vec<FixturePackage>> {
     Ok(list)
 }
 
-/// The canonical JSON text of a machine's inventory: the T430's hardware
-/// sections, with the machine's own hostname, serial and machine id, and
-/// the fixture's packages ([`package_list`]). Going from one
-/// `round` to the next is a 20-package upgrade (20 packages spread over
-/// the list gain `+nirdROUND` in their version); one more package carries
-/// the machine's `image` in its version (with one machine per image, no
-/// two machines share a package list: the server stores and compresses
-/// every list, its worst case). The package list is written as text, keys
-/// in order, instead of built as a `serde_json::Value` and encoded: the
-/// test below checks the whole is the canonical encoding.
+/// The canonical JSON text of a machine's inventory at `round` (see
+/// [`Rounds`]; round 0 has the fixture's versions): the T430's hardware
+/// sections with the machine's own hostname, serial and machine id
+/// ([`identity`]), and the fixture's packages, each version followed by
+/// the marker of the round that last upgraded it or, for the last
+/// package, by `+image{image}`. With one machine per image no two
+/// machines share a package list: the server stores every list, its
+/// worst case.
+///
+/// This is the reference: the load generator writes the same bytes from
+/// pieces ([`InventoryTemplate`]) and the tests check both are equal and
+/// canonical. The package list is written as text, keys in order, instead
+/// of built as a `serde_json::Value` and encoded.
 fn changed_inventory_text(
     fixture: &Fixture,
     machine: usize,
@@ -203,22 +328,9 @@ fn changed_inventory_text(
     round: u64,
 ) -> anyhow::Result<String> {
     let list = &fixture.packages;
-    let mut doc = fixture.hardware.clone();
-    if let Some(identity) = doc
-        .get_mut("identity")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        for (field, value) in [
-            ("hostname", format!("pc-{machine:06}")),
-            ("serial", format!("PB{machine:06}")),
-            ("machine_id", format!("{machine:032x}")),
-        ] {
-            identity.insert(field.into(), serde_json::json!({ "value": value }));
-        }
-    }
+    let rounds = fixture.rounds;
+    let mut doc = fixture.hardware_of(identity(machine));
     doc.insert("software".into(), serde_json::Value::Null);
-    // Which list entries are upgraded each round, and which names the image.
-    let step = (list.len() / 21).max(1);
     let mut text = String::with_capacity(8192 + list.len() * 110);
     text.push('{');
     // A `Map` iterates in key order: the canonical order.
@@ -239,24 +351,16 @@ fn changed_inventory_text(
             if i > 0 {
                 text.push(',');
             }
-            text.push_str(r#"{"arch":"#);
-            text.push_str(&p.arch);
-            text.push_str(r#","name":"#);
-            text.push_str(&p.name);
-            if let Some(section) = &p.section {
-                text.push_str(r#","section":"#);
-                text.push_str(section);
-            }
-            if let Some(size) = p.size_kib {
-                text.push_str(&format!(r#","size_kib":{size}"#));
-            }
+            p.write_head(&mut text);
             let mut version = p.version.clone();
-            if i % step == 0 && i / step < 20 {
-                version.push_str(&format!("+nird{round}"));
-            } else if i == 20 * step {
+            if let Some(upgrade) = rounds
+                .group_of(i)
+                .and_then(|group| rounds.upgraded_in(group, round))
+            {
+                version.push_str(&format!("+nird{upgrade}"));
+            } else if i == rounds.image_index {
                 version.push_str(&format!("+image{image}"));
             }
-            text.push_str(r#","version":"#);
             text.push_str(&serde_json::to_string(&version)?);
             text.push('}');
         }
@@ -266,107 +370,394 @@ fn changed_inventory_text(
     Ok(text)
 }
 
-/// The two check-in bodies a machine alternates between in the
-/// changed-inventory mode (each a 20-package upgrade of the other), built
-/// before the measure so that the load generator's own work stays out of
-/// it: the body without its closing brace (a report, when one is due, is
-/// appended) and the inventory's hash.
-struct PrebuiltCheckin {
-    /// `{"applied":…,"inventory":…,"inventory_hash":…` (no closing brace).
-    open_body: Bytes,
-    /// The same body closed and, with `--gzip`, compressed: what is sent
-    /// when no report is due.
-    body: Bytes,
-    /// The inventory's content hash.
-    inventory_hash: String,
+/// What varies in a changed inventory's text besides the versions' markers.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// The value of [`identity`]'s field of this index, quoted.
+    Identity(usize),
+    /// The `software` section: the package list.
+    Packages,
 }
 
-impl PrebuiltCheckin {
-    fn new(
-        fixture: &Fixture,
+/// [`changed_inventory_text`]'s bytes cut, once, into canonical text that
+/// every machine and round share, so that writing a document at send time
+/// is a memcpy-level pass (no JSON encoding): the hardware sections cut
+/// around the identity values and the package list, and the package list
+/// cut after each version, where a round's or the image's marker goes.
+struct InventoryTemplate {
+    /// The hardware sections' text, each piece followed by what goes
+    /// after it (the last piece by nothing).
+    pieces: Vec<(String, Option<Slot>)>,
+    /// `{"value":{"packages":[…]}}` with the fixture's versions.
+    packages: String,
+    /// Where each package's version ends in `packages` (at its closing
+    /// quote).
+    version_ends: Vec<usize>,
+    /// How the list moves forward.
+    rounds: Rounds,
+}
+
+impl InventoryTemplate {
+    fn new(fixture: &Fixture) -> anyhow::Result<Self> {
+        // Placeholders the canonical encoding writes as they are, found
+        // back in its text.
+        let placeholder = |slot: &str| format!("@nird-loadgen:{slot}@");
+        let identity_fields = identity(0).map(|(field, _)| field);
+        let mut doc = fixture.hardware_of(identity_fields.map(|f| (f, placeholder(f))));
+        doc.insert(
+            "software".into(),
+            serde_json::Value::String(placeholder("software")),
+        );
+        let text = String::from_utf8(nird_proto::hash::canonical_json(&doc)?)?;
+        let mut cuts = Vec::new();
+        let slots = identity_fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (*f, Slot::Identity(i)))
+            .chain([("software", Slot::Packages)]);
+        for (name, slot) in slots {
+            let quoted = serde_json::to_string(&placeholder(name))?;
+            let mut found = text.match_indices(&quoted);
+            match (found.next(), found.next()) {
+                (Some((at, _)), None) => cuts.push((at, at + quoted.len(), slot)),
+                _ => bail!("the hardware fixture's {name} cannot be found once in its text"),
+            }
+        }
+        cuts.sort_by_key(|(at, _, _)| *at);
+        let mut pieces = Vec::new();
+        let mut from = 0;
+        for (at, end, slot) in cuts {
+            pieces.push((text[from..at].to_owned(), Some(slot)));
+            from = end;
+        }
+        pieces.push((text[from..].to_owned(), None));
+
+        let mut packages = String::from(r#"{"value":{"packages":["#);
+        let mut version_ends = Vec::with_capacity(fixture.packages.len());
+        for (i, p) in fixture.packages.iter().enumerate() {
+            if i > 0 {
+                packages.push(',');
+            }
+            p.write_head(&mut packages);
+            let version = serde_json::to_string(&p.version)?;
+            packages.push_str(&version[..version.len() - 1]);
+            version_ends.push(packages.len());
+            packages.push_str(r#""}"#);
+        }
+        packages.push_str("]}}");
+        Ok(InventoryTemplate {
+            pieces,
+            packages,
+            version_ends,
+            rounds: fixture.rounds,
+        })
+    }
+
+    /// Appends [`changed_inventory_text`]`(machine, image, round)` to `out`.
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
         machine: usize,
         image: usize,
         round: u64,
-        gzip: bool,
-    ) -> anyhow::Result<Self> {
-        let inventory = changed_inventory_text(fixture, machine, image, round)?;
-        let inventory_hash = nird_proto::hash::sha256_hex(inventory.as_bytes());
-        let open_body = format!(
-            r#"{{"applied":[{{"name":"primtux","version":1}}],"inventory":{inventory},"inventory_hash":"{inventory_hash}""#
-        );
-        let body = encode_body(format!("{open_body}}}").into_bytes(), gzip)?;
-        Ok(PrebuiltCheckin {
-            open_body: Bytes::from(open_body),
-            body,
-            inventory_hash,
-        })
+        markers: &mut Markers,
+    ) {
+        use std::io::Write as _;
+        let identity = identity(machine);
+        // Each group's marker, then the image's, written once.
+        markers.text.clear();
+        markers.ends.clear();
+        for group in 0..self.rounds.groups {
+            if let Some(upgrade) = self.rounds.upgraded_in(group, round) {
+                let _ = write!(markers.text, "+nird{upgrade}");
+            }
+            markers.ends.push(markers.text.len());
+        }
+        let image_from = markers.text.len();
+        let _ = write!(markers.text, "+image{image}");
+        for (text, slot) in &self.pieces {
+            out.extend_from_slice(text.as_bytes());
+            match slot {
+                Some(Slot::Identity(i)) => {
+                    out.push(b'"');
+                    out.extend_from_slice(identity[*i].1.as_bytes());
+                    out.push(b'"');
+                }
+                Some(Slot::Packages) => self.write_packages(out, markers, image_from),
+                None => {}
+            }
+        }
+    }
+
+    /// Appends the package list, each version followed by its marker.
+    fn write_packages(&self, out: &mut Vec<u8>, markers: &Markers, image_from: usize) {
+        let packages = self.packages.as_bytes();
+        let mut from = 0;
+        for (i, &end) in self.version_ends.iter().enumerate() {
+            let marker = if i == self.rounds.image_index {
+                &markers.text[image_from..]
+            } else if let Some(group) = self.rounds.group_of(i) {
+                let start = group.checked_sub(1).map_or(0, |g| markers.ends[g]);
+                &markers.text[start..markers.ends[group]]
+            } else {
+                continue;
+            };
+            if !marker.is_empty() {
+                out.extend_from_slice(&packages[from..end]);
+                out.extend_from_slice(marker);
+                from = end;
+            }
+        }
+        out.extend_from_slice(&packages[from..]);
     }
 }
 
-/// `body`, gzip-compressed like agents send bodies over a few KB when
-/// `gzip` (level 6, the agent's).
-fn encode_body(body: Vec<u8>, gzip: bool) -> anyhow::Result<Bytes> {
-    if !gzip {
-        return Ok(Bytes::from(body));
+/// Scratch space for one document's version markers, reused from one
+/// document to the next.
+#[derive(Default)]
+struct Markers {
+    /// Each group's marker (empty before its first upgrade), then the
+    /// image's.
+    text: Vec<u8>,
+    /// Where each group's marker ends in `text`.
+    ends: Vec<usize>,
+}
+
+/// A changed-inventory check-in body up to its inventory.
+const BODY_HEAD: &str = r#"{"applied":[{"name":"primtux","version":1}],"inventory":"#;
+
+/// The check-in rate bound used to size what is computed before the
+/// measure: 4,000 check-ins/s, 2.5 to 4 times what the server ingested
+/// on this machine (1,070/s with unique lists, 1,630/s with 30 machines
+/// per image), for servers to come. Hashes cost 64 B each and ≈ 0.17
+/// ms of a core (document written and hashed): 91 rounds of 1,000
+/// machines (an 18 s run) took 7.6 s on 2 cores.
+const RATE_BOUND: u64 = 4_000;
+
+/// Memory the `--gzip` mode's pre-compressed bodies may take: 29 rounds of
+/// 1,000 machines at 2,500 packages (≈ 36 KB each), ≈ 2.2 ms of a core
+/// each to compress. A 15 s measure after 3 s of warm-up reached round 21
+/// at 1,020/s; 29 rounds hold up to ≈ 1,350/s.
+const GZIP_BUDGET: usize = 1 << 30;
+
+/// The rounds a run of `seconds` (warm-up included) can reach for each of
+/// `machines` at [`RATE_BOUND`], plus a quarter and one more: closed-loop
+/// connections do not all go at the same pace.
+fn reachable_rounds(machines: usize, seconds: u64) -> u64 {
+    let expected = (seconds * RATE_BOUND).div_ceil(machines.max(1) as u64);
+    expected + expected / 4 + 1
+}
+
+/// Every machine's changed-inventory check-ins, round after round, made
+/// at send time from [`InventoryTemplate`]'s pieces into a reused buffer
+/// (≈ 250 KB of memcpy for 2,500 packages). What would cost more than
+/// that is computed before the measure, on all cores: the inventory hash
+/// of every (machine, round) the run can reach ([`reachable_rounds`]),
+/// and with `--gzip` the compressed bodies.
+///
+/// `--gzip` bodies are compressed before the measure because compressing
+/// one at send time (deflate level 6, the agent's, of ≈ 250 KB: ≈ 2.2 ms
+/// of a core) costs the client more CPU than the server spends ingesting
+/// it (≈ 1.7 ms), on the same two cores: the load generator would measure
+/// itself. Pre-compressed bodies take ≈ 36 KB
+/// each, machines × rounds of them: as many rounds as [`GZIP_BUDGET`]
+/// holds are pre-compressed; past them, and for a check-in carrying an
+/// apply report (appended to the body), the body is compressed at send
+/// time, and those are counted and printed.
+struct ChangedInventories {
+    /// The documents' pieces.
+    template: InventoryTemplate,
+    /// Machines sharing an image (`--machines-per-image`).
+    per_image: usize,
+    /// Rounds whose inventory hashes are in `hashes`: 1 to `rounds`.
+    rounds: u64,
+    /// Hex SHA-256 of each machine's inventory at each round, machine
+    /// after machine.
+    hashes: Vec<[u8; 64]>,
+    /// `--gzip`.
+    gzip: bool,
+    /// Rounds whose compressed bodies are in `gzip_bodies`: 1 to
+    /// `gzip_rounds`.
+    gzip_rounds: u64,
+    /// Each machine's body at each of those rounds, without report,
+    /// gzip-compressed, machine after machine.
+    gzip_bodies: Vec<Bytes>,
+}
+
+impl ChangedInventories {
+    /// Makes the documents' pieces and computes, on all cores, the hashes
+    /// of rounds 1 to `rounds` of `machines` machines and, when `gzip` is
+    /// `Some(budget)`, as many rounds of compressed bodies as `budget`
+    /// bytes hold (at most `rounds`).
+    fn precompute(
+        packages: usize,
+        machines: usize,
+        per_image: usize,
+        rounds: u64,
+        gzip: Option<usize>,
+    ) -> anyhow::Result<Self> {
+        let fixture = Fixture::new(packages)?;
+        let template = InventoryTemplate::new(&fixture)?;
+        // The pieces make the reference's bytes (the tests check it for
+        // more machines and rounds).
+        let mut first = Vec::new();
+        template.write(&mut first, 0, 0, 1, &mut Markers::default());
+        anyhow::ensure!(
+            first == changed_inventory_text(&fixture, 0, 0, 1)?.as_bytes(),
+            "the documents written from pieces differ from the reference text"
+        );
+        let mut inventories = ChangedInventories {
+            template,
+            per_image: per_image.max(1),
+            rounds: 0,
+            hashes: Vec::new(),
+            gzip: gzip.is_some(),
+            gzip_rounds: 0,
+            gzip_bodies: Vec::new(),
+        };
+        if let Some(budget) = gzip {
+            // One body's size, to see how many rounds fit.
+            let mut body = Vec::new();
+            inventories.write_open_body(&mut body, 0, 1, &mut Markers::default());
+            body.push(b'}');
+            let per_round = machines.max(1) * gzip_body(&body)?.len();
+            inventories.gzip_rounds = rounds.min((budget / per_round) as u64);
+        }
+        let this = &inventories;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = machines.div_ceil(threads).max(1);
+        let (hashes, bodies) = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope
+                        .spawn(move || this.compute(t * per..((t + 1) * per).min(machines), rounds))
+                })
+                .collect();
+            let mut hashes = Vec::with_capacity(machines * rounds as usize);
+            let mut bodies = Vec::new();
+            for h in handles {
+                let (h, b) = h
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a pre-computing thread panicked"))??;
+                hashes.extend(h);
+                bodies.extend(b);
+            }
+            anyhow::Ok((hashes, bodies))
+        })?;
+        inventories.rounds = rounds;
+        inventories.hashes = hashes;
+        inventories.gzip_bodies = bodies;
+        Ok(inventories)
     }
+
+    /// Hashes of rounds 1 to `rounds` and bodies of rounds 1 to
+    /// `gzip_rounds` of `machines`, machine after machine.
+    fn compute(
+        &self,
+        machines: std::ops::Range<usize>,
+        rounds: u64,
+    ) -> anyhow::Result<(Vec<[u8; 64]>, Vec<Bytes>)> {
+        let mut hashes = Vec::with_capacity(machines.len() * rounds as usize);
+        let mut bodies = Vec::new();
+        let mut body = Vec::new();
+        let mut markers = Markers::default();
+        for machine in machines {
+            for round in 1..=rounds {
+                body.clear();
+                self.write_open_body(&mut body, machine, round, &mut markers);
+                // The body ends with the hash and its closing quote.
+                let hash = body
+                    .len()
+                    .checked_sub(65)
+                    .and_then(|at| body.get(at..at + 64))
+                    .and_then(|h| <[u8; 64]>::try_from(h).ok())
+                    .context("a body without its hash")?;
+                hashes.push(hash);
+                if round <= self.gzip_rounds {
+                    body.push(b'}');
+                    bodies.push(gzip_body(&body)?);
+                }
+            }
+        }
+        Ok((hashes, bodies))
+    }
+
+    /// Appends `machine`'s check-in body of `round` without its closing
+    /// brace (a report, when one is due, goes there):
+    /// `{"applied":…,"inventory":…,"inventory_hash":"…"`. Returns true when
+    /// the hash was not pre-computed and had to be computed now.
+    fn write_open_body(
+        &self,
+        out: &mut Vec<u8>,
+        machine: usize,
+        round: u64,
+        markers: &mut Markers,
+    ) -> bool {
+        out.extend_from_slice(BODY_HEAD.as_bytes());
+        let start = out.len();
+        self.template
+            .write(out, machine, machine / self.per_image, round, markers);
+        let end = out.len();
+        out.extend_from_slice(br#","inventory_hash":""#);
+        let computed = match self.hash(machine, round) {
+            Some(hash) => {
+                out.extend_from_slice(hash);
+                false
+            }
+            None => {
+                let hash = nird_proto::hash::sha256_hex(&out[start..end]);
+                out.extend_from_slice(hash.as_bytes());
+                true
+            }
+        };
+        out.push(b'"');
+        computed
+    }
+
+    /// The pre-computed hash of `machine`'s inventory at `round`.
+    fn hash(&self, machine: usize, round: u64) -> Option<&[u8; 64]> {
+        let rounds = self.rounds as usize;
+        let round = usize::try_from(round).ok()?.checked_sub(1)?;
+        (round < rounds)
+            .then(|| self.hashes.get(machine * rounds + round))
+            .flatten()
+    }
+
+    /// The pre-compressed body (without report) of `machine` at `round`.
+    fn gzip_body(&self, machine: usize, round: u64) -> Option<&Bytes> {
+        let rounds = self.gzip_rounds as usize;
+        let round = usize::try_from(round).ok()?.checked_sub(1)?;
+        (round < rounds)
+            .then(|| self.gzip_bodies.get(machine * rounds + round))
+            .flatten()
+    }
+}
+
+/// `body` gzip-compressed like agents send bodies over a few KB (level
+/// 6, the agent's).
+fn gzip_body(body: &[u8]) -> anyhow::Result<Bytes> {
     use std::io::Write as _;
     let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 8),
+        Vec::with_capacity(body.len() / 6),
         flate2::Compression::new(6),
     );
-    encoder.write_all(&body)?;
-    Ok(Bytes::from(encoder.finish()?))
-}
-
-/// Builds every machine's two pre-built check-ins on all cores.
-fn prebuild(
-    machines: usize,
-    per_image: usize,
-    packages: usize,
-    gzip: bool,
-) -> anyhow::Result<Vec<[PrebuiltCheckin; 2]>> {
-    let fixture = Fixture::new(packages)?;
-    let fixture = &fixture;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per = machines.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    (t * per..((t + 1) * per).min(machines))
-                        .map(|m| {
-                            let image = m / per_image;
-                            Ok([
-                                PrebuiltCheckin::new(fixture, m, image, 1, gzip)?,
-                                PrebuiltCheckin::new(fixture, m, image, 2, gzip)?,
-                            ])
-                        })
-                        .collect::<anyhow::Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(machines);
-        for h in handles {
-            all.extend(
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("prebuild thread panicked"))??,
-            );
-        }
-        Ok(all)
-    })
+    encoder.write_all(body)?;
+    // No spare capacity: pre-compressed bodies are kept by the thousand.
+    Ok(Bytes::from(encoder.finish()?.into_boxed_slice()))
 }
 
 /// One simulated machine.
 struct SimMachine {
-    /// Its number (`pc-NNNNNN`), which of the pre-built check-ins are its.
+    /// Its number (`pc-NNNNNN`), which of the changed inventories are its.
     index: usize,
     /// `Authorization` header value.
     auth: String,
-    /// Its inventory hash.
+    /// Its inventory hash (the enrolment's: heartbeats send it).
     inventory_hash: String,
     /// Next apply report seq.
     next_seq: u64,
-    /// Check-ins sent.
+    /// Check-ins sent; with changed inventories, the round of the last
+    /// one.
     checkins: u64,
 }
 
@@ -657,6 +1048,14 @@ struct Measured {
     latencies_us: Vec<u32>,
     /// Failed check-ins (non-200 or transport error).
     errors: u64,
+    /// Changed-inventory check-ins (warm-up included) whose inventory
+    /// hash was computed at send time, past the pre-computed rounds.
+    hashed_at_send: u64,
+    /// `--gzip` check-ins (warm-up included) whose body was compressed at
+    /// send time: past the pre-compressed rounds, or carrying a report.
+    compressed_at_send: u64,
+    /// Highest round sent.
+    last_round: u64,
 }
 
 /// Drives check-ins for this connection's machines, round-robin, until
@@ -666,12 +1065,16 @@ async fn drive(
     tls: TlsConnector,
     mut machines: Vec<SimMachine>,
     report_every: u64,
-    inventories: Option<(Arc<Vec<[PrebuiltCheckin; 2]>>, bool)>,
+    inventories: Option<Arc<ChangedInventories>>,
     measure_from: Instant,
     end: Instant,
 ) -> anyhow::Result<Measured> {
     let mut sender = connect(addr, &tls).await?;
     let mut measured = Measured::default();
+    // Uncompressed changed-inventory bodies are written here; the buffer
+    // comes back from hyper once the reply is in.
+    let mut buffer = Vec::new();
+    let mut markers = Markers::default();
     let mut i = 0;
     let n = machines.len();
     while Instant::now() < end {
@@ -694,21 +1097,36 @@ async fn drive(
             });
             m.next_seq += 1;
         }
+        let mut reusable = false;
         let (body, gzip) = match &inventories {
-            // Changed-inventory mode: the machine's other document.
-            Some((prebuilt, gzip)) => {
-                let checkin = &prebuilt[m.index][usize::from(m.checkins % 2 == 1)];
-                m.inventory_hash.clone_from(&checkin.inventory_hash);
-                let body = if reports.is_empty() {
-                    checkin.body.clone()
+            // Changed-inventory mode: check-in k carries round k.
+            Some(inventories) => {
+                let round = m.checkins;
+                measured.last_round = measured.last_round.max(round);
+                let gzip = inventories.gzip;
+                let prebuilt = inventories
+                    .gzip_body(m.index, round)
+                    .filter(|_| reports.is_empty());
+                if let Some(body) = prebuilt {
+                    (body.clone(), gzip)
                 } else {
-                    let mut body = checkin.open_body.to_vec();
-                    body.extend_from_slice(br#","reports":"#);
-                    serde_json::to_writer(&mut body, &reports)?;
-                    body.push(b'}');
-                    encode_body(body, *gzip)?
-                };
-                (body, *gzip)
+                    buffer.clear();
+                    if inventories.write_open_body(&mut buffer, m.index, round, &mut markers) {
+                        measured.hashed_at_send += 1;
+                    }
+                    if !reports.is_empty() {
+                        buffer.extend_from_slice(br#","reports":"#);
+                        serde_json::to_writer(&mut buffer, &reports)?;
+                    }
+                    buffer.push(b'}');
+                    if gzip {
+                        measured.compressed_at_send += 1;
+                        (gzip_body(&buffer)?, gzip)
+                    } else {
+                        reusable = true;
+                        (Bytes::from(std::mem::take(&mut buffer)), gzip)
+                    }
+                }
             }
             None => {
                 let body = serde_json::to_vec(&CheckinRequest {
@@ -726,8 +1144,18 @@ async fn drive(
             }
         };
         let start = Instant::now();
-        let result = post(&mut sender, "/api/v1/checkin", Some(&m.auth), body, gzip).await;
+        let result = post(
+            &mut sender,
+            "/api/v1/checkin",
+            Some(&m.auth),
+            body.clone(),
+            gzip,
+        )
+        .await;
         let elapsed = start.elapsed();
+        if reusable && let Ok(body) = body.try_into_mut() {
+            buffer = body.into();
+        }
         let ok = matches!(result, Ok((200, _)));
         if start >= measure_from {
             if ok {
@@ -748,8 +1176,11 @@ async fn drive(
 async fn run(args: Args) -> anyhow::Result<()> {
     // 20 upgraded packages and one naming the image: fewer would make the
     // rounds smaller upgrades and let every machine share one list.
-    if (1..21).contains(&args.inventory_packages) {
-        bail!("--inventory-packages: 0 (heartbeats only) or at least 21");
+    if (1..=UPGRADE).contains(&args.inventory_packages) {
+        bail!(
+            "--inventory-packages: 0 (heartbeats only) or at least {}",
+            UPGRADE + 1
+        );
     }
     let tmp = tempfile::tempdir()?;
     let dir = DataDir::new(tmp.path().join("data"));
@@ -761,26 +1192,51 @@ async fn run(args: Args) -> anyhow::Result<()> {
         bail!("--servers must be 1, or more with --database (SQLite has one writer process)");
     }
     let inventories = if args.inventory_packages > 0 {
-        // Two documents of ≈ 100 B per package for each machine, kept in
-        // memory for the whole run.
-        let bytes =
-            args.machines * 2 * args.inventory_packages * 100 / if args.gzip { 8 } else { 1 };
-        if bytes > 4 << 30 {
-            bail!(
-                "the changed-inventory mode would pre-build {} MiB of documents: fewer --machines",
-                bytes >> 20
-            );
-        }
         let start = Instant::now();
         let per_image = usize::try_from(args.machines_per_image)?;
-        let prebuilt = prebuild(args.machines, per_image, args.inventory_packages, args.gzip)?;
+        let rounds = reachable_rounds(args.machines, args.warmup + args.duration);
         println!(
-            "pre-built: 2 check-ins of {} B ({} B sent) per machine in {:.1} s",
-            prebuilt.first().map_or(0, |p| p[0].open_body.len() + 1),
-            prebuilt.first().map_or(0, |p| p[0].body.len()),
+            "pre-computing the inventory hashes of {rounds} rounds of {} machines{}…",
+            args.machines,
+            if args.gzip {
+                format!(" and their gzip bodies within {} MiB", GZIP_BUDGET >> 20)
+            } else {
+                String::new()
+            }
+        );
+        let inventories = ChangedInventories::precompute(
+            args.inventory_packages,
+            args.machines,
+            per_image,
+            rounds,
+            args.gzip.then_some(GZIP_BUDGET),
+        )?;
+        let mut document = Vec::new();
+        inventories.write_open_body(&mut document, 0, 1, &mut Markers::default());
+        println!(
+            "pre-computed: {} inventory hashes ({rounds} rounds of {} machines, {} B check-in bodies){} in {:.1} s",
+            inventories.hashes.len(),
+            args.machines,
+            document.len() + 1,
+            if args.gzip {
+                format!(
+                    ", {} gzip bodies ({} rounds, {} B sent for the first, {} MiB in all)",
+                    inventories.gzip_bodies.len(),
+                    inventories.gzip_rounds,
+                    inventories.gzip_bodies.first().map_or(0, Bytes::len),
+                    inventories
+                        .gzip_bodies
+                        .iter()
+                        .map(Bytes::len)
+                        .sum::<usize>()
+                        >> 20
+                )
+            } else {
+                String::new()
+            },
             start.elapsed().as_secs_f64()
         );
-        Some((Arc::new(prebuilt), args.gzip))
+        Some(Arc::new(inventories))
     } else {
         None
     };
@@ -862,10 +1318,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .collect();
         let mut latencies = Vec::new();
         let mut errors = 0;
+        let (mut hashed_at_send, mut compressed_at_send, mut last_round) = (0, 0, 0);
         for t in tasks {
             let m = t.await??;
             latencies.extend(m.latencies_us);
             errors += m.errors;
+            hashed_at_send += m.hashed_at_send;
+            compressed_at_send += m.compressed_at_send;
+            last_round = last_round.max(m.last_round);
         }
         let (server_ticks, own_ticks, postgres_ticks) = cpu_at_start.await?;
         let postgres_ticks = args
@@ -912,6 +1372,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
             rss / 1024,
             peak / 1024
         );
+        if let Some(inventories) = &inventories {
+            let (own_rss, own_peak) = rss_kib(std::process::id());
+            println!(
+                "changed inventories: last round sent {last_round} (pre-computed: {}); \
+                 made at send time, warm-up included: {hashed_at_send} inventory hashes{}; \
+                 load generator RSS {} MiB (peak {} MiB)",
+                inventories.rounds,
+                if inventories.gzip {
+                    format!(
+                        ", {compressed_at_send} gzip bodies (reports appended, or past the {} pre-compressed rounds)",
+                        inventories.gzip_rounds
+                    )
+                } else {
+                    String::new()
+                },
+                own_rss / 1024,
+                own_peak / 1024
+            );
+        }
         if let (Some(commits), Some(writes)) = (
             metric_sum(&metrics, "nird_db_commits_total"),
             metric_sum(&metrics, "nird_db_writes_total"),
@@ -947,32 +1426,51 @@ async fn run(args: Args) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// The package list of a document.
+    fn list(text: &str) -> Vec<serde_json::Value> {
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        value["software"]["value"]["packages"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// How many packages two lists of the same names differ in.
+    fn changed(a: &[serde_json::Value], b: &[serde_json::Value]) -> usize {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).filter(|(a, b)| a != b).count()
+    }
+
     #[test]
     fn changed_inventories_are_canonical_and_differ_by_machine_and_round() {
-        let fixture = Fixture::new(30).unwrap();
+        // 70 packages: 3 groups of 20 (indices 0–59), 60–68 never
+        // upgraded, 69 names the image.
+        let fixture = Fixture::new(70).unwrap();
+        assert_eq!(fixture.rounds.groups, 3);
         let doc =
             |machine, round| changed_inventory_text(&fixture, machine, machine, round).unwrap();
+        for round in [1, 5] {
+            let value: serde_json::Value = serde_json::from_str(&doc(7, round)).unwrap();
+            assert_eq!(
+                nird_proto::hash::canonical_json(&value).unwrap(),
+                doc(7, round).as_bytes()
+            );
+        }
         let value: serde_json::Value = serde_json::from_str(&doc(7, 1)).unwrap();
-        assert_eq!(
-            nird_proto::hash::canonical_json(&value).unwrap(),
-            doc(7, 1).as_bytes()
-        );
-        let packages = value["software"]["value"]["packages"].as_array().unwrap();
-        assert_eq!(packages.len(), 30);
+        let packages = list(&doc(7, 1));
+        assert_eq!(packages.len(), 70);
         // Real packages of the school desktop, sorted as the agent sends
-        // them; the 21st names the image.
+        // them; the last one names the image; round 1 upgraded group 0.
         assert!(
             packages
                 .windows(2)
                 .all(|w| w[0]["name"].as_str() < w[1]["name"].as_str())
         );
-        assert!(
-            packages[20]["version"]
-                .as_str()
-                .unwrap()
-                .ends_with("+image7")
-        );
-        assert!(packages[0]["version"].as_str().unwrap().ends_with("+nird1"));
+        let version = |p: &serde_json::Value| p["version"].as_str().unwrap().to_owned();
+        assert!(version(&packages[69]).ends_with("+image7"));
+        for (i, p) in packages.iter().enumerate() {
+            assert_eq!(version(p).ends_with("+nird1"), i < 60 && i % 3 == 0, "{i}");
+        }
         assert!(
             packages
                 .iter()
@@ -980,47 +1478,130 @@ mod tests {
         );
         // A real machine's hardware, named after the simulated one.
         assert_eq!(value["identity"]["hostname"]["value"], "pc-000007");
+        assert_eq!(value["identity"]["serial"]["value"], "PB000007");
         assert_eq!(
             value["identity"]["product_family"]["value"],
             "ThinkPad T430"
         );
         assert!(value["storage"].is_object() && value["monitors"].is_object());
-        // A round is a 20-package upgrade; machines never share a list.
-        let list = |machine, round| {
-            let v: serde_json::Value = serde_json::from_str(&doc(machine, round)).unwrap();
-            v["software"]["value"]["packages"]
-                .as_array()
-                .unwrap()
-                .clone()
+
+        // Rounds move forward: each is a 20-package upgrade of the one
+        // before, drifting from round 0 until every group is upgraded,
+        // and a machine never sends the same list twice.
+        let rounds: Vec<_> = (0..=8).map(|r| list(&doc(7, r))).collect();
+        for r in 1..rounds.len() {
+            assert_eq!(changed(&rounds[r - 1], &rounds[r]), 20, "round {r}");
+            assert_eq!(changed(&rounds[0], &rounds[r]), 20 * r.min(3), "round {r}");
+            let group = (r - 1) % 3;
+            for (i, p) in rounds[r].iter().enumerate() {
+                let upgraded = i < 60 && i % 3 == group;
+                assert_eq!(version(p).ends_with(&format!("+nird{r}")), upgraded);
+                // A round's marker replaces the earlier one.
+                assert!(version(p).matches("+nird").count() <= 1);
+            }
+            assert!(version(&rounds[r][69]).ends_with("+image7"));
+            for earlier in &rounds[..r] {
+                assert_ne!(earlier, &rounds[r]);
+            }
+        }
+        // The fixture's versions at round 0, but for the image.
+        let fixture_versions = package_list(70).unwrap();
+        for (p, f) in rounds[0][..69].iter().zip(&fixture_versions) {
+            assert_eq!(version(p), f.version);
+        }
+        // Machines never share a list.
+        assert_ne!(list(&doc(7, 1)), list(&doc(8, 1)));
+        // Machines of one image share their lists round by round, not
+        // their documents.
+        let shared = |machine, image, round| {
+            changed_inventory_text(&fixture, machine, image, round).unwrap()
         };
-        let changed = list(7, 1)
-            .iter()
-            .zip(list(7, 2).iter())
-            .filter(|(a, b)| a != b)
-            .count();
-        assert_eq!(changed, 20);
-        assert_ne!(list(7, 1), list(8, 1));
-        // Machines of one image share their lists, not their documents.
-        let shared = |machine| changed_inventory_text(&fixture, machine, 3, 1).unwrap();
-        let lists: Vec<serde_json::Value> = [7, 8]
-            .iter()
-            .map(|m| serde_json::from_str::<serde_json::Value>(&shared(*m)).unwrap())
-            .collect();
-        assert_eq!(lists[0]["software"], lists[1]["software"]);
-        assert_ne!(shared(7), shared(8));
-        // The pre-built body is the check-in request the server reads.
-        let pre = PrebuiltCheckin::new(&fixture, 7, 7, 2, false).unwrap();
-        let body: CheckinRequest = serde_json::from_slice(&pre.body).unwrap();
-        assert_eq!(
-            body.inventory_hash,
-            nird_proto::hash::content_hash(body.inventory.as_ref().unwrap()).unwrap()
-        );
-        assert_eq!(body.inventory_hash, pre.inventory_hash);
+        for round in [1, 4] {
+            assert_eq!(list(&shared(7, 3, round)), list(&shared(8, 3, round)));
+            assert_ne!(shared(7, 3, round), shared(8, 3, round));
+            assert_eq!(
+                changed(&list(&shared(7, 3, round)), &list(&shared(8, 4, round))),
+                1
+            );
+        }
         // Past the fixture's 2,172 packages, copies with unique names.
         let long = package_list(5000).unwrap();
         let keys: std::collections::BTreeSet<_> = long.iter().map(|p| (&p.name, &p.arch)).collect();
         assert_eq!(keys.len(), 5000);
         assert!(long.iter().any(|p| p.name == r#""gcompris-qt-2""#));
+        // Too short a list for a round and an image is refused.
+        assert!(Fixture::new(20).is_err());
+    }
+
+    #[test]
+    fn documents_written_from_pieces_are_the_reference_text() {
+        for packages in [70, 2500] {
+            let fixture = Fixture::new(packages).unwrap();
+            let template = InventoryTemplate::new(&fixture).unwrap();
+            let groups = fixture.rounds.groups as u64;
+            let mut markers = Markers::default();
+            for (machine, image) in [(0, 0), (7, 7), (8, 3), (123_456, 4_115)] {
+                for round in [0, 1, 2, groups, groups + 1, 2 * groups + 5] {
+                    let mut text = Vec::new();
+                    template.write(&mut text, machine, image, round, &mut markers);
+                    assert_eq!(
+                        String::from_utf8(text).unwrap(),
+                        changed_inventory_text(&fixture, machine, image, round).unwrap(),
+                        "{packages} packages, machine {machine}, round {round}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn check_in_bodies_carry_each_round_and_its_hash() {
+        let fixture = Fixture::new(70).unwrap();
+        let gunzip = |body: &[u8]| {
+            use std::io::Read as _;
+            let mut text = Vec::new();
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut text)
+                .unwrap();
+            text
+        };
+        // 5 machines, 2 per image; hashes of rounds 1–4 pre-computed.
+        for budget in [usize::MAX, 0] {
+            let inventories = ChangedInventories::precompute(70, 5, 2, 4, Some(budget)).unwrap();
+            assert_eq!(inventories.hashes.len(), 20);
+            let gzip_rounds = if budget == 0 { 0 } else { 4 };
+            assert_eq!(inventories.gzip_rounds, gzip_rounds);
+            assert_eq!(inventories.gzip_bodies.len(), 5 * gzip_rounds as usize);
+            let mut markers = Markers::default();
+            for machine in 0..5 {
+                for round in 1..=6 {
+                    let mut body = Vec::new();
+                    let computed =
+                        inventories.write_open_body(&mut body, machine, round, &mut markers);
+                    assert_eq!(computed, round > 4);
+                    body.push(b'}');
+                    let inventory =
+                        changed_inventory_text(&fixture, machine, machine / 2, round).unwrap();
+                    let hash = nird_proto::hash::sha256_hex(inventory.as_bytes());
+                    assert_eq!(
+                        String::from_utf8(body.clone()).unwrap(),
+                        format!(r#"{BODY_HEAD}{inventory},"inventory_hash":"{hash}"}}"#)
+                    );
+                    // The check-in request the server reads.
+                    let request: CheckinRequest = serde_json::from_slice(&body).unwrap();
+                    assert_eq!(
+                        request.inventory_hash,
+                        nird_proto::hash::content_hash(request.inventory.as_ref().unwrap())
+                            .unwrap()
+                    );
+                    assert_eq!(request.inventory_hash, hash);
+                    match inventories.gzip_body(machine, round) {
+                        Some(gzip) => assert_eq!(gunzip(gzip), body),
+                        None => assert!(round > gzip_rounds),
+                    }
+                }
+            }
+        }
     }
 
     #[test]
