@@ -11,9 +11,10 @@
 //! - a new list is stored as a **delta** ([`list_delta`], [`NewList`]) of
 //!   the *base* of the list the machine had (that list itself when it is
 //!   whole, else the whole list it is a delta of) while the delta stays
-//!   under a quarter of the base's size: a weekly 20-package upgrade
-//!   writes ≈ 150 bytes instead of ≈ 50 KB, and costs a read of the base
-//!   instead of compressing 245 KB. A base is always whole (`base` NULL),
+//!   under 1/16 of the base's stored size (≈ 40 weekly upgrades): a weekly
+//!   20-package upgrade writes ≈ 110 bytes instead of ≈ 53 KB, and costs a
+//!   read of the base instead of compressing 245 KB
+//!   (`cargo bench -p nird-server --bench list_delta`). A base is always whole (`base` NULL),
 //!   so a read costs at most one base and one delta;
 //! - a list no machine has and no delta needs is deleted at once (then
 //!   the base of a deleted delta, if nothing needs it either);
@@ -111,12 +112,14 @@ fn unpack_lz4(block: &[u8]) -> Result<Vec<u8>, StoreError> {
 pub const DELTA_LIST: u8 = 0xFF;
 
 /// A new list is stored as a delta when the delta takes at most
-/// 1/`DELTA_SHARE` of its base's stored bytes; past that (a machine
-/// upgraded a quarter of its packages since its base was stored, ≈ 12
-/// weekly upgrades of 20 packages), it is stored whole and becomes the
-/// base of the machine's next lists. Reading a list costs at most one
-/// base and one delta.
-const DELTA_SHARE: usize = 4;
+/// 1/`DELTA_SHARE` of its base's stored bytes; past that it is stored
+/// whole and becomes the base of the machine's next lists. The bound is
+/// set by time, not space: encoding costs ≈ 0.25 µs per package changed
+/// since the base, so at ≈ 800 (3.4 KB of a 54 KB base, ≈ 40 weekly
+/// upgrades of 20 packages) it would cost as much as compressing the
+/// whole list (BENCHMARKS.md). Reading a list costs at most one base and
+/// one delta.
+const DELTA_SHARE: usize = 16;
 
 /// How a new package list is stored (`software_lists` row).
 pub(crate) struct NewList {
