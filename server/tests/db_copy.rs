@@ -1,11 +1,63 @@
 //! `nird-server db copy`: a populated SQLite deployment copied to a real
-//! PostgreSQL gives the same answers to the admin commands; a non-empty
+//! PostgreSQL gives the same answers to the admin commands and the same
+//! inventories (package lists stored as deltas included); a non-empty
 //! target is refused; the copy goes on working as a database.
 
 mod common;
 
 use common::*;
 use nird_proto::api::CheckinRequest;
+use nird_server::store::Store as _;
+use serde_json::{Value, json};
+
+/// pc-0's inventory with 1,000 packages: [`inventory`]'s, plus a list in
+/// which `round` upgraded two packages (so that the server stores it as a
+/// delta of the list before).
+fn with_packages(ram_mb: u64, round: u64) -> (Value, String) {
+    let (mut inv, _) = inventory("pc-0", ram_mb);
+    let packages: Vec<Value> = (0..1000)
+        .map(|i| {
+            let upgrades = if i % 500 == 7 { round } else { 0 };
+            json!({"arch": "amd64", "name": format!("paquet-{i:04}"), "section": "libs",
+                   "size_kib": i * 13 % 977, "version": format!("{}.{}-{upgrades}", i % 11, i % 7)})
+        })
+        .collect();
+    inv["software"] = json!({"value": {"packages": packages}});
+    let hash = nird_proto::hash::content_hash(&inv).unwrap();
+    (inv, hash)
+}
+
+/// The canonical text of an inventory, as the store gives it back.
+fn text(inv: &Value) -> String {
+    String::from_utf8(nird_proto::hash::canonical_json(inv).unwrap()).unwrap()
+}
+
+/// pc-0's latest inventory in the copied PostgreSQL database, and how
+/// many of its package lists are deltas.
+fn on_postgresql(url: &str, machine: &str) -> (Option<String>, i64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = nird_server::store::pg::PgStore::connect(url).await.unwrap();
+        let latest = store.latest_inventory(machine).await.unwrap();
+        store.close().await.unwrap();
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let deltas: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM software_lists WHERE base IS NOT NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (latest, deltas)
+    })
+}
 
 /// The admin commands whose answers must not change, with their args.
 fn answers(f: &Fixture, machine: &str, database: Option<&str>) -> Vec<String> {
@@ -48,7 +100,10 @@ fn a_copied_deployment_answers_the_same_on_postgresql() {
         .collect();
     for (i, m) in machines.iter().enumerate() {
         for seq in 1..=(i as u64 + 2) {
-            let (inv, hash) = inventory(&format!("pc-{i}"), 4096 + seq * 1024);
+            let (inv, hash) = match i {
+                0 => with_packages(4096 + seq * 1024, seq),
+                _ => inventory(&format!("pc-{i}"), 4096 + seq * 1024),
+            };
             let req = CheckinRequest {
                 inventory: Some(inv),
                 reports: vec![report(seq)],
@@ -83,6 +138,11 @@ fn a_copied_deployment_answers_the_same_on_postgresql() {
     assert!(out.contains("Copie vérifiée"), "{out}");
     assert!(out.contains("audit_log"), "{out}");
     assert_eq!(answers(&f, &machines[0].id, Some(&url)), before);
+    // pc-0's second list was stored as a delta of its first: copied as
+    // such, it still reads back as the exact document.
+    let (latest, deltas) = on_postgresql(&url, &machines[0].id);
+    assert_eq!(latest, Some(text(&with_packages(4096 + 2 * 1024, 2).0)));
+    assert_eq!(deltas, 1);
 
     // A second copy into the now populated database is refused, and
     // changes nothing.
@@ -127,11 +187,29 @@ fn a_copied_deployment_answers_the_same_on_postgresql() {
     let r = client.post(
         &serve.api("/checkin"),
         Some(&machines[0].auth),
-        &serde_json::to_vec(&heartbeat(&inventory("pc-0", 4096 + 2 * 1024).1)).unwrap(),
+        &serde_json::to_vec(&heartbeat(&with_packages(4096 + 2 * 1024, 2).1)).unwrap(),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["acked_seq"], 2);
     assert!(!r.json()["send_inventory"].as_bool().unwrap());
+    // The next upgrade is a delta of the copied base.
+    let (inv, hash) = with_packages(4096 + 2 * 1024, 3);
+    let req = CheckinRequest {
+        inventory: Some(inv.clone()),
+        ..heartbeat(&hash)
+    };
+    let r = client.post(
+        &serve.api("/checkin"),
+        Some(&machines[0].auth),
+        &serde_json::to_vec(&req).unwrap(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(serve);
+    assert_eq!(
+        on_postgresql(&url, &machines[0].id),
+        (Some(text(&inv)), 1),
+        "the new list a delta of the copied base, the previous delta gone"
+    );
 }
 
 #[test]
