@@ -919,6 +919,77 @@ fn package_lists_are_stored_as_deltas_of_a_base_kept_while_needed() {
 }
 
 #[test]
+fn concurrent_moves_between_shared_lists_lose_no_list_and_keep_none_unused() {
+    // Machines moving at once between lists they share (a room upgrading
+    // together, some machines going back): every machine's list stays
+    // readable, and no list is kept that nothing uses. On PostgreSQL the
+    // check-ins run in concurrent transactions: one checking a list exists
+    // while another deletes it as unused must not leave a machine pointing
+    // at nothing, nor two machines leaving a list both keep it.
+    on_both(|store, backend| async move {
+        const MACHINES: usize = 8;
+        let token = school_and_token(&store, MACHINES as u32, false).await;
+        let ids: Vec<String> = (0..MACHINES).map(|i| format!("c{i}")).collect();
+        for id in &ids {
+            enroll(&store, &token, id).await.unwrap();
+        }
+        // Three lists: A, C an upgrade of A (a delta of it when a machine
+        // on A takes it first), B unrelated.
+        let lists = [(0, false), (1, false), (0, true)];
+        let mut seed = 7u64;
+        let mut last = vec![None; MACHINES];
+        for _ in 0..30 {
+            let mut tasks = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let (rounds, other) = lists[(seed >> 33) as usize % lists.len()];
+                let (text, hash) = upgraded(id, rounds, other);
+                last[i] = Some(text.clone().into_string());
+                let (store, id) = (store.clone(), id.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut c = heartbeat(&id, &hash);
+                    c.inventory = Some(text);
+                    store.checkin(c).await
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        }
+        assert_eq!(
+            backend
+                .count(
+                    "SELECT COUNT(*) FROM machine_software m
+                     WHERE NOT EXISTS (SELECT 1 FROM software_lists l WHERE l.hash = m.hash)"
+                )
+                .await,
+            0,
+            "machines pointing at a deleted list"
+        );
+        assert_eq!(
+            backend
+                .count(
+                    "SELECT COUNT(*) FROM software_lists l
+                     WHERE NOT EXISTS (SELECT 1 FROM machine_software m WHERE m.hash = l.hash)
+                       AND NOT EXISTS (SELECT 1 FROM software_lists d WHERE d.base = l.hash)"
+                )
+                .await,
+            0,
+            "lists kept that nothing uses"
+        );
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(
+                store.latest_inventory(id).await.unwrap(),
+                last[i],
+                "{id}: its last document back"
+            );
+        }
+    });
+}
+
+#[test]
 fn a_closed_store_refuses_calls() {
     on_both(|store, _| async move {
         store.add_school("test", school(UAI, false)).await.unwrap();

@@ -140,6 +140,7 @@ async fn set_software<C: GenericClient>(
     if old.as_deref() == Some(hash) {
         return Ok(());
     }
+    lock_lists(c, hash, old.as_deref()).await?;
     let stored = row(c, "SELECT 1 FROM software_lists WHERE hash = $1", &[&hash])
         .await?
         .is_some();
@@ -175,6 +176,43 @@ async fn set_software<C: GenericClient>(
             .transpose()?
             .flatten();
     }
+    Ok(())
+}
+
+/// First key of the advisory locks [`lock_lists`] takes (`nird`): the
+/// two-key form, a key space apart from the publications' lock.
+const LIST_LOCK: i32 = 0x6e69_7264;
+
+/// Serialises the check-ins that move machines to or from the same lists,
+/// until the transaction ends: the list `hash` a machine takes, the list
+/// `old` it leaves and `old`'s base (which leaving may delete). Without
+/// it, under READ COMMITTED, a check-in could find a list that another
+/// one is deleting as unused and point its machine at it (lost when the
+/// other commits), and two machines leaving a shared list at once could
+/// each see the other still on it and both keep it, for ever. Each
+/// statement after the lock sees what the other check-in committed. The
+/// locks are taken in one order, so two check-ins crossing (X to Y, Y to
+/// X) wait instead of deadlocking; two lists sharing a key only wait for
+/// each other.
+async fn lock_lists<C: GenericClient>(
+    c: &C,
+    hash: &str,
+    old: Option<&str>,
+) -> Result<(), StoreError> {
+    // One statement (a round trip per check-in): the keys are the hashes'
+    // first 32 bits, locked in ascending order by the sorted subquery.
+    row(
+        c,
+        "SELECT COUNT(pg_advisory_xact_lock($1, k)) FROM (
+             SELECT DISTINCT ('x' || left(h, 8))::bit(32)::int4 AS k FROM (
+                 SELECT $2::text AS h
+                 UNION ALL SELECT $3::text
+                 UNION ALL SELECT base FROM software_lists WHERE hash = $3
+             ) lists WHERE h IS NOT NULL ORDER BY k
+         ) keys",
+        &[&LIST_LOCK, &hash, &old],
+    )
+    .await?;
     Ok(())
 }
 
