@@ -17,11 +17,12 @@
 //! for 32-byte pieces of the new text in the base ahead (`memchr::memmem`):
 //! near first (a version changed), then far in the base (packages
 //! removed), then far in the new text (packages installed), within a
-//! budget of bytes searched, so a list unrelated to its base gives up in
-//! about the time compressing it takes. Whatever it finds, the script it writes rebuilds
-//! the new text exactly ([`apply`]); a poor resynchronisation only makes
-//! the script longer, and the caller stores the whole list when the script
-//! is too long to pay.
+//! budget of work (bytes searched and compared), so a list unrelated to
+//! its base gives up in about half the time compressing it takes, and no
+//! text an agent sends costs much more. Whatever it finds, the script it
+//! writes rebuilds the new text exactly ([`apply`]); a poor
+//! resynchronisation only makes the script longer, and the caller stores
+//! the whole list when the script is too long to pay.
 //!
 //! Format: a sequence of operations, each a LEB128 varint `len << 2 | op`
 //! (op 0: copy `len` bytes of the base, 1: skip `len` bytes of the base,
@@ -75,8 +76,16 @@ const CANDIDATES: usize = 16;
 /// is looked for, and how many bytes of new text are tried as anchors.
 const NEAR: usize = 256;
 
-/// Bytes of the base searched, in all, per byte of the new list.
+/// Bytes of the base searched or compared, in all, per byte of the new
+/// list.
 const SEARCH_BUDGET: usize = 4;
+
+/// What setting up the search of one anchor costs, counted in bytes
+/// searched (`memchr::memmem`'s searcher is built for each anchor: as long
+/// as searching ≈ 256 bytes, measured). Without it, anchors tried in a
+/// window of a few bytes (the base nearly used up) cost the budget little
+/// and the encoder nothing less.
+const SETUP: usize = 256;
 
 /// The far searches ([`SEARCHES`]): how far ahead in the base an anchor
 /// is looked for, and how many bytes of new text are tried as anchors.
@@ -87,10 +96,11 @@ const WINDOW: usize = 16 << 10;
 /// to store).
 pub fn encode(base: &[u8], new: &[u8], limit: usize) -> Option<Vec<u8>> {
     let mut script = Vec::with_capacity(1024);
-    // Bytes of the base the resynchronisations may search, in all: a
-    // list unrelated to its base gives up after a few passes' worth
-    // instead of searching every window.
-    let mut budget = SEARCH_BUDGET * new.len() + (64 << 10);
+    // Bytes of the base the resynchronisations may search and compare,
+    // in all: a list unrelated to its base gives up after a few passes'
+    // worth instead of searching every window, and no text (an agent's
+    // list is anyone's) costs more.
+    let mut budget = SEARCH_BUDGET * new.len() + (128 << 10);
     let (mut b, mut n) = (0, 0);
     while n < new.len() {
         let same = common_prefix(base.get(b..).unwrap_or_default(), &new[n..]);
@@ -116,8 +126,11 @@ pub fn encode(base: &[u8], new: &[u8], limit: usize) -> Option<Vec<u8>> {
             None => {
                 // Both much removed and much added here: insert a piece
                 // (at least one byte, so the walk goes forward) and try
-                // again after it.
-                let inserted = (new.len() - n).clamp(1, NEAR);
+                // again after it; past the end of the base, the rest.
+                let inserted = match b < base.len() {
+                    true => (new.len() - n).clamp(1, NEAR),
+                    false => new.len() - n,
+                };
                 push_op(&mut script, INSERT, inserted);
                 script.extend_from_slice(&new[n..n + inserted]);
                 n += inserted;
@@ -143,7 +156,7 @@ fn resync(
     budget: &mut usize,
 ) -> Option<Option<(usize, usize)>> {
     let rest = new.len() - n;
-    if rest < ANCHOR {
+    if rest < ANCHOR || b >= base.len() {
         return Some(None);
     }
     for search in SEARCHES {
@@ -154,10 +167,13 @@ fn resync(
         while k <= search.last && k + ANCHOR <= rest {
             let end = (b + search.ahead + if search.grows { k } else { 0 }).min(base.len());
             let ahead = base.get(b..end).unwrap_or_default();
-            *budget = budget.checked_sub(ahead.len())?;
+            *budget = budget.checked_sub(ahead.len() + SETUP)?;
             let wanted = &new[n + k..(n + k + AGREE).min(new.len())];
-            if let Some(found) = place(base, b, ahead, wanted, k == 0) {
+            if let Some(found) = place(base, b, ahead, wanted, k == 0, budget) {
                 return Some(Some(back(base, b, new, n, k, b + found)));
+            }
+            if *budget == 0 {
+                return None;
             }
             k += search.step;
         }
@@ -211,7 +227,16 @@ const SEARCHES: [Search; 3] = [
 /// anchor is, the one where the texts go on agreeing longest (a piece
 /// such as `","section":"libs","size_kib"` is in most entries, a true
 /// resynchronisation runs on to the next change): its offset in `ahead`.
-fn place(base: &[u8], b: usize, ahead: &[u8], wanted: &[u8], at_difference: bool) -> Option<usize> {
+/// The bytes compared are taken from `budget` (down to 0): a text whose
+/// anchors are in many places costs more than its windows.
+fn place(
+    base: &[u8],
+    b: usize,
+    ahead: &[u8],
+    wanted: &[u8],
+    at_difference: bool,
+    budget: &mut usize,
+) -> Option<usize> {
     let mut best = None;
     for found in memchr::memmem::find_iter(ahead, &wanted[..ANCHOR]).take(CANDIDATES) {
         // At the difference itself, the base's first byte is not it.
@@ -219,6 +244,7 @@ fn place(base: &[u8], b: usize, ahead: &[u8], wanted: &[u8], at_difference: bool
             continue;
         }
         let agree = common_prefix(&base[b + found..], wanted);
+        *budget = budget.saturating_sub(agree);
         if agree == wanted.len() || b + found + agree == base.len() {
             return Some(found);
         }
