@@ -146,8 +146,8 @@ pub fn encode(base: &[u8], new: &[u8], limit: usize) -> Option<Vec<u8>> {
 /// Where, after a difference at `new[n]` / `base[b]`, the texts agree
 /// again: `Some((bytes of new to insert, base offset to resume copying
 /// at))`, the resumed offset being past `b` or the insert non-empty;
-/// `Some(None)` if nowhere [`SEARCHES`] look; `None` when `budget` (bytes
-/// searched) runs out.
+/// `Some(None)` if nowhere [`SEARCHES`] look; `None` when `budget` (see
+/// [`encode`]) runs out.
 fn resync(
     base: &[u8],
     b: usize,
@@ -198,7 +198,8 @@ struct Search {
 /// the difference, far in the base), then a large addition (anchors far in
 /// the new text, near in the base). An anchor that is nowhere costs a
 /// search of its whole window, so no search is both far and wide.
-/// A sweep that finds nothing searches ≈ 100 KB.
+/// A sweep that finds nothing searches ≈ 100 KB in 270 anchors (≈ 170 KB
+/// of the budget with their setups).
 const SEARCHES: [Search; 3] = [
     Search {
         first: STEP,

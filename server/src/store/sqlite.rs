@@ -31,6 +31,8 @@ pub(crate) mod audit_facts;
 pub(crate) mod inventory;
 pub(crate) mod web;
 
+pub use inventory::{NewList, pack_list};
+
 use super::migrations::MIGRATIONS;
 use super::{
     AuditEntry, Checkin, CheckinOutcome, Enrolment, MachineAuth, MachineSummary, NewIndex,

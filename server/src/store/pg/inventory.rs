@@ -150,8 +150,9 @@ async fn set_software<C: GenericClient>(
             .map(|r| Ok::<_, StoreError>((r.try_get(0)?, r.try_get(1)?)))
             .transpose()?;
         let new = NewList::of(list, base);
-        // Two machines may bring the same new list at once: the second
-        // insert finds the row and does nothing.
+        // Check-ins bringing the same new list wait for each other
+        // (`lock_lists`), but an enrolment (`nird_enroll`) may insert it
+        // meanwhile: then this insert finds the row and does nothing.
         exec(
             c,
             "INSERT INTO software_lists (hash, body, base) VALUES ($1, $2, $3)

@@ -13,9 +13,9 @@
 //!   whole, else the whole list it is a delta of) while the delta stays
 //!   under 1/16 of the base's stored size (≈ 40 weekly upgrades): a weekly
 //!   20-package upgrade writes ≈ 110 bytes instead of ≈ 53 KB, and costs a
-//!   read of the base instead of compressing 245 KB
-//!   (`cargo bench -p nird-server --bench list_delta`). A base is always whole (`base` NULL),
-//!   so a read costs at most one base and one delta;
+//!   read of the base instead of compressing 245 KB (`cargo bench -p
+//!   nird-server --bench list_delta`). A base is always whole (`base`
+//!   NULL), so a read costs at most one base and one delta;
 //! - a list no machine has and no delta needs is deleted at once (then
 //!   the base of a deleted delta, if nothing needs it either);
 //! - history rows keep the document with `software` replaced by a reference
@@ -121,17 +121,18 @@ pub const DELTA_LIST: u8 = 0xFF;
 /// one delta.
 const DELTA_SHARE: usize = 16;
 
-/// How a new package list is stored (`software_lists` row).
-pub(crate) struct NewList {
+/// How a new package list is stored (`software_lists` row). Public for
+/// `server/benches/list_delta.rs`, which times this very decision.
+pub struct NewList {
     /// The row's `body`.
-    pub(crate) body: Vec<u8>,
+    pub body: Vec<u8>,
     /// The row's `base`: the hash of the whole list `body` is a delta of.
-    pub(crate) base: Option<String>,
+    pub base: Option<String>,
 }
 
 impl NewList {
     /// `text` stored whole.
-    pub(crate) fn whole(text: &str) -> Self {
+    pub fn whole(text: &str) -> Self {
         NewList {
             body: pack_list(text.as_bytes()),
             base: None,
@@ -141,7 +142,7 @@ impl NewList {
     /// `text` stored as a delta of `base` (its hash and stored body: the
     /// whole list the machine's current list is, or is a delta of) when
     /// that is small enough ([`DELTA_SHARE`]), whole otherwise.
-    pub(crate) fn of(text: &str, base: Option<(String, Vec<u8>)>) -> Self {
+    pub fn of(text: &str, base: Option<(String, Vec<u8>)>) -> Self {
         let Some((hash, stored)) = base else {
             return Self::whole(text);
         };
