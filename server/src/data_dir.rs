@@ -78,6 +78,14 @@ impl DataDir {
         self.root.join("postgresql-initialised")
     }
 
+    /// Exists only while `init --database` runs (0600): the password of the
+    /// `admin` account it is creating, so that an `init` interrupted after
+    /// the account was made can recognise the account as its own, finish,
+    /// and show that password.
+    pub fn postgresql_init_pending(&self) -> PathBuf {
+        self.root.join("postgresql-init-pending")
+    }
+
     /// True once `init` has completed (the SQLite database, or with
     /// PostgreSQL the marker, is created last).
     pub fn is_initialised(&self) -> bool {

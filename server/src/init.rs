@@ -70,7 +70,9 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
         }
     }
     let store = SqliteStore::open(&staging)?;
-    let admin_password = add_admin(&store, opts).await?;
+    let admin_password = secrets::new_password();
+    add_admin(&store, &admin_password).await?;
+    publish_keyring(&store, opts).await?;
     store.close().await?;
     // The database holds credential hashes and the audit log: owner only.
     std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
@@ -92,6 +94,11 @@ pub async fn init(opts: &InitOptions) -> anyhow::Result<InitOutcome> {
 ///   marker (one more server process on it): that directory's
 ///   certificates would not be the other processes', which agents trust.
 ///   A directory with the marker is this database's: already initialised.
+///
+/// An `init` stopped between the account and the marker (a crash, Ctrl-C)
+/// is finished by the next one: the directory keeps the new password in a
+/// pending file (0600) until the marker is written, and an `admin` whose
+/// hash verifies it is this directory's own.
 async fn init_postgresql(opts: &InitOptions, url: &str) -> anyhow::Result<InitOutcome> {
     let dir = &opts.data_dir;
     let shown = crate::store::pg::redact_url(url);
@@ -112,21 +119,42 @@ async fn init_postgresql(opts: &InitOptions, url: &str) -> anyhow::Result<InitOu
     let has_admin = store.user_exists(ADMIN_LOGIN).await?;
     let has_pki =
         dir.ca_cert().is_file() && dir.server_cert().is_file() && dir.server_key().is_file();
+    let pending = dir.postgresql_init_pending();
     if has_admin {
+        let resumed = if has_pki && !dir.postgresql_marker().is_file() {
+            interrupted_init_password(store.as_ref(), dir).await?
+        } else {
+            None
+        };
+        let Some(admin_password) = resumed else {
+            store.close().await?;
+            if !(has_pki && dir.postgresql_marker().is_file()) {
+                anyhow::bail!(
+                    "la base {shown} est déjà initialisée (le compte « {ADMIN_LOGIN} » existe) \
+                     par un autre répertoire de données que {} : pour un serveur de plus sur \
+                     cette base, copiez le répertoire de données d'un serveur qui la sert \
+                     (tls/, metrics-token, postgresql-initialised) au lieu de lancer init, afin \
+                     que les agents reconnaissent son autorité de certification. \
+                     Rien n'a été modifié.",
+                    dir.root().display()
+                );
+            }
+            // Stopped after its marker: the password is no longer needed.
+            remove_if_exists(&pending)?;
+            return Ok(InitOutcome::AlreadyInitialised {
+                ca_fingerprint: tls::fingerprint(&dir.ca_cert()).ok(),
+            });
+        };
+        // This directory's own `init`, stopped after it made the account:
+        // finish it (the keyring, the marker) and show the same password.
+        tracing::info!("resuming an interrupted init --database");
+        publish_keyring(store.as_ref(), opts).await?;
         store.close().await?;
-        if !(has_pki && dir.postgresql_marker().is_file()) {
-            anyhow::bail!(
-                "la base {shown} est déjà initialisée (le compte « {ADMIN_LOGIN} » existe) \
-                 par un autre répertoire de données que {} : pour un serveur de plus sur \
-                 cette base, copiez le répertoire de données d'un serveur qui la sert \
-                 (tls/, metrics-token, postgresql-initialised) au lieu de lancer init, afin \
-                 que les agents reconnaissent son autorité de certification. \
-                 Rien n'a été modifié.",
-                dir.root().display()
-            );
-        }
-        return Ok(InitOutcome::AlreadyInitialised {
-            ca_fingerprint: tls::fingerprint(&dir.ca_cert()).ok(),
+        write_atomic(&dir.postgresql_marker(), b"", 0o644)?;
+        remove_if_exists(&pending)?;
+        return Ok(InitOutcome::Created {
+            admin_password,
+            ca_fingerprint: tls::fingerprint(&dir.ca_cert())?,
         });
     }
     let ca_fingerprint = if has_pki {
@@ -134,13 +162,54 @@ async fn init_postgresql(opts: &InitOptions, url: &str) -> anyhow::Result<InitOu
     } else {
         write_pki(opts)?
     };
-    let admin_password = add_admin(store.as_ref(), opts).await?;
+    // The password is kept (owner only) until the marker is written, so an
+    // `init` interrupted between the account and the marker can finish.
+    let admin_password = secrets::new_password();
+    write_atomic(&pending, format!("{admin_password}\n").as_bytes(), 0o600)?;
+    add_admin(store.as_ref(), &admin_password).await?;
+    publish_keyring(store.as_ref(), opts).await?;
     store.close().await?;
     write_atomic(&dir.postgresql_marker(), b"", 0o644)?;
+    remove_if_exists(&pending)?;
     Ok(InitOutcome::Created {
         admin_password,
         ca_fingerprint,
     })
+}
+
+fn remove_if_exists(path: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("impossible de supprimer {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The password an interrupted `init --database` of this directory gave
+/// the `admin` account, if the account is that one: the pending file holds
+/// a password the account's hash verifies. `None` when there is no such
+/// file or the account is another's (made from another directory).
+async fn interrupted_init_password(
+    store: &dyn Store,
+    dir: &DataDir,
+) -> anyhow::Result<Option<String>> {
+    let path = dir.postgresql_init_pending();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(e).with_context(|| format!("impossible de lire {}", path.display()));
+        }
+    };
+    let password = text.trim();
+    let Some(hash) = store.password_hash(ADMIN_LOGIN).await? else {
+        return Ok(None);
+    };
+    Ok(
+        (!password.is_empty() && secrets::verify_password(password, &hash))
+            .then(|| password.to_owned()),
+    )
 }
 
 /// Checks the keyring to publish, if any, before anything is written.
@@ -186,16 +255,14 @@ fn write_pki(opts: &InitOptions) -> anyhow::Result<String> {
     Ok(pki.ca_fingerprint)
 }
 
-/// Adds the `admin` account to `store` (and publishes the keyring, if
-/// any); returns its password.
-async fn add_admin(store: &dyn Store, opts: &InitOptions) -> anyhow::Result<String> {
-    let admin_password = secrets::new_password();
+/// Adds the `admin` account to `store`, with `password`.
+async fn add_admin(store: &dyn Store, password: &str) -> anyhow::Result<()> {
     store
         .add_user(
             "init",
             NewUser {
                 login: ADMIN_LOGIN.into(),
-                password_hash: secrets::hash_password(&admin_password)
+                password_hash: secrets::hash_password(password)
                     .map_err(|e| anyhow::anyhow!("argon2: {e}"))?,
                 role: Role::Admin,
                 schools: Vec::new(),
@@ -203,12 +270,18 @@ async fn add_admin(store: &dyn Store, opts: &InitOptions) -> anyhow::Result<Stri
             },
         )
         .await?;
+    Ok(())
+}
+
+/// Publishes the keyring `init` was given, if any (the same keyring again
+/// changes nothing: an interrupted `init` may have published it).
+async fn publish_keyring(store: &dyn Store, opts: &InitOptions) -> anyhow::Result<()> {
     if let Some(file) = &opts.keyring {
         let text =
             trust::publish_keyring(store, "init", file, time::OffsetDateTime::now_utc()).await?;
         tracing::info!("{text}");
     }
-    Ok(admin_password)
+    Ok(())
 }
 
 /// The bearer token `/metrics` requires, read from `DATA/metrics-token`,

@@ -25,17 +25,29 @@ fn login(server: &ServeProcess, data: &DataDir, password: &str) -> u16 {
         .status
 }
 
+/// `init --database url` in a new directory: the temporary directory, the
+/// data directory in it, and what `init` printed.
+fn init_in_new_directory(url: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    let out = cli(&[
+        "init",
+        "--data-dir",
+        root.to_str().unwrap(),
+        "--database",
+        url,
+    ]);
+    (tmp, root, out)
+}
+
 #[test]
 fn init_makes_a_server_on_postgresql() {
     let Some(cluster) = common::pg::shared() else {
         return;
     };
     let url = cluster.database();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("data");
+    let (tmp, root, out) = init_in_new_directory(&url);
     let dir = root.to_str().unwrap();
-
-    let out = cli(&["init", "--data-dir", dir, "--database", &url]);
     assert!(out.contains("base postgres://nird@127.0.0.1"), "{out}");
     let password = value_after(&out, "une seule fois) : ").to_owned();
     let fingerprint = out.lines().last().unwrap().trim().to_owned();
@@ -128,4 +140,60 @@ fn init_makes_a_server_on_postgresql() {
     ]);
     assert!(err.contains("n'est pas une adresse PostgreSQL"), "{err}");
     assert!(!bad_dir.exists());
+}
+
+/// An `init --database` stopped after it created `admin` but before its
+/// marker (the state it leaves: the pending file with the password, no
+/// marker) is finished by the next `init`, which shows the same password;
+/// a pending password that is not the account's is another directory's
+/// account, and stays refused.
+#[test]
+fn an_interrupted_init_is_finished_by_the_next() {
+    let Some(cluster) = common::pg::shared() else {
+        return;
+    };
+    let url = cluster.database();
+    let (tmp, root, out) = init_in_new_directory(&url);
+    let dir = root.to_str().unwrap();
+    let data = DataDir::new(&root);
+    let password = value_after(&out, "une seule fois) : ").to_owned();
+    let fingerprint = out.lines().last().unwrap().trim().to_owned();
+    assert!(
+        !data.postgresql_init_pending().exists(),
+        "removed at the end"
+    );
+
+    // Stopped between the account and the marker.
+    std::fs::remove_file(data.postgresql_marker()).unwrap();
+    std::fs::write(data.postgresql_init_pending(), format!("{password}\n")).unwrap();
+    let again = cli(&["init", "--data-dir", dir, "--database", &url]);
+    assert_eq!(
+        value_after(&again, "une seule fois) : "),
+        password,
+        "{again}"
+    );
+    assert_eq!(again.lines().last().unwrap().trim(), fingerprint);
+    assert!(data.postgresql_marker().is_file());
+    assert!(!data.postgresql_init_pending().exists());
+
+    // Stopped after the marker: already initialised, the stale password
+    // file goes.
+    std::fs::write(data.postgresql_init_pending(), format!("{password}\n")).unwrap();
+    let done = cli(&["init", "--data-dir", dir, "--database", &url]);
+    assert!(done.contains("déjà initialisé"), "{done}");
+    assert!(!data.postgresql_init_pending().exists());
+
+    // A pending password the account does not have: not this directory's
+    // account, refused as before, nothing written.
+    std::fs::remove_file(data.postgresql_marker()).unwrap();
+    std::fs::write(data.postgresql_init_pending(), "pas-le-bon\n").unwrap();
+    let err = cli_fails(&["init", "--data-dir", dir, "--database", &url]);
+    assert!(err.contains("copiez le répertoire de données"), "{err}");
+    assert!(!data.postgresql_marker().exists());
+
+    // The account logs in with the password shown.
+    std::fs::write(data.postgresql_marker(), "").unwrap();
+    let f = Fixture { tmp, data };
+    let server = ServeProcess::start_with(&f, &["--database", &url]);
+    assert_eq!(login(&server, &f.data, &password), 303);
 }
