@@ -873,6 +873,46 @@ fn audit_pages(browser: &Browser, axe: &str, shots: &Path) {
     // The data dictionary.
     browser.goto(&format!("{base}/audit/dictionnaire"));
     check("dictionnaire");
+
+    // A real inventory on the machine page: screens, peripherals, the
+    // Windows licence evidence, and the software it links to.
+    browser.goto(&format!("{base}/machines/{}", ids[0]));
+    let page = browser.text();
+    for needle in [
+        "LTN156AT16L01",
+        "écran intégré",
+        "Contrôleurs PCI (",
+        "Clavier et pointage : indisponible",
+        "4 paquets Debian installés",
+    ] {
+        assert!(page.contains(needle), "machine page lacks « {needle} »");
+    }
+    check("machine-materiel");
+    browser.click("a[href$='/logiciels']");
+    assert!(browser.until(|b| b.title().starts_with("Logiciels de salle12-pc07")));
+    // The filter, from the keyboard: type, then Enter submits.
+    browser.type_into("#q", "LIBRE\u{E007}");
+    assert!(
+        browser.until(|b| b.url().contains("q=LIBRE")),
+        "{}",
+        browser.url()
+    );
+    let list = browser.text();
+    assert!(
+        list.contains("libreoffice-writer") && !list.contains("xfce4-session"),
+        "{list}"
+    );
+    check("logiciels-machine");
+    // Which machines of the school have Firefox.
+    browser.goto(&format!("{base}/etablissements/{UAI}/logiciels?q=firefox"));
+    let found = browser.text();
+    assert!(
+        found.contains("firefox : 2 installation(s)")
+            && found.contains("salle12-pc07")
+            && found.contains("salle12-pc08"),
+        "{found}"
+    );
+    check("logiciels-etablissement");
     assert!(
         failures.is_empty(),
         "serious or critical WCAG 2.1 A/AA violations on the audit pages:\n{}",

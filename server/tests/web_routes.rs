@@ -171,6 +171,19 @@ fn inventory(host: &str, serial: &str, smart: &str) -> (serde_json::Value, Strin
             "filesystems": {"value": []}},
         "batteries": {"value": []},
         "windows11": {"status": "ineligible", "blockers": ["tpm2"], "unknown": []},
+        "firmware": {"windows_oem_licence": {"value": true}},
+        // Each machine its own GCompris, so a school's search shows only its own.
+        "software": {"value": {"packages": [
+            {"name": "gcompris-qt", "version": format!("3.1-1+{serial}"), "arch": "amd64",
+             "section": "games", "size_kib": 51_200},
+            {"name": "tuxpaint", "version": "1:0.9.28-1", "arch": "amd64"},
+        ], "flatpaks": [{"id": "org.kde.GCompris", "branch": "stable", "arch": "x86_64"}]}},
+        "monitors": {"value": [{"connector": "HDMI-A-1", "builtin": false,
+            "manufacturer_id": "DEL", "product_code": 41_200, "model": format!("ECRAN-{serial}"),
+            "year": 2014, "digital": true}]},
+        "peripherals": {"usb": {"value": [{"vendor_id": "046d", "product_id": "c52b",
+            "class": "03", "product_name": "Unifying Receiver"}]},
+            "printers": {"value": []}},
     });
     let hash = nird_proto::hash::content_hash(&inv).unwrap();
     (inv, hash)
@@ -375,6 +388,10 @@ fn every_route_for_every_role_in_and_out_of_scope() {
                 "/etablissements/{UAI}?etat=active&win11=ineligible&profil=applied&alerte=smart&q=dedans&tri=vu&ordre=desc&col=nom&col=serie"
             ),
             format!("/machines/{m_in}"),
+            format!("/machines/{m_in}/logiciels"),
+            format!("/machines/{m_in}/logiciels?q=GCOMPRIS"),
+            format!("/etablissements/{UAI}/logiciels"),
+            format!("/etablissements/{UAI}/logiciels?q=gcompris"),
             "/profils".into(),
             "/journal".into(),
             format!("/journal?etablissement={UAI}&action=machine"),
@@ -406,6 +423,47 @@ fn every_route_for_every_role_in_and_out_of_scope() {
             !none.body.contains("pc-dedans-01"),
             "filter drops the machine"
         );
+        // Installed software, screens and peripherals on the machine page;
+        // which machines of the school have a package.
+        let page = web.get(&format!("/machines/{m_in}"), c, None);
+        for shown in [
+            "ECRAN-SERIE-DEDANS",
+            "Unifying Receiver",
+            "Imprimantes : aucune connue de CUPS",
+            "2 paquets Debian et 1 applications Flatpak",
+            "licence Windows OEM",
+        ] {
+            assert!(
+                page.body.contains(shown),
+                "{} machine page: {shown}",
+                p.login
+            );
+        }
+        let list = web.get(&format!("/machines/{m_in}/logiciels?q=TUX"), c, None);
+        assert!(list.body.contains("1:0.9.28-1") && !list.body.contains(">gcompris-qt<"));
+        let found = web.get(
+            &format!("/etablissements/{UAI}/logiciels?q=GCompris"),
+            c,
+            None,
+        );
+        for shown in [
+            "gcompris-qt",
+            "3.1-1+SERIE-DEDANS",
+            "org.kde.GCompris",
+            "pc-dedans-01",
+        ] {
+            assert!(found.body.contains(shown), "{} search: {shown}", p.login);
+        }
+        // One school's search: even the admin does not see the other's.
+        assert!(!found.body.contains("pc-dehors-99") && !found.body.contains("SERIE-DEHORS"));
+        let none = web.get(&format!("/etablissements/{UAI}/logiciels?q=gimp"), c, None);
+        assert!(none.body.contains("Aucune des 1 machines"), "{}", none.body);
+        for bad in ["q=%3Cscript%3E", "q=gcompris%27--"] {
+            let r = web.get(&format!("/etablissements/{UAI}/logiciels?{bad}"), c, None);
+            assert_eq!(r.status, 400, "{bad}");
+            assert!(r.body.contains("Nom de logiciel"), "{}", r.body);
+        }
+
         let csv = web.get("/machines.csv?col=nom&col=serie", c, None);
         assert!(csv.content_type.starts_with("text/csv"));
         assert!(
@@ -423,6 +481,8 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         for path in [
             format!("/etablissements/{OTHER}"),
             format!("/machines/{m_out}"),
+            format!("/machines/{m_out}/logiciels"),
+            format!("/etablissements/{OTHER}/logiciels?q=gcompris"),
             format!("/journal?etablissement={OTHER}"),
         ] {
             let r = web.get(&path, c, None);

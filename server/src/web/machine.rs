@@ -9,6 +9,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use maud::{Markup, html};
 use nird_proto::api::MachineStatus;
+use nird_proto::inventory::{Reading, Software};
 use serde_json::Value;
 
 use super::layout::{self, alerts, csrf, date_time, html, profile_badge, state_badge, win11_label};
@@ -189,15 +190,20 @@ pub async fn page(
     Path(id): Path<String>,
 ) -> WebResult {
     let m = find(&state, &session, &id).await?;
+    let software = super::software::latest_software(&state, &m.row.id).await?;
     let title = format!("Machine {}", m.row.hostname);
     Ok(html(layout::page(
         &title,
         Some(&session),
-        body(&session, &m),
+        body(&session, &m, software.as_ref()),
     )))
 }
 
-async fn find(state: &AppState, session: &Session, id: &str) -> Result<MachineDetail, WebError> {
+pub(super) async fn find(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<MachineDetail, WebError> {
     if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(WebError::not_found());
     }
@@ -208,7 +214,7 @@ async fn find(state: &AppState, session: &Session, id: &str) -> Result<MachineDe
         .ok_or_else(WebError::not_found)
 }
 
-fn body(session: &Session, m: &MachineDetail) -> Markup {
+fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software>>) -> Markup {
     let r = &m.row;
     let docs: Vec<(i64, Value)> = m
         .history
@@ -242,6 +248,7 @@ fn body(session: &Session, m: &MachineDetail) -> Markup {
             dt { "Mémoire" } dd { (gib(doc.pointer("/memory/total_bytes/value").and_then(Value::as_u64))) }
             dt { "BIOS" } dd { (bios_line(doc)) }
             dt { "Démarrage" } dd { (boot_line(doc)) }
+            dt { "Licence Windows d'origine" } dd { (super::devices::windows_licence(doc)) }
         }
         @let modules = list(doc, "/memory/modules");
         @if modules.is_empty() {
@@ -339,6 +346,20 @@ fn body(session: &Session, m: &MachineDetail) -> Markup {
         @if !unknown.is_empty() {
             p { "Exigences non vérifiables :" }
             ul { @for b in &unknown { li { (requirement(b)) } } }
+        }
+
+        (super::devices::sections(doc))
+
+        h2 id="logiciels" { "Logiciels" }
+        @match software {
+            None => p { "Liste des logiciels : pas encore d'inventaire lisible." },
+            Some(Reading::Unavailable(reason)) => p { "Liste des logiciels : indisponible (" (reason) ")." },
+            Some(Reading::Value(list)) => p {
+                (list.packages.len()) " paquets Debian"
+                @if !list.flatpaks.is_empty() { " et " (list.flatpaks.len()) " applications Flatpak" }
+                " installés. "
+                a href={"/machines/" (r.id) "/logiciels"} { "Voir et filtrer la liste des logiciels" }
+            },
         }
 
         h2 id="historique" { "Historique de l'inventaire" }

@@ -5,7 +5,9 @@
 //! One module per page, its templates next to its handlers: [`login`]
 //! (Connexion, Déconnexion), [`home`] (Accueil), [`school`]
 //! (Établissement: machine table, bulk actions, enrolment tokens, approval
-//! queue, assignments), [`machine`] (Machine), [`profiles`] (Profils),
+//! queue, assignments), [`machine`] (Machine), [`software`] (a machine's
+//! installed software, and which machines of a school have a package),
+//! [`profiles`] (Profils),
 //! [`journal`] (Journal), [`users`] (Utilisateurs, admin only), [`account`]
 //! (Mon compte: password, personal API tokens), [`export`] (CSV / JSON of
 //! the machine table, shared with [`api`]). [`layout`] holds the page
@@ -36,6 +38,7 @@ pub mod api;
 pub mod audit;
 pub mod audit_api;
 pub mod audit_export;
+pub mod devices;
 pub mod export;
 pub mod home;
 pub mod journal;
@@ -45,6 +48,7 @@ pub mod machine;
 pub mod passport;
 pub mod profiles;
 pub mod school;
+pub mod software;
 pub mod users;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -213,6 +217,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/machines.json", get(export::json_page))
         .route("/machines/{id}", get(machine::page))
         .route("/machines/{id}/actions", post(machine::action))
+        .route("/machines/{id}/logiciels", get(software::machine))
+        .route("/etablissements/{uai}/logiciels", get(software::school))
         .route("/profils", get(profiles::page))
         .route("/journal", get(journal::page))
         .route("/utilisateurs", get(users::page).post(users::create))

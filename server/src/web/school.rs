@@ -94,6 +94,7 @@ async fn render(
             (school.academie) " — UAI " (school.uai) }
 
         h2 id="machines" { "Machines" }
+        p { a href={(base) "/logiciels"} { "Rechercher un logiciel installé" } " (quelles machines ont encore telle version de GCompris ?)" }
         form method="get" action=(base) aria-label="Filtrer les machines" {
             div.filters {
                 div {

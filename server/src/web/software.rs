@@ -1,0 +1,369 @@
+//! Installed software on the dashboard: one machine's packages
+//! (`/machines/{id}/logiciels`) and, for a school, which machines have a
+//! package (`/etablissements/{uai}/logiciels?q=gcompris`: "which machines
+//! still have the old GCompris?"). Both read the latest inventory each
+//! machine sent (the store rebuilds it around its stored package list), so
+//! they show what the agent saw at its last change.
+
+use std::collections::BTreeMap;
+
+use axum::Extension;
+use axum::extract::{Path, RawQuery, State};
+use maud::{Markup, html};
+use nird_proto::inventory::{Reading, Software, not_reported};
+use serde::Deserialize;
+
+use super::layout::{self, date_time, html, state_badge};
+use super::school::school_or_404;
+use super::{FormData, WebError, WebResult, scope};
+use crate::auth::{self, Session};
+use crate::http::AppState;
+use crate::store::web::{MachineQuery, MachineRow, MachineState};
+
+/// Longest name filter accepted (dpkg names are far shorter).
+const MAX_FILTER_CHARS: usize = 100;
+
+/// Package names a school search shows at most (each with its versions and
+/// machines); a broader search asks to be narrowed.
+const MAX_NAMES_SHOWN: usize = 50;
+
+/// The `q` of a query string: trimmed, lowercased, `None` when empty.
+/// Only the characters of Debian package names and Flatpak ids.
+fn name_filter(raw: Option<&str>) -> Result<Option<String>, WebError> {
+    let form = FormData::parse(raw.unwrap_or("").as_bytes());
+    let text = form.get("q").unwrap_or("").trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.chars().count() > MAX_FILTER_CHARS
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-._".contains(c))
+    {
+        return Err(WebError::bad_request(format!(
+            "Nom de logiciel « {} » invalide : lettres, chiffres et « + - . _ » seulement, \
+             {MAX_FILTER_CHARS} caractères au plus.",
+            text.chars().take(MAX_FILTER_CHARS).collect::<String>()
+        )));
+    }
+    Ok(Some(text.to_ascii_lowercase()))
+}
+
+/// True when `name` contains the (lowercase) filter, ignoring case.
+fn matches(name: &str, filter: Option<&str>) -> bool {
+    filter.is_none_or(|f| name.to_ascii_lowercase().contains(f))
+}
+
+/// Only the `software` member of an inventory document: the rest is
+/// skipped by the parser, never built.
+#[derive(Deserialize)]
+struct SoftwareOnly {
+    #[serde(default = "not_reported")]
+    software: Reading<Software>,
+}
+
+/// The software list in a machine's latest inventory: `None` when the
+/// machine has no readable inventory.
+pub(super) async fn latest_software(
+    state: &AppState,
+    machine_id: &str,
+) -> Result<Option<Reading<Software>>, WebError> {
+    let Some(text) = state.store.latest_inventory(machine_id).await? else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<SoftwareOnly>(&text) {
+        Ok(doc) => Ok(Some(doc.software)),
+        Err(e) => {
+            tracing::warn!(machine = machine_id, error = %e, "stored inventory unreadable");
+            Ok(None)
+        }
+    }
+}
+
+/// Installed size in words (dpkg gives KiB).
+fn size_label(kib: Option<u64>) -> String {
+    match kib {
+        None => "—".into(),
+        Some(k) if k < 1024 => format!("{k} Kio"),
+        Some(k) => format!("{:.1} Mio", k as f64 / 1024.0).replace('.', ","),
+    }
+}
+
+/// The name filter form (GET), keeping `value`.
+fn filter_form(action: &str, label: &str, value: Option<&str>, hint: &str) -> Markup {
+    html! {
+        form method="get" action=(action) role="search" aria-label=(label) {
+            p {
+                label for="q" { (label) }
+                " "
+                input #q type="search" name="q" value=(value.unwrap_or("")) maxlength=(MAX_FILTER_CHARS)
+                    aria-describedby="q-aide" autocomplete="off";
+                " "
+                button type="submit" { "Rechercher" }
+            }
+            p #q-aide .hint { (hint) }
+        }
+    }
+}
+
+/// `GET /machines/{id}/logiciels?q=`.
+pub async fn machine(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> WebResult {
+    let filter = name_filter(raw.as_deref())?;
+    let m = super::machine::find(&state, &session, &id).await?;
+    let software = latest_software(&state, &m.row.id).await?;
+    let recorded = m.history.first().map(|(_, at, _)| *at);
+    let title = format!("Logiciels de {}", m.row.hostname);
+    let body = html! {
+        p { a href={"/machines/" (m.row.id)} { "Retour à la machine " (m.row.hostname) } }
+        @match &software {
+            None => p { "Cette machine n'a pas encore transmis d'inventaire lisible." },
+            Some(Reading::Unavailable(reason)) => p {
+                "L'agent de cette machine ne transmet pas la liste des logiciels (" (reason) ")."
+            },
+            Some(Reading::Value(list)) => {
+                p { "Selon l'inventaire du " (date_time(recorded)) " (UTC) : "
+                    strong { (list.packages.len()) " paquets Debian" }
+                    @if !list.flatpaks.is_empty() { " et " strong { (list.flatpaks.len()) " applications Flatpak" } }
+                    "." }
+                (filter_form(&format!("/machines/{}/logiciels", m.row.id), "Filtrer par nom",
+                    filter.as_deref(), "Une partie du nom suffit, sans tenir compte des majuscules : « gcompris », « libreoffice »."))
+                (package_tables(list, filter.as_deref()))
+            }
+        }
+    };
+    Ok(html(layout::page(&title, Some(&session), body)))
+}
+
+/// The packages and Flatpak applications of `list` whose name matches.
+fn package_tables(list: &Software, filter: Option<&str>) -> Markup {
+    let packages: Vec<_> = list
+        .packages
+        .iter()
+        .filter(|p| matches(&p.name, filter))
+        .collect();
+    let flatpaks: Vec<_> = list
+        .flatpaks
+        .iter()
+        .filter(|a| matches(&a.id, filter))
+        .collect();
+    html! {
+        @if let Some(f) = filter {
+            p role="status" { (packages.len()) " paquet(s) et " (flatpaks.len())
+                " application(s) Flatpak dont le nom contient « " (f) " »." }
+        }
+        @if !packages.is_empty() {
+            table {
+                caption { "Paquets Debian (" (packages.len()) ")" }
+                thead { tr {
+                    th scope="col" { "Paquet" } th scope="col" { "Version" }
+                    th scope="col" { "Architecture" } th scope="col" { "Section" }
+                    th scope="col" { "Taille installée" }
+                } }
+                tbody {
+                    @for p in &packages {
+                        tr {
+                            th scope="row" { (p.name) }
+                            td { (p.version) }
+                            td { (p.arch) }
+                            td { (p.section.as_deref().unwrap_or("—")) }
+                            td.n { (size_label(p.size_kib)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !flatpaks.is_empty() {
+            table {
+                caption { "Applications Flatpak (" (flatpaks.len()) ")" }
+                thead { tr {
+                    th scope="col" { "Application" } th scope="col" { "Version" }
+                    th scope="col" { "Branche" } th scope="col" { "Architecture" }
+                } }
+                tbody {
+                    @for a in &flatpaks {
+                        tr {
+                            th scope="row" { (a.id) }
+                            td { (a.version.as_deref().unwrap_or("—")) }
+                            td { (a.branch) }
+                            td { (a.arch) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One package name's findings in a school: version (and architecture) →
+/// machines that have it.
+type Versions<'a> = BTreeMap<(String, String), Vec<&'a MachineRow>>;
+
+/// `GET /etablissements/{uai}/logiciels?q=`: the machines of the school
+/// (retired ones aside) that have a package or Flatpak application whose
+/// name contains `q`, by name and version.
+pub async fn school(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(uai): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> WebResult {
+    let filter = name_filter(raw.as_deref())?;
+    let school = school_or_404(&state, &session, &uai).await?;
+    let mut found: BTreeMap<String, Versions> = BTreeMap::new();
+    let mut searched = 0usize;
+    let mut without_list: Vec<MachineRow> = Vec::new();
+    let rows = if filter.is_some() {
+        let page = state
+            .store
+            .machines_in(
+                &scope(&session),
+                &MachineQuery {
+                    school: Some(school.uai.clone()),
+                    limit: None,
+                    ..MachineQuery::default()
+                },
+                auth::now(),
+            )
+            .await?;
+        page.rows
+            .into_iter()
+            .filter(|r| r.state != MachineState::Retired)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(f) = filter.as_deref() {
+        for row in &rows {
+            let Some(Reading::Value(list)) = latest_software(&state, &row.id).await? else {
+                without_list.push(row.clone());
+                continue;
+            };
+            searched += 1;
+            let hits = list
+                .packages
+                .iter()
+                .filter(|p| matches(&p.name, Some(f)))
+                .map(|p| (p.name.clone(), p.version.clone(), p.arch.clone()))
+                .chain(
+                    list.flatpaks
+                        .iter()
+                        .filter(|a| matches(&a.id, Some(f)))
+                        .map(|a| {
+                            let version = a.version.clone().unwrap_or_else(|| "—".into());
+                            (a.id.clone(), version, format!("Flatpak {}", a.branch))
+                        }),
+                );
+            for (name, version, arch) in hits {
+                found
+                    .entry(name)
+                    .or_default()
+                    .entry((version, arch))
+                    .or_default()
+                    .push(row);
+            }
+        }
+    }
+    let title = format!("Logiciels — {}", school.name);
+    let action = format!("/etablissements/{}/logiciels", school.uai);
+    let body = html! {
+        p { a href={"/etablissements/" (school.uai)} { "Retour à l'établissement" } }
+        (filter_form(&action, "Nom du logiciel", filter.as_deref(),
+            "Une partie du nom suffit, sans tenir compte des majuscules : « gcompris » trouve gcompris-qt et org.kde.gcompris."))
+        @if let Some(f) = filter.as_deref() {
+            p role="status" {
+                @if found.is_empty() {
+                    "Aucune des " (searched) " machines dont la liste est connue n'a de logiciel dont le nom contient « " (f) " »."
+                } @else {
+                    (found.len()) " logiciel(s) dont le nom contient « " (f) " », sur les "
+                    (searched) " machines dont la liste est connue."
+                }
+            }
+            @if found.len() > MAX_NAMES_SHOWN {
+                p { "Seuls les " (MAX_NAMES_SHOWN) " premiers par ordre alphabétique sont montrés : précisez le nom." }
+            }
+            @for (name, versions) in found.iter().take(MAX_NAMES_SHOWN) {
+                table {
+                    caption { (name) " : " (versions.values().map(Vec::len).sum::<usize>()) " installation(s)" }
+                    thead { tr {
+                        th scope="col" { "Version" } th scope="col" { "Architecture" }
+                        th scope="col" { "Machines" }
+                    } }
+                    tbody {
+                        @for ((version, arch), machines) in versions {
+                            tr {
+                                th scope="row" { (version) }
+                                td { (arch) }
+                                td {
+                                    (machines.len()) " : "
+                                    @for (i, m) in machines.iter().enumerate() {
+                                        @if i > 0 { ", " }
+                                        a href={"/machines/" (m.id) "/logiciels?q=" (f)} { (m.hostname) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !without_list.is_empty() {
+                table {
+                    caption { "Machines sans liste de logiciels connue (" (without_list.len()) ")" }
+                    thead { tr { th scope="col" { "Machine" } th scope="col" { "État" } th scope="col" { "Dernier contact (UTC)" } } }
+                    tbody {
+                        @for m in &without_list {
+                            tr {
+                                th scope="row" { a href={"/machines/" (m.id)} { (m.hostname) } }
+                                td { (state_badge(m.state)) }
+                                td { (date_time(m.last_seen)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(html(layout::page(&title, Some(&session), body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_takes_package_names_only() {
+        assert_eq!(name_filter(None).unwrap(), None);
+        assert_eq!(
+            name_filter(Some("q=g%2B%2B")).unwrap().as_deref(),
+            Some("g++")
+        );
+        assert_eq!(name_filter(Some("q=+")).unwrap(), None);
+        assert_eq!(
+            name_filter(Some("q=GCompris-Qt")).unwrap().as_deref(),
+            Some("gcompris-qt")
+        );
+        assert_eq!(
+            name_filter(Some("q=org.kde.gcompris")).unwrap().as_deref(),
+            Some("org.kde.gcompris")
+        );
+        for bad in ["q=%3Cscript%3E", "q=a%20b", "q=%C3%A9", "q=a%27"] {
+            assert!(name_filter(Some(bad)).is_err(), "{bad}");
+        }
+        let long = format!("q={}", "a".repeat(MAX_FILTER_CHARS + 1));
+        assert!(name_filter(Some(&long)).is_err());
+        assert!(matches("org.KDE.GCompris", Some("kde.gc")));
+        assert!(!matches("gimp", Some("gcompris")));
+        assert!(matches("gimp", None));
+    }
+
+    #[test]
+    fn sizes_read_in_french() {
+        assert_eq!(size_label(None), "—");
+        assert_eq!(size_label(Some(900)), "900 Kio");
+        assert_eq!(size_label(Some(1536)), "1,5 Mio");
+    }
+}
