@@ -15,12 +15,27 @@
 //! Failed logins are stored (table `login_failures`), so the limit
 //! ([`MAX_FAILURES_PER_LOGIN`] per account, [`MAX_FAILURES_PER_ADDRESS`] per
 //! client address, over [`FAILURE_WINDOW_SECS`]) holds across every server
-//! process sharing the database and across restarts. Logins and failed
-//! logins go to the audit log with the address.
+//! process sharing the database and across restarts. Within a process,
+//! attempts on one account, and attempts from one address, run one after
+//! the other (check, argon2, record), so concurrent guesses cannot all pass
+//! the check before the first failure is recorded; with several server
+//! processes on one PostgreSQL database, at most one attempt per account
+//! and process is in flight. Logins and failed logins go to the audit log
+//! with the address.
+//!
+//! Argon2 holds 19 MiB for ≈ 50 ms: every password check or hash on the
+//! web side goes through [`argon2`], which runs at most a few at once (one
+//! per core, four at most) and answers « busy » after waiting
+//! [`ARGON2_WAIT`], so a flood of logins waits instead of holding memory.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::Duration;
 
-use crate::secrets;
+use tokio::sync::Semaphore;
+
+use crate::secrets::{self, Argon2Memory};
 use crate::store::Store;
 use crate::store::web::{NewSession, User};
 
@@ -55,6 +70,9 @@ pub enum LoginError {
     /// all, so the page does not tell which logins exist).
     #[error("Identifiant ou mot de passe incorrect.")]
     BadCredentials,
+    /// Too many password checks at once: the server is busy.
+    #[error("Le serveur est très sollicité : réessayez dans un instant.")]
+    Busy,
     /// The database failed.
     #[error("Erreur du serveur : {0}")]
     Store(#[from] crate::store::StoreError),
@@ -83,11 +101,84 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| secrets::hash_password("nird-dummy-password").unwrap_or_default())
 }
 
-/// Verifies a password on the blocking pool (argon2 takes tens of ms).
-async fn verify(password: String, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || secrets::verify_password(&password, &phc))
+/// How long a password check or hash waits for its turn before the
+/// server answers that it is busy.
+pub const ARGON2_WAIT: Duration = Duration::from_secs(10);
+
+/// Argon2 runs at once at most: one per core, four at most.
+fn argon2_permits() -> &'static Arc<Semaphore> {
+    static PERMITS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(Semaphore::new(cores.clamp(1, 4)))
+    })
+}
+
+/// Argon2 working memories not in use: at most one per permit, kept.
+fn argon2_memories() -> &'static Mutex<Vec<Argon2Memory>> {
+    static MEMORIES: OnceLock<Mutex<Vec<Argon2Memory>>> = OnceLock::new();
+    MEMORIES.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Runs `work` (an argon2 check or hash, in the memory it is given) on the
+/// blocking pool once a permit is free; [`LoginError::Busy`] after waiting
+/// [`ARGON2_WAIT`]. The permit goes with the work, so a request given up
+/// while its hash runs does not free its place early. So the server holds
+/// at most one argon2 memory per permit (19 MiB each), reused.
+pub async fn argon2<T: Send + 'static>(
+    work: impl FnOnce(&mut Argon2Memory) -> T + Send + 'static,
+) -> Result<T, LoginError> {
+    let permit = tokio::time::timeout(ARGON2_WAIT, argon2_permits().clone().acquire_owned())
         .await
-        .unwrap_or(false)
+        .map_err(|_| LoginError::Busy)?
+        .map_err(|_| LoginError::Busy)?;
+    tokio::task::spawn_blocking(move || {
+        let pool = argon2_memories();
+        let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut memory = taken.unwrap_or_default();
+        let out = work(&mut memory);
+        pool.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(memory);
+        drop(permit);
+        out
+    })
+    .await
+    .map_err(|_| LoginError::Busy)
+}
+
+/// Locks by key (an account's login, or an address): attempts holding the
+/// same key run one after the other. Entries no attempt holds are dropped
+/// once the map has many.
+struct KeyLocks(Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>);
+
+impl KeyLocks {
+    fn new() -> Self {
+        KeyLocks(Mutex::new(HashMap::new()))
+    }
+
+    fn get(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(lock) = map.get(key).and_then(Weak::upgrade) {
+            return lock;
+        }
+        if map.len() >= 1024 {
+            map.retain(|_, held| held.strong_count() > 0);
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        map.insert(key.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
+}
+
+fn login_locks() -> &'static KeyLocks {
+    static LOCKS: OnceLock<KeyLocks> = OnceLock::new();
+    LOCKS.get_or_init(KeyLocks::new)
+}
+
+fn address_locks() -> &'static KeyLocks {
+    static LOCKS: OnceLock<KeyLocks> = OnceLock::new();
+    LOCKS.get_or_init(KeyLocks::new)
 }
 
 /// Checks a login and password and, if they are right and no limit is hit,
@@ -108,6 +199,13 @@ pub async fn login(
     {
         return Err(LoginError::BadCredentials);
     }
+    // One attempt at a time per account, then per address (always in
+    // this order, so two attempts never wait for each other's lock): the
+    // count below then includes every earlier attempt's failure.
+    let login_lock = login_locks().get(login);
+    let _login_turn = login_lock.lock().await;
+    let address_lock = address_locks().get(&ip);
+    let _address_turn = address_lock.lock().await;
     let (by_login, by_ip) = store
         .login_failures(login, &ip, now() - FAILURE_WINDOW_SECS)
         .await?;
@@ -120,7 +218,8 @@ pub async fn login(
         Some((user, phc)) => (Some(user), phc),
         None => (None, dummy_hash().to_owned()),
     };
-    let ok = verify(password.to_owned(), phc).await;
+    let password = password.to_owned();
+    let ok = argon2(move |memory| secrets::verify_password_in(&password, &phc, memory)).await?;
     match user {
         Some(user) if ok && user.disabled_at.is_none() => {
             let cookie = secrets::new_secret();

@@ -95,9 +95,8 @@ pub async fn change_password(
         .await?
         .map(|(_, h)| h)
         .unwrap_or_default();
-    let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&current, &stored))
-        .await
-        .unwrap_or(false);
+    let ok =
+        auth::argon2(move |memory| secrets::verify_password_in(&current, &stored, memory)).await?;
     if !ok {
         return Err(WebError::bad_request("Mot de passe actuel incorrect."));
     }
@@ -107,8 +106,7 @@ pub async fn change_password(
         ));
     }
     auth::check_new_password(&new).map_err(WebError::bad_request)?;
-    let hash = secrets::hash_password(&new)
-        .map_err(|_| WebError::bad_request("Mot de passe impossible à chiffrer."))?;
+    let hash = super::hash_password(new).await?;
     state
         .store
         .set_password(

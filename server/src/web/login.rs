@@ -63,6 +63,12 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Response {
             super::layout::html(login_page(Some(&e.to_string()), login)),
         )
             .into_response(),
+        Err(e @ LoginError::Busy) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+            super::layout::html(login_page(Some(&e.to_string()), login)),
+        )
+            .into_response(),
         Err(e @ LoginError::BadCredentials) => (
             StatusCode::UNAUTHORIZED,
             super::layout::html(login_page(Some(&e.to_string()), login)),

@@ -158,9 +158,21 @@ impl From<auth::LoginError> for WebError {
     fn from(e: auth::LoginError) -> Self {
         match e {
             auth::LoginError::Store(s) => s.into(),
+            e @ auth::LoginError::Busy => WebError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+            },
             other => WebError::bad_request(other.to_string()),
         }
     }
+}
+
+/// A new password's argon2 hash, computed like every password check
+/// ([`auth::argon2`]: a few at once, « busy » when too many wait).
+pub async fn hash_password(password: String) -> Result<String, WebError> {
+    auth::argon2(move |memory| crate::secrets::hash_password_in(&password, memory))
+        .await?
+        .map_err(|_| WebError::bad_request("Mot de passe impossible à chiffrer."))
 }
 
 impl IntoResponse for WebError {

@@ -171,8 +171,7 @@ pub async fn create(
     let role = parse_role(form.get("role"))?;
     let nodes = parse_scope(role, form.get("scope"))?;
     let password = secrets::new_password();
-    let hash = secrets::hash_password(&password)
-        .map_err(|_| WebError::bad_request("Mot de passe impossible à chiffrer."))?;
+    let hash = super::hash_password(password.clone()).await?;
     state
         .store
         .add_user_scoped(
@@ -248,8 +247,7 @@ pub async fn reset_password(
 ) -> WebResult {
     admin_only(&session)?;
     let password = secrets::new_password();
-    let hash = secrets::hash_password(&password)
-        .map_err(|_| WebError::bad_request("Mot de passe impossible à chiffrer."))?;
+    let hash = super::hash_password(password.clone()).await?;
     state
         .store
         .set_password(&session.user.login, &login, hash, None)
