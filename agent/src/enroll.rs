@@ -115,6 +115,31 @@ pub struct EnrollOptions {
     /// Without it, the agent takes the pinned server's first keyring (trust
     /// on first use) and shows its key ids.
     pub keyring: Option<PathBuf>,
+    /// `--replace-keyring`: the keyring given replaces the one held even
+    /// when it is not its successor (a machine moving to another
+    /// maintainers' chain). Needs `keyring`.
+    pub replace_keyring: bool,
+}
+
+/// The keyring an enrolment brings: the operator's file or the kit's
+/// (`None`: the server's first one, unless one is held), and whether it
+/// may replace one held off its chain (`--replace-keyring`).
+struct OfferedKeyring {
+    document: Option<(Vec<u8>, String)>,
+    replace: bool,
+}
+
+/// Where the keyring an enrolment leaves came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyringSource {
+    /// The operator's file or the kit.
+    Operator,
+    /// The pinned server's first keyring (trust on first use).
+    Server,
+    /// The one held before, kept; `offered`: the version offered, if any.
+    Kept { offered: Option<u64> },
+    /// The operator's, replacing (`--replace-keyring`) version `previous`.
+    Replaced { previous: u64 },
 }
 
 /// A successful enrolment.
@@ -129,8 +154,8 @@ pub struct Enrolled {
     /// The keyring installed: version and (key id, holder) pairs; `None`
     /// when neither `--keyring` nor the server provided one.
     pub keyring: Option<(u64, Vec<(String, String)>)>,
-    /// Where the keyring came from: the operator's file, or the server.
-    pub keyring_from_server: bool,
+    /// Where the keyring came from.
+    pub keyring_source: KeyringSource,
     /// The root managed (`/` in production): says how to start the agent.
     pub root: PathBuf,
 }
@@ -157,6 +182,11 @@ pub enum EnrollError {
     /// Bad `--token`.
     #[error("jeton d'enrôlement invalide : il doit faire 1 à 256 caractères, sans espace")]
     TokenFormat,
+    /// `--replace-keyring` without a keyring to replace with.
+    #[error(
+        "--replace-keyring remplace le trousseau détenu par celui que vous donnez : indiquez-le avec --keyring FICHIER (ou un kit qui en contient un)"
+    )]
+    ReplaceWithoutKeyring,
     /// Bad `--ca-fingerprint`.
     #[error(
         "empreinte « {0} » invalide : attendu 64 chiffres hexadécimaux (SHA-256), avec ou sans « : »"
@@ -298,6 +328,9 @@ pub fn enroll(
     now: &dyn Fn() -> time::OffsetDateTime,
 ) -> Result<Enrolled, EnrollError> {
     refuse_if_enrolled(paths, options.force)?;
+    if options.replace_keyring && options.keyring.is_none() {
+        return Err(EnrollError::ReplaceWithoutKeyring);
+    }
     let url = ServerUrl::parse(&options.server)?;
     let token = options.token.trim();
     if token.is_empty() || token.len() > 256 || token.chars().any(char::is_whitespace) {
@@ -330,7 +363,10 @@ pub fn enroll(
         &url,
         token,
         &options.ca,
-        keyring_file,
+        OfferedKeyring {
+            document: keyring_file,
+            replace: options.replace_keyring,
+        },
         inventory,
         now,
     )
@@ -373,6 +409,7 @@ pub fn enroll_with_kit(
     paths: &AgentPaths,
     kit_file: &std::path::Path,
     force: bool,
+    replace_keyring: bool,
     inventory: &crate::daemon::InventorySnapshot,
     now: &dyn Fn() -> time::OffsetDateTime,
 ) -> Result<Enrolled, EnrollError> {
@@ -403,6 +440,7 @@ pub fn enroll_with_kit(
                 .map_err(|e| file_err(format!("trousseau de clés du kit refusé : {e}")))?;
             Some((k.document.clone().into_bytes(), k.signature.clone()))
         }
+        None if replace_keyring => return Err(EnrollError::ReplaceWithoutKeyring),
         None => None,
     };
     enroll_pinned(
@@ -410,7 +448,10 @@ pub fn enroll_with_kit(
         &url,
         &kit.token,
         &CaPin::Pem(kit.ca_certificate.clone()),
-        keyring,
+        OfferedKeyring {
+            document: keyring,
+            replace: replace_keyring,
+        },
         inventory,
         now,
     )
@@ -441,7 +482,7 @@ fn enroll_pinned(
     url: &ServerUrl,
     token: &str,
     ca: &CaPin,
-    keyring_file: Option<(Vec<u8>, String)>,
+    offered: OfferedKeyring,
     inventory: &crate::daemon::InventorySnapshot,
     now: &dyn Fn() -> time::OffsetDateTime,
 ) -> Result<Enrolled, EnrollError> {
@@ -532,9 +573,16 @@ fn enroll_pinned(
             .unwrap_or(&paths.server_ca_file()),
     );
     // The keyring: the operator's, or the pinned server's first one (trust
-    // on first use; its key ids are shown). Later ones are chained.
-    let (keyring_doc, keyring_from_server) = match keyring_file {
+    // on first use; its key ids are shown). Later ones are chained. A
+    // keyring held already is never replaced by an older one, nor by one
+    // off its chain, unless the operator says so (--replace-keyring): a
+    // re-enrolment takes nothing from the server (its first keyring would
+    // trust keys a later one revoked).
+    let held = crate::trust::load_keyring(paths).ok().flatten();
+    let replace_keyring = offered.replace;
+    let (keyring_doc, keyring_from_server) = match offered.document {
         Some(pair) => (Some(pair), false),
+        None if held.is_some() => (None, false),
         None => {
             let authed = HttpsTransport::new(
                 &url,
@@ -561,24 +609,42 @@ fn enroll_pinned(
             }
         }
     };
-    let keyring = match keyring_doc {
+    use crate::trust::EnrolmentKeyring;
+    let (keyring, keyring_source) = match keyring_doc {
         Some((bytes, sig)) => {
-            let k = crate::trust::install_first_keyring(paths, &bytes, &sig).map_err(|e| {
-                EnrollError::Keyring {
-                    path: paths.keyring_file().display().to_string(),
-                    reason: e.to_string(),
+            let done =
+                crate::trust::install_enrolment_keyring(paths, &bytes, &sig, replace_keyring)
+                    .map_err(|e| EnrollError::Keyring {
+                        path: paths.keyring_file().display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+            match done {
+                EnrolmentKeyring::Installed(k) if keyring_from_server => {
+                    (Some(k), KeyringSource::Server)
                 }
-            })?;
-            Some((
-                k.version,
-                k.keys
-                    .iter()
-                    .map(|k| (k.id.clone(), k.name.clone()))
-                    .collect(),
-            ))
+                EnrolmentKeyring::Installed(k) => (Some(k), KeyringSource::Operator),
+                EnrolmentKeyring::Kept { held, offered } => (
+                    Some(held),
+                    KeyringSource::Kept {
+                        offered: Some(offered),
+                    },
+                ),
+                EnrolmentKeyring::Replaced { previous, keyring } => {
+                    (Some(keyring), KeyringSource::Replaced { previous })
+                }
+            }
         }
-        None => None,
+        None => (held, KeyringSource::Kept { offered: None }),
     };
+    let keyring = keyring.map(|k| {
+        (
+            k.version,
+            k.keys
+                .iter()
+                .map(|k| (k.id.clone(), k.name.clone()))
+                .collect(),
+        )
+    });
     let mut config = AgentConfig::new(&url.base, &reply.machine_id, ca_system_path);
     config.school = reply.school.clone();
     if let Ok(old) = AgentConfig::load(paths) {
@@ -598,7 +664,7 @@ fn enroll_pinned(
         status: reply.status,
         ca_fingerprint,
         keyring,
-        keyring_from_server,
+        keyring_source,
         root: paths.root.clone(),
     })
 }
@@ -623,6 +689,7 @@ pub fn enroll_kit_with_collected_inventory(
     paths: &AgentPaths,
     kit: &std::path::Path,
     force: bool,
+    replace_keyring: bool,
 ) -> Result<Enrolled, EnrollError> {
     use crate::daemon::InventorySource as _;
     let inventory = crate::daemon::service::CollectedInventory::new(paths)
@@ -635,6 +702,7 @@ pub fn enroll_kit_with_collected_inventory(
         paths,
         kit,
         force,
+        replace_keyring,
         &inventory,
         &time::OffsetDateTime::now_utc,
     )
@@ -667,13 +735,27 @@ impl Enrolled {
         );
         match &self.keyring {
             Some((version, keys)) => {
-                out.push_str(&format!(
-                    "\nTrousseau de clés version {version}{} : vérifiez que ce sont bien les clés des mainteneurs :",
-                    if self.keyring_from_server {
-                        " reçu du serveur (confiance à la première utilisation)"
-                    } else {
-                        ""
+                let how = match &self.keyring_source {
+                    KeyringSource::Operator => String::new(),
+                    KeyringSource::Server => {
+                        " reçu du serveur (confiance à la première utilisation)".into()
                     }
+                    KeyringSource::Kept { offered: None } => " déjà détenu, conservé".into(),
+                    KeyringSource::Kept { offered: Some(v) } if v == version => {
+                        " déjà détenu".into()
+                    }
+                    KeyringSource::Kept { offered: Some(v) } => format!(
+                        " déjà détenu, conservé : le trousseau version {v} donné n'en est pas la \
+                         suite (un trousseau plus ancien ferait de nouveau confiance à des clés \
+                         révoquées ; --replace-keyring le remplace si la machine change de \
+                         mainteneurs)"
+                    ),
+                    KeyringSource::Replaced { previous } => {
+                        format!(" installé à la place de la version {previous} (--replace-keyring)")
+                    }
+                };
+                out.push_str(&format!(
+                    "\nTrousseau de clés version {version}{how} : vérifiez que ce sont bien les clés des mainteneurs :"
                 ));
                 for (id, name) in keys {
                     out.push_str(&format!("\n  clé {id}  {name}"));
@@ -757,6 +839,7 @@ mod tests {
             ca,
             force: false,
             keyring: None,
+            replace_keyring: false,
         };
         let fp = CaPin::Fingerprint("ab".repeat(32));
         for (o, needle) in [

@@ -80,6 +80,10 @@ struct EnrollArgs {
     /// Sans lui, le premier trousseau du serveur est pris (confiance à la première utilisation).
     #[arg(long, value_name = "FICHIER")]
     keyring: Option<PathBuf>,
+    /// Remplacer le trousseau déjà détenu par celui de --keyring (ou du kit) même s'il n'en
+    /// est pas la suite : seulement si la machine change de mainteneurs.
+    #[arg(long)]
+    replace_keyring: bool,
 }
 
 fn main() -> ExitCode {
@@ -163,7 +167,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enroll(args) => {
             use nird_agent::enroll::{CaPin, EnrollOptions};
             let done = if let Some(kit) = &args.kit {
-                nird_agent::enroll::enroll_kit_with_collected_inventory(&paths, kit, args.force)?
+                nird_agent::enroll::enroll_kit_with_collected_inventory(
+                    &paths,
+                    kit,
+                    args.force,
+                    args.replace_keyring,
+                )?
             } else {
                 let ca = match (args.ca_fingerprint, args.ca_file) {
                     (Some(fp), _) => CaPin::Fingerprint(fp),
@@ -178,6 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     ca,
                     force: args.force,
                     keyring: args.keyring,
+                    replace_keyring: args.replace_keyring,
                 };
                 nird_agent::enroll::enroll_with_collected_inventory(&paths, &options)?
             };

@@ -38,6 +38,10 @@ pub enum TrustError {
     },
     #[error("trousseau refusé : {0}")]
     Keyring(#[from] KeyringError),
+    #[error(
+        "un trousseau est déjà détenu (version {held}) : le trousseau version {offered} ne le remplace pas"
+    )]
+    AlreadyHeld { held: u64, offered: u64 },
     #[error("index refusé : {0}")]
     Index(#[from] IndexError),
     #[error("téléchargement de {what} impossible : {detail}")]
@@ -101,16 +105,108 @@ pub fn load_keyring(paths: &AgentPaths) -> Result<Option<Keyring>, TrustError> {
 }
 
 /// Installs a first keyring (trust on first use): verified to be signed by
-/// the threshold of its own keys. Refuses to replace a keyring already held
-/// by anything but its chained successor (see [`advance_keyring`]).
+/// the threshold of its own keys. Refuses when a keyring is held already:
+/// only its chained successors replace it ([`advance_keyring`],
+/// [`install_enrolment_keyring`]).
 pub fn install_first_keyring(
     paths: &AgentPaths,
     bytes: &[u8],
     sig: &str,
 ) -> Result<Keyring, TrustError> {
     let keyring = verify_keyring(None, bytes, sig)?;
+    if let Ok(Some(held)) = load_keyring(paths) {
+        return Err(TrustError::AlreadyHeld {
+            held: held.version,
+            offered: keyring.version,
+        });
+    }
     write_pair(&paths.keyring_file(), bytes, sig)?;
     Ok(keyring)
+}
+
+/// What enrolment did with the keyring it was offered (the operator's
+/// file, the kit's, or the server's first one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrolmentKeyring {
+    /// Installed: none was held (or the one held was unreadable), or it is
+    /// the chained successor of the one held (its floors lowered).
+    Installed(Keyring),
+    /// The keyring held is kept: the one offered is the same version, or
+    /// is not its successor (an older keyring, from an old kit or a server
+    /// handing out its first one again, would trust keys a later keyring
+    /// revoked). Later keyrings come with check-ins, verified link by link.
+    Kept {
+        /// The keyring held, unchanged.
+        held: Keyring,
+        /// The version offered.
+        offered: u64,
+    },
+    /// The operator asked for it (`--replace-keyring`): the one held is
+    /// replaced by the one offered, whatever their versions.
+    Replaced {
+        /// The version held before.
+        previous: u64,
+        /// The keyring installed.
+        keyring: Keyring,
+    },
+}
+
+/// Installs the keyring an enrolment brings, without ever going back: when
+/// a keyring is held, only its chained successor replaces it, unless
+/// `replace` (the operator's explicit choice, for a machine moving to
+/// another maintainers' chain).
+pub fn install_enrolment_keyring(
+    paths: &AgentPaths,
+    bytes: &[u8],
+    sig: &str,
+    replace: bool,
+) -> Result<EnrolmentKeyring, TrustError> {
+    let offered = verify_keyring(None, bytes, sig)?;
+    let held = match load_keyring(paths) {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!("keyring held unreadable, replaced by the enrolment's: {e}");
+            None
+        }
+    };
+    let Some(held) = held else {
+        write_pair(&paths.keyring_file(), bytes, sig)?;
+        return Ok(EnrolmentKeyring::Installed(offered));
+    };
+    if replace {
+        write_pair(&paths.keyring_file(), bytes, sig)?;
+        tracing::warn!(
+            from = held.version,
+            to = offered.version,
+            "keyring replaced at the operator's request"
+        );
+        return Ok(EnrolmentKeyring::Replaced {
+            previous: held.version,
+            keyring: offered,
+        });
+    }
+    match verify_keyring(Some(&held), bytes, sig) {
+        Ok(next) => {
+            if !next.floors.is_empty() {
+                lower_floors(paths, &next)?;
+            }
+            write_pair(&paths.keyring_file(), bytes, sig)?;
+            Ok(EnrolmentKeyring::Installed(next))
+        }
+        Err(e) => {
+            if offered.version != held.version {
+                tracing::warn!(
+                    held = held.version,
+                    offered = offered.version,
+                    "enrolment keyring not the successor of the one held: kept the one held ({e})"
+                );
+            }
+            Ok(EnrolmentKeyring::Kept {
+                offered: offered.version,
+                held,
+            })
+        }
+    }
 }
 
 /// Fetches a signed document: (bytes, signature text).
@@ -205,6 +301,30 @@ pub fn load_index(
     }
 }
 
+impl IndexState {
+    /// The version of the index held and verified, if any.
+    pub fn version(&self) -> Option<u64> {
+        match self {
+            IndexState::Valid(i) | IndexState::Expired(i) => Some(i.version),
+            IndexState::Missing => None,
+        }
+    }
+}
+
+/// The lowest index version the agent may accept: the version of the index
+/// it holds, *whether or not* that index still verifies. An index signed by
+/// a key a later keyring retired no longer counts as held ([`load_index`]),
+/// but its version still does: otherwise, after a routine key rotation, any
+/// older index signed by a key still trusted would be taken back, and with
+/// it older pinned releases. The file is in the agent's own state
+/// directory, which only root writes.
+pub fn index_floor(paths: &AgentPaths, held: &IndexState) -> Option<u64> {
+    held.version().or_else(|| {
+        let (bytes, _) = read_pair(&paths.index_file()).ok()??;
+        Some(CatalogueIndex::parse(&bytes).ok()?.version)
+    })
+}
+
 /// The UTC date of `now`.
 pub fn utc_date(now: time::OffsetDateTime) -> time::Date {
     now.to_offset(time::UtcOffset::UTC).date()
@@ -219,12 +339,12 @@ pub fn accept_index(
     sig: &str,
     now: time::OffsetDateTime,
 ) -> Result<CatalogueIndex, TrustError> {
-    let held = match load_index(paths, Some(keyring), now) {
-        IndexState::Valid(i) | IndexState::Expired(i) => Some(i.version),
-        IndexState::Missing => None,
-    };
-    let (index, _) = verify_index(&keyring.trusted_keys(), bytes, sig, held, now)?;
-    if held != Some(index.version) {
+    let held = load_index(paths, Some(keyring), now);
+    let floor = index_floor(paths, &held);
+    let (index, _) = verify_index(&keyring.trusted_keys(), bytes, sig, floor, now)?;
+    // The same version signed again (by a key still trusted) replaces one
+    // that no longer verifies.
+    if held.version() != Some(index.version) {
         write_pair(&paths.index_file(), bytes, sig)?;
         tracing::info!(version = index.version, "accepted a new catalogue index");
     }

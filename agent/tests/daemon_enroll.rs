@@ -26,6 +26,7 @@ fn options(server: &Server, token: &str, ca: CaPin) -> EnrollOptions {
         ca,
         force: false,
         keyring: None,
+        replace_keyring: false,
     }
 }
 

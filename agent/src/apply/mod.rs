@@ -217,11 +217,9 @@ fn anchors(opts: &ApplyOptions, source: &dyn ReleaseSource) -> Anchors {
     };
     let mut index = trust::load_index(&opts.paths, keyring.as_ref(), opts.now);
     if let (Some(k), Some((bytes, sig))) = (&keyring, source.index()) {
-        let held = match &index {
-            trust::IndexState::Valid(i) | trust::IndexState::Expired(i) => Some(i.version),
-            trust::IndexState::Missing => None,
-        };
-        match nird_proto::index::verify_index(&k.trusted_keys(), &bytes, &sig, held, opts.now) {
+        let held = index.version();
+        let floor = trust::index_floor(&opts.paths, &index);
+        match nird_proto::index::verify_index(&k.trusted_keys(), &bytes, &sig, floor, opts.now) {
             // Used for this run only: planning and refusing never write.
             Ok((offered, _)) if held != Some(offered.version) => {
                 index = trust::IndexState::Valid(offered);
