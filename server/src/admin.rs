@@ -656,7 +656,7 @@ pub async fn index_show(store: &dyn Store) -> anyhow::Result<String> {
 }
 
 /// `user reset-password LOGIN`: a new generated password, shown once;
-/// the account's sessions are closed.
+/// the account's sessions are closed and its API tokens revoked.
 pub async fn user_reset_password(
     store: &dyn Store,
     actor: &str,

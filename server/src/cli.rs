@@ -398,8 +398,8 @@ pub enum UserCommand {
         #[arg(long = "scope", value_name = "NIVEAU:VALEUR")]
         scopes: Vec<String>,
     },
-    /// Donne un nouveau mot de passe (affiché une seule fois) et ferme les
-    /// sessions ouvertes du compte.
+    /// Donne un nouveau mot de passe (affiché une seule fois), ferme les
+    /// sessions ouvertes du compte et révoque ses jetons d'API.
     ResetPassword {
         #[command(flatten)]
         dir: DataDirArg,

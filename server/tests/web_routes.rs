@@ -760,8 +760,17 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         .status,
         200
     );
+    // An admin's reset closes the account's sessions and revokes its API
+    // tokens (the account may be in the wrong hands).
+    let jetable_token = cli(&["user", "token", "create", "--data-dir", &d, "jetable"])
+        .trim()
+        .to_owned();
+    let api = |token: &str| web.get("/api/v1/admin/machines", None, Some(token)).status;
+    assert_eq!(api(&jetable_token), 200);
     let reset = send_admin("/utilisateurs/jetable/mot-de-passe", &[]);
     assert_eq!(reset.status, 200);
+    assert!(reset.body.contains("jetons d'API personnels révoqués"));
+    assert_eq!(api(&jetable_token), 401, "reset revokes API tokens");
     let marker = "id=\"mot-de-passe-genere\">";
     let at = reset.body.find(marker).unwrap() + marker.len();
     let jetable_pw = reset.body[at..].split('<').next().unwrap().to_owned();
@@ -791,6 +800,94 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         .status,
         400
     );
+    // An admin cannot take away its own admin role (nothing changes).
+    let before = audit_len(&f);
+    let r = send_admin(
+        "/utilisateurs/chef/role",
+        &[("role", "auditor"), ("scope", "academie:Lille")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("propre rôle d'administrateur"),
+        "{}",
+        r.body
+    );
+    assert_eq!(audit_len(&f), before);
+
+    // Retiring is confirmed, or refused with nothing changed; actions say
+    // what they did; a bulk refusal changes no machine at all.
+    let machine_actions = format!("/machines/{m_in}/actions");
+    let r = send_admin(&machine_actions, &[("action", "retire")]);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("cochez la case de confirmation"),
+        "{}",
+        r.body
+    );
+    let other_actions = format!("/etablissements/{OTHER}/actions");
+    let r = send_admin(
+        &other_actions,
+        &[("action", "retire"), ("machine", m_out.as_str())],
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        audit_len(&f),
+        before,
+        "unconfirmed retirements change nothing"
+    );
+    let r = send_admin(
+        &other_actions,
+        &[
+            ("action", "retire"),
+            ("machine", m_out.as_str()),
+            ("confirmer", "oui"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("1 machine(s) retirée(s)"), "{}", r.body);
+    let before = audit_len(&f);
+    let r = send_admin(
+        &other_actions,
+        &[("action", "approve"), ("machine", m_out.as_str())],
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("Retirée de la flotte : pc-dehors-99"),
+        "{}",
+        r.body
+    );
+    // Approving a machine already approved: nothing to do, nothing logged.
+    let r = send_admin(
+        &format!("/etablissements/{UAI}/actions"),
+        &[("action", "approve"), ("machine", m_in.as_str())],
+    );
+    assert!(r.body.contains("0 machine(s) approuvée(s)"), "{}", r.body);
+    assert_eq!(audit_len(&f), before);
+    let r = send_admin(
+        &format!("/etablissements/{UAI}/actions"),
+        &[
+            ("action", "include"),
+            ("profile", "jamais-publie"),
+            ("machine", m_in.as_str()),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body
+            .contains("Profil « jamais-publie » ajouté à 1 machine(s)")
+            && r.body.contains("ATTENTION : « jamais-publie » pas publié"),
+        "{}",
+        r.body
+    );
+    let r = send_admin(
+        &machine_actions,
+        &[("action", "exclude"), ("profile", "jamais-publie")],
+    );
+    assert!(
+        r.body
+            .contains("Profil « jamais-publie » retiré de cette machine")
+    );
+
     // A POST from another site is refused even with the token.
     let mut evil = web
         .agent

@@ -679,7 +679,8 @@ pub trait WebStore {
     /// Revokes a session (logout).
     fn revoke_session<'a>(&'a self, actor: &'a str, id_hash: &'a str) -> StoreFuture<'a, ()>;
     /// Sets a password and revokes every session of the user except
-    /// `keep` (the session that changed it, if any).
+    /// `keep` (the session that changed it, if any). Without `keep` (a
+    /// reset by an admin), the user's API tokens are revoked too.
     fn set_password<'a>(
         &'a self,
         actor: &'a str,

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::layout::{self, alerts, csrf, date_time, html, profile_badge, state_badge, win11_label};
 use super::school::profile_name;
-use super::{FormData, WebError, WebResult, can_manage, scope, see_other};
+use super::{FormData, WebError, WebResult, can_manage, scope};
 use crate::auth::{self, Session};
 use crate::http::AppState;
 use crate::store::web::MachineDetail;
@@ -189,13 +189,21 @@ pub async fn page(
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> WebResult {
-    let m = find(&state, &session, &id).await?;
-    let software = super::software::latest_software(&state, &m.row.id).await?;
+    render(&state, &session, &id, None).await
+}
+
+/// The machine's page, with `message` on top (after an action).
+async fn render(state: &AppState, session: &Session, id: &str, message: Option<&str>) -> WebResult {
+    let m = find(state, session, id).await?;
+    let software = super::software::latest_software(state, &m.row.id).await?;
     let title = format!("Machine {}", m.row.hostname);
     Ok(html(layout::page(
         &title,
-        Some(&session),
-        body(&session, &m, software.as_ref()),
+        Some(session),
+        html! {
+            @if let Some(text) = message { (layout::notice(text)) }
+            (body(session, &m, software.as_ref()))
+        },
     )))
 }
 
@@ -439,7 +447,19 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
                 (action_form(session, &r.id, "approve", "Approuver la machine", None))
             }
             @if r.status != MachineStatus::Retired {
-                (action_form(session, &r.id, "retire", "Retirer de la flotte", None))
+                form method="post" action={"/machines/" (r.id) "/actions"} id="retrait" {
+                    (csrf(session))
+                    input type="hidden" name="action" value="retire";
+                    fieldset {
+                        legend { "Retirer de la flotte" }
+                        p { "La machine ne recevra plus rien et ne comptera plus dans l'audit. C'est définitif : pour la reprendre, il faudra la réinscrire." }
+                        p.check {
+                            input type="checkbox" id="confirmer-retrait" name="confirmer" value="oui" required;
+                            label.check for="confirmer-retrait" { "Je confirme le retrait définitif de " (r.hostname) }
+                        }
+                        p { button.danger type="submit" id="action-retire" { "Retirer de la flotte" } }
+                    }
+                }
             }
             form method="post" action={"/machines/" (r.id) "/actions"} id="derogation" {
                 (csrf(session))
@@ -515,6 +535,12 @@ pub async fn action(
                 .await?
         }
         "retire" => {
+            if form.get("confirmer") != Some("oui") {
+                return Err(WebError::bad_request(
+                    "Pour retirer cette machine de la flotte, cochez la case de confirmation : \
+                     le retrait est définitif. Rien n'a été modifié.",
+                ));
+            }
             state
                 .store
                 .set_machine_status(actor, &m.row.id, MachineStatus::Retired)
@@ -545,7 +571,19 @@ pub async fn action(
         }
         _ => return Err(WebError::bad_request("Action inconnue.")),
     }
-    Ok(see_other(&format!("/machines/{}", m.row.id)))
+    let done = match form.get("action").unwrap_or("") {
+        "approve" => "Machine approuvée : elle recevra ses profils au prochain contact.".to_owned(),
+        "retire" => "Machine retirée de la flotte.".to_owned(),
+        "include" => format!(
+            "Profil « {} » ajouté à cette machine.",
+            form.get("profile").unwrap_or("").trim()
+        ),
+        _ => format!(
+            "Profil « {} » retiré de cette machine.",
+            form.get("profile").unwrap_or("").trim()
+        ),
+    };
+    render(&state, &session, &m.row.id, Some(&done)).await
 }
 
 /// How the processor requirement was judged: the server's own verdict when

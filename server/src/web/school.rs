@@ -213,6 +213,10 @@ async fn render(
                     }
                     label for="action-profil" { "Profil (pour les dérogations)" }
                     input type="text" id="action-profil" name="profile";
+                    p.check {
+                        input type="checkbox" id="confirmer-retrait" name="confirmer" value="oui";
+                        label.check for="confirmer-retrait" { "Je confirme le retrait définitif (pour « Retirer de la flotte » : les machines devront être réinscrites)" }
+                    }
                     p { button type="submit" id="appliquer-action" { "Appliquer" } }
                 }
             }
@@ -393,7 +397,7 @@ pub async fn bulk(
         _ => return Err(WebError::bad_request("Action inconnue.")),
     };
     // One scoped query for the school's machines, not one per selection.
-    let of_school: std::collections::HashSet<String> = state
+    let of_school: std::collections::HashMap<String, (MachineState, String)> = state
         .store
         .machines_in(
             &scope(&session),
@@ -406,15 +410,58 @@ pub async fn bulk(
         .await?
         .rows
         .into_iter()
-        .map(|r| r.id)
+        .map(|r| (r.id, (r.state, r.hostname)))
         .collect();
-    if ids.iter().any(|id| !of_school.contains(*id)) {
+    if ids.iter().any(|id| !of_school.contains_key(*id)) {
         return Err(WebError::not_found());
     }
     // Out of scope answered 404 above, whatever the role.
     if !can_manage(&session) {
         return Err(WebError::forbidden());
     }
+    if action == "retire" && form.get("confirmer") != Some("oui") {
+        return Err(WebError::bad_request(
+            "Pour retirer des machines de la flotte, cochez « Je confirme le retrait définitif » : \
+             le retrait est définitif. Rien n'a été modifié.",
+        ));
+    }
+    // Everything is checked before anything is written: a refusal changes
+    // nothing. Machines already in the state asked are left alone.
+    let retired: Vec<&str> = ids
+        .iter()
+        .filter_map(|id| match &of_school[*id] {
+            (MachineState::Retired, host) => Some(host.as_str()),
+            _ => None,
+        })
+        .collect();
+    if action != "retire" && !retired.is_empty() {
+        return Err(WebError::bad_request(format!(
+            "Retirée de la flotte : {} (une machine retirée doit être réinscrite). \
+             Rien n'a été modifié : désélectionnez-la.",
+            retired.join(", ")
+        )));
+    }
+    let ids: Vec<&str> = ids
+        .into_iter()
+        .filter(|id| match (action, of_school[*id].0) {
+            ("approve", state) => state == MachineState::Pending,
+            ("retire", state) => state != MachineState::Retired,
+            _ => true,
+        })
+        .collect();
+    // An inclusion gets the same judgement as an assignment: refused if
+    // agents would refuse the profile, a warning if it is not published.
+    let verdict = match (action, &profile) {
+        ("include", Some(p)) => {
+            let verdict =
+                crate::admin::assignability(state.store.as_ref(), std::slice::from_ref(p)).await?;
+            if let Some(refusal) = verdict.refusal() {
+                return Err(WebError::bad_request(format!("{refusal}.")));
+            }
+            Some(verdict)
+        }
+        _ => None,
+    };
     let actor = session.user.login.as_str();
     for id in &ids {
         match (action, &profile) {
@@ -439,7 +486,38 @@ pub async fn bulk(
             _ => {}
         }
     }
-    Ok(see_other(&format!("/etablissements/{}", school.uai)))
+    let n = ids.len();
+    let done = match (action, &profile) {
+        ("approve", _) => format!("{n} machine(s) approuvée(s)."),
+        ("retire", _) => format!(
+            "{n} machine(s) retirée(s) de la flotte : elles ne reçoivent plus rien et ne \
+             comptent plus dans l'audit ; pour en reprendre une, réinscrivez-la."
+        ),
+        ("include", Some(p)) => format!("Profil « {p} » ajouté à {n} machine(s)."),
+        (_, Some(p)) => format!("Profil « {p} » retiré de {n} machine(s)."),
+        _ => String::new(),
+    };
+    let warning = verdict.map(|v| v.warning()).unwrap_or_default();
+    render_first_page(
+        &state,
+        &session,
+        &school,
+        format!("{done} {warning}").trim(),
+    )
+    .await
+}
+
+/// The school's page, first page of its table unfiltered, with `message`
+/// on top (after a change).
+async fn render_first_page(
+    state: &AppState,
+    session: &Session,
+    school: &School,
+    message: &str,
+) -> WebResult {
+    let mut params = TableParams::parse(None)?;
+    params.query.school = Some(school.uai.clone());
+    render(state, session, school, &params, Some(notice(message))).await
 }
 
 /// `POST /etablissements/{uai}/jetons`: a new enrolment token, shown once
@@ -555,14 +633,11 @@ pub async fn assign(
         .assign_school(&session.user.login, &school.uai, profiles)
         .await?;
     let warning = verdict.warning();
-    let mut params = TableParams::parse(None)?;
-    params.query.school = Some(school.uai.clone());
-    render(
+    render_first_page(
         &state,
         &session,
         &school,
-        &params,
-        Some(notice(&format!("Affectations enregistrées. {warning}"))),
+        &format!("Affectations enregistrées. {warning}"),
     )
     .await
 }

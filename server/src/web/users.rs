@@ -142,10 +142,11 @@ async fn render(state: &AppState, session: &Session, message: Option<Markup>) ->
     )))
 }
 
-fn password_notice(login: &str, password: &str) -> Markup {
+fn password_notice(login: &str, password: &str, reset: bool) -> Markup {
     html! {
         div.notice role="status" {
             p { "Mot de passe de « " (login) " », affiché une seule fois : transmettez-le par un canal sûr." }
+            @if reset { p { "Ses sessions ouvertes sont fermées et ses jetons d'API personnels révoqués." } }
             code.secret id="mot-de-passe-genere" { (password) }
         }
     }
@@ -186,7 +187,12 @@ pub async fn create(
             nodes,
         )
         .await?;
-    render(&state, &session, Some(password_notice(&login, &password))).await
+    render(
+        &state,
+        &session,
+        Some(password_notice(&login, &password, false)),
+    )
+    .await
 }
 
 /// `POST /utilisateurs/{login}/role`.
@@ -198,6 +204,14 @@ pub async fn set_role(
 ) -> WebResult {
     admin_only(&session)?;
     let role = parse_role(form.get("role"))?;
+    // As for disabling: an admin cannot take away its own rights (the last
+    // one would leave the server with no admin, and no page to undo it).
+    if login == session.user.login && role != Role::Admin {
+        return Err(WebError::bad_request(
+            "Vous ne pouvez pas retirer votre propre rôle d'administrateur : \
+             demandez-le à un autre administrateur. Rien n'a été modifié.",
+        ));
+    }
     let nodes = parse_scope(role, form.get("scope"))?;
     state
         .store
@@ -252,5 +266,10 @@ pub async fn reset_password(
         .store
         .set_password(&session.user.login, &login, hash, None)
         .await?;
-    render(&state, &session, Some(password_notice(&login, &password))).await
+    render(
+        &state,
+        &session,
+        Some(password_notice(&login, &password, true)),
+    )
+    .await
 }

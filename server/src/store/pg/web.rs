@@ -420,6 +420,16 @@ impl WebStore for PgStore {
                 &[&id, &keep.unwrap_or_default(), &now()],
             )
             .await?;
+            // A reset by an admin (no session kept): the account may be in
+            // the wrong hands, so its API tokens go too.
+            if keep.is_none() {
+                exec(
+                    &tx,
+                    "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                    &[&id, &now()],
+                )
+                .await?;
+            }
             audit(
                 &tx,
                 actor,

@@ -389,6 +389,9 @@ impl WebStore for SqliteStore {
         keep: Option<&'a str>,
     ) -> StoreFuture<'a, ()> {
         let (actor, login) = (actor.to_owned(), login.to_owned());
+        // A reset by an admin (no session kept): the account may be in the
+        // wrong hands, so its API tokens go too.
+        let reset = keep.is_none();
         let keep = keep.map(str::to_owned).unwrap_or_default();
         Box::pin(self.write(move |conn| {
             let id = user_id(conn, &login)?;
@@ -399,6 +402,12 @@ impl WebStore for SqliteStore {
                  WHERE user_id = ?1 AND id_hash <> ?2 AND revoked_at IS NULL",
             )?
             .execute(params![id, keep, now()])?;
+            if reset {
+                conn.prepare_cached(
+                    "UPDATE api_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+                )?
+                .execute(params![id, now()])?;
+            }
             audit(
                 conn,
                 &actor,
