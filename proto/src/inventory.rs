@@ -74,6 +74,28 @@ pub mod reason {
     pub const LEGACY_BOOT: &str = "booted in legacy BIOS mode";
     /// The field did not exist in the agent version that wrote the document.
     pub const NOT_REPORTED: &str = "not reported by this agent version";
+
+    /// French for the common reasons, saying what to do where something
+    /// can be done (the agent's summary and the dashboard show it); any
+    /// other reason is a technical detail, given as it is for whoever helps.
+    pub fn french(why: &str) -> String {
+        match why {
+            NEEDS_ROOT => "lisible seulement en administrateur : relancer avec sudo".into(),
+            NOT_EXPOSED => "cette machine ne l'indique pas".into(),
+            PLACEHOLDER => "non renseigné par le fabricant".into(),
+            NOT_LIVE_SYSTEM => "non lu hors du système en marche".into(),
+            DBUS_DISABLED => "D-Bus désactivé".into(),
+            UDISKS2_NOT_RUNNING => {
+                "service UDisks2 arrêté (installer ou démarrer le paquet udisks2)".into()
+            }
+            LEGACY_BOOT => "démarrage en mode BIOS hérité".into(),
+            NOT_REPORTED => "pas transmis par cette version de l'agent".into(),
+            other if other.starts_with("cannot connect to the system bus") => {
+                "bus système D-Bus injoignable (service dbus arrêté ?)".into()
+            }
+            other => format!("détail technique : {other}"),
+        }
+    }
 }
 
 /// A value the agent tried to read: the value, or why it could not.

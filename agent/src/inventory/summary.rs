@@ -440,26 +440,13 @@ fn why<T>(r: &Reading<T>) -> String {
         .unwrap_or_default()
 }
 
-/// French for the common reasons, saying what to do where something can be
-/// done; other reasons are technical details, shown as they are for whoever
-/// helps the teacher.
+/// [`reason::french`], with « indisponible » before a technical detail.
 fn reason_fr(why: &str) -> String {
-    match why {
-        reason::NEEDS_ROOT => {
-            "lisible seulement en administrateur : relancer avec sudo".to_string()
-        }
-        reason::NOT_EXPOSED => "cette machine ne l'indique pas".to_string(),
-        reason::PLACEHOLDER => "non renseigné par le fabricant".to_string(),
-        reason::NOT_LIVE_SYSTEM => "non lu hors du système en marche".to_string(),
-        reason::DBUS_DISABLED => "D-Bus désactivé".to_string(),
-        reason::UDISKS2_NOT_RUNNING => {
-            "service UDisks2 arrêté (installer ou démarrer le paquet udisks2)".to_string()
-        }
-        reason::LEGACY_BOOT => "démarrage en mode BIOS hérité".to_string(),
-        other if other.starts_with("cannot connect to the system bus") => {
-            "bus système D-Bus injoignable (service dbus arrêté ?)".to_string()
-        }
-        other => format!("indisponible, détail technique : {other}"),
+    let text = reason::french(why);
+    if text.starts_with("détail technique") {
+        format!("indisponible, {text}")
+    } else {
+        text
     }
 }
 

@@ -144,7 +144,7 @@ pub const COLUMNS: &[(&str, &str, &str)] = &[
     (
         "memoire_go",
         "Mémoire (Go)",
-        "Mémoire installée en Gio, une décimale, virgule décimale.",
+        "Mémoire installée en Go comme elle est vendue (1 Go = 2³⁰ octets), une décimale, virgule décimale.",
     ),
     (
         "barrettes",
@@ -174,7 +174,7 @@ pub const COLUMNS: &[(&str, &str, &str)] = &[
     (
         "disque_go",
         "Disque (Go)",
-        "Taille du disque système en Go (10⁹ octets).",
+        "Taille du disque système en Go comme il est vendu (10⁹ octets), arrondie à l'entier.",
     ),
     (
         "smart",
@@ -323,7 +323,8 @@ pub fn cells(r: &AuditMachineRow, filter: &AuditFilter) -> Vec<String> {
         opt(f.build_year),
         opt(age),
         f.ram_bytes
-            .map(|b| co2::fr_number(b as f64 / 1_073_741_824.0, 1))
+            .and_then(|b| u64::try_from(b).ok())
+            .map(|b| co2::fr_number(super::layout::memory_gb(b), 1))
             .unwrap_or_default(),
         opt(f.ram_modules),
         opt(f.ram_slots),
@@ -331,7 +332,8 @@ pub fn cells(r: &AuditMachineRow, filter: &AuditFilter) -> Vec<String> {
         yes_no(f.ram_replaceable).into(),
         opt(f.disk_kind.as_ref()),
         f.disk_bytes
-            .map(|b| (b / 1_000_000_000).to_string())
+            .and_then(|b| u64::try_from(b).ok())
+            .map(|b| super::layout::disk_gb(b).to_string())
             .unwrap_or_default(),
         opt(f.smart.as_ref()),
         opt(f.battery_wear),
@@ -404,11 +406,19 @@ pub fn row_json(r: &AuditMachineRow, filter: &AuditFilter) -> Value {
     o.insert("en_service".into(), json!(in_use(r, filter)));
     o.insert(
         "memoire_go".into(),
-        json!(f.ram_bytes.map(|b| b as f64 / 1_073_741_824.0)),
+        json!(
+            f.ram_bytes
+                .and_then(|b| u64::try_from(b).ok())
+                .map(super::layout::memory_gb)
+        ),
     );
     o.insert(
         "disque_go".into(),
-        json!(f.disk_bytes.map(|b| b / 1_000_000_000)),
+        json!(
+            f.disk_bytes
+                .and_then(|b| u64::try_from(b).ok())
+                .map(super::layout::disk_gb)
+        ),
     );
     for (key, v) in [
         ("annee_processeur", f.cpu_year),

@@ -6,7 +6,7 @@
 
 use maud::{Markup, html};
 use nird_proto::inventory::{
-    InputDevice, InputKind, Monitor, PciDevice, Printer, Reading, SoundCard, UsbDevice,
+    InputDevice, InputKind, Monitor, PciDevice, Printer, Reading, SoundCard, UsbDevice, reason,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -30,7 +30,7 @@ fn section<T>(
     html! {
         @match reading {
             None => p { (what) " : non renseigné par l'agent." },
-            Some(Reading::Unavailable(reason)) => p { (what) " : indisponible (" (reason) ")." },
+            Some(Reading::Unavailable(why)) => p { (what) " : indisponible (" (reason::french(&why)) ")." },
             Some(Reading::Value(items)) if items.is_empty() => p { (what) " : " (none) "." },
             Some(Reading::Value(items)) => (table(&items)),
         }
@@ -241,7 +241,7 @@ pub fn windows_licence(doc: &Value) -> String {
                 .into()
         }
         Some(Reading::Value(false)) => "non (pas de table ACPI MSDM)".into(),
-        Some(Reading::Unavailable(reason)) => format!("indisponible ({reason})"),
+        Some(Reading::Unavailable(why)) => format!("indisponible ({})", reason::french(&why)),
     }
 }
 
@@ -277,7 +277,9 @@ mod tests {
         assert!(html.contains("DELL P2419H") && html.contains("semaine 12 de 2019"));
         assert!(html.contains("24 pouces (53 × 30 cm)"), "{html}");
         assert!(html.contains("Périphériques USB : aucun"));
-        assert!(html.contains("Imprimantes : indisponible (cups not installed)"));
+        assert!(
+            html.contains("Imprimantes : indisponible (détail technique : cups not installed)")
+        );
         assert!(html.contains("Cartes son : non renseigné"));
         assert!(windows_licence(&doc).starts_with("oui"));
         assert_eq!(windows_licence(&json!({})), "non renseigné");

@@ -193,3 +193,39 @@ pub fn alerts(flags: i64) -> Markup {
 pub fn notice(text: &str) -> Markup {
     html! { div.notice role="status" { p { (text) } } }
 }
+
+/// Whole Go (10⁹ bytes) of a disk, rounded: how disks are sold and how
+/// the fiche and the exports give them.
+pub fn disk_gb(bytes: u64) -> u64 {
+    bytes.saturating_add(500_000_000) / 1_000_000_000
+}
+
+/// Memory in Go as it is sold (2³⁰ bytes), to one decimal.
+pub fn memory_gb(bytes: u64) -> f64 {
+    (bytes as f64 / 1_073_741_824.0 * 10.0).round() / 10.0
+}
+
+/// « 23,5 Go » (memory, [`memory_gb`]).
+pub fn memory_text(bytes: u64) -> String {
+    format!("{} Go", crate::audit::co2::fr_number(memory_gb(bytes), 1))
+}
+
+/// « 256 Go » (a disk or file system, [`disk_gb`]).
+pub fn disk_text(bytes: u64) -> String {
+    format!(
+        "{} Go",
+        crate::audit::co2::fr_number(disk_gb(bytes) as f64, 0)
+    )
+}
+
+/// French name of a disk kind of the audit facts (`hdd`, `ssd`, `nvme`,
+/// `other`).
+pub fn disk_kind_label(kind: &str) -> &str {
+    match kind {
+        "hdd" => "disque dur",
+        "ssd" => "SSD SATA",
+        "nvme" => "SSD NVMe",
+        "other" => "autre (virtuel ou USB)",
+        other => other,
+    }
+}

@@ -9,7 +9,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use maud::{Markup, html};
 use nird_proto::api::MachineStatus;
-use nird_proto::inventory::{Reading, Software};
+use nird_proto::inventory::{Reading, Software, reason};
 use serde_json::Value;
 
 use super::layout::{self, alerts, csrf, date_time, html, profile_badge, state_badge, win11_label};
@@ -24,7 +24,10 @@ fn reading(doc: &Value, pointer: &str) -> String {
     match doc.pointer(pointer) {
         Some(Value::Object(o)) if o.contains_key("value") => scalar(&o["value"]),
         Some(Value::Object(o)) if o.contains_key("unavailable") => {
-            format!("indisponible ({})", scalar(&o["unavailable"]))
+            format!(
+                "indisponible ({})",
+                reason::french(&scalar(&o["unavailable"]))
+            )
         }
         Some(v) => scalar(v),
         None => NOT_REPORTED.into(),
@@ -79,13 +82,21 @@ fn cpu_line(doc: &Value) -> String {
     }
 }
 
+/// "2014-01-15" → "15/01/2014", as every other date; anything else as it is.
+fn iso_date_fr(iso: &str) -> String {
+    match iso.split('-').collect::<Vec<_>>().as_slice() {
+        [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 => format!("{d}/{m}/{y}"),
+        _ => iso.to_owned(),
+    }
+}
+
 /// The BIOS line: vendor, version and date, those known.
 fn bios_line(doc: &Value) -> String {
     joined(
         &[
             known(doc, "/firmware/bios_vendor"),
             known(doc, "/firmware/bios_version"),
-            known(doc, "/firmware/bios_date").map(|d| format!("du {d}")),
+            known(doc, "/firmware/bios_date").map(|d| format!("du {}", iso_date_fr(&d))),
         ],
         " ",
     )
@@ -95,7 +106,11 @@ fn bios_line(doc: &Value) -> String {
 fn boot_line(doc: &Value) -> String {
     joined(
         &[
-            known(doc, "/firmware/boot_mode"),
+            known(doc, "/firmware/boot_mode").map(|m| match m.as_str() {
+                "uefi" => "UEFI".to_owned(),
+                "legacy" => "BIOS hérité (legacy)".to_owned(),
+                _ => m,
+            }),
             known(doc, "/firmware/secure_boot").map(|s| format!("Secure Boot : {s}")),
         ],
         ", ",
@@ -132,9 +147,17 @@ fn list<'a>(doc: &'a Value, pointer: &str) -> &'a [Value] {
         .unwrap_or(&[])
 }
 
-fn gib(bytes: Option<u64>) -> String {
+/// Memory in Go (as sold, 2³⁰ bytes), or « non renseigné ».
+fn memory(bytes: Option<u64>) -> String {
     bytes
-        .map(|b| format!("{:.1} Gio", b as f64 / 1_073_741_824.0))
+        .map(layout::memory_text)
+        .unwrap_or_else(|| NOT_REPORTED.into())
+}
+
+/// A disk or file system in Go (10⁹ bytes, as sold), or « non renseigné ».
+fn disk(bytes: Option<u64>) -> String {
+    bytes
+        .map(layout::disk_text)
         .unwrap_or_else(|| NOT_REPORTED.into())
 }
 
@@ -160,6 +183,35 @@ fn flatten(prefix: String, v: &Value, out: &mut BTreeMap<String, String>) {
             out.insert(prefix, scalar(other));
         }
     }
+}
+
+/// A changed field for people: its section in French, then the rest of
+/// its path without the `value` steps of readings (« Système › packages ›
+/// installed_count »).
+fn field_label(path: &str) -> String {
+    let mut parts = path.split('.').filter(|p| *p != "value");
+    let section = match parts.next().unwrap_or("") {
+        "identity" => "Identité",
+        "firmware" => "Micrologiciel",
+        "cpu" => "Processeur",
+        "memory" => "Mémoire",
+        "storage" => "Stockage",
+        "batteries" => "Batteries",
+        "graphics" => "Graphique",
+        "network" => "Réseau",
+        "os" => "Système",
+        "software" => return "Logiciels installés".into(),
+        "monitors" => "Écrans",
+        "peripherals" => "Périphériques",
+        "windows11" => "Windows 11",
+        "agent_version" => "Version de l'agent",
+        "schema_version" => "Version du format",
+        other => other,
+    };
+    std::iter::once(section)
+        .chain(parts)
+        .collect::<Vec<_>>()
+        .join(" › ")
 }
 
 /// What changed between two inventory documents: (path, before, after).
@@ -253,7 +305,7 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
         h2 id="materiel" { "Matériel" }
         dl.facts {
             dt { "Processeur" } dd { (cpu_line(doc)) }
-            dt { "Mémoire" } dd { (gib(doc.pointer("/memory/total_bytes/value").and_then(Value::as_u64))) }
+            dt { "Mémoire" } dd { (memory(doc.pointer("/memory/total_bytes/value").and_then(Value::as_u64))) }
             dt { "BIOS" } dd { (bios_line(doc)) }
             dt { "Démarrage" } dd { (boot_line(doc)) }
             dt { "Licence Windows d'origine" } dd { (super::devices::windows_licence(doc)) }
@@ -269,7 +321,7 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
                     @for mm in modules {
                         tr {
                             th scope="row" { (scalar(&mm["locator"])) }
-                            td { (gib(mm["size_bytes"].as_u64().filter(|s| *s > 0))) @if mm["size_bytes"].as_u64() == Some(0) { "emplacement libre" } }
+                            td { @if mm["size_bytes"].as_u64() == Some(0) { "emplacement libre" } @else { (memory(mm["size_bytes"].as_u64())) } }
                             td { (scalar(&mm["kind"])) }
                             td { (scalar(&mm["speed_mts"])) }
                         }
@@ -289,7 +341,7 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
                         tr {
                             th scope="row" { (scalar(&d["name"])) }
                             td { (reading(d, "/model")) }
-                            td { (gib(d["size_bytes"].as_u64())) }
+                            td { (disk(d["size_bytes"].as_u64())) }
                             td {
                                 @match d.pointer("/smart/value/health").and_then(Value::as_str) {
                                     Some("failing") => strong { span aria-hidden="true" { "⚠ " } "en échec" },
@@ -316,7 +368,7 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
                         tr {
                             th scope="row" { (scalar(&f["mount_point"])) }
                             td { (scalar(&f["fs_type"])) }
-                            td { (gib(f.pointer("/usage/value/size_bytes").and_then(Value::as_u64))) }
+                            td { (disk(f.pointer("/usage/value/size_bytes").and_then(Value::as_u64))) }
                             td { (scalar(f.pointer("/usage/value/used_percent").unwrap_or(&Value::Null))) " %" }
                         }
                     }
@@ -343,7 +395,7 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
         h2 id="windows11" { "Windows 11" }
         p { "Verdict : " strong { (win11_label(&r.win11)) } }
         @if let Some(basis) = cpu_basis(doc) {
-            p { "Processeur jugé " (basis) "." }
+            p { "Jugement du processeur : " (basis) "." }
         }
         @let blockers = doc.pointer("/windows11/blockers").and_then(Value::as_array).cloned().unwrap_or_default();
         @let unknown = doc.pointer("/windows11/unknown").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -361,7 +413,7 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
         h2 id="logiciels" { "Logiciels" }
         @match software {
             None => p { "Liste des logiciels : pas encore d'inventaire lisible." },
-            Some(Reading::Unavailable(reason)) => p { "Liste des logiciels : indisponible (" (reason) ")." },
+            Some(Reading::Unavailable(why)) => p { "Liste des logiciels : indisponible (" (reason::french(why)) ")." },
             Some(Reading::Value(list)) => p {
                 (list.packages.len()) " paquets Debian"
                 @if !list.flatpaks.is_empty() { " et " (list.flatpaks.len()) " applications Flatpak" }
@@ -382,9 +434,15 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
                 tbody {
                     @for (path, before, after) in changes.iter().take(200) {
                         tr {
-                            th scope="row" { code { (path) } }
-                            td { @if let Some(b) = before { del { (b) } } @else { "(absent)" } }
-                            td { @if let Some(a) = after { ins { (a) } } @else { "(supprimé)" } }
+                            th scope="row" { (field_label(path)) }
+                            @if path == "software.part" {
+                                // Stored lists are named by their hash: say what changed.
+                                td { @if before.is_some() { "liste précédente" } @else { "(absente)" } }
+                                td { @if after.is_some() { a href={"/machines/" (r.id) "/logiciels"} { "nouvelle liste des logiciels" } } @else { "(supprimée)" } }
+                            } @else {
+                                td { @if let Some(b) = before { del { (b) } } @else { "(absent)" } }
+                                td { @if let Some(a) = after { ins { (a) } } @else { "(supprimé)" } }
+                            }
                         }
                     }
                 }
@@ -613,5 +671,26 @@ mod tests {
         assert!(d.contains(&("disks[1]".into(), None, Some("b".into()))));
         assert!(d.contains(&("gone".into(), Some("oui".into()), None)));
         assert_eq!(d.len(), 3);
+    }
+
+    #[test]
+    fn facts_read_in_french() {
+        assert_eq!(
+            field_label("os.packages.value.installed_count"),
+            "Système › packages › installed_count"
+        );
+        assert_eq!(field_label("software.part"), "Logiciels installés");
+        assert_eq!(iso_date_fr("2014-01-15"), "15/01/2014");
+        assert_eq!(iso_date_fr("01/15/2014"), "01/15/2014");
+        // Memory as sold (2³⁰), disks as sold (10⁹), rounded, French comma.
+        assert_eq!(memory(Some(25_275_000_000)), "23,5 Go");
+        assert_eq!(disk(Some(274_877_906_944)), "275 Go");
+        assert_eq!(disk(None), NOT_REPORTED);
+        let doc = serde_json::json!({"storage": {"model": {"unavailable":
+            nird_proto::inventory::reason::NOT_EXPOSED}}});
+        assert_eq!(
+            reading(&doc, "/storage/model"),
+            "indisponible (cette machine ne l'indique pas)"
+        );
     }
 }

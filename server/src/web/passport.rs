@@ -20,7 +20,6 @@ use super::audit_export::{blockers, in_use, upgrades};
 use super::layout::{date, date_time, html, page_at, win11_label};
 use super::school::school_or_404;
 use super::{WebError, WebResult, scope};
-use crate::audit::co2::fr_number;
 use crate::audit::facts::{AuditFacts, MachineClass};
 use crate::auth::{self, Session};
 use crate::http::AppState;
@@ -118,7 +117,7 @@ pub fn fiche(r: &AuditMachineRow, base: &str, now: i64) -> Markup {
                 dt { "Mémoire" }
                 dd {
                     @match f.ram_bytes {
-                        Some(b) => { (fr_number(b as f64 / 1_073_741_824.0, 1)) " Go" },
+                        Some(b) => (super::layout::memory_text(b.max(0).unsigned_abs())),
                         None => "inconnue",
                     }
                     @if let Some(m) = f.ram_modules { ", " (m) " barrette(s)" }
@@ -128,7 +127,7 @@ pub fn fiche(r: &AuditMachineRow, base: &str, now: i64) -> Markup {
                 dt { "Disque système" }
                 dd {
                     @match (&f.disk_kind, f.disk_bytes) {
-                        (Some(k), Some(b)) => { (k.to_uppercase()) ", " (b / 1_000_000_000) " Go" },
+                        (Some(k), Some(b)) => { (super::layout::disk_kind_label(k)) ", " (super::layout::disk_text(b.max(0).unsigned_abs())) },
                         _ => "inconnu",
                     }
                 }

@@ -122,8 +122,9 @@ pub async fn machine(
         p { a href={"/machines/" (m.row.id)} { "Retour à la machine " (m.row.hostname) } }
         @match &software {
             None => p { "Cette machine n'a pas encore transmis d'inventaire lisible." },
-            Some(Reading::Unavailable(reason)) => p {
-                "L'agent de cette machine ne transmet pas la liste des logiciels (" (reason) ")."
+            Some(Reading::Unavailable(why)) => p {
+                "L'agent de cette machine ne transmet pas la liste des logiciels ("
+                (nird_proto::inventory::reason::french(why)) ")."
             },
             Some(Reading::Value(list)) => {
                 p { "Selon l'inventaire du " (date_time(recorded)) " (UTC) : "
