@@ -786,6 +786,44 @@ fn audit_figures_scope_exports_and_glpi() {
             assert!(!r.body.contains(word), "{p} mentions {word}");
         }
     }
+    // A territory wider than the scope is not offered, and refused: the
+    // académie of Lille also has département 059 now, outside it.
+    let page = web.get(&server.url("/audit"), Some(&aud), None);
+    assert!(
+        page.body.contains("value=\"academie:Lille\""),
+        "{}",
+        page.body
+    );
+    cli(&[
+        "school",
+        "add",
+        "--data-dir",
+        w.f.dir(),
+        "--uai",
+        "0590117G",
+        "--name",
+        "École du Nord",
+        "--commune",
+        "Lille",
+        "--academie",
+        "Lille",
+        "--kind",
+        "ecole",
+    ]);
+    let page = web.get(&server.url("/audit"), Some(&aud), None);
+    assert!(
+        !page.body.contains("value=\"academie:Lille\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("value=\"departement:062\""));
+    let r = web.get(
+        &server.url("/audit/rapport?noeud=academie:Lille"),
+        Some(&aud),
+        None,
+    );
+    assert_eq!(r.status, 404);
+
     // Exports without a node: every row is from the auditor's schools.
     let csv = web.get(
         &server.url(&format!("/audit/machines.csv?{period}")),

@@ -12,6 +12,7 @@
 //! `audit_facts` columns ([`crate::store::audit`]): no inventory is parsed
 //! here.
 
+use crate::store::School;
 use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
@@ -152,7 +153,9 @@ pub fn scope_label(scope: &Scope) -> String {
 }
 
 /// 404 unless the node covers at least one school in scope (an auditor
-/// cannot even learn whether a territory outside theirs exists).
+/// cannot even learn whether a territory outside theirs exists) and lies
+/// within the scope: a reader of one commune may not title a report with
+/// its académie, whose figures would silently be the commune's.
 pub async fn check_node(
     state: &AppState,
     scope: &Scope,
@@ -160,11 +163,31 @@ pub async fn check_node(
 ) -> Result<(), WebError> {
     if let Some(node) = &params.filter.node {
         let schools = state.store.schools_in(scope).await?;
-        if !schools.iter().any(|s| node.covers(s)) {
+        if !schools.iter().any(|s| node.covers(s))
+            || !within(&every_school(state, scope).await?, scope, node)
+        {
             return Err(WebError::not_found());
         }
     }
     Ok(())
+}
+
+/// Every school on the server when `scope` is limited (to judge which
+/// territories lie within it); none needed for an admin's.
+async fn every_school(state: &AppState, scope: &Scope) -> Result<Vec<School>, WebError> {
+    Ok(match scope {
+        Scope::All => Vec::new(),
+        Scope::Nodes(_) => state.store.list_schools().await?,
+    })
+}
+
+/// True when every school of `all` that `node` covers is in `scope`.
+fn within(all: &[School], scope: &Scope, node: &ScopeNode) -> bool {
+    matches!(scope, Scope::All)
+        || all
+            .iter()
+            .filter(|s| node.covers(s))
+            .all(|s| scope.covers(s))
 }
 
 /// The figures of `params` in `scope` (404 for a node outside it).
@@ -765,6 +788,9 @@ pub async fn page(
     }
     nodes.sort();
     nodes.dedup();
+    // Only territories wholly within the reader's scope.
+    let all = every_school(&state, &scope).await?;
+    nodes.retain(|n| within(&all, &scope, n));
     let q = params.to_query();
     let body = html! {
         p {
