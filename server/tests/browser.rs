@@ -913,6 +913,31 @@ fn audit_pages(browser: &Browser, axe: &str, shots: &Path) {
         "{found}"
     );
     check("logiciels-etablissement");
+
+    // Reflow at 320 px (WCAG 1.4.10): the label / value lists and the
+    // headings fit the width; only data tables may scroll.
+    browser.cmd("POST", "/window/rect", json!({"width": 320, "height": 900}));
+    for (path, page) in [
+        (format!("/machines/{}", ids[0]), "machine-320"),
+        ("/audit?noeud=departement:062".to_owned(), "audit-320"),
+        (format!("/etablissements/{UAI}"), "etablissement-320"),
+    ] {
+        browser.goto(&format!("{base}{path}"));
+        browser.screenshot(&shots.join(format!("auditeur-{page}.png")));
+        let overflowing = browser.script(
+            "const w = document.documentElement.clientWidth;\
+             return [...document.querySelectorAll('dl.facts dd, dl.facts dt, h1, h2, p, legend, label')]\
+               .filter(e => !e.closest('table') && e.getBoundingClientRect().right > w + 1)\
+               .map(e => e.tagName + ': ' + e.textContent.trim().slice(0, 60));",
+            json!([]),
+        );
+        assert_eq!(overflowing, json!([]), "{path} at 320 px");
+    }
+    browser.cmd(
+        "POST",
+        "/window/rect",
+        json!({"width": 1280, "height": 900}),
+    );
     assert!(
         failures.is_empty(),
         "serious or critical WCAG 2.1 A/AA violations on the audit pages:\n{}",

@@ -111,7 +111,15 @@ fn boot_line(doc: &Value) -> String {
                 "legacy" => "BIOS hérité (legacy)".to_owned(),
                 _ => m,
             }),
-            known(doc, "/firmware/secure_boot").map(|s| format!("Secure Boot : {s}")),
+            known(doc, "/firmware/secure_boot").map(|s| {
+                let state = match s.as_str() {
+                    "enabled" => "activé",
+                    "disabled" => "désactivé",
+                    "unsupported" => "non pris en charge",
+                    other => other,
+                };
+                format!("Secure Boot : {state}")
+            }),
         ],
         ", ",
     )
