@@ -322,6 +322,7 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         "/utilisateurs",
         "/compte",
         "/machines.csv",
+        "/deconnexion",
     ] {
         let r = web.get(path, None, None);
         assert_eq!(r.status, 303, "{path}");
@@ -339,6 +340,18 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         login_page.body.contains("id=\"identifiant\"")
             && login_page.body.contains("for=\"mot-de-passe\"")
     );
+    // A mistyped address: the French page for people, JSON for the APIs.
+    let typo = web.get(&format!("/etablisements/{UAI}"), None, None);
+    assert_eq!(typo.status, 404);
+    assert!(
+        typo.content_type.starts_with("text/html"),
+        "{}",
+        typo.content_type
+    );
+    assert!(typo.body.contains("Page introuvable"), "{}", typo.body);
+    let api = web.get("/api/v1/inconnu", None, None);
+    assert_eq!(api.status, 404);
+    assert!(api.content_type.starts_with("application/json"));
     let css = web.get("/style.css", None, None);
     assert!(css.status == 200 && css.content_type.starts_with("text/css"));
 
@@ -690,6 +703,13 @@ fn every_route_for_every_role_in_and_out_of_scope() {
             assert_eq!(send(path, form).status, 404, "{} POST {path}", p.login);
             assert_eq!(audit_len(&f), before);
         }
+        // A logout address opened in the browser offers the button; a
+        // token number that is not a number is the French 404 page.
+        let bye = web.get("/deconnexion", c, None);
+        assert!(bye.status == 200 && bye.body.contains("confirmer-deconnexion"));
+        let r = send(&format!("/etablissements/{UAI}/jetons/abc/revoquer"), &[]);
+        assert_eq!(r.status, 404);
+        assert!(r.body.contains("Page introuvable"), "{}", r.body);
         // Own API token: create, revoke; another person's: 404.
         let r = send("/compte/jetons", &[("label", "essai".into())]);
         assert_eq!(r.status, 200);

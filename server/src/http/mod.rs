@@ -230,8 +230,15 @@ async fn track_request(State(state): State<AppState>, req: Request, next: Next) 
     response
 }
 
-async fn not_found() -> HttpError {
-    HttpError::not_found("cette adresse n'existe pas")
+/// An unknown address: JSON for the APIs, the French error page for a
+/// person's browser (a mistyped dashboard address showed raw JSON).
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") || path == "/metrics" {
+        HttpError::not_found("cette adresse n'existe pas").into_response()
+    } else {
+        crate::web::WebError::not_found().into_response()
+    }
 }
 
 async fn openapi_json() -> Response {

@@ -155,9 +155,10 @@ pub async fn token_create(
 pub async fn token_revoke(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     Extension(_form): Extension<FormData>,
 ) -> WebResult {
+    let id = super::path_id(&id)?;
     state
         .store
         .revoke_api_token(&session.user.login, &session.user.login, id)

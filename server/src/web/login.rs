@@ -78,6 +78,22 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Response {
     }
 }
 
+/// `GET /deconnexion` (a bookmark, an address typed): logging out is a
+/// POST with the session's CSRF token, so this page offers the button.
+pub async fn logout_page(Extension(session): Extension<Session>) -> Response {
+    super::layout::html(super::layout::page(
+        "Se déconnecter",
+        Some(&session),
+        maud::html! {
+            form method="post" action="/deconnexion" {
+                (super::layout::csrf(&session))
+                p { "Fermer votre session sur ce navigateur ?" }
+                button type="submit" id="confirmer-deconnexion" { "Se déconnecter" }
+            }
+        },
+    ))
+}
+
 /// `POST /deconnexion`: revokes the session.
 pub async fn logout(
     State(state): State<AppState>,

@@ -167,6 +167,12 @@ impl From<auth::LoginError> for WebError {
     }
 }
 
+/// A numeric identifier from the path: 404 (the French page) for anything
+/// else, instead of axum's English plain-text rejection.
+pub fn path_id(text: &str) -> Result<i64, WebError> {
+    text.parse().map_err(|_| WebError::not_found())
+}
+
 /// A new password's argon2 hash, computed like every password check
 /// ([`auth::argon2`]: a few at once, « busy » when too many wait).
 pub async fn hash_password(password: String) -> Result<String, WebError> {
@@ -216,7 +222,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/style.css", get(layout::stylesheet));
     let private = Router::new()
         .route("/", get(home::page))
-        .route("/deconnexion", post(login::logout))
+        .route("/deconnexion", get(login::logout_page).post(login::logout))
         .route("/etablissements/{uai}", get(school::page))
         .route("/etablissements/{uai}/actions", post(school::bulk))
         .route("/etablissements/{uai}/jetons", post(school::token_create))

@@ -36,9 +36,12 @@ pub async fn school_or_404(
 pub fn profile_name(text: &str) -> Result<String, WebError> {
     let t = text.trim();
     if !nird_proto::profile::is_slug(t) {
+        // Echoed cut short: a 3,000-character name made the page 29,000 px wide.
+        let shown: String = t.chars().take(64).collect();
+        let more = if t.chars().count() > 64 { "…" } else { "" };
         return Err(WebError::bad_request(format!(
-            "Nom de profil « {t} » invalide : lettres minuscules, chiffres et tirets simples, \
-             64 caractères au plus."
+            "Nom de profil « {shown}{more} » invalide : lettres minuscules, chiffres et tirets \
+             simples, 64 caractères au plus."
         )));
     }
     Ok(t.to_owned())
@@ -586,9 +589,10 @@ pub async fn token_create(
 pub async fn token_revoke(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
-    Path((uai, id)): Path<(String, i64)>,
+    Path((uai, id)): Path<(String, String)>,
     Extension(_form): Extension<FormData>,
 ) -> WebResult {
+    let id = super::path_id(&id)?;
     let school = school_or_404(&state, &session, &uai).await?;
     let tokens = state.store.tokens_in(&scope(&session), &school.uai).await?;
     if !tokens.iter().any(|t| t.id == id) {
