@@ -772,6 +772,36 @@ fn every_route_for_every_role_in_and_out_of_scope() {
     );
     assert_eq!(r.status, 200);
     assert!(r.body.contains("mot-de-passe-genere"));
+    // An establishment not on the server: refused in French, nothing
+    // written; a territory with no school yet: accepted, with a warning.
+    let before = audit_len(&f);
+    let r = send_admin(
+        "/utilisateurs",
+        &[
+            ("login", "perdu"),
+            ("role", "school"),
+            ("scope", "uai:0620057A"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("n'est pas sur ce serveur"), "{}", r.body);
+    assert_eq!(audit_len(&f), before);
+    let r = send_admin(
+        "/utilisateurs",
+        &[
+            ("login", "narnia"),
+            ("role", "auditor"),
+            ("scope", "academie:Narnia"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains(
+            "aucun établissement de ce serveur n'est pour l'instant dans : académie Narnia"
+        ),
+        "{}",
+        r.body
+    );
     assert_eq!(
         send_admin(
             "/utilisateurs/jetable/role",

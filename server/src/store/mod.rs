@@ -65,7 +65,7 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The thing named does not exist.
-    #[error("{0} introuvable")]
+    #[error("{0} est introuvable")]
     NotFound(String),
     /// The thing already exists (unique key).
     #[error("{0} existe déjà")]

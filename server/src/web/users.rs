@@ -11,7 +11,7 @@ use super::{FormData, WebError, WebResult, see_other};
 use crate::auth::Session;
 use crate::http::AppState;
 use crate::secrets;
-use crate::store::web::ScopeNode;
+use crate::store::web::{ScopeLevel, ScopeNode};
 use crate::store::{NewUser, Role};
 
 fn admin_only(session: &Session) -> Result<(), WebError> {
@@ -45,6 +45,41 @@ fn parse_scope(role: Role, text: Option<&str>) -> Result<Vec<ScopeNode>, WebErro
         ));
     }
     Ok(nodes)
+}
+
+/// Checks scope nodes against the server's schools before anything is
+/// written: an establishment not on the server is refused (the account
+/// would see nothing, and the store's « introuvable » answered a 404
+/// page); a territory with no school yet is accepted with a warning
+/// (schools may come after their auditor, or the name is misspelt).
+async fn check_nodes(state: &AppState, nodes: &[ScopeNode]) -> Result<String, WebError> {
+    if nodes.is_empty() {
+        return Ok(String::new());
+    }
+    let schools = state.store.list_schools().await?;
+    let mut empty = Vec::new();
+    for n in nodes {
+        if schools.iter().any(|s| n.covers(s)) {
+            continue;
+        }
+        if n.level == ScopeLevel::Uai {
+            return Err(WebError::bad_request(format!(
+                "L'établissement {} n'est pas sur ce serveur : ajoutez-le d'abord \
+                 (« nird-server school add »), ou corrigez le code UAI. Rien n'a été modifié.",
+                n.value
+            )));
+        }
+        empty.push(format!("{} {}", n.level.label(), n.value));
+    }
+    Ok(if empty.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "ATTENTION : aucun établissement de ce serveur n'est pour l'instant dans : {}. \
+             Vérifiez l'orthographe ; le compte ne voit rien tant qu'il n'y en a pas.",
+            empty.join(", ")
+        )
+    })
 }
 
 fn valid_login(login: &str) -> Result<String, WebError> {
@@ -171,6 +206,7 @@ pub async fn create(
     let login = valid_login(form.get("login").unwrap_or(""))?;
     let role = parse_role(form.get("role"))?;
     let nodes = parse_scope(role, form.get("scope"))?;
+    let warning = check_nodes(&state, &nodes).await?;
     let password = secrets::new_password();
     let hash = super::hash_password(password.clone()).await?;
     state
@@ -190,7 +226,10 @@ pub async fn create(
     render(
         &state,
         &session,
-        Some(password_notice(&login, &password, false)),
+        Some(html! {
+            (password_notice(&login, &password, false))
+            @if !warning.is_empty() { (notice(&warning)) }
+        }),
     )
     .await
 }
@@ -213,6 +252,7 @@ pub async fn set_role(
         ));
     }
     let nodes = parse_scope(role, form.get("scope"))?;
+    let warning = check_nodes(&state, &nodes).await?;
     state
         .store
         .set_user_role(&session.user.login, &login, role, nodes)
@@ -221,7 +261,10 @@ pub async fn set_role(
         &state,
         &session,
         Some(notice(
-            "Rôle et périmètre enregistrés ; les sessions de ce compte sont fermées.",
+            format!(
+                "Rôle et périmètre enregistrés ; les sessions de ce compte sont fermées. {warning}"
+            )
+            .trim(),
         )),
     )
     .await
