@@ -142,6 +142,15 @@ impl SchoolKind {
         }
     }
 
+    /// The French word, e.g. « collège ».
+    pub fn label(self) -> &'static str {
+        match self {
+            SchoolKind::Ecole => "école",
+            SchoolKind::College => "collège",
+            SchoolKind::Lycee => "lycée",
+        }
+    }
+
     /// Parses a CLI or stored name (accents accepted).
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_lowercase().as_str() {

@@ -238,6 +238,16 @@ impl Co2Avoided {
     }
 }
 
+/// « 0 machine », « 1 machine », « 2 machines » (French: the singular
+/// below two).
+pub fn count(n: i64, one: &str, many: &str) -> String {
+    format!(
+        "{} {}",
+        fr_number(n as f64, 0),
+        if n.abs() < 2 { one } else { many }
+    )
+}
+
 /// In-use machines per school kind: (kind, label, machines).
 pub fn by_kind(fig: &AuditFigures) -> Vec<(&'static str, &'static str, i64)> {
     let at = idx("en_service");
@@ -632,7 +642,7 @@ pub fn sections(fig: &AuditFigures, factors: &Co2Factors) -> Markup {
                 dt { "Refusées par Windows 11 (en service)" }
                 dd { (t[idx("w11_incompatibles")]) }
                 dt { "Années de vie prolongée pendant la période" }
-                dd { (fr_number(co2.extended_years, 1)) " années (" (t[idx("machines_vie_prolongee")]) " machines)" }
+                dd { (fr_number(co2.extended_years, 1)) @if co2.extended_years < 2.0 { " année (" } @else { " années (" } (count(t[idx("machines_vie_prolongee")], "machine", "machines")) ")" }
                 dt { "CO2e évité (estimation)" }
                 dd {
                     strong.chiffre { (fr_number(co2.total_kg(), 1)) " kgCO2e" }
@@ -662,16 +672,16 @@ pub fn sections(fig: &AuditFigures, factors: &Co2Factors) -> Markup {
         section aria-labelledby="windows11" {
             h2 id="windows11" { "Pourquoi Windows 11 les a refusées" }
             p {
-                (t[idx("w11_incompatibles")]) " machines en service sont refusées par Windows 11, "
+                (count(t[idx("w11_incompatibles")], "machine", "machines")) " en service refusée(s) par Windows 11, "
                 (t[idx("w11_compatibles")]) " acceptées, " (t[idx("w11_indetermines")]) " indéterminées. "
                 "Une machine peut avoir plusieurs bloquants. "
-                (t[idx("licence_oem")]) " machines portent une licence Windows OEM dans leur micrologiciel (vendues avec Windows), dont "
+                (count(t[idx("licence_oem")], "machine", "machines")) " avec une licence Windows OEM dans le micrologiciel (vendue(s) avec Windows), dont "
                 (t[idx("licence_oem_incompatibles")]) " refusées par Windows 11 : celles que la fin du support de Windows 10 aurait mises au rebut."
             }
             p {
                 "Processeur jugé d'après la liste Microsoft des processeurs pris en charge : "
-                (t[idx("w11_cpu_liste")]) " machines ; absent de la liste, jugé par estimation (famille et modèle) : "
-                (t[idx("w11_cpu_estimation")]) " machines."
+                (count(t[idx("w11_cpu_liste")], "machine", "machines")) " ; absent de la liste, jugé par estimation (famille et modèle) : "
+                (count(t[idx("w11_cpu_estimation")], "machine", "machines")) "."
             }
             (bar_chart("graphe-bloquants", "Machines en service par bloquant Windows 11", &blockers))
             (figures_table("Machines en service par bloquant Windows 11", "Bloquant", &blockers))
@@ -731,25 +741,25 @@ pub fn sections(fig: &AuditFigures, factors: &Co2Factors) -> Markup {
                 tbody {
                     tr {
                         th scope="row" { "Fabrication évitée : portables en service" }
-                        td.n { (t[idx("portables")]) " machines" }
+                        td.n { (count(t[idx("portables")], "machine", "machines")) }
                         td.n { (fr_number(kg(factors.laptop_manufacture_g as f64), 1)) " kgCO2e / machine" }
                         td.n { (fr_number(t[idx("portables")] as f64 * kg(factors.laptop_manufacture_g as f64), 1)) }
                     }
                     tr {
                         th scope="row" { "Fabrication évitée : fixes en service" }
-                        td.n { (t[idx("fixes")]) " machines" }
+                        td.n { (count(t[idx("fixes")], "machine", "machines")) }
                         td.n { (fr_number(kg(factors.desktop_manufacture_g as f64), 1)) " kgCO2e / machine" }
                         td.n { (fr_number(t[idx("fixes")] as f64 * kg(factors.desktop_manufacture_g as f64), 1)) }
                     }
                     tr {
                         th scope="row" { "Fabrication évitée : écrans externes en service" }
-                        td.n { (t[idx("ecrans")]) " écrans" }
+                        td.n { (count(t[idx("ecrans")], "écran", "écrans")) }
                         td.n { (fr_number(kg(factors.screen_manufacture_g as f64), 1)) " kgCO2e / écran" }
                         td.n { (fr_number(co2.screens_kg, 1)) }
                     }
                     tr {
                         th scope="row" { "Usage prolongé" }
-                        td.n { (fr_number(co2.extended_years, 2)) " années" }
+                        td.n { (fr_number(co2.extended_years, 2)) @if co2.extended_years < 2.0 { " année" } @else { " années" } }
                         td.n { (fr_number(kg(factors.reuse_year_g as f64), 1)) " kgCO2e / année" }
                         td.n { (fr_number(co2.reuse_kg, 1)) }
                     }
@@ -873,12 +883,12 @@ fn by_school_table(fig: &AuditFigures, params: &AuditParams) -> Markup {
                             a href={"/audit?" (AuditParams { filter: AuditFilter { node: Some(ScopeNode { level: ScopeLevel::Uai, value: s.uai.as_str().to_owned() }), ..params.filter.clone() }, ..params.clone() }.to_query())} { (s.name) }
                             " (" (s.uai) ", " (s.commune) ")"
                         }
-                        td { (s.kind.as_str()) }
+                        td { (s.kind.label()) }
                         td.n { (s.counts[at("en_service")]) }
                         td.n { (s.counts[at("inscrites_periode")]) }
                         td.n { (s.counts[at("w11_incompatibles")]) }
                         td.n { (s.counts[at("retirees")]) }
-                        td { a href={"/etablissements/" (s.uai) "/fiches"} { "Fiches de " (s.name) } }
+                        td { a href={"/etablissements/" (s.uai) "/fiches"} { "Fiches de reconditionnement" span.visually-hidden { " — " (s.name) } } }
                     }
                 }
             }
@@ -1027,6 +1037,13 @@ pub fn raw_svg(svg: &str) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_take_the_french_singular_below_two() {
+        assert_eq!(count(0, "machine", "machines"), "0 machine");
+        assert_eq!(count(1, "machine", "machines"), "1 machine");
+        assert_eq!(count(1500, "machine", "machines"), "1\u{202f}500 machines");
+    }
 
     #[test]
     fn a_large_territory_is_summed_by_departement() {
