@@ -176,6 +176,7 @@ pub async fn token_create(
 
 /// `token list`.
 pub async fn token_list(store: &dyn Store) -> anyhow::Result<String> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut out = String::new();
     for t in store.list_tokens().await? {
         let _ = writeln!(
@@ -186,8 +187,14 @@ pub async fn token_list(store: &dyn Store) -> anyhow::Result<String> {
             t.uses,
             t.max_uses,
             format_time(t.expires_at),
+            // The same states as the dashboard's: a token used up or past
+            // its date enrols nothing.
             if t.revoked_at.is_some() {
                 "révoqué"
+            } else if t.uses >= t.max_uses {
+                "épuisé"
+            } else if t.expires_at.is_some_and(|at| at <= now) {
+                "expiré"
             } else {
                 "actif"
             }
@@ -205,6 +212,7 @@ pub async fn machine_list(store: &dyn Store, school: Option<&str>) -> anyhow::Re
         .into_iter()
         .filter_map(|(id, json)| Some((id, serde_json::from_str(&json).ok()?)))
         .collect();
+    let index_published = store.catalogue_index(None).await?.is_some();
     let mut out = String::new();
     for m in store.list_machines(school.as_ref()).await? {
         let _ = writeln!(
@@ -216,7 +224,11 @@ pub async fn machine_list(store: &dyn Store, school: Option<&str>) -> anyhow::Re
             m.status.as_str(),
             format_time(m.last_seen),
             m.checkins,
-            trust_text(trust.get(&m.id))
+            trust_text(
+                trust.get(&m.id),
+                m.status == MachineStatus::Pending,
+                index_published
+            )
         );
     }
     Ok(out)
@@ -224,21 +236,45 @@ pub async fn machine_list(store: &dyn Store, school: Option<&str>) -> anyhow::Re
 
 /// A machine's trust anchors and alerts, for `machine list`: keyring and
 /// index versions, then each problem code (a frozen server shows here as
-/// `index_expired` or `applied_expired:NAME`).
-fn trust_text(report: Option<&nird_proto::api::TrustReport>) -> String {
+/// `index_expired` or `applied_expired:NAME`). A machine waiting for
+/// approval gets no index yet: that is no alert. The advice for a missing
+/// index depends on whether one is published.
+fn trust_text(
+    report: Option<&nird_proto::api::TrustReport>,
+    pending: bool,
+    index_published: bool,
+) -> String {
     let Some(r) = report else {
         return "confiance : inconnue".into();
     };
+    let problems: Vec<&String> = r
+        .problems
+        .iter()
+        .filter(|p| !(pending && p.as_str() == "no_index"))
+        .collect();
     let version = |v: Option<u64>| v.map_or("aucun".to_owned(), |v| format!("v{v}"));
     let mut text = format!(
         "trousseau {} index {}",
         version(r.keyring_version),
         version(r.index_version)
     );
-    if !r.problems.is_empty() {
+    if pending && r.index_version.is_none() {
+        text.push_str(" (l'index viendra avec l'approbation)");
+    }
+    if !problems.is_empty() {
         text.push_str(" ALERTE ");
-        text.push_str(&r.problems.join(","));
-        let french: Vec<String> = r.problems.iter().map(|p| problem_fr(p)).collect();
+        let codes: Vec<&str> = problems.iter().map(|p| p.as_str()).collect();
+        text.push_str(&codes.join(","));
+        let french: Vec<String> = problems
+            .iter()
+            .map(|p| match p.as_str() {
+                "no_index" if index_published => "aucun index du catalogue reçu alors qu'un \
+                    index est publié : la machine n'a pas repris contact depuis, ou l'a refusé \
+                    (voir son journal : journalctl -u nird-agent)"
+                    .to_owned(),
+                other => problem_fr(other),
+            })
+            .collect();
         text.push_str(&format!(" ({})", french.join(" ; ")));
     }
     text
@@ -707,6 +743,23 @@ pub async fn user_token_create(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_machine_waiting_for_approval_has_no_index_alert() {
+        let report = nird_proto::api::TrustReport {
+            keyring_version: Some(1),
+            index_version: None,
+            problems: vec!["no_index".into()],
+        };
+        let pending = trust_text(Some(&report), true, true);
+        assert!(!pending.contains("ALERTE"), "{pending}");
+        assert!(pending.contains("l'index viendra avec l'approbation"));
+        let active = trust_text(Some(&report), false, true);
+        assert!(active.contains("ALERTE no_index"), "{active}");
+        assert!(active.contains("alors qu'un index est publié"), "{active}");
+        let none = trust_text(Some(&report), false, false);
+        assert!(none.contains("publiez-en un (index publish)"), "{none}");
+    }
 
     #[test]
     fn expiry_accepts_dates_and_durations_and_refuses_the_past() {

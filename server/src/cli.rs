@@ -260,9 +260,10 @@ pub enum TokenCommand {
         /// Nombre d'inscriptions permises.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         uses: u32,
-        /// Expiration : date AAAA-MM-JJ ou durée (30m, 12h, 7d).
-        #[arg(long)]
-        expires: Option<String>,
+        /// Expiration : date AAAA-MM-JJ ou durée (30m, 12h, 7d) ; par défaut 7d (un jeton
+        /// d'inscription expire toujours).
+        #[arg(long, default_value = "7d")]
+        expires: String,
     },
     /// Liste les jetons.
     List {
@@ -826,7 +827,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
             expires,
         }) => {
             with_store(&dir, |_, s| async move {
-                admin::token_create(s.as_ref(), actor, &school, uses, expires.as_deref()).await
+                admin::token_create(s.as_ref(), actor, &school, uses, Some(&expires)).await
             })
             .await
         }

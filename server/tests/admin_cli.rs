@@ -113,11 +113,13 @@ fn token_create_prints_the_token_alone_and_bad_input_changes_nothing() {
     )
     .unwrap();
     assert!(err.contains("lettre de contrôle"), "{err}");
-    assert_eq!(
-        cli(&["token", "list", "--data-dir", f.dir()])
-            .lines()
-            .count(),
-        1
+    let list = cli(&["token", "list", "--data-dir", f.dir()]);
+    assert_eq!(list.lines().count(), 1);
+    // Without --expires a token still expires (7 days), as enrolment
+    // tokens always do.
+    assert!(
+        list.contains("actif") && !list.contains("expire : jamais"),
+        "{list}"
     );
 
     // Schools: duplicate refused, list shows one.
