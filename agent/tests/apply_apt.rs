@@ -234,4 +234,23 @@ fn packages_and_repositories_in_a_debian_chroot() {
     );
     assert_eq!(dpkg_status(&root, "hello"), "install ok installed");
     assert!(!opts.paths.journal_file().exists());
+
+    // A name apt does not know exactly never reaches apt-get: `hello-`
+    // would read as « remove hello », `hell.` as a regular expression
+    // (found by review). Both fail with the reason, hello stays.
+    let results = nird_agent::apply::apt::apply_packages(
+        &opts.paths,
+        &["hello-".to_owned(), "hell.".to_owned()],
+        &[],
+        false,
+        false,
+    );
+    for name in ["hello-", "hell."] {
+        let why = results[name].as_ref().unwrap_err();
+        assert!(
+            why.contains("aucun paquet nommé exactement"),
+            "{name}: {why}"
+        );
+    }
+    assert_eq!(dpkg_status(&root, "hello"), "install ok installed");
 }

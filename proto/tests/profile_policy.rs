@@ -154,6 +154,69 @@ fn the_agents_unit_package_and_root_account_are_off_limits() {
         "[packages]\nremove = [\"nird-agent\"]\n",
         "jamais le retirer",
     );
+    // apt-get reads a final « - » as « remove » (review: `install =
+    // ["nird-agent-"]` removed the agent) and, in a removal, a final « + »
+    // as « install ». The agent also never hands apt-get a name it does not
+    // know exactly (regular expressions: agent/tests/apply_apt.rs).
+    refused(
+        "",
+        "[packages]\ninstall = [\"nird-agent-\"]\n",
+        "comme « désinstaller »",
+    );
+    refused(
+        "",
+        "[packages]\ninstall = [\"nird.agent-\"]\n",
+        "comme « désinstaller »",
+    );
+    refused(
+        "",
+        "[packages]\nremove = [\"gcompris+\"]\n",
+        "comme « installer »",
+    );
+    accepted("", "[packages]\ninstall = [\"g++\"]\n");
+    // A path whose report the server could not take (ids ≤ 1,024).
+    let long = format!("/srv/{}", "a".repeat(996));
+    refused(
+        "",
+        &format!("[[file]]\npath = \"{long}\"\ncontent = \"\"\n"),
+        "trop long",
+    );
+    accepted(
+        "",
+        &format!("[[file]]\npath = \"{}\"\ncontent = \"\"\n", &long[..1000]),
+    );
+    for unit in ["reboot.target", "sysinit.target", "graphical.target"] {
+        refused(
+            "",
+            &format!("[[unit]]\nname = \"{unit}\"\nstate = \"running\"\n"),
+            "l'état de toute la machine",
+        );
+    }
+    accepted(
+        "",
+        "[[unit]]\nname = \"cups.service\"\nstate = \"running\"\n",
+    );
+    // Drop-ins systemd also applies to nird-agent.service: the prefix
+    // ones and the top-level ones (found by review).
+    for path in [
+        "/etc/systemd/system/nird-.service.d/override.conf",
+        "/etc/systemd/system/service.d/override.conf",
+        "/usr/lib/systemd/system/nird-.service.d/x.conf",
+    ] {
+        refused(
+            "",
+            &format!("[[file]]\npath = \"{path}\"\ncontent = \"[Service]\\nExecStart=\\n\"\n"),
+            "unité systemd nird-agent",
+        );
+    }
+    accepted(
+        "",
+        "[[file]]\npath = \"/etc/systemd/system/cups.service.d/x.conf\"\ncontent = \"\"\n",
+    );
+    accepted(
+        "",
+        "[[file]]\npath = \"/etc/systemd/system/nird-agent-helper-.service.d/x.conf\"\ncontent = \"\"\n",
+    );
     // Installing it is how the agent updates itself.
     let p = accepted("", "[packages]\ninstall = [\"nird-agent\"]\n");
     assert_eq!(p.packages_install, ["nird-agent"]);

@@ -10,7 +10,7 @@
 //! `dpkg --configure -a` runs first. Held packages are never changed: they
 //! are reported.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -293,7 +293,11 @@ fn run_in_root(paths: &AgentPaths, argv: &[&str]) -> Result<Output, String> {
     cmd.env("DEBIAN_FRONTEND", "noninteractive")
         .env(APPLYING_ENV, "1")
         .env("APT_LISTCHANGES_FRONTEND", "none")
-        .env("NEEDRESTART_MODE", "a")
+        // needrestart (Ubuntu-based images) would restart services whose
+        // libraries apt just replaced — the agent's own among them, while
+        // it waits for apt. Suspended: the agent re-executes itself.
+        .env("NEEDRESTART_SUSPEND", "1")
+        .env("NEEDRESTART_MODE", "l")
         .env("LC_ALL", "C.UTF-8")
         .env(
             "PATH",
@@ -413,8 +417,30 @@ impl Drop for NoServiceStarts {
     }
 }
 
+/// The package names among `specs` (`name` or `name=version`) that apt
+/// knows by exactly that name. apt-get reads a name it does not know
+/// literally as a regular expression (`.` and `+` are both in Debian names:
+/// `install nird.agent` means every package matching it) or, ending in `-`
+/// or `+`, as an action (`install nird-agent-` *removes* nird-agent). So
+/// only names `apt-cache policy` answers for under the same name go to
+/// apt-get (it prints each package it found as a `name:` heading, the real
+/// name even when it read a pattern).
+fn known_exactly(paths: &AgentPaths, specs: &[String]) -> Result<HashSet<String>, String> {
+    let mut argv = vec!["apt-cache", "policy"];
+    argv.extend(specs.iter().map(|s| split_spec(s).0));
+    let out = run_in_root(paths, &argv)?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(char::is_whitespace))
+        .filter_map(|l| l.strip_suffix(':'))
+        .map(str::to_owned)
+        .collect())
+}
+
 /// Installs and removes packages; returns, per package, `Ok(())` when it
-/// reached its desired state or the reason it did not.
+/// reached its desired state or the reason it did not. Removals only ever
+/// name packages dpkg has installed under that name (the plan checks), so
+/// apt reads them literally; installations go through [`known_exactly`].
 pub fn apply_packages(
     paths: &AgentPaths,
     install: &[String],
@@ -442,6 +468,25 @@ pub fn apply_packages(
             Err(e) => apt_errors.push(e),
         }
     }
+    // Names apt does not know exactly never reach apt-get.
+    let mut unknown = HashSet::new();
+    if failure.is_none() && !install.is_empty() {
+        match known_exactly(paths, install) {
+            Ok(known) => {
+                unknown = install
+                    .iter()
+                    .filter(|s| !known.contains(split_spec(s).0))
+                    .cloned()
+                    .collect();
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+    let literal: Vec<String> = install
+        .iter()
+        .filter(|s| !unknown.contains(*s))
+        .cloned()
+        .collect();
     let mut run = |verb: &str, names: &[String]| {
         if names.is_empty() || failure.is_some() {
             return;
@@ -455,7 +500,7 @@ pub fn apply_packages(
         }
     };
     run("remove", remove);
-    run("install", install);
+    run("install", &literal);
     let after = DpkgStatus::read(paths);
     let why = |default: &str| {
         failure
@@ -470,6 +515,12 @@ pub fn apply_packages(
             name.clone(),
             if ok {
                 Ok(())
+            } else if unknown.contains(name) {
+                Err(format!(
+                    "aucun paquet nommé exactement « {} » dans les dépôts de la machine \
+                     (apt-cache policy) : rien n'a été demandé à apt-get",
+                    split_spec(name).0
+                ))
             } else {
                 Err(why("paquet non installé"))
             },

@@ -119,6 +119,29 @@ pub const SYSTEMD_DIRS: [&str; 4] = [
     "/usr/local/lib/systemd",
 ];
 
+/// Units that change the state of the whole machine: started, they stop,
+/// reboot or isolate it; stopped, they take the system (and the agent)
+/// down. No profile manages them.
+pub const SYSTEM_STATE_UNITS: [&str; 17] = [
+    "reboot.target",
+    "poweroff.target",
+    "halt.target",
+    "kexec.target",
+    "shutdown.target",
+    "soft-reboot.target",
+    "rescue.target",
+    "emergency.target",
+    "sysinit.target",
+    "basic.target",
+    "default.target",
+    "multi-user.target",
+    "graphical.target",
+    "ctrl-alt-del.target",
+    "systemd-reboot.service",
+    "systemd-poweroff.service",
+    "systemd-halt.service",
+];
+
 /// The agent's package and unit name.
 pub const AGENT_NAME: &str = "nird-agent";
 
@@ -185,7 +208,7 @@ pub fn forbidden_path(canonical: &str) -> Option<String> {
     for dir in SYSTEMD_DIRS {
         if let Some(rest) = canonical.strip_prefix(dir)
             && rest.starts_with('/')
-            && rest[1..].split('/').any(is_agent_unit_name)
+            && rest[1..].split('/').any(configures_agent_unit)
         {
             return Some(
                 "les fichiers de l'unité systemd nird-agent appartiennent à nird-agent : un profil ne peut jamais les gérer"
@@ -194,6 +217,21 @@ pub fn forbidden_path(canonical: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// True for a path component under a systemd directory that configures
+/// the agent's unit: its own files and drop-ins ([`is_agent_unit_name`]),
+/// and the drop-in directories systemd also applies to it (systemd ≥ 246):
+/// the prefix ones, `nird-.service.d/` (every unit whose name starts with
+/// `nird-`), and the top-level ones, `service.d/` (every service). A file
+/// there could replace the agent's `ExecStart=` (found by review).
+pub fn configures_agent_unit(component: &str) -> bool {
+    if is_agent_unit_name(component) || component == "service.d" {
+        return true;
+    }
+    component.strip_suffix(".service.d").is_some_and(|prefix| {
+        prefix.ends_with('-') && AGENT_NAME.starts_with(prefix) && prefix.len() < AGENT_NAME.len()
+    })
 }
 
 /// True for `nird-agent.service`, `nird-agent.service.d`, `nird-agent@x`,

@@ -420,7 +420,27 @@ impl Checker<'_> {
             && n.bytes().all(|b| {
                 b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.')
             });
-        if !ok {
+        // apt-get reads a final « - » as « remove » and a final « + » as
+        // « install » when no package has the name as written:
+        // `install = ["nird-agent-"]` would remove the agent. No real
+        // package ends in « - »; « g++ » may be installed, not listed to
+        // remove (it would read as « install »).
+        let action = if n.ends_with('-') {
+            Some("désinstaller")
+        } else if n.ends_with('+') && !allow_version {
+            Some("installer")
+        } else {
+            None
+        };
+        if let (true, Some(action)) = (ok, action) {
+            self.err(
+                p.span(),
+                format!(
+                    "nom de paquet « {n} » refusé : apt lirait son dernier caractère comme « {action} » \
+                     si aucun paquet ne porte exactement ce nom"
+                ),
+            );
+        } else if !ok {
             let msg = if n.trim().is_empty() {
                 "nom de paquet vide : retirez l'entrée ou écrivez le nom du paquet Debian"
                     .to_owned()
@@ -709,6 +729,14 @@ impl Checker<'_> {
                 u.name.span(),
                 format!("unité « {name} » refusée : le service de nird-agent n'est jamais géré par un profil"),
             );
+        } else if policy::SYSTEM_STATE_UNITS.contains(&name.as_str()) {
+            // `reboot.target` « running » reboots at every window (it looks
+            // inactive again after each boot); stopping `sysinit.target`
+            // stops the agent through Requires= (found by review).
+            self.err(
+                u.name.span(),
+                format!("unité « {name} » refusée : elle change l'état de toute la machine (arrêt, redémarrage, mode de secours), jamais un profil"),
+            );
         }
         let enablement = u.enablement.as_ref().and_then(|e| match e.get_ref().as_str() {
             "enabled" => Some(Enablement::Enabled),
@@ -834,6 +862,9 @@ impl Checker<'_> {
 /// (no `.`/`..`/empty components, no trailing slash), not the root itself.
 /// What may be managed is then decided on its canonical form
 /// ([`policy::forbidden_path`], [`policy::is_runtime_path`]).
+/// Longest path a profile may manage, in characters.
+pub const MAX_PATH_CHARS: usize = 1_000;
+
 pub(crate) fn path_problem(p: &str) -> Option<&'static str> {
     if !p.starts_with('/') {
         return Some("un chemin doit être absolu (commencer par /)");
@@ -841,8 +872,11 @@ pub(crate) fn path_problem(p: &str) -> Option<&'static str> {
     if p == "/" {
         return Some("la racine elle-même ne peut pas être gérée");
     }
-    if p.len() > 4096 || p.contains('\0') || p.contains('\n') {
-        return Some("chemin trop long ou avec un caractère interdit");
+    // A resource id (`file:PATH`, `dir:PATH`) travels in reports, which
+    // the server takes up to 1,024 characters: a longer path could be
+    // signed and applied but never reported (found by review).
+    if p.chars().count() > MAX_PATH_CHARS || p.contains('\0') || p.contains('\n') {
+        return Some("chemin trop long (1 000 caractères au plus) ou avec un caractère interdit");
     }
     if p[1..]
         .split('/')
