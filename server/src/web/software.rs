@@ -5,6 +5,7 @@
 //! machine sent (the store rebuilds it around its stored package list), so
 //! they show what the agent saw at its last change.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::Extension;
@@ -49,9 +50,16 @@ fn name_filter(raw: Option<&str>) -> Result<Option<String>, WebError> {
     Ok(Some(text.to_ascii_lowercase()))
 }
 
-/// True when `name` contains the (lowercase) filter, ignoring case.
+/// True when `name` contains the (lowercase ASCII) filter, ignoring case,
+/// without allocating (a school search tries it on every package).
 fn matches(name: &str, filter: Option<&str>) -> bool {
-    filter.is_none_or(|f| name.to_ascii_lowercase().contains(f))
+    filter.is_none_or(|f| {
+        f.is_empty()
+            || name
+                .as_bytes()
+                .windows(f.len())
+                .any(|w| w.eq_ignore_ascii_case(f.as_bytes()))
+    })
 }
 
 /// Only the `software` member of an inventory document: the rest is
@@ -200,6 +208,46 @@ fn package_tables(list: &Software, filter: Option<&str>) -> Markup {
     }
 }
 
+/// A reading as the document spells it (`{"value": …}` or
+/// `{"unavailable": …}`), for the borrowed parse below.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ReadingRef<T> {
+    Value(T),
+    Unavailable(serde::de::IgnoredAny),
+}
+
+/// A package or Flatpak application's name, version and architecture,
+/// borrowed from the document's text (no allocation unless escaped).
+#[derive(Deserialize)]
+struct EntryRef<'a> {
+    #[serde(borrow, alias = "id")]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arch: Cow<'a, str>,
+    #[serde(borrow, default)]
+    branch: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct SoftwareRef<'a> {
+    #[serde(borrow)]
+    packages: Vec<EntryRef<'a>>,
+    #[serde(borrow, default)]
+    flatpaks: Vec<EntryRef<'a>>,
+}
+
+/// Only the `software` member, borrowed: a school search reads every
+/// machine's 2,500-package list, and building owned packages (five strings
+/// each) cost most of its time in the allocator.
+#[derive(Deserialize)]
+struct SoftwareOnlyRef<'a> {
+    #[serde(borrow, default)]
+    software: Option<ReadingRef<SoftwareRef<'a>>>,
+}
+
 /// One package name's findings in a school: version (and architecture) →
 /// machines that have it.
 type Versions<'a> = BTreeMap<(String, String), Vec<&'a MachineRow>>;
@@ -240,23 +288,35 @@ pub async fn school(
     };
     if let Some(f) = filter.as_deref() {
         for row in &rows {
-            let Some(Reading::Value(list)) = latest_software(&state, &row.id).await? else {
+            let text = state.store.latest_inventory(&row.id).await?;
+            let parsed = text
+                .as_deref()
+                .and_then(|t| serde_json::from_str::<SoftwareOnlyRef>(t).ok());
+            let Some(SoftwareOnlyRef {
+                software: Some(ReadingRef::Value(list)),
+            }) = parsed
+            else {
                 without_list.push(row.clone());
                 continue;
             };
             searched += 1;
+            let text = |c: &Option<Cow<str>>| c.as_deref().unwrap_or("—").to_owned();
             let hits = list
                 .packages
                 .iter()
                 .filter(|p| matches(&p.name, Some(f)))
-                .map(|p| (p.name.clone(), p.version.clone(), p.arch.clone()))
+                .map(|p| (p.name.to_string(), text(&p.version), p.arch.to_string()))
                 .chain(
                     list.flatpaks
                         .iter()
-                        .filter(|a| matches(&a.id, Some(f)))
+                        .filter(|a| matches(&a.name, Some(f)))
                         .map(|a| {
-                            let version = a.version.clone().unwrap_or_else(|| "—".into());
-                            (a.id.clone(), version, format!("Flatpak {}", a.branch))
+                            let branch = a.branch.as_deref().unwrap_or("");
+                            (
+                                a.name.to_string(),
+                                text(&a.version),
+                                format!("Flatpak {branch}"),
+                            )
                         }),
                 );
             for (name, version, arch) in hits {
