@@ -61,6 +61,10 @@ const SEQ_FILE: &str = "seq";
 /// Name of the lock file (exclusive `flock` while a spool is open).
 const LOCK_FILE: &str = "lock";
 
+/// Spool entries set aside (`*.rejected`, `*.corrupt`) kept for inspection;
+/// older ones are deleted.
+pub const MAX_SET_ASIDE: usize = 20;
+
 /// Writes `bytes` to `path` atomically and durably: a temporary file in the
 /// same directory, `fsync`, `rename` over `path`, `fsync` of the directory.
 /// Creates missing parent directories. `mode` is the file's permission bits.
@@ -614,6 +618,33 @@ impl Spool {
         }
         if let Some(e) = self.entries.remove(&seq) {
             self.bytes -= e.bytes;
+        }
+        self.prune_set_aside();
+    }
+
+    /// Keeps the newest [`MAX_SET_ASIDE`] files set aside (`*.rejected`,
+    /// `*.corrupt`): they are out of the spool's accounting, and a server
+    /// refusing every entry must not fill the disk with copies.
+    fn prune_set_aside(&self) {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut aside: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| x == "rejected" || x == "corrupt")
+            })
+            .collect();
+        if aside.len() <= MAX_SET_ASIDE {
+            return;
+        }
+        // Names start with the 20-digit sequence number: name order is age.
+        aside.sort();
+        for old in &aside[..aside.len() - MAX_SET_ASIDE] {
+            if let Err(e) = fs::remove_file(old) {
+                tracing::warn!(path = %old.display(), error = %e, "cannot remove an old set-aside entry");
+            }
         }
     }
 }

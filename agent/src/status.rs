@@ -43,6 +43,10 @@ pub struct DaemonStatus {
     /// Inventory hash the server last received from us.
     #[serde(default)]
     pub server_inventory_hash: Option<String>,
+    /// Hash of the last inventory the server refused (400, set aside): not
+    /// spooled again while the machine stays as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_inventory_hash: Option<String>,
     /// When the next check-in is planned.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub next_checkin_at: Option<time::OffsetDateTime>,

@@ -197,6 +197,11 @@ pub struct Agent {
     server_interval: Duration,
     /// Seqs of the spool entries the last check-in carried.
     last_sent: Vec<u64>,
+    /// Spool entries before the last check-in was sent: a check-in after
+    /// which the spool is not smaller delivered nothing, and its follow-up
+    /// waits the normal interval (a server that never acknowledges must not
+    /// keep the agent checking in every second).
+    spool_len_before: usize,
     /// Set by [`run`] when a stop arrives during a cycle: downloads stop.
     cancel: Arc<AtomicBool>,
     /// Set by [`run`] when an apply replaced the agent's own executable and
@@ -241,6 +246,7 @@ impl Agent {
             server_wants_inventory: false,
             server_interval: DEFAULT_INTERVAL,
             last_sent: Vec::new(),
+            spool_len_before: 0,
             cancel: Arc::new(AtomicBool::new(false)),
             reexec: None,
             refused_binary: None,
@@ -372,6 +378,12 @@ impl Agent {
             Ok(Some((_, spooled))) => Some(spooled.hash),
             _ => self.status.server_inventory_hash.clone(),
         };
+        if self.status.rejected_inventory_hash.as_deref() == Some(snapshot.hash.as_str()) {
+            // The server refused this very document (set aside): spooling
+            // it again would only be refused again, a copy each cycle.
+            tracing::debug!(hash = %snapshot.hash, "inventory the server refused; not spooled again");
+            return;
+        }
         if known.as_deref() != Some(snapshot.hash.as_str()) {
             match self
                 .spool
@@ -408,6 +420,9 @@ impl Agent {
                         reason = %error.message,
                         "the server refuses this spool entry; set aside as *.rejected"
                     );
+                    if let Ok(Some(inventory)) = self.spool.inventory(seq) {
+                        self.status.rejected_inventory_hash = Some(inventory.hash);
+                    }
                     self.spool.set_aside_rejected(seq);
                 }
                 Err(e) => return Err(e),
@@ -459,6 +474,7 @@ impl Agent {
                     .collect(),
             ),
         };
+        self.spool_len_before = self.spool.len();
         self.last_sent = reports
             .iter()
             .map(|r| r.seq)
@@ -608,7 +624,10 @@ impl Agent {
                 "local clock differs from the server's"
             );
         }
-        if self.server_wants_inventory || !self.spool.is_empty() {
+        // More to deliver right away only when this check-in delivered
+        // something: a server that acknowledges nothing gets the interval.
+        let progressed = self.spool.len() < self.spool_len_before;
+        if self.server_wants_inventory || (!self.spool.is_empty() && progressed) {
             FOLLOW_UP_DELAY
         } else {
             self.interval()
