@@ -790,6 +790,62 @@ fn command_line_plan_and_apply() {
     assert!(out.contains("socle : refusé — signature invalide"), "{out}");
 }
 
+/// `password = "empty"` on an account the machine already has in `sudo`
+/// (PrimTux's and Mint's installer account): the validator judges only the
+/// groups the profile lists, so without the signed opt-in the engine must
+/// refuse it (found by review: it made a passwordless sudoer).
+#[test]
+fn an_empty_password_never_makes_an_existing_sudoer_passwordless() {
+    let signer = Signer::new();
+    let releases = Releases::new();
+    let root = test_root(&signer);
+    let r = root.path();
+    let append = |rel: &str, line: &str| {
+        let mut text = std::fs::read_to_string(r.join(rel)).unwrap();
+        text.push_str(line);
+        std::fs::write(r.join(rel), text).unwrap();
+    };
+    append(
+        "etc/passwd",
+        "administrateur:x:1000:1000:Admin:/home/administrateur:/bin/bash\n",
+    );
+    append(
+        "etc/group",
+        "sudo:x:27:administrateur\nadministrateur:x:1000:\n",
+    );
+    append(
+        "etc/shadow",
+        "administrateur:$y$j9T$secret:19000:0:99999:7:::\n",
+    );
+    append(
+        "etc/gshadow",
+        "sudo:*::administrateur\nadministrateur:!::\n",
+    );
+    std::fs::create_dir_all(r.join("home/administrateur")).unwrap();
+    releases.publish(
+        &signer,
+        "classe",
+        r#"[profile]
+name = "classe"
+version = 1
+expires = 2027-08-31
+description = "Poste de classe"
+audience = "all"
+
+[[user]]
+name = "administrateur"
+home = "/home/administrateur"
+password = "empty"
+"#,
+    );
+    let reports = apply(&options(r), &releases, &["classe"]);
+    assert_ne!(reports[0].outcome, ApplyOutcome::Applied, "{reports:?}");
+    let why = reports[0].resources[0].message.clone().unwrap_or_default();
+    assert!(why.contains("groupe « sudo »"), "{why}");
+    let shadow = account_line(r, "etc/shadow", "administrateur").unwrap();
+    assert!(shadow.contains("$y$j9T$secret"), "password kept: {shadow}");
+}
+
 #[test]
 fn existing_accounts_are_corrected_not_recreated() {
     let signer = Signer::new();

@@ -303,6 +303,20 @@ fn disruptive_changes_wait_for_the_maintenance_window_during_a_lesson() {
     assert!(message.unwrap().contains("fenêtre de maintenance"));
     assert!(!started && !changed);
 
+    // A pupil logging out between the list and its properties does not
+    // hide the others' lesson (found by review: the whole list was then
+    // unknown, read as « nobody »).
+    let mut gone = pupil_session("x11", "gone", true);
+    gone.id = "c1".into();
+    let (outcome, _, started, _) = run_lesson(
+        &[gone, pupil_session("x11", "user", true)],
+        datetime!(2026-11-23 10:00),
+        false,
+        LESSON,
+    );
+    assert_eq!(outcome, ApplyOutcome::Deferred);
+    assert!(!started);
+
     // A non-disruptive plan (a file only) is applied during the lesson.
     let (outcome, _, _, changed) =
         run_lesson(&lesson, datetime!(2026-11-23 10:00), false, FILES_ONLY);

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nird_proto::profile::{GroupResource, PasswordPolicy, UserResource};
+use nird_proto::profile::{GroupResource, PRIVILEGED_GROUPS, PasswordPolicy, UserResource};
 
 use super::files::describe;
 use super::plan::Check;
@@ -186,6 +186,22 @@ impl Accounts {
                 field(2)
             ));
         }
+        // A profile that lists a privileged group with an empty password
+        // was signed with its opt-in (the validator checks); one that does
+        // not must not make an account the machine already has in sudo (or
+        // with such a primary group) an administrator without a password
+        // (found by review).
+        if u.password == PasswordPolicy::Empty
+            && let Some(g) = self
+                .privileged_membership(&u.name, field(3))
+                .filter(|g| !u.groups.iter().any(|listed| listed == g))
+        {
+            return Check::Blocked(format!(
+                "le compte est dans le groupe « {g} » sur cette machine : un mot de passe vide \
+                 en ferait un administrateur sans mot de passe ; si c'est voulu, le profil doit \
+                 lister ce groupe (et être signé avec allow = [\"empty-admin-password\"])"
+            ));
+        }
         let mut differences = Vec::new();
         // The full name is managed only when the profile gives one.
         if let Some(gecos) = &u.full_name
@@ -213,6 +229,22 @@ impl Accounts {
     /// True when applying `u` creates the account, and so its home.
     pub fn creates_home(&self, u: &UserResource) -> bool {
         !u.system && self.passwd.find(&u.name).is_none()
+    }
+
+    /// The first privileged group ([`PRIVILEGED_GROUPS`]) `user` is in on
+    /// this machine: as a member, or as its primary group (`gid`).
+    fn privileged_membership(&self, user: &str, gid: &str) -> Option<String> {
+        PRIVILEGED_GROUPS
+            .iter()
+            .find(|g| {
+                self.is_member(user, g)
+                    || self
+                        .group
+                        .find(g)
+                        .and_then(|entry| entry.get(2))
+                        .is_some_and(|group_gid| group_gid == gid)
+            })
+            .map(|g| (*g).to_owned())
     }
 
     fn is_member(&self, user: &str, group: &str) -> bool {

@@ -304,8 +304,78 @@ fn run_in_root(paths: &AgentPaths, argv: &[&str]) -> Result<Output, String> {
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         );
     tracing::debug!(?argv, root = %paths.root.display(), "running");
-    cmd.output()
-        .map_err(|e| format!("lancement de {} impossible : {e}", argv[0]))
+    output_within(cmd, COMMAND_DEADLINE, argv[0])
+}
+
+/// The longest one apt-get, apt-cache or dpkg run may take. A hung
+/// maintainer script or a stalled download blocked the cycle for ever
+/// (the watchdog is pinged during applies, so systemd never noticed; the
+/// machine just went quiet on the dashboard). An hour covers the largest
+/// installation on a slow disk.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(3600);
+
+/// Runs `cmd` (stdin closed, outputs captured) in its own process group,
+/// and kills the whole group (apt, dpkg, maintainer scripts) if it has not
+/// finished within `deadline`: an error then, and the journal has dpkg
+/// finish the interrupted run at the next apply.
+pub fn output_within(mut cmd: Command, deadline: Duration, what: &str) -> Result<Output, String> {
+    use std::io::Read as _;
+    use std::os::unix::process::CommandExt as _;
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("lancement de {what} impossible : {e}"))?;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<_>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<_>));
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() >= deadline => {
+                if let Some(pid) = i32::try_from(child.id())
+                    .ok()
+                    .and_then(rustix::process::Pid::from_raw)
+                {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
+                let _ = child.wait();
+                tracing::error!(
+                    command = what,
+                    secs = deadline.as_secs(),
+                    "command over its deadline: killed"
+                );
+                return Err(format!(
+                    "{what} n'a pas fini en {} min : arrêté avec ses processus ; l'installation \
+                     interrompue sera reprise au prochain passage",
+                    deadline.as_secs().div_ceil(60).max(1)
+                ));
+            }
+            Ok(None) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(e) => return Err(format!("attente de {what} impossible : {e}")),
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 /// The last lines of a failed command's output, for reports.
@@ -545,6 +615,42 @@ pub fn apply_packages(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_past_its_deadline_is_killed_with_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut sh = Command::new("/bin/sh");
+        sh.args([
+            "-c",
+            &format!("sleep 30 & echo $! > {}; sleep 30", pid_file.display()),
+        ]);
+        let started = Instant::now();
+        let err = output_within(sh, Duration::from_millis(300), "sh").unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+        assert!(err.contains("n'a pas fini en 1 min"), "{err}");
+        // The child in the background went with it (dead or a zombie).
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let alive = || {
+            std::fs::read_to_string(&stat).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| !r.trim_start().starts_with('Z'))
+            })
+        };
+        while alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "the background sleep survived");
+        let mut echo = Command::new("/bin/sh");
+        echo.args(["-c", "echo bonjour; echo erreur >&2; exit 3"]);
+        let out = output_within(echo, Duration::from_secs(30), "sh").unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"bonjour\n");
+        assert_eq!(out.stderr, b"erreur\n");
+    }
 
     #[test]
     fn status_file_states() {

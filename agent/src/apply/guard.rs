@@ -304,18 +304,22 @@ pub fn graphical_sessions(bus: &Bus) -> Result<Vec<OpenSession>, String> {
     let manager = LoginManagerProxy::new(&conn).map_err(err)?;
     let mut open = Vec::new();
     for (id, _uid, user, _seat, path) in manager.list_sessions().map_err(err)? {
-        let session = SessionProxy::builder(&conn)
-            .path(path)
-            .map_err(err)?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .map_err(err)?;
-        let graphical = matches!(
-            session.kind().map_err(err)?.as_str(),
-            "x11" | "wayland" | "mir"
-        );
-        if graphical && session.class().map_err(err)? == "user" && session.active().map_err(err)? {
-            open.push(OpenSession { id, user });
+        // A session that ends between the list and its properties (a pupil
+        // logging out) is gone: skipped, not a reason to call the whole
+        // list unknown — which would read as « nobody is logged in » while
+        // the others are (found by review).
+        let read = || -> zbus::Result<bool> {
+            let session = SessionProxy::builder(&conn)
+                .path(path.clone())?
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()?;
+            let graphical = matches!(session.kind()?.as_str(), "x11" | "wayland" | "mir");
+            Ok(graphical && session.class()? == "user" && session.active()?)
+        };
+        match read() {
+            Ok(true) => open.push(OpenSession { id, user }),
+            Ok(false) => {}
+            Err(e) => tracing::debug!(session = %id, "session gone while listed: {e}"),
         }
     }
     Ok(open)

@@ -310,7 +310,9 @@ impl Logind {
                 },
             )
             .unwrap();
-        for s in sessions {
+        // A session of class "gone" is listed but has no object: it ended
+        // between ListSessions and the reading of its properties.
+        for s in sessions.iter().filter(|s| s.class != "gone") {
             builder = builder
                 .serve_at(session_path(&s.id), SessionObject { session: s.clone() })
                 .unwrap();
