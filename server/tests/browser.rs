@@ -658,6 +658,13 @@ fn every_page_for_every_role_in_chromium_passes_axe() {
 
         browser.goto(&format!("{base}/compte"));
         browser.click("#deconnexion");
+        // Let the logout's POST land (it redirects to the login form)
+        // before leaving: a navigation started at once could cancel it.
+        assert!(
+            browser.until(|b| b.url().ends_with("/connexion")),
+            "{login}: {}",
+            browser.url()
+        );
         browser.goto(&format!("{base}/"));
         assert!(browser.exists("#identifiant"), "{login} logged out");
     }

@@ -119,7 +119,9 @@ pub fn method(f: &Co2Factors) -> Vec<String> {
          ou année de lancement du processeur quand la date du BIOS manque."
             .to_owned(),
         "En service : machine inscrite, non retirée, vue par le serveur dans les 30 jours \
-         précédant la fin de la période (ou aujourd'hui si la période n'est pas finie)."
+         précédant la fin de la période (ou aujourd'hui si la période n'est pas finie) : un \
+         contact de son agent, ou son inscription, que l'agent fait depuis la machine avec son \
+         inventaire."
             .to_owned(),
         "Verdict Windows 11 : exigences publiées par Microsoft (TPM 2.0, processeur pris en \
          charge, 4 Go de mémoire, disque de 64 Go, UEFI et Secure Boot), recalculé par le \

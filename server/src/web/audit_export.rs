@@ -105,12 +105,12 @@ pub const COLUMNS: &[(&str, &str, &str)] = &[
     (
         "dernier_contact",
         "Dernier contact",
-        "Date du dernier contact avec le serveur (JJ/MM/AAAA, UTC), vide si aucun.",
+        "Date du dernier contact avec le serveur après l'inscription (JJ/MM/AAAA, UTC), vide si aucun depuis l'inscription.",
     ),
     (
         "en_service",
         "En service",
-        "oui si la machine, non retirée, a été vue dans les 30 jours précédant la fin de la période.",
+        "oui si la machine, non retirée, a été vue dans les 30 jours précédant la fin de la période : un contact, ou son inscription (faite par l'agent depuis la machine, avec son inventaire).",
     ),
     (
         "classe",
@@ -718,8 +718,12 @@ mod tests {
     #[test]
     fn the_published_dictionary_lists_every_column_and_figure() {
         let doc = include_str!("../../../docs/audit-donnees.md");
-        for (key, head, _) in COLUMNS {
-            assert!(doc.contains(&format!("`{key}` | {head} |")), "{key}");
+        // Word for word: the published file must not drift from the page.
+        for (key, head, what) in COLUMNS {
+            assert!(
+                doc.contains(&format!("| `{key}` | {head} | {what} |")),
+                "docs/audit-donnees.md: row of {key} differs from the dictionary"
+            );
         }
         for c in crate::store::audit::COUNTERS {
             assert!(doc.contains(&format!("`{}`", c.key)), "{}", c.key);

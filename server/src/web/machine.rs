@@ -303,7 +303,9 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
             dt { "N° de série" } dd { (or_not_reported(&r.serial)) }
             dt { "Identifiant" } dd { code { (r.id) } }
             dt { "Inscrite le (UTC)" } dd { (date_time(Some(r.enrolled_at))) }
-            dt { "Dernier contact (UTC)" } dd { (date_time(r.last_seen)) }
+            dt { "Dernier contact (UTC)" } dd {
+                @if r.last_seen.is_some() { (date_time(r.last_seen)) } @else { "aucun depuis l'inscription" }
+            }
             dt { "Contacts enregistrés" } dd { (m.checkins) }
             dt { "Version de l'agent" } dd { (or_not_reported(&r.agent_version)) }
             dt { "Système" } dd { (os_line(doc)) }
