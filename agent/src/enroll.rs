@@ -137,7 +137,11 @@ pub enum KeyringSource {
     /// The pinned server's first keyring (trust on first use).
     Server,
     /// The one held before, kept; `offered`: the version offered, if any.
-    Kept { offered: Option<u64> },
+    Kept {
+        offered: Option<u64>,
+        /// The keyring offered was the very one held.
+        identical: bool,
+    },
     /// The operator's, replacing (`--replace-keyring`) version `previous`.
     Replaced { previous: u64 },
 }
@@ -623,10 +627,15 @@ fn enroll_pinned(
                     (Some(k), KeyringSource::Server)
                 }
                 EnrolmentKeyring::Installed(k) => (Some(k), KeyringSource::Operator),
-                EnrolmentKeyring::Kept { held, offered } => (
+                EnrolmentKeyring::Kept {
+                    held,
+                    offered,
+                    identical,
+                } => (
                     Some(held),
                     KeyringSource::Kept {
                         offered: Some(offered),
+                        identical,
                     },
                 ),
                 EnrolmentKeyring::Replaced { previous, keyring } => {
@@ -634,7 +643,13 @@ fn enroll_pinned(
                 }
             }
         }
-        None => (held, KeyringSource::Kept { offered: None }),
+        None => (
+            held,
+            KeyringSource::Kept {
+                offered: None,
+                identical: false,
+            },
+        ),
     };
     let keyring = keyring.map(|k| {
         (
@@ -740,11 +755,13 @@ impl Enrolled {
                     KeyringSource::Server => {
                         " reçu du serveur (confiance à la première utilisation)".into()
                     }
-                    KeyringSource::Kept { offered: None } => " déjà détenu, conservé".into(),
-                    KeyringSource::Kept { offered: Some(v) } if v == version => {
-                        " déjà détenu".into()
-                    }
-                    KeyringSource::Kept { offered: Some(v) } => format!(
+                    KeyringSource::Kept { offered: None, .. } => " déjà détenu, conservé".into(),
+                    KeyringSource::Kept {
+                        identical: true, ..
+                    } => " déjà détenu".into(),
+                    KeyringSource::Kept {
+                        offered: Some(v), ..
+                    } => format!(
                         " déjà détenu, conservé : le trousseau version {v} donné n'en est pas la \
                          suite (un trousseau plus ancien ferait de nouveau confiance à des clés \
                          révoquées ; --replace-keyring le remplace si la machine change de \

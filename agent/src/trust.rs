@@ -140,6 +140,8 @@ pub enum EnrolmentKeyring {
         held: Keyring,
         /// The version offered.
         offered: u64,
+        /// The keyring offered is the very one held (same document).
+        identical: bool,
     },
     /// The operator asked for it (`--replace-keyring`): the one held is
     /// replaced by the one offered, whatever their versions.
@@ -175,6 +177,16 @@ pub fn install_enrolment_keyring(
     };
     if replace {
         write_pair(&paths.keyring_file(), bytes, sig)?;
+        // The old maintainers' index means nothing to the new chain.
+        match std::fs::remove_file(paths.index_file()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(TrustError::Write {
+                    path: paths.index_file().display().to_string(),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
         tracing::warn!(
             from = held.version,
             to = offered.version,
@@ -194,7 +206,11 @@ pub fn install_enrolment_keyring(
             Ok(EnrolmentKeyring::Installed(next))
         }
         Err(e) => {
-            if offered.version != held.version {
+            let identical = read_pair(&paths.keyring_file())
+                .ok()
+                .flatten()
+                .is_some_and(|(held_bytes, _)| held_bytes == bytes);
+            if !identical {
                 tracing::warn!(
                     held = held.version,
                     offered = offered.version,
@@ -203,6 +219,7 @@ pub fn install_enrolment_keyring(
             }
             Ok(EnrolmentKeyring::Kept {
                 offered: offered.version,
+                identical,
                 held,
             })
         }
@@ -312,17 +329,16 @@ impl IndexState {
 }
 
 /// The lowest index version the agent may accept: the version of the index
-/// it holds, *whether or not* that index still verifies. An index signed by
-/// a key a later keyring retired no longer counts as held ([`load_index`]),
-/// but its version still does: otherwise, after a routine key rotation, any
-/// older index signed by a key still trusted would be taken back, and with
-/// it older pinned releases. The file is in the agent's own state
-/// directory, which only root writes.
-pub fn index_floor(paths: &AgentPaths, held: &IndexState) -> Option<u64> {
-    held.version().or_else(|| {
-        let (bytes, _) = read_pair(&paths.index_file()).ok()??;
-        Some(CatalogueIndex::parse(&bytes).ok()?.version)
-    })
+/// it holds and can still verify. An index whose signer a later keyring no
+/// longer trusts does not count (TUF's rule for a rotated key): a key
+/// stolen and used to sign an index at version 2⁶³ must stop counting once
+/// the maintainers revoke it, or no later index could ever be accepted and
+/// the whole fleet would stay without profiles. The price: right after a
+/// rotation, an older index signed by a key still trusted can be taken
+/// (until it expires); releases already applied keep their own floors in
+/// `applied.json`.
+pub fn index_floor(held: &IndexState) -> Option<u64> {
+    held.version()
 }
 
 /// The UTC date of `now`.
@@ -340,10 +356,7 @@ pub fn accept_index(
     now: time::OffsetDateTime,
 ) -> Result<CatalogueIndex, TrustError> {
     let held = load_index(paths, Some(keyring), now);
-    let floor = index_floor(paths, &held);
-    let (index, _) = verify_index(&keyring.trusted_keys(), bytes, sig, floor, now)?;
-    // The same version signed again (by a key still trusted) replaces one
-    // that no longer verifies.
+    let (index, _) = verify_index(&keyring.trusted_keys(), bytes, sig, index_floor(&held), now)?;
     if held.version() != Some(index.version) {
         write_pair(&paths.index_file(), bytes, sig)?;
         tracing::info!(version = index.version, "accepted a new catalogue index");

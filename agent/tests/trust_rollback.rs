@@ -2,9 +2,8 @@
 //! - a re-enrolment (`enroll --force`, an old kit, the server's first
 //!   keyring by trust on first use) replaced the keyring held by an older
 //!   one, trusting again keys a later keyring had revoked;
-//! - after a routine key rotation, the index held (signed by the retired
-//!   key) read as « no index », so an *older* index signed by a key still
-//!   trusted was taken back, with older pinned releases.
+//! - the index floor, and how revoking a stolen key recovers from an index
+//!   it fast-forwarded.
 
 mod apply_support;
 mod daemon_common;
@@ -60,8 +59,14 @@ fn index(version: u64, charte: u64) -> String {
     .render()
 }
 
+/// While its signer is trusted, the index held is the floor; once a
+/// keyring revokes the signer, it no longer counts (TUF's rule): a stolen
+/// key that signed an index at an absurd version cannot keep the fleet from
+/// every later index. (A review had proposed keeping its version as the
+/// floor; a second review showed that fast-forward would then be
+/// unrecoverable.)
 #[test]
-fn an_older_index_is_refused_after_its_key_is_retired() {
+fn revoking_a_stolen_key_recovers_from_its_fast_forwarded_index() {
     let (a, b) = (Signer::new(), Signer::new());
     let root = tempfile::tempdir().unwrap();
     let paths = AgentPaths::new(root.path());
@@ -69,13 +74,30 @@ fn an_older_index_is_refused_after_its_key_is_retired() {
     let (k1, k1_sig) = keyring(1, &[(&a, "A"), (&b, "B")], &a);
     let held = trust::install_first_keyring(&paths, k1.as_bytes(), &k1_sig).unwrap();
 
-    // Index v1 signed by B weeks ago; index v5 signed by A, held.
-    let (old, old_sig) = (index(1, 1), b.sign(index(1, 1).as_bytes()));
-    let new = index(5, 2);
-    trust::accept_index(&paths, &held, new.as_bytes(), &a.sign(new.as_bytes()), now).unwrap();
-    assert!(trust::accept_index(&paths, &held, old.as_bytes(), &old_sig, now).is_err());
+    // B's index v5 is held; an older one is a rollback.
+    let v5 = index(5, 2);
+    trust::accept_index(&paths, &held, v5.as_bytes(), &b.sign(v5.as_bytes()), now).unwrap();
+    let v4 = index(4, 1);
+    assert!(
+        trust::accept_index(&paths, &held, v4.as_bytes(), &b.sign(v4.as_bytes()), now).is_err()
+    );
+    // A is stolen: an index at an absurd version is taken (it verifies).
+    let forward = index(1 << 62, 2);
+    trust::accept_index(
+        &paths,
+        &held,
+        forward.as_bytes(),
+        &a.sign(forward.as_bytes()),
+        now,
+    )
+    .unwrap();
+    let v6 = index(6, 3);
+    assert!(
+        trust::accept_index(&paths, &held, v6.as_bytes(), &b.sign(v6.as_bytes()), now).is_err()
+    );
 
-    // Keyring v2 retires A: the held index no longer verifies…
+    // Keyring v2 revokes A: the forwarded index no longer counts, and the
+    // maintainers' next index is taken.
     let (k2, k2_sig) = keyring(2, &[(&b, "B")], &b);
     let fetch = |_v: u64| Ok((k2.as_bytes().to_vec(), k2_sig.clone()));
     let held = trust::advance_keyring(&paths, held, 2, &fetch).unwrap();
@@ -83,23 +105,12 @@ fn an_older_index_is_refused_after_its_key_is_retired() {
         trust::load_index(&paths, Some(&held), now),
         trust::IndexState::Missing
     );
-    // …but its version is still the floor: v1 is a rollback.
-    let err = trust::accept_index(&paths, &held, old.as_bytes(), &old_sig, now).unwrap_err();
-    assert!(err.to_string().contains("index"), "{err}");
-    assert_eq!(trust::report(&paths, now).index_version, None);
-    // v5 signed again by B (the same version) is taken, and so is v6.
-    trust::accept_index(&paths, &held, new.as_bytes(), &b.sign(new.as_bytes()), now).unwrap();
-    assert_eq!(trust::report(&paths, now).index_version, Some(5));
-    let newer = index(6, 3);
-    trust::accept_index(
-        &paths,
-        &held,
-        newer.as_bytes(),
-        &b.sign(newer.as_bytes()),
-        now,
-    )
-    .unwrap();
+    trust::accept_index(&paths, &held, v6.as_bytes(), &b.sign(v6.as_bytes()), now).unwrap();
     assert_eq!(trust::report(&paths, now).index_version, Some(6));
+    // From there the floor holds again.
+    assert!(
+        trust::accept_index(&paths, &held, v5.as_bytes(), &b.sign(v5.as_bytes()), now).is_err()
+    );
 }
 
 #[test]
@@ -124,11 +135,26 @@ fn an_enrolment_keyring_never_replaces_the_one_held_by_an_older_one() {
     for (text, sig, offered) in [(&k1, &k1_sig, 1), (&k2, &k2_sig, 2)] {
         let done = trust::install_enrolment_keyring(&paths, text.as_bytes(), sig, false).unwrap();
         assert!(
-            matches!(&done, EnrolmentKeyring::Kept { held, offered: o } if held.version == 2 && *o == offered),
+            matches!(&done, EnrolmentKeyring::Kept { held, offered: o, identical } if held.version == 2 && *o == offered && *identical == (offered == 2)),
             "{done:?}"
         );
         assert_eq!(held_version(), 2);
     }
+    // Another chain's keyring at the held version: kept, and not called
+    // the same one.
+    let (twin, twin_sig) = keyring(2, &[(&c, "C")], &c);
+    let done = trust::install_enrolment_keyring(&paths, twin.as_bytes(), &twin_sig, false).unwrap();
+    assert!(
+        matches!(
+            &done,
+            EnrolmentKeyring::Kept {
+                identical: false,
+                offered: 2,
+                ..
+            }
+        ),
+        "{done:?}"
+    );
     // Another chain's keyring (C alone, version 9): kept unless replaced.
     let (other, other_sig) = keyring(9, &[(&c, "C")], &c);
     trust::install_enrolment_keyring(&paths, other.as_bytes(), &other_sig, false).unwrap();
@@ -203,7 +229,13 @@ fn re_enrolling_keeps_the_newer_keyring_against_a_real_server() {
 
     // Re-enrolment without a keyring: nothing taken from the server.
     let again = enroll(&paths, &options(sd.token(1), None, false), &inv, &now).unwrap();
-    assert_eq!(again.keyring_source, KeyringSource::Kept { offered: None });
+    assert_eq!(
+        again.keyring_source,
+        KeyringSource::Kept {
+            offered: None,
+            identical: false
+        }
+    );
     assert_eq!(again.keyring.as_ref().map(|k| k.0), Some(2));
     // With the old keyring file (an old kit): kept, and said so.
     let old = enroll(
@@ -213,7 +245,13 @@ fn re_enrolling_keeps_the_newer_keyring_against_a_real_server() {
         &now,
     )
     .unwrap();
-    assert_eq!(old.keyring_source, KeyringSource::Kept { offered: Some(1) });
+    assert_eq!(
+        old.keyring_source,
+        KeyringSource::Kept {
+            offered: Some(1),
+            identical: false
+        }
+    );
     assert!(
         old.summary(false).contains("n'en est pas la suite"),
         "{}",
@@ -221,6 +259,18 @@ fn re_enrolling_keeps_the_newer_keyring_against_a_real_server() {
     );
     assert_eq!(trust::load_keyring(&paths).unwrap().unwrap().version, 2);
     // --replace-keyring needs a keyring; with one, the operator's choice wins.
+    // An index of the current chain is held…
+    let held = trust::load_keyring(&paths).unwrap().unwrap();
+    let idx = index(3, 1);
+    trust::accept_index(
+        &paths,
+        &held,
+        idx.as_bytes(),
+        &b.sign(idx.as_bytes()),
+        now(),
+    )
+    .unwrap();
+    assert!(paths.index_file().exists());
     let err = enroll(&paths, &options(sd.token(1), None, true), &inv, &now).unwrap_err();
     assert!(matches!(err, EnrollError::ReplaceWithoutKeyring), "{err}");
     let replaced = enroll(&paths, &options(sd.token(1), Some(v1), true), &inv, &now).unwrap();
@@ -229,5 +279,7 @@ fn re_enrolling_keeps_the_newer_keyring_against_a_real_server() {
         KeyringSource::Replaced { previous: 2 }
     );
     assert_eq!(trust::load_keyring(&paths).unwrap().unwrap().version, 1);
+    // …and goes with the chain it belonged to.
+    assert!(!paths.index_file().exists());
     server.stop();
 }

@@ -217,9 +217,8 @@ fn anchors(opts: &ApplyOptions, source: &dyn ReleaseSource) -> Anchors {
     };
     let mut index = trust::load_index(&opts.paths, keyring.as_ref(), opts.now);
     if let (Some(k), Some((bytes, sig))) = (&keyring, source.index()) {
-        let held = index.version();
-        let floor = trust::index_floor(&opts.paths, &index);
-        match nird_proto::index::verify_index(&k.trusted_keys(), &bytes, &sig, floor, opts.now) {
+        let held = trust::index_floor(&index);
+        match nird_proto::index::verify_index(&k.trusted_keys(), &bytes, &sig, held, opts.now) {
             // Used for this run only: planning and refusing never write.
             Ok((offered, _)) if held != Some(offered.version) => {
                 index = trust::IndexState::Valid(offered);

@@ -698,12 +698,8 @@ impl Agent {
             return changed;
         };
         let held_index = crate::trust::load_index(&self.paths, Some(&keyring), now);
-        let floor = crate::trust::index_floor(&self.paths, &held_index);
-        // Newer than the index held; or, when the one held no longer
-        // verifies (its key retired), at least as new as it was.
         if let Some(v) = r.index_version
-            && held_index.version().is_none_or(|h| v > h)
-            && floor.is_none_or(|f| v >= f)
+            && crate::trust::index_floor(&held_index).is_none_or(|h| v > h)
         {
             match fetch_pair("index", v, nird_proto::index::MAX_INDEX_BYTES).and_then(
                 |(bytes, sig)| crate::trust::accept_index(&self.paths, &keyring, &bytes, &sig, now),
