@@ -823,6 +823,15 @@ fn audit_figures_scope_exports_and_glpi() {
         None,
     );
     assert_eq!(r.status, 404);
+    assert_eq!(
+        reuse(&web, &server, &w.aud_token, "noeud=academie:Lille").0,
+        404,
+        "the reuse API follows the pages"
+    );
+    assert_eq!(
+        reuse(&web, &server, &w.aud_token, "noeud=departement:062").0,
+        200
+    );
 
     // Exports without a node: every row is from the auditor's schools.
     let csv = web.get(

@@ -177,6 +177,7 @@ fn inventory(host: &str, serial: &str, smart: &str) -> (serde_json::Value, Strin
             {"name": "gcompris-qt", "version": format!("3.1-1+{serial}"), "arch": "amd64",
              "section": "games", "size_kib": 51_200},
             {"name": "tuxpaint", "version": "1:0.9.28-1", "arch": "amd64"},
+            {"name": "g++", "version": "4:12.2.0-3", "arch": "amd64"},
         ], "flatpaks": [{"id": "org.kde.GCompris", "branch": "stable", "arch": "x86_64"}]}},
         "monitors": {"value": [{"connector": "HDMI-A-1", "builtin": false,
             "manufacturer_id": "DEL", "product_code": 41_200, "model": format!("ECRAN-{serial}"),
@@ -443,7 +444,7 @@ fn every_route_for_every_role_in_and_out_of_scope() {
             "ECRAN-SERIE-DEDANS",
             "Unifying Receiver",
             "Imprimantes : aucune connue de CUPS",
-            "2 paquets Debian et 1 applications Flatpak",
+            "3 paquets Debian et 1 applications Flatpak",
             "licence Windows OEM",
         ] {
             assert!(
@@ -469,6 +470,18 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         }
         // One school's search: even the admin does not see the other's.
         assert!(!found.body.contains("pc-dehors-99") && !found.body.contains("SERIE-DEHORS"));
+        // A « + » in a name survives the machine links (it reads as a space
+        // unencoded).
+        let plus = web.get(
+            &format!("/etablissements/{UAI}/logiciels?q=g%2B%2B"),
+            c,
+            None,
+        );
+        assert!(
+            plus.body.contains("/logiciels?q=g%2B%2B\""),
+            "{}",
+            plus.body
+        );
         let none = web.get(&format!("/etablissements/{UAI}/logiciels?q=gimp"), c, None);
         assert!(none.body.contains("Aucune des 1 machines"), "{}", none.body);
         for bad in ["q=%3Cscript%3E", "q=gcompris%27--"] {

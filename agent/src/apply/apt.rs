@@ -329,14 +329,19 @@ pub fn output_within(mut cmd: Command, deadline: Duration, what: &str) -> Result
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("lancement de {what} impossible : {e}"))?;
+    // Each pipe is read on its own thread and handed over a channel, so
+    // that waiting for it is bounded too: a daemon a maintainer script
+    // started may keep the pipe open long after apt has exited.
     let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
             if let Some(mut p) = pipe {
                 let _ = p.read_to_end(&mut bytes);
             }
-            bytes
-        })
+            let _ = tx.send(bytes);
+        });
+        rx
     };
     let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<_>));
     let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<_>));
@@ -371,10 +376,26 @@ pub fn output_within(mut cmd: Command, deadline: Duration, what: &str) -> Result
             Err(e) => return Err(format!("attente de {what} impossible : {e}")),
         }
     };
+    // What is left of the deadline, and at least a second, for the
+    // outputs; past it they are given up (the reader thread ends when the
+    // last holder of the pipe closes it).
+    let grace = deadline
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_secs(1));
+    let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>, which: &str| {
+        rx.recv_timeout(grace).unwrap_or_else(|_| {
+            tracing::warn!(
+                command = what,
+                which,
+                "output still held open after exit: given up"
+            );
+            Vec::new()
+        })
+    };
     Ok(Output {
         status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
+        stdout: collect(stdout, "stdout"),
+        stderr: collect(stderr, "stderr"),
     })
 }
 
@@ -644,6 +665,15 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(!alive(), "the background sleep survived");
+        // A child left holding the pipe after the command exits (a daemon
+        // a maintainer script started) does not hold the caller past the
+        // grace period.
+        let mut daemon = Command::new("/bin/sh");
+        daemon.args(["-c", "sleep 30 & echo parti"]);
+        let started = Instant::now();
+        let out = output_within(daemon, Duration::from_millis(200), "sh").unwrap();
+        assert!(out.status.success());
+        assert!(started.elapsed() < Duration::from_secs(15));
         let mut echo = Command::new("/bin/sh");
         echo.args(["-c", "echo bonjour; echo erreur >&2; exit 3"]);
         let out = output_within(echo, Duration::from_secs(30), "sh").unwrap();

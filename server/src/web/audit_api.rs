@@ -226,16 +226,22 @@ pub async fn reuse(
     let params = AuditParams::parse_text(raw.as_deref(), auth::now())
         .map_err(|e| HttpError::bad_request(format!("paramètre invalide : {e}")))?;
     let scope = user.scope();
-    if let Some(node) = &params.filter.node {
-        let schools = state.store.schools_in(&scope).await?;
-        if !schools.iter().any(|s| node.covers(s)) {
-            return Err(not_found());
-        }
-    }
-    let fig = state
-        .store
-        .audit_figures(&scope, &params.filter, state.co2.standard_life_years)
-        .await?;
+    // The pages' rule: a territory that covers a school in scope and lies
+    // wholly within it (404 otherwise, naming nothing).
+    let fig = super::audit::figures(&state, &scope, &params)
+        .await
+        .map_err(|e| {
+            if e.status == axum::http::StatusCode::NOT_FOUND {
+                not_found()
+            } else {
+                tracing::error!(error = %e.message, "audit figures failed");
+                HttpError {
+                    status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    code: "internal",
+                    message: "erreur interne du serveur".into(),
+                }
+            }
+        })?;
     Ok(json_response(&figures_json(
         &fig, &params, &scope, &state.co2,
     )))

@@ -248,6 +248,39 @@ struct SoftwareOnlyRef<'a> {
     software: Option<ReadingRef<SoftwareRef<'a>>>,
 }
 
+/// The (name, version, architecture) of every package and Flatpak
+/// application in the inventory `text` whose name contains `f`; `None`
+/// when the document has no readable software list.
+fn hits_in(text: &str, f: &str) -> Option<Vec<(String, String, String)>> {
+    let SoftwareOnlyRef {
+        software: Some(ReadingRef::Value(list)),
+    } = serde_json::from_str::<SoftwareOnlyRef>(text).ok()?
+    else {
+        return None;
+    };
+    let version = |c: &Option<Cow<str>>| c.as_deref().unwrap_or("—").to_owned();
+    Some(
+        list.packages
+            .iter()
+            .filter(|p| matches(&p.name, Some(f)))
+            .map(|p| (p.name.to_string(), version(&p.version), p.arch.to_string()))
+            .chain(
+                list.flatpaks
+                    .iter()
+                    .filter(|a| matches(&a.name, Some(f)))
+                    .map(|a| {
+                        let branch = a.branch.as_deref().unwrap_or("");
+                        (
+                            a.name.to_string(),
+                            version(&a.version),
+                            format!("Flatpak {branch}"),
+                        )
+                    }),
+            )
+            .collect(),
+    )
+}
+
 /// One package name's findings in a school: version (and architecture) →
 /// machines that have it.
 type Versions<'a> = BTreeMap<(String, String), Vec<&'a MachineRow>>;
@@ -289,36 +322,19 @@ pub async fn school(
     if let Some(f) = filter.as_deref() {
         for row in &rows {
             let text = state.store.latest_inventory(&row.id).await?;
-            let parsed = text
-                .as_deref()
-                .and_then(|t| serde_json::from_str::<SoftwareOnlyRef>(t).ok());
-            let Some(SoftwareOnlyRef {
-                software: Some(ReadingRef::Value(list)),
-            }) = parsed
-            else {
+            // Parsing a 250 KB list is CPU work: off the async workers.
+            let wanted = f.to_owned();
+            let hits = tokio::task::spawn_blocking(move || {
+                text.as_deref().and_then(|t| hits_in(t, &wanted))
+            })
+            .await
+            .ok()
+            .flatten();
+            let Some(hits) = hits else {
                 without_list.push(row.clone());
                 continue;
             };
             searched += 1;
-            let text = |c: &Option<Cow<str>>| c.as_deref().unwrap_or("—").to_owned();
-            let hits = list
-                .packages
-                .iter()
-                .filter(|p| matches(&p.name, Some(f)))
-                .map(|p| (p.name.to_string(), text(&p.version), p.arch.to_string()))
-                .chain(
-                    list.flatpaks
-                        .iter()
-                        .filter(|a| matches(&a.name, Some(f)))
-                        .map(|a| {
-                            let branch = a.branch.as_deref().unwrap_or("");
-                            (
-                                a.name.to_string(),
-                                text(&a.version),
-                                format!("Flatpak {branch}"),
-                            )
-                        }),
-                );
             for (name, version, arch) in hits {
                 found
                     .entry(name)
@@ -331,6 +347,9 @@ pub async fn school(
     }
     let title = format!("Logiciels — {}", school.name);
     let action = format!("/etablissements/{}/logiciels", school.uai);
+    // « g++ » in a link: « + » would read as a space.
+    let query: String =
+        form_urlencoded::byte_serialize(filter.as_deref().unwrap_or("").as_bytes()).collect();
     let body = html! {
         p { a href={"/etablissements/" (school.uai)} { "Retour à l'établissement" } }
         (filter_form(&action, "Nom du logiciel", filter.as_deref(),
@@ -363,7 +382,7 @@ pub async fn school(
                                     (machines.len()) " : "
                                     @for (i, m) in machines.iter().enumerate() {
                                         @if i > 0 { ", " }
-                                        a href={"/machines/" (m.id) "/logiciels?q=" (f)} { (m.hostname) }
+                                        a href={"/machines/" (m.id) "/logiciels?q=" (query)} { (m.hostname) }
                                     }
                                 }
                             }
