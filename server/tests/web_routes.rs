@@ -919,6 +919,30 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         "{}",
         r.body
     );
+    // « Tout sélectionner » pre-checks this page's rows (no script).
+    let all = web.get(
+        &format!("/etablissements/{UAI}?tout=1"),
+        Some(&a.cookie),
+        None,
+    );
+    assert!(
+        all.body.contains(&format!("id=\"sel-{m_in}\" checked"))
+            && all.body.contains("Tout désélectionner"),
+        "{}",
+        all.body
+    );
+    let none = web.get(&format!("/etablissements/{UAI}"), Some(&a.cookie), None);
+    assert!(!none.body.contains(&format!("id=\"sel-{m_in}\" checked")));
+    assert!(none.body.contains("&amp;tout=1#actions-groupees"));
+    assert_eq!(
+        web.get(
+            &format!("/etablissements/{UAI}?tout=2"),
+            Some(&a.cookie),
+            None
+        )
+        .status,
+        400
+    );
     // Approving a machine already approved: nothing to do, nothing logged.
     let r = send_admin(
         &format!("/etablissements/{UAI}/actions"),

@@ -45,6 +45,9 @@ pub struct TableParams {
     pub columns: Vec<&'static str>,
     /// Page number, from 1.
     pub page: u64,
+    /// `tout=1`: the school page shows this page's rows already selected
+    /// for a bulk action (the pages run no script).
+    pub select_all: bool,
 }
 
 impl TableParams {
@@ -57,6 +60,7 @@ impl TableParams {
         let mut q = MachineQuery::default();
         let mut columns = Vec::new();
         let mut page = 1u64;
+        let mut select_all = false;
         for (k, raw) in &pairs {
             // Values are taken as sent (the filter form's selects send
             // exact names); an empty value means "no filter", except for
@@ -105,6 +109,8 @@ impl TableParams {
                         q.text = Some(text.to_owned());
                     }
                 }
+                "tout" if v == "1" => select_all = true,
+                "tout" => return Err(bad()),
                 "tri" => q.sort = MachineSort::parse(v).ok_or_else(bad)?,
                 "ordre" => {
                     q.desc = match v {
@@ -144,6 +150,7 @@ impl TableParams {
             query: q,
             columns,
             page,
+            select_all,
         })
     }
 

@@ -163,6 +163,13 @@ async fn render(
         form method="post" action={(base) "/actions"} id="actions-groupees" {
             @if manage {
                 (csrf(session))
+                p {
+                    @if params.select_all {
+                        a href={(base) "?" (params.to_query(params.page, None)) "#actions-groupees"} id="tout-deselectionner" { "Tout désélectionner" }
+                    } @else {
+                        a href={(base) "?" (params.to_query(params.page, None)) "&tout=1#actions-groupees"} id="tout-selectionner" { "Tout sélectionner sur cette page" }
+                    }
+                }
             }
             table {
                 caption {
@@ -182,7 +189,7 @@ async fn render(
                         tr {
                             @if manage {
                                 td {
-                                    input type="checkbox" name="machine" value=(r.id) id={"sel-" (r.id)};
+                                    input type="checkbox" name="machine" value=(r.id) id={"sel-" (r.id)} checked[params.select_all];
                                     label.visually-hidden for={"sel-" (r.id)} { "Sélectionner " (r.hostname) }
                                 }
                             }
