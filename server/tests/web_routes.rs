@@ -437,6 +437,12 @@ fn every_route_for_every_role_in_and_out_of_scope() {
             !none.body.contains("pc-dedans-01"),
             "filter drops the machine"
         );
+        // An empty result says so, and offers no bulk action.
+        assert!(
+            none.body
+                .contains("Aucune machine ne correspond à ces filtres.")
+        );
+        assert!(!none.body.contains("id=\"appliquer-action\""));
         // Installed software, screens and peripherals on the machine page;
         // which machines of the school have a package.
         let page = web.get(&format!("/machines/{m_in}"), c, None);

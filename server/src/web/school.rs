@@ -88,6 +88,14 @@ async fn render(
     let assigned = state.store.school_assignments(&school.uai).await?;
     let manage = can_manage(session);
     let base = format!("/etablissements/{}", school.uai);
+    let filtered = {
+        let q = &params.query;
+        q.state.is_some()
+            || q.win11.is_some()
+            || q.profile.is_some()
+            || q.alert.is_some()
+            || q.text.is_some()
+    };
     let pages = table.total.div_ceil(super::export::PAGE_SIZE).max(1);
     let q = &params.query;
     let export_query = params.to_query(1, None);
@@ -163,13 +171,13 @@ async fn render(
         form method="post" action={(base) "/actions"} id="actions-groupees" {
             @if manage {
                 (csrf(session))
-                p {
+                @if !table.rows.is_empty() { p {
                     @if params.select_all {
                         a href={(base) "?" (params.to_query(params.page, None)) "#actions-groupees"} id="tout-deselectionner" { "Tout désélectionner" }
                     } @else {
                         a href={(base) "?" (params.to_query(params.page, None)) "&tout=1#actions-groupees"} id="tout-selectionner" { "Tout sélectionner sur cette page" }
                     }
-                }
+                } }
             }
             table {
                 caption {
@@ -185,6 +193,20 @@ async fn render(
                     }
                 }
                 tbody {
+                    @if table.rows.is_empty() {
+                        tr {
+                            td colspan=(params.columns.len() + usize::from(manage)) {
+                                @if filtered {
+                                    "Aucune machine ne correspond à ces filtres."
+                                } @else if manage {
+                                    "Aucune machine inscrite dans cet établissement pour l'instant : "
+                                    a href="#jetons" { "créez un jeton d'inscription" } "."
+                                } @else {
+                                    "Aucune machine inscrite dans cet établissement pour l'instant."
+                                }
+                            }
+                        }
+                    }
                     @for r in &table.rows {
                         tr {
                             @if manage {
@@ -211,7 +233,7 @@ async fn render(
                     }
                 }
             }
-            @if manage {
+            @if manage && !table.rows.is_empty() {
                 fieldset {
                     legend { "Action sur les machines sélectionnées" }
                     label for="action" { "Action" }
