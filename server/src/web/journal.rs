@@ -78,7 +78,7 @@ pub async fn page(
                     tr {
                         td { (date_time(Some(e.at))) }
                         td { (e.actor) }
-                        td { (e.action) }
+                        td { (action_fr(&e.action)) " " span.code-action { "(" code { (e.action) } ")" } }
                         td { (detail(&e.detail)) }
                     }
                 }
@@ -111,14 +111,70 @@ fn detail(text: &str) -> maud::Markup {
     html! {
         ul.detail {
             @for (k, v) in &map {
-                li { span.key { (field_fr(k)) } " : " (show(v)) }
+                li { span.key { (field_fr(k)) } " : " (value_fr(k, &show(v))) }
             }
         }
     }
 }
 
+/// An audit action in French; its code stays beside it (the filter takes
+/// codes). Unknown codes are shown as they are.
+fn action_fr(code: &str) -> &str {
+    match code {
+        "login" => "Connexion",
+        "logout" => "Déconnexion",
+        "login.failed" => "Connexion refusée",
+        "user.add" => "Compte créé",
+        "user.role" => "Rôle ou périmètre changé",
+        "user.password" => "Mot de passe changé",
+        "user.disable" => "Compte désactivé",
+        "user.enable" => "Compte réactivé",
+        "apitoken.create" => "Jeton d'API créé",
+        "apitoken.revoke" => "Jeton d'API révoqué",
+        "school.add" => "Établissement ajouté",
+        "token.create" => "Jeton d'inscription créé",
+        "token.revoke" => "Jeton d'inscription révoqué",
+        "machine.status" => "État de machine changé",
+        "assign.school" => "Profils de l'établissement",
+        "assign.machine" => "Dérogation de profil",
+        "profile.publish" => "Profil publié",
+        "keyring.publish" => "Trousseau publié",
+        "index.publish" => "Index du catalogue publié",
+        other => other,
+    }
+}
+
+/// A stored value in French where it is one of the product's codes
+/// (machine states, roles); anything else as it is.
+fn value_fr(key: &str, value: &str) -> String {
+    let word = match (key, value) {
+        ("from" | "to" | "status", "active") => "active",
+        ("from" | "to" | "status", "pending") => "en attente",
+        ("from" | "to" | "status", "retired") => "retirée",
+        ("role", "admin") => "administrateur",
+        ("role", "school") => "gestionnaire",
+        ("role", "auditor") => "auditeur",
+        ("include", "true") => "ajouté",
+        ("include", "false") => "retiré",
+        ("expires_at", v) => {
+            return v
+                .parse::<i64>()
+                .map(|t| format!("{} (UTC)", date_time(Some(t))))
+                .unwrap_or_else(|_| v.to_owned());
+        }
+        _ => return value.to_owned(),
+    };
+    word.to_owned()
+}
+
 fn field_fr(key: &str) -> &str {
     match key {
+        "expires_at" => "expire le",
+        "max_uses" => "utilisations permises",
+        "revoked_releases" => "versions révoquées",
+        "blobs" => "fichiers",
+        "schools" => "établissements",
+        "territory" => "territoire",
         "login" => "identifiant",
         "role" => "rôle",
         "scope" => "périmètre",
@@ -140,5 +196,25 @@ fn field_fr(key: &str) -> &str {
         "hostname" => "nom d'hôte",
         "uses" => "utilisations",
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_entries_read_in_french() {
+        assert_eq!(action_fr("token.create"), "Jeton d'inscription créé");
+        assert_eq!(action_fr("inconnu.x"), "inconnu.x");
+        assert_eq!(value_fr("to", "retired"), "retirée");
+        assert_eq!(value_fr("role", "school"), "gestionnaire");
+        assert_eq!(value_fr("login", "school"), "school");
+        assert_eq!(value_fr("expires_at", "0"), "01/01/1970 00:00 (UTC)");
+        let html = detail(r#"{"max_uses": 30, "to": "retired"}"#).into_string();
+        assert!(
+            html.contains("utilisations permises") && html.contains("retirée"),
+            "{html}"
+        );
     }
 }
