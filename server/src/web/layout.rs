@@ -229,3 +229,14 @@ pub fn disk_kind_label(kind: &str) -> &str {
         other => other,
     }
 }
+
+/// Who did something, for people: `cli:NAME` (a command on the server)
+/// reads « ligne de commande (NAME) », or just « ligne de commande » when
+/// the user was unknown; a login as it is.
+pub fn actor_fr(actor: &str) -> String {
+    match actor.strip_prefix("cli:") {
+        Some("inconnu" | "") => "ligne de commande".to_owned(),
+        Some(user) => format!("ligne de commande ({user})"),
+        None => actor.to_owned(),
+    }
+}

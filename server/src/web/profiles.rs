@@ -63,9 +63,9 @@ pub async fn page(
                                 code { (r.info.signed_by.as_deref().unwrap_or(&key)) }
                                 @if r.info.revoked_at.is_some() { " — " strong { "clé révoquée le " (date_time(r.info.revoked_at)) " (UTC) : version plus distribuée" } }
                             }
-                            td { (comment) }
+                            td { (comment_fr(&comment)) }
                             td { (date_time(Some(r.info.published_at))) }
-                            td { (r.info.published_by) }
+                            td { (super::layout::actor_fr(&r.info.published_by)) }
                             td {
                                 @if r.assigned_to.is_empty() { "aucun établissement" }
                                 @for (i, u) in r.assigned_to.iter().enumerate() {
@@ -81,4 +81,41 @@ pub async fn page(
         }
     };
     Ok(html(page_at("Profils", "/profils", Some(&session), body)))
+}
+
+/// minisign's trusted comment (tab-separated fields) in words:
+/// `timestamp:N` → « signé le … »,
+/// `file:NAME` → « fichier NAME », the `hashed` mode flag dropped; other
+/// words (a comment the maintainers wrote) kept as they are.
+fn comment_fr(comment: &str) -> String {
+    let words: Vec<String> = comment
+        .split('\t')
+        .map(str::trim)
+        .filter(|w| !w.is_empty() && *w != "hashed")
+        .map(|w| {
+            if let Some(t) = w
+                .strip_prefix("timestamp:")
+                .and_then(|t| t.parse::<i64>().ok())
+            {
+                format!("signé le {} (UTC)", date_time(Some(t)))
+            } else if let Some(file) = w.strip_prefix("file:") {
+                format!("fichier {file}")
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect();
+    words.join(", ")
+}
+
+#[cfg(test)]
+mod comment_tests {
+    #[test]
+    fn minisigns_trusted_comment_reads_in_french() {
+        assert_eq!(
+            super::comment_fr("timestamp:0\tfile:primtux.toml\thashed"),
+            "signé le 01/01/1970 00:00 (UTC), fichier primtux.toml"
+        );
+        assert_eq!(super::comment_fr("relu par Anne"), "relu par Anne");
+    }
 }
