@@ -10,11 +10,11 @@
 //! (`/etablissements/{uai}/logiciels?q=…`: every machine's latest list
 //! read) and one machine's whole list (`/machines/{id}/logiciels`).
 
+mod common;
 use std::time::{Duration, Instant};
 
 use nird_proto::hash::{CanonicalObject, canonical_json};
 use nird_server::data_dir::DataDir;
-use nird_server::http::{ServeConfig, run};
 use nird_server::init::{InitOptions, InitOutcome, init};
 use nird_server::store::NewMachine;
 
@@ -141,51 +141,8 @@ fn main() -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let config = ServeConfig::from_data_dir(&dir, None, None)?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(run(listener, config, async {
-        let _ = stop_rx.await;
-    }));
-    let pem = std::fs::read(dir.ca_cert())?;
-    let cert = ureq::tls::Certificate::from_pem(&pem)?;
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
-        .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
-    let base = format!("https://127.0.0.1:{}", addr.port());
-    let login = agent
-        .post(format!("{base}/connexion"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send(format!("login=admin&password={admin_password}"))?;
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("login failed: {}", login.status()))?;
-    let get = |path: &str| -> anyhow::Result<(Duration, String)> {
-        let t = Instant::now();
-        let mut r = agent
-            .get(format!("{base}{path}"))
-            .header("cookie", &cookie)
-            .call()?;
-        let body = r
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_string()?;
-        let elapsed = t.elapsed();
-        anyhow::ensure!(r.status() == 200, "{path}: {}", r.status());
-        Ok((elapsed, body))
-    };
+    let dashboard = common::serve_logged_in(&rt, &dir, &admin_password)?;
+    let get = |path: &str| dashboard.get(path);
     let (_, found) = get(&format!("/etablissements/{UAI}/logiciels?q=gcompris"))?;
     anyhow::ensure!(
         found.contains(&format!("gcompris-qt : {MACHINES} installation(s)")),
@@ -210,7 +167,5 @@ fn main() -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<_>>>()?;
         stats(&name, samples);
     }
-    let _ = stop_tx.send(());
-    rt.block_on(server)??;
-    Ok(())
+    dashboard.stop(&rt)
 }
