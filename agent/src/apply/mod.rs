@@ -809,27 +809,33 @@ fn lock_apply(paths: &AgentPaths) -> Result<fs::File, String> {
     Ok(file)
 }
 
-/// `Some(message)` when a disruptive plan must wait: a graphical session is
-/// open and no maintenance window is.
+/// `Some(message)` when a disruptive plan must wait: no maintenance window
+/// is open, and a graphical session is, or logind cannot tell.
 fn lesson_in_progress(opts: &ApplyOptions) -> Option<String> {
     if opts.bus == Bus::None {
         return None;
     }
-    let sessions = match guard::graphical_sessions(&opts.bus) {
-        Ok(s) => s,
-        Err(e) => {
-            // Without logind we cannot know: a machine whose bus is broken
-            // must still converge, so this is logged, not blocking.
-            tracing::warn!("cannot list sessions, assuming none: {e}");
-            return None;
-        }
-    };
     let local = opts.now.to_offset(opts.local_offset);
     let local = time::PrimitiveDateTime::new(local.date(), local.time());
-    if sessions.is_empty() || opts.maintenance.contains(local) {
+    if opts.maintenance.contains(local) {
         return None;
     }
-    let who: Vec<&str> = sessions.iter().map(|s| s.user.as_str()).collect();
+    let who = match guard::graphical_sessions(&opts.bus) {
+        Ok(sessions) if sessions.is_empty() => return None,
+        Ok(sessions) => {
+            let who: Vec<&str> = sessions.iter().map(|s| s.user.as_str()).collect();
+            format!("session graphique ouverte ({})", who.join(", "))
+        }
+        Err(e) => {
+            // Unknown is not « nobody »: a lesson may be going on. The plan
+            // waits for the next maintenance window, when it runs whoever
+            // is logged in, so a machine whose logind is broken still
+            // converges, only later (found by review: it used to run at
+            // once, in the middle of a lesson).
+            tracing::warn!("cannot list sessions, deferring disruptive changes: {e}");
+            "sessions ouvertes inconnues (logind ne répond pas)".to_owned()
+        }
+    };
     let next = opts
         .maintenance
         .next_opening(local)
@@ -843,8 +849,7 @@ fn lesson_in_progress(opts: &ApplyOptions) -> Option<String> {
         })
         .unwrap_or_default();
     Some(format!(
-        "session graphique ouverte ({}) : changements perturbants reportés à la prochaine fenêtre de maintenance{next}",
-        who.join(", ")
+        "{who} : changements perturbants reportés à la prochaine fenêtre de maintenance{next}"
     ))
 }
 
