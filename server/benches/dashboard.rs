@@ -8,7 +8,8 @@
 //! client on loopback: the school page of the 500-machine school, a machine
 //! page, and the admin's Accueil over the whole fleet. Prints the median and
 //! the 95th percentile of each, and the school page's size raw and
-//! gzip-compressed (as the server sends it to browsers).
+//! gzip-compressed (as the server sends it to browsers). Every school is
+//! assigned two profiles, one machine in a hundred has an exception.
 
 mod common;
 use std::io::Write as _;
@@ -77,6 +78,12 @@ fn populate(db: &std::path::Path) -> anyhow::Result<(String, String)> {
             ],
         )?;
     }
+    // Every school is assigned two profiles, as a deployment is: the
+    // compliance columns then depend on the assignment (`HAS_ASSIGNED`).
+    tx.execute_batch(
+        "INSERT INTO school_assignments (school_id, profile_name)
+             SELECT id, 'nird-base' FROM schools UNION ALL SELECT id, 'primtux' FROM schools",
+    )?;
     let big_school = 1i64; // rowid of school 0
     let per_other = (MACHINES - BIG) / (SCHOOLS - 1);
     let mut first_big = String::new();
@@ -123,6 +130,14 @@ fn populate(db: &std::path::Path) -> anyhow::Result<(String, String)> {
                 }
             ],
         )?;
+        if i.is_multiple_of(100) {
+            // One machine in a hundred has its own exception.
+            tx.execute(
+                "INSERT INTO machine_overrides (machine_id, profile_name, include)
+                 VALUES (?1, 'primtux', 0)",
+                [&id],
+            )?;
+        }
         if i < BIG {
             // Inventory history (3 versions) and reports for the big school:
             // the machine page reads them; the triggers compute the columns.
@@ -197,6 +212,10 @@ fn main() -> anyhow::Result<()> {
         (
             "school page sorted by last check-in, filtered on alerts".to_owned(),
             format!("/etablissements/{big_uai}?alerte=smart&tri=vu&ordre=desc"),
+        ),
+        (
+            "school page filtered on a profile state".to_owned(),
+            format!("/etablissements/{big_uai}?profil=failed"),
         ),
         (
             "machine page (3 inventory versions, 20 reports)".to_owned(),

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use nird_proto::api::{ApplyOutcome, MachineStatus, ProfileRef};
 use nird_proto::uai::Uai;
 use nird_server::store::audit::{AuditFilter, idx};
-use nird_server::store::web::{AuditQuery, MachineQuery, NewSession, Scope, ScopeNode};
+use nird_server::store::web::{
+    AuditQuery, MachineQuery, NewSession, ProfileState, Scope, ScopeNode,
+};
 use nird_server::store::{
     Checkin, NewMachine, NewRelease, NewToken, NewUser, PgStore, PublishOutcome, Role, School,
     SchoolKind, SqliteStore, Store, StoreError, TokenProblem,
@@ -697,6 +699,56 @@ fn dashboard_and_audit_figures() {
         let overview = store.overview(&Scope::All, now).await.unwrap();
         assert_eq!(overview.len(), 1);
         assert_eq!(overview[0].states[0], 3, "three active machines");
+        // Nothing assigned: no machine waits for anything, m1's refused
+        // report notwithstanding (found by review: all read « en attente »).
+        assert_eq!(overview[0].profiles, [0, 0, 0, 3]);
+        let by_profile = |p: ProfileState| {
+            let store = store.clone();
+            async move {
+                let q = MachineQuery {
+                    profile: Some(p),
+                    limit: Some(50),
+                    ..Default::default()
+                };
+                let page = store.machines_in(&Scope::All, &q, now).await.unwrap();
+                assert!(page.rows.iter().all(|r| r.profile == p), "{p:?}");
+                page.rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            by_profile(ProfileState::Unassigned).await,
+            ["m1", "m2", "m3"]
+        );
+        store
+            .assign_school("test", &uai(), vec!["primtux".into()])
+            .await
+            .unwrap();
+        store
+            .override_machine("test", "m3", "primtux", false)
+            .await
+            .unwrap();
+        let overview = store.overview(&Scope::All, now).await.unwrap();
+        assert_eq!(
+            overview[0].profiles,
+            [0, 1, 1, 1],
+            "applied, pending, failed, none"
+        );
+        assert_eq!(by_profile(ProfileState::Failed).await, ["m1"]);
+        assert_eq!(by_profile(ProfileState::Pending).await, ["m2"]);
+        assert_eq!(by_profile(ProfileState::Unassigned).await, ["m3"]);
+        assert!(by_profile(ProfileState::Applied).await.is_empty());
+        // A machine's own inclusion counts as assigned.
+        store
+            .override_machine("test", "m3", "nird-base", true)
+            .await
+            .unwrap();
+        assert_eq!(by_profile(ProfileState::Pending).await, ["m2", "m3"]);
+        let m3 = store
+            .machine_in(&Scope::All, "m3", now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m3.row.profile, ProfileState::Pending);
         // m1's SMART alert and refused release, precomputed by the triggers.
         let page = smart_alerts(&store, now).await;
         assert_eq!(page.total, 1);

@@ -195,7 +195,7 @@ pub struct AdminMachineDoc {
     last_seen: Option<String>,
     /// `eligible`, `ineligible` or `unknown` (column `win11`).
     windows11: Option<String>,
-    /// `applied`, `pending` or `failed` (column `profil`).
+    /// `applied`, `pending`, `failed` or `none` (nothing assigned) (column `profil`).
     profile_state: Option<String>,
     /// Alert names: smart, batterie, disque, refus, agent (column `alertes`).
     alerts: Option<Vec<String>>,

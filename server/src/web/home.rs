@@ -10,7 +10,7 @@ use super::layout::{html, page_at};
 use super::{WebResult, scope};
 use crate::auth::{self, Session};
 use crate::http::AppState;
-use crate::store::web::{MachineState, alert};
+use crate::store::web::{MachineState, ProfileState, alert};
 
 /// `GET /`.
 pub async fn page(
@@ -19,7 +19,7 @@ pub async fn page(
 ) -> WebResult {
     let scope = scope(&session);
     let rows = state.store.overview(&scope, auth::now()).await?;
-    let mut totals = [0u64; 13];
+    let mut totals = [0u64; MachineState::ALL.len() + ProfileState::ALL.len() + alert::ALL.len()];
     for r in &rows {
         let all = r.states.iter().chain(&r.profiles).chain(&r.alerts);
         for (t, n) in totals.iter_mut().zip(all) {
@@ -40,14 +40,12 @@ pub async fn page(
                     tr {
                         th scope="col" rowspan="2" { "Établissement" }
                         th scope="colgroup" colspan="5" { "Machines" }
-                        th scope="colgroup" colspan="3" { "Profils" }
+                        th scope="colgroup" colspan=(ProfileState::ALL.len()) { "Profils" }
                         th scope="colgroup" colspan=(alert::ALL.len()) { "Alertes (machines)" }
                     }
                     tr {
                         @for s in MachineState::ALL { th scope="col" class="n" { (s.label()) } }
-                        th scope="col" class="n" { "appliqués" }
-                        th scope="col" class="n" { "en attente" }
-                        th scope="col" class="n" { "en échec" }
+                        @for p in ProfileState::ALL { th scope="col" class="n" { (p.column()) } }
                         @for (_, _, label) in alert::ALL { th scope="col" class="n" { (label) } }
                     }
                 }

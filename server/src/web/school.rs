@@ -130,7 +130,7 @@ async fn render(
                     label for="f-profil" { "Profils" }
                     select id="f-profil" name="profil" {
                         option value="" { "tous" }
-                        @for p in [ProfileState::Applied, ProfileState::Pending, ProfileState::Failed] {
+                        @for p in ProfileState::ALL {
                             option value=(p.as_str()) selected[q.profile == Some(p)] { (p.label()) }
                         }
                     }

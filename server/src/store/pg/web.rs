@@ -17,9 +17,9 @@ use crate::store::sqlite::web::{
     version_key,
 };
 use crate::store::web::{
-    ApiTokenInfo, AuditQuery, HISTORY_SHOWN, MachineDetail, MachinePage, MachineQuery, MachineRow,
-    MachineState, NewSession, OverviewMachine, ProfileState, ReleaseOverview, SchoolOverview,
-    Scope, ScopeLevel, ScopeNode, SessionRecord, User, WebStore, alert,
+    ApiTokenInfo, Assignments, AuditQuery, HISTORY_SHOWN, MachineDetail, MachinePage, MachineQuery,
+    MachineRow, MachineState, NewSession, OverviewMachine, ProfileState, ReleaseOverview,
+    SchoolOverview, Scope, ScopeLevel, ScopeNode, SessionRecord, User, WebStore, alert,
 };
 use crate::store::{
     AuditEntry, NewUser, ReleaseInfo, Role, School, StoreError, StoreFuture, TokenInfo,
@@ -113,7 +113,7 @@ fn machine_from_row(r: &Row, now: i64, newest_agent: &str) -> Result<MachineRow,
         last_seen,
         enrolled_at,
         win11: r.try_get(9)?,
-        profile: ProfileState::from_outcome(outcome.as_deref()),
+        profile: ProfileState::of(r.try_get(14)?, outcome.as_deref()),
         alerts,
         agent_version,
         refused_reason: r.try_get(13)?,
@@ -747,22 +747,30 @@ impl WebStore for PgStore {
                 out.push(SchoolOverview {
                     school: school_from_row(&r, 0)?,
                     states: [0; 5],
-                    profiles: [0; 3],
+                    profiles: [0; 4],
                     alerts: [0; 5],
                 });
             }
             if out.is_empty() {
                 return Ok(out);
             }
+            let mut assignments = Assignments::default();
+            for r in rows(&client, Assignments::SCHOOLS_SQL, &[]).await? {
+                assignments.school(r.try_get(0)?, r.try_get(1)?);
+            }
+            for r in rows(&client, Assignments::OVERRIDES_SQL, &[]).await? {
+                assignments.exception(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            }
             for r in rows(
                 &client,
                 "SELECT school_id, status, COALESCE(last_seen, enrolled_at), alerts, \
-                 last_outcome, agent_version FROM machines",
+                 last_outcome, agent_version, id FROM machines",
                 &[],
             )
             .await?
             {
-                let Some(&slot) = slot_of.get(&r.try_get::<_, i64>(0)?) else {
+                let school: i64 = r.try_get(0)?;
+                let Some(&slot) = slot_of.get(&school) else {
                     continue;
                 };
                 let outcome: Option<String> = r.try_get(4)?;
@@ -770,6 +778,7 @@ impl WebStore for PgStore {
                     status: status_of(r.try_get(1)?)?,
                     contact: r.try_get(2)?,
                     flags: r.try_get(3)?,
+                    assigned: assignments.has_assigned(school, r.try_get(6)?),
                     outcome: outcome.as_deref(),
                     version: r.try_get(5)?,
                 };
@@ -816,8 +825,8 @@ impl WebStore for PgStore {
                 return Ok(None);
             };
             let row = machine_from_row(r, now, &newest)?;
-            let checkins = to_u64(r.try_get(14)?);
-            let applied: String = r.try_get(15)?;
+            let checkins = to_u64(r.try_get(15)?);
+            let applied: String = r.try_get(16)?;
             let mut history = Vec::new();
             for h in rows(
                 &client,

@@ -8,9 +8,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::{SqliteStore, audit, now, school_id, status_of, stored_uai, to_u64, unique_as_exists};
 use crate::store::web::{
-    ApiTokenInfo, AuditQuery, HISTORY_SHOWN, MachineDetail, MachinePage, MachineQuery, MachineRow,
-    MachineState, NewSession, OverviewMachine, ProfileState, ReleaseOverview, SchoolOverview,
-    Scope, ScopeLevel, ScopeNode, SessionRecord, User, WebStore, alert,
+    ApiTokenInfo, Assignments, AuditQuery, HISTORY_SHOWN, MachineDetail, MachinePage, MachineQuery,
+    MachineRow, MachineState, NewSession, OverviewMachine, ProfileState, ReleaseOverview,
+    SchoolOverview, Scope, ScopeLevel, ScopeNode, SessionRecord, User, WebStore, alert,
 };
 use crate::store::{
     AuditEntry, NewUser, ReleaseInfo, Role, School, SchoolKind, StoreError, StoreFuture, TokenInfo,
@@ -100,9 +100,12 @@ pub(crate) const SCHOOL_COLUMNS: &str =
     "s.uai, s.name, s.commune, s.departement, s.academie, s.kind, s.require_approval";
 
 /// Columns of [`MachineRow`], in [`machine_from_row`] order.
-pub(crate) const MACHINE_COLUMNS: &str = "m.id, s.uai, s.name, m.hostname, m.serial, m.model, m.status, \
+pub(crate) const MACHINE_COLUMNS: &str = concat!(
+    "m.id, s.uai, s.name, m.hostname, m.serial, m.model, m.status, \
      m.last_seen, m.enrolled_at, m.win11, m.last_outcome, m.alerts, m.agent_version, \
-     m.refused_reason";
+     m.refused_reason, ",
+    crate::store::web::has_assigned_sql!()
+);
 
 fn machine_from_row(r: &Row<'_>, now: i64, newest_agent: &str) -> Result<MachineRow, StoreError> {
     let status = status_of(&r.get::<_, String>(6)?)?;
@@ -127,7 +130,7 @@ fn machine_from_row(r: &Row<'_>, now: i64, newest_agent: &str) -> Result<Machine
         last_seen,
         enrolled_at: r.get(8)?,
         win11: r.get(9)?,
-        profile: ProfileState::from_outcome(outcome.as_deref()),
+        profile: ProfileState::of(r.get(14)?, outcome.as_deref()),
         alerts,
         agent_version,
         refused_reason: r.get(13)?,
@@ -191,7 +194,7 @@ pub(crate) fn machine_where(
         params.push(Value::Text(w.clone()));
     }
     if let Some(p) = q.profile {
-        clauses.push(p.sql().into());
+        clauses.push(p.sql());
     }
     if let Some(a) = q.alert {
         if a == alert::AGENT_BEHIND {
@@ -675,28 +678,42 @@ impl WebStore for SqliteStore {
                 out.push(SchoolOverview {
                     school,
                     states: [0; 5],
-                    profiles: [0; 3],
+                    profiles: [0; 4],
                     alerts: [0; 5],
                 });
             }
             if out.is_empty() {
                 return Ok(out);
             }
+            let mut assignments = Assignments::default();
+            let mut stmt = conn.prepare_cached(Assignments::SCHOOLS_SQL)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                assignments.school(r.get(0)?, r.get(1)?);
+            }
+            let mut stmt = conn.prepare_cached(Assignments::OVERRIDES_SQL)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                assignments.exception(r.get(0)?, r.get(1)?, r.get(2)?);
+            }
             let mut stmt = conn.prepare_cached(
                 "SELECT school_id, status, COALESCE(last_seen, enrolled_at), alerts, \
-                 last_outcome, agent_version FROM machines",
+                 last_outcome, agent_version, id FROM machines",
             )?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                let Some(&slot) = slot_of.get(&r.get::<_, i64>(0)?) else {
+                let school: i64 = r.get(0)?;
+                let Some(&slot) = slot_of.get(&school) else {
                     continue;
                 };
                 let outcome: Option<String> = r.get(4)?;
                 let version: String = r.get(5)?;
+                let id = r.get_ref(6)?.as_str().map_err(rusqlite::Error::from)?;
                 let machine = OverviewMachine {
                     status: status_of(&r.get::<_, String>(1)?)?,
                     contact: r.get(2)?,
                     flags: r.get(3)?,
+                    assigned: assignments.has_assigned(school, id),
                     outcome: outcome.as_deref(),
                     version: &version,
                 };
@@ -736,8 +753,8 @@ impl WebStore for SqliteStore {
                 return Ok(None);
             };
             let row = machine_from_row(r, now, &newest)?;
-            let checkins = to_u64(r.get(14)?);
-            let applied: String = r.get(15)?;
+            let checkins = to_u64(r.get(15)?);
+            let applied: String = r.get(16)?;
             drop(rows);
             let mut stmt = conn.prepare_cached(
                 "SELECT id, recorded_at, inventory, packed FROM inventory_history
