@@ -655,6 +655,22 @@ fn every_page_for_every_role_in_chromium_passes_axe() {
             );
         }
         check("utilisateurs", role);
+        if *role == "admin" {
+            // A refused form comes back with what was typed and the error
+            // above it, announced; axe judges that page too.
+            browser.type_into("#n-login", "perdu");
+            browser.type_into("#n-scope", "uai:0620057A");
+            browser.click("#creer-compte");
+            assert!(browser.appears("#erreur-formulaire"));
+            let kept = browser.script(
+                "return [document.getElementById('n-login').value, \
+                 document.getElementById('n-scope').value, \
+                 document.getElementById('n-scope').getAttribute('aria-invalid')];",
+                json!([]),
+            );
+            assert_eq!(kept, json!(["perdu", "uai:0620057A", "true"]));
+            check("utilisateurs-refus", role);
+        }
 
         browser.goto(&format!("{base}/compte"));
         browser.click("#deconnexion");

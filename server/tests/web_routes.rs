@@ -805,6 +805,37 @@ fn every_route_for_every_role_in_and_out_of_scope() {
     assert_eq!(r.status, 400);
     assert!(r.body.contains("n'est pas sur ce serveur"), "{}", r.body);
     assert_eq!(audit_len(&f), before);
+    // ...on the page itself, above the form, which keeps what was typed
+    // and marks the field in error.
+    assert!(r.body.contains("id=\"erreur-formulaire\""), "{}", r.body);
+    assert!(r.body.contains("value=\"perdu\""), "{}", r.body);
+    assert!(
+        r.body.contains(
+            "aria-invalid=\"true\" aria-describedby=\"erreur-formulaire\">uai:0620057A</textarea>"
+        ),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("<option value=\"school\" selected>"));
+    // A login already taken: the identifier is marked.
+    let r = send_admin(
+        "/utilisateurs",
+        &[
+            ("login", "nouveau"),
+            ("role", "auditor"),
+            ("scope", "departement:062\ncommune:062/Calais"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("value=\"nouveau\" aria-invalid=\"true\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains(">departement:062\ncommune:062/Calais</textarea>")
+    );
     let r = send_admin(
         "/utilisateurs",
         &[
@@ -881,7 +912,16 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         "{}",
         r.body
     );
+    assert!(r.body.contains("href=\"#u-chef\">Corriger le compte chef"));
+    assert!(r.body.contains(
+        "id=\"r-chef\" name=\"role\" aria-invalid=\"true\" aria-describedby=\"erreur-formulaire\""
+    ));
     assert_eq!(audit_len(&f), before);
+    // A scope refused for an account that does not exist: no form, 404.
+    assert_eq!(
+        send_admin("/utilisateurs/inconnu/role", &[("role", "auditor")]).status,
+        404
+    );
 
     // Retiring is confirmed, or refused with nothing changed; actions say
     // what they did; a bulk refusal changes no machine at all.
@@ -1027,6 +1067,24 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         ],
     );
     assert_eq!(short.status, 400);
+    // Said above the password form, the new password marked; no password
+    // is ever written back into the page.
+    assert!(short.body.contains("12 caractères"), "{}", short.body);
+    assert!(short.body.contains(
+        "id=\"nouveau\" name=\"new\" autocomplete=\"new-password\" minlength=\"12\" required aria-invalid=\"true\""
+    ));
+    assert!(!short.body.contains("court\""));
+    let label = web.post(
+        "/compte/jetons",
+        Some(&g1),
+        &[("csrf", &g1_csrf), ("label", &"x".repeat(101))],
+    );
+    assert_eq!(label.status, 400);
+    assert!(
+        label
+            .body
+            .contains(&format!("value=\"{}\"", "x".repeat(100)))
+    );
     let new_pw = "un nouveau mot de passe solide";
     let changed = web.post(
         "/compte/mot-de-passe",

@@ -5,25 +5,65 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use maud::{Markup, html};
 
-use super::layout::{csrf, date_time, html, notice, page_at};
-use super::{FormData, WebError, WebResult, see_other};
+use super::layout::{FORM_ERROR_ID, csrf, date_time, form_error, html, notice, page_at, refused};
+use super::{FormData, WebResult, see_other};
 use crate::auth::{self, Session};
 use crate::http::AppState;
 use crate::secrets;
 
+/// A refused form of this page: which, and why.
+enum Refused<'a> {
+    /// The password change; `field` is the id of the input in error
+    /// (passwords are never shown again).
+    Password { field: &'static str, error: &'a str },
+    /// A new API token's label, shown again as typed.
+    Token { label: &'a str, error: &'a str },
+}
+
 async fn render(state: &AppState, session: &Session, message: Option<Markup>) -> WebResult {
+    render_page(state, session, message, None).await
+}
+
+async fn render_page(
+    state: &AppState,
+    session: &Session,
+    message: Option<Markup>,
+    refusal: Option<Refused<'_>>,
+) -> WebResult {
     let tokens = state.store.list_api_tokens(&session.user.login).await?;
+    let (password_error, password_field) = match refusal {
+        Some(Refused::Password { field, error }) => (Some(error), Some(field)),
+        _ => (None, None),
+    };
+    let (token_error, label) = match refusal {
+        Some(Refused::Token { label, error }) => (Some(error), Some(label)),
+        _ => (None, None),
+    };
+    let marks = |id: &str| {
+        if password_field == Some(id) {
+            (Some("true"), Some(FORM_ERROR_ID))
+        } else {
+            (None, None)
+        }
+    };
     let body = html! {
         @if let Some(m) = message { (m) }
         h2 { "Changer de mot de passe" }
+        @if let Some(e) = password_error { (form_error(e)) }
         form method="post" action="/compte/mot-de-passe" id="changer-mot-de-passe" {
             (csrf(session))
+            @let (invalid, described) = marks("ancien");
             label for="ancien" { "Mot de passe actuel" }
-            input type="password" id="ancien" name="current" autocomplete="current-password" required;
+            input type="password" id="ancien" name="current" autocomplete="current-password" required
+                aria-invalid=[invalid] aria-describedby=[described];
+            @let (invalid, described) = marks("nouveau");
             label for="nouveau" { "Nouveau mot de passe (12 caractères au moins)" }
-            input type="password" id="nouveau" name="new" autocomplete="new-password" minlength="12" required;
+            input type="password" id="nouveau" name="new" autocomplete="new-password" minlength="12" required
+                aria-invalid=[invalid] aria-describedby=[described];
+            @let (invalid, described) = marks("confirmation");
             label for="confirmation" { "Nouveau mot de passe, à nouveau" }
-            input type="password" id="confirmation" name="confirm" autocomplete="new-password" minlength="12" required;
+            input type="password" id="confirmation" name="confirm" autocomplete="new-password" minlength="12" required
+                aria-invalid=[invalid] aria-describedby=[described];
             p { button type="submit" { "Changer le mot de passe" } }
         }
         h2 { "Jetons d'API personnels" }
@@ -56,10 +96,12 @@ async fn render(state: &AppState, session: &Session, message: Option<Markup>) ->
                 }
             }
         }
+        @if let Some(e) = token_error { (form_error(e)) }
         form method="post" action="/compte/jetons" id="nouveau-jeton-api" {
             (csrf(session))
             label for="jeton-libelle" { "Libellé du nouveau jeton" }
-            input type="text" id="jeton-libelle" name="label" required maxlength="100";
+            input type="text" id="jeton-libelle" name="label" required maxlength="100" value=[label]
+                aria-invalid=[token_error.map(|_| "true")] aria-describedby=[token_error.map(|_| FORM_ERROR_ID)];
             p { button type="submit" id="creer-jeton-api" { "Créer un jeton d'API" } }
         }
     };
@@ -97,15 +139,33 @@ pub async fn change_password(
         .unwrap_or_default();
     let ok =
         auth::argon2(move |memory| secrets::verify_password_in(&current, &stored, memory)).await?;
+    // A refusal is said above the form, on the page itself (it was an
+    // error page, away from the form).
+    let refuse = |field, error: String| {
+        let (state, session) = (&state, &session);
+        async move {
+            let refusal = Refused::Password {
+                field,
+                error: &error,
+            };
+            Ok(refused(
+                render_page(state, session, None, Some(refusal)).await?,
+            ))
+        }
+    };
     if !ok {
-        return Err(WebError::bad_request("Mot de passe actuel incorrect."));
+        return refuse("ancien", "Mot de passe actuel incorrect.".into()).await;
     }
     if new != confirm {
-        return Err(WebError::bad_request(
-            "Les deux nouveaux mots de passe diffèrent.",
-        ));
+        return refuse(
+            "confirmation",
+            "Les deux nouveaux mots de passe diffèrent.".into(),
+        )
+        .await;
     }
-    auth::check_new_password(&new).map_err(WebError::bad_request)?;
+    if let Err(why) = auth::check_new_password(&new) {
+        return refuse("nouveau", why).await;
+    }
     let hash = super::hash_password(new).await?;
     state
         .store
@@ -132,11 +192,23 @@ pub async fn token_create(
     Extension(session): Extension<Session>,
     Extension(form): Extension<FormData>,
 ) -> WebResult {
-    let label = form
-        .get("label")
-        .filter(|l| l.chars().count() <= 100 && !l.chars().any(char::is_control))
-        .ok_or_else(|| WebError::bad_request("Libellé invalide (100 caractères au plus)."))?
-        .to_owned();
+    let typed = form.get("label").unwrap_or("");
+    if typed.trim().is_empty() || typed.chars().count() > 100 || typed.chars().any(char::is_control)
+    {
+        let refusal = Refused::Token {
+            // Shown again without what made it invalid.
+            label: &typed
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect::<String>(),
+            error: "Libellé invalide : 1 à 100 caractères, sans retour à la ligne.",
+        };
+        return Ok(refused(
+            render_page(&state, &session, None, Some(refusal)).await?,
+        ));
+    }
+    let label = typed.to_owned();
     let (token, hash) = auth::new_api_token();
     state
         .store

@@ -194,6 +194,24 @@ pub fn notice(text: &str) -> Markup {
     html! { div.notice role="status" { p { (text) } } }
 }
 
+/// The id of [`form_error`]'s message, for the fields' `aria-describedby`.
+pub const FORM_ERROR_ID: &str = "erreur-formulaire";
+
+/// Why a form was refused, announced (`role="alert"`) just above the form,
+/// which is shown again with what was typed (RGAA 11.10, 11.11).
+pub fn form_error(text: &str) -> Markup {
+    html! {
+        div.notice.erreur role="alert" id=(FORM_ERROR_ID) {
+            p { strong { "Erreur : " } (text) }
+        }
+    }
+}
+
+/// A page shown again after a refused form, with status 400.
+pub fn refused(page: Response) -> Response {
+    (axum::http::StatusCode::BAD_REQUEST, page).into_response()
+}
+
 /// Whole Go (10⁹ bytes) of a disk, rounded: how disks are sold and how
 /// the fiche and the exports give them.
 pub fn disk_gb(bytes: u64) -> u64 {

@@ -127,6 +127,12 @@ impl WebError {
         }
     }
 
+    /// A 400: the form is refused and can be shown again with its message
+    /// ([`layout::form_error`]) rather than on an error page.
+    pub fn refusal(&self) -> Option<&str> {
+        (self.status == StatusCode::BAD_REQUEST).then_some(self.message.as_str())
+    }
+
     /// 403: the role does not allow the action (on an object in scope).
     pub fn forbidden() -> Self {
         WebError {

@@ -6,7 +6,9 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use maud::{Markup, html};
 
-use super::layout::{csrf, date, html, notice, page_at, role_label};
+use super::layout::{
+    FORM_ERROR_ID, csrf, date, form_error, html, notice, page_at, refused, role_label,
+};
 use super::{FormData, WebError, WebResult, see_other};
 use crate::auth::Session;
 use crate::http::AppState;
@@ -82,6 +84,18 @@ async fn check_nodes(state: &AppState, nodes: &[ScopeNode]) -> Result<String, We
     })
 }
 
+/// A form's scope, parsed ([`parse_scope`]) and checked against the
+/// server's schools ([`check_nodes`]): the nodes and a warning.
+async fn checked_scope(
+    state: &AppState,
+    role: Role,
+    scope: &str,
+) -> Result<(Vec<ScopeNode>, String), WebError> {
+    let nodes = parse_scope(role, Some(scope))?;
+    let warning = check_nodes(state, &nodes).await?;
+    Ok((nodes, warning))
+}
+
 fn valid_login(login: &str) -> Result<String, WebError> {
     let l = login.trim();
     if l.is_empty()
@@ -97,9 +111,9 @@ fn valid_login(login: &str) -> Result<String, WebError> {
     Ok(l.to_owned())
 }
 
-fn role_select(id: &str, current: Role) -> Markup {
+fn role_select(id: &str, current: Role, invalid: Option<&str>, described: Option<&str>) -> Markup {
     html! {
-        select id=(id) name="role" {
+        select id=(id) name="role" aria-invalid=[invalid] aria-describedby=[described] {
             @for r in [Role::School, Role::Auditor, Role::Admin] {
                 option value=(r.as_str()) selected[r == current] { (role_label(r)) }
             }
@@ -107,10 +121,73 @@ fn role_select(id: &str, current: Role) -> Markup {
     }
 }
 
+/// Which field of an account form was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Login,
+    Role,
+    Scope,
+}
+
+/// A refused account form, shown again with what was typed and why.
+struct Draft<'a> {
+    /// The account the form was for (`None`: « Nouveau compte »).
+    account: Option<&'a str>,
+    login: &'a str,
+    role: Option<Role>,
+    scope: &'a str,
+    field: Field,
+    error: &'a str,
+}
+
+impl Draft<'_> {
+    /// `aria-invalid` and `aria-describedby` for the field in error.
+    fn marks(
+        &self,
+        account: Option<&str>,
+        field: Field,
+    ) -> (Option<&'static str>, Option<&'static str>) {
+        if self.account == account && self.field == field {
+            (Some("true"), Some(FORM_ERROR_ID))
+        } else {
+            (None, None)
+        }
+    }
+}
+
+/// The page, with an optional message on top, or a refused form.
 async fn render(state: &AppState, session: &Session, message: Option<Markup>) -> WebResult {
+    render_page(state, session, message, None).await
+}
+
+/// The page again after `draft` was refused (status 400).
+async fn render_refused(state: &AppState, session: &Session, draft: &Draft<'_>) -> WebResult {
+    Ok(refused(
+        render_page(state, session, None, Some(draft)).await?,
+    ))
+}
+
+async fn render_page(
+    state: &AppState,
+    session: &Session,
+    message: Option<Markup>,
+    draft: Option<&Draft<'_>>,
+) -> WebResult {
     let users = state.store.list_users().await?;
+    let new_draft = draft.filter(|d| d.account.is_none());
+    let marks =
+        |account: Option<&str>, field| draft.map(|d| d.marks(account, field)).unwrap_or_default();
     let body = html! {
         @if let Some(m) = message { (m) }
+        @if let Some(d) = draft.filter(|d| d.account.is_some()) {
+            // The account forms are far down: the error says which, and links to it.
+            div.notice.erreur role="alert" id=(FORM_ERROR_ID) {
+                p {
+                    strong { "Erreur : " } (d.error) " "
+                    a href={"#u-" (d.login)} { "Corriger le compte " (d.login) }
+                }
+            }
+        }
         table {
             caption { "Comptes (" (users.len()) ")" }
             thead { tr { th scope="col" { "Identifiant" } th scope="col" { "Rôle" } th scope="col" { "Périmètre" } th scope="col" { "État" } th scope="col" { "Créé le" } } }
@@ -127,27 +204,41 @@ async fn render(state: &AppState, session: &Session, message: Option<Markup>) ->
             }
         }
         h2 { "Nouveau compte" }
+        @if let Some(d) = new_draft { (form_error(d.error)) }
         form method="post" action="/utilisateurs" id="nouveau-compte" {
             (csrf(session))
+            @let (invalid, described) = marks(None, Field::Login);
             label for="n-login" { "Identifiant" }
-            input type="text" id="n-login" name="login" required;
+            input type="text" id="n-login" name="login" required
+                value=[new_draft.map(|d| d.login)] aria-invalid=[invalid] aria-describedby=[described];
+            @let (invalid, described) = marks(None, Field::Role);
             label for="n-role" { "Rôle" }
-            (role_select("n-role", Role::School))
+            (role_select("n-role", new_draft.and_then(|d| d.role).unwrap_or(Role::School), invalid, described))
+            @let (invalid, described) = marks(None, Field::Scope);
             label for="n-scope" { "Périmètre (un par ligne : academie:Lille, departement:062, commune:062/Calais, uai:0620056Z)" }
-            textarea id="n-scope" name="scope" rows="3" cols="50" {}
+            textarea id="n-scope" name="scope" rows="3" cols="50" aria-invalid=[invalid] aria-describedby=[described] {
+                @if let Some(d) = new_draft { (d.scope) }
+            }
             p { button type="submit" id="creer-compte" { "Créer le compte" } }
         }
         h2 { "Modifier un compte" }
         @for u in &users {
             section id={"u-" (u.login)} aria-labelledby={"t-" (u.login)} {
                 h3 id={"t-" (u.login)} { (u.login) }
+                @let mine = draft.filter(|d| d.account == Some(u.login.as_str()));
                 form method="post" action={"/utilisateurs/" (u.login) "/role"} {
                     (csrf(session))
+                    @let (invalid, described) = marks(Some(&u.login), Field::Role);
                     label for={"r-" (u.login)} { "Rôle" }
-                    (role_select(&format!("r-{}", u.login), u.role))
+                    (role_select(&format!("r-{}", u.login), mine.and_then(|d| d.role).unwrap_or(u.role), invalid, described))
+                    @let (invalid, described) = marks(Some(&u.login), Field::Scope);
                     label for={"s-" (u.login)} { "Périmètre (un par ligne)" }
-                    textarea id={"s-" (u.login)} name="scope" rows="2" cols="50" {
-                        (u.nodes.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+                    textarea id={"s-" (u.login)} name="scope" rows="2" cols="50" aria-invalid=[invalid] aria-describedby=[described] {
+                        @if let Some(d) = mine {
+                            (d.scope)
+                        } @else {
+                            (u.nodes.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+                        }
                     }
                     p { button type="submit" { "Enregistrer le rôle et le périmètre de " (u.login) } }
                 }
@@ -203,13 +294,43 @@ pub async fn create(
     Extension(form): Extension<FormData>,
 ) -> WebResult {
     admin_only(&session)?;
-    let login = valid_login(form.get("login").unwrap_or(""))?;
-    let role = parse_role(form.get("role"))?;
-    let nodes = parse_scope(role, form.get("scope"))?;
-    let warning = check_nodes(&state, &nodes).await?;
+    let typed = form.get("login").unwrap_or("");
+    let scope = form.get("scope").unwrap_or("");
+    let role = parse_role(form.get("role"));
+    // A refused form is shown again with what was typed, the field in error
+    // marked (found by review: the error page lost the scope's lines).
+    let refuse = |field, e: WebError, role: Option<Role>| {
+        let (state, session) = (&state, &session);
+        async move {
+            let Some(error) = e.refusal() else {
+                return Err(e);
+            };
+            let draft = Draft {
+                account: None,
+                login: typed,
+                role,
+                scope,
+                field,
+                error,
+            };
+            render_refused(state, session, &draft).await
+        }
+    };
+    let login = match valid_login(typed) {
+        Ok(l) => l,
+        Err(e) => return refuse(Field::Login, e, role.as_ref().ok().copied()).await,
+    };
+    let role = match role {
+        Ok(r) => r,
+        Err(e) => return refuse(Field::Role, e, None).await,
+    };
+    let (nodes, warning) = match checked_scope(&state, role, scope).await {
+        Ok(checked) => checked,
+        Err(e) => return refuse(Field::Scope, e, Some(role)).await,
+    };
     let password = secrets::new_password();
     let hash = super::hash_password(password.clone()).await?;
-    state
+    let added = state
         .store
         .add_user_scoped(
             &session.user.login,
@@ -222,7 +343,11 @@ pub async fn create(
             },
             nodes,
         )
-        .await?;
+        .await;
+    if let Err(e) = added {
+        // An existing login: the identifier is what to change.
+        return refuse(Field::Login, e.into(), Some(role)).await;
+    }
     render(
         &state,
         &session,
@@ -242,17 +367,45 @@ pub async fn set_role(
     Extension(form): Extension<FormData>,
 ) -> WebResult {
     admin_only(&session)?;
-    let role = parse_role(form.get("role"))?;
+    let scope = form.get("scope").unwrap_or("");
+    let refuse = |field, e: WebError, role: Option<Role>| {
+        let (state, session, login) = (&state, &session, &login);
+        async move {
+            let Some(error) = e.refusal() else {
+                return Err(e);
+            };
+            // Only an account that exists has a form to show again.
+            if !state.store.user_exists(login).await? {
+                return Err(WebError::not_found());
+            }
+            let draft = Draft {
+                account: Some(login),
+                login,
+                role,
+                scope,
+                field,
+                error,
+            };
+            render_refused(state, session, &draft).await
+        }
+    };
+    let role = match parse_role(form.get("role")) {
+        Ok(r) => r,
+        Err(e) => return refuse(Field::Role, e, None).await,
+    };
     // As for disabling: an admin cannot take away its own rights (the last
     // one would leave the server with no admin, and no page to undo it).
     if login == session.user.login && role != Role::Admin {
-        return Err(WebError::bad_request(
+        let e = WebError::bad_request(
             "Vous ne pouvez pas retirer votre propre rôle d'administrateur : \
              demandez-le à un autre administrateur. Rien n'a été modifié.",
-        ));
+        );
+        return refuse(Field::Role, e, Some(role)).await;
     }
-    let nodes = parse_scope(role, form.get("scope"))?;
-    let warning = check_nodes(&state, &nodes).await?;
+    let (nodes, warning) = match checked_scope(&state, role, scope).await {
+        Ok(checked) => checked,
+        Err(e) => return refuse(Field::Scope, e, Some(role)).await,
+    };
     state
         .store
         .set_user_role(&session.user.login, &login, role, nodes)
