@@ -766,6 +766,23 @@ fn every_route_for_every_role_in_and_out_of_scope() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("Affectation refusée"), "{}", r.body);
     assert_eq!(audit_len(&f), before);
+    // The list comes back as typed, marked, under its reason.
+    assert!(r.body.contains(&format!(
+        "value=\"{}\" aria-invalid=\"true\" aria-describedby=\"erreur-formulaire\"",
+        too_many.join(" ")
+    )));
+    let r = send_admin(
+        &format!("/etablissements/{UAI}/jetons"),
+        &[("uses", "40"), ("days", "400")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("Durée de validité invalide"), "{}", r.body);
+    assert!(r.body.contains("value=\"40\" required>"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("value=\"400\" required aria-invalid=\"true\"")
+    );
+    assert_eq!(audit_len(&f), before);
     let r = send_admin(
         &format!("/etablissements/{UAI}/profils"),
         &[("profiles", "pas-publie-ici")],
@@ -1020,6 +1037,25 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         r.body
             .contains("Profil « jamais-publie » retiré de cette machine")
     );
+    // A bad name: the exception comes back as typed, its effect kept, the
+    // reason at the top with a link to the form.
+    let before = audit_len(&f);
+    let r = send_admin(
+        &machine_actions,
+        &[("action", "exclude"), ("profile", "Pas Bon")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body
+            .contains("href=\"#derogation\">Corriger la dérogation")
+    );
+    assert!(
+        r.body.contains("value=\"Pas Bon\" aria-invalid=\"true\""),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("<option value=\"exclude\" selected>"));
+    assert_eq!(audit_len(&f), before);
 
     // A POST from another site is refused even with the token.
     let mut evil = web

@@ -48,8 +48,13 @@ async fn render_page(
     };
     let body = html! {
         @if let Some(m) = message { (m) }
+        @if let Some(e) = password_error {
+            (form_error(e, "changer-mot-de-passe", "Corriger le changement de mot de passe"))
+        }
+        @if let Some(e) = token_error {
+            (form_error(e, "nouveau-jeton-api", "Corriger le nouveau jeton"))
+        }
         h2 { "Changer de mot de passe" }
-        @if let Some(e) = password_error { (form_error(e)) }
         form method="post" action="/compte/mot-de-passe" id="changer-mot-de-passe" {
             (csrf(session))
             @let (invalid, described) = marks("ancien");
@@ -96,7 +101,6 @@ async fn render_page(
                 }
             }
         }
-        @if let Some(e) = token_error { (form_error(e)) }
         form method="post" action="/compte/jetons" id="nouveau-jeton-api" {
             (csrf(session))
             label for="jeton-libelle" { "Libellé du nouveau jeton" }

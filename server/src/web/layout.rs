@@ -197,12 +197,13 @@ pub fn notice(text: &str) -> Markup {
 /// The id of [`form_error`]'s message, for the fields' `aria-describedby`.
 pub const FORM_ERROR_ID: &str = "erreur-formulaire";
 
-/// Why a form was refused, announced (`role="alert"`) just above the form,
-/// which is shown again with what was typed (RGAA 11.10, 11.11).
-pub fn form_error(text: &str) -> Markup {
+/// Why a form was refused, announced (`role="alert"`) at the top of the
+/// page, with a link to the form (`#form`), which is shown again with what
+/// was typed and its field in error marked (RGAA 11.10, 11.11).
+pub fn form_error(text: &str, form: &str, fix: &str) -> Markup {
     html! {
         div.notice.erreur role="alert" id=(FORM_ERROR_ID) {
-            p { strong { "Erreur : " } (text) }
+            p { strong { "Erreur : " } (text) " " a href={"#" (form)} { (fix) } }
         }
     }
 }

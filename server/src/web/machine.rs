@@ -254,6 +254,28 @@ pub async fn page(
 
 /// The machine's page, with `message` on top (after an action).
 async fn render(state: &AppState, session: &Session, id: &str, message: Option<&str>) -> WebResult {
+    render_page(state, session, id, message, None).await
+}
+
+/// A refused action of the machine page, shown again above its form.
+enum Refused<'a> {
+    /// Retiring without the confirmation ticked.
+    Retire { error: &'a str },
+    /// An exception: the profile as typed, the effect chosen.
+    Exception {
+        profile: &'a str,
+        include: bool,
+        error: &'a str,
+    },
+}
+
+async fn render_page(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    message: Option<&str>,
+    refusal: Option<Refused<'_>>,
+) -> WebResult {
     let m = find(state, session, id).await?;
     let software = super::software::latest_software(state, &m.row.id).await?;
     let title = format!("Machine {}", m.row.hostname);
@@ -262,7 +284,16 @@ async fn render(state: &AppState, session: &Session, id: &str, message: Option<&
         Some(session),
         html! {
             @if let Some(text) = message { (layout::notice(text)) }
-            (body(session, &m, software.as_ref()))
+            @match &refusal {
+                Some(Refused::Retire { error }) => {
+                    (layout::form_error(error, "retrait", "Aller à la confirmation du retrait"))
+                }
+                Some(Refused::Exception { error, .. }) => {
+                    (layout::form_error(error, "derogation", "Corriger la dérogation"))
+                }
+                None => {}
+            }
+            (body(session, &m, software.as_ref(), refusal.as_ref()))
         },
     )))
 }
@@ -282,8 +313,26 @@ pub(super) async fn find(
         .ok_or_else(WebError::not_found)
 }
 
-fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software>>) -> Markup {
+fn body(
+    session: &Session,
+    m: &MachineDetail,
+    software: Option<&Reading<Software>>,
+    refusal: Option<&Refused<'_>>,
+) -> Markup {
     let r = &m.row;
+    let retire_error = match refusal {
+        Some(Refused::Retire { error }) => Some(*error),
+        _ => None,
+    };
+    let (exception_error, typed, include) = match refusal {
+        Some(Refused::Exception {
+            profile,
+            include,
+            error,
+        }) => (Some(*error), *profile, *include),
+        _ => (None, "", true),
+    };
+    let mark = |error: Option<&str>| error.map(|_| ("true", layout::FORM_ERROR_ID));
     let docs: Vec<(i64, Value)> = m
         .history
         .iter()
@@ -303,9 +352,8 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
             dt { "N° de série" } dd { (or_not_reported(&r.serial)) }
             dt { "Identifiant" } dd { code { (r.id) } }
             dt { "Inscrite le (UTC)" } dd { (date_time(Some(r.enrolled_at))) }
-            dt { "Dernier contact (UTC)" } dd {
-                @if r.last_seen.is_some() { (date_time(r.last_seen)) } @else { "aucun depuis l'inscription" }
-            }
+            // « jamais », as in the school's table and its exports.
+            dt { "Dernier contact (UTC)" } dd { (date_time(r.last_seen)) }
             dt { "Contacts enregistrés" } dd { (m.checkins) }
             dt { "Version de l'agent" } dd { (or_not_reported(&r.agent_version)) }
             dt { "Système" } dd { (os_line(doc)) }
@@ -522,7 +570,9 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
                         legend { "Retirer de la flotte" }
                         p { "La machine ne recevra plus rien et ne comptera plus dans l'audit. C'est définitif : pour la reprendre, il faudra la réinscrire." }
                         p.check {
-                            input type="checkbox" id="confirmer-retrait" name="confirmer" value="oui" required;
+                            @let marked = mark(retire_error);
+                            input type="checkbox" id="confirmer-retrait" name="confirmer" value="oui" required
+                                aria-invalid=[marked.map(|m| m.0)] aria-describedby=[marked.map(|m| m.1)];
                             label.check for="confirmer-retrait" { "Je confirme le retrait définitif de " (r.hostname) }
                         }
                         p { button.danger type="submit" id="action-retire" { "Retirer de la flotte" } }
@@ -534,11 +584,13 @@ fn body(session: &Session, m: &MachineDetail, software: Option<&Reading<Software
                 fieldset {
                     legend { "Dérogation de profil" }
                     label for="derogation-profil" { "Profil" }
-                    input type="text" id="derogation-profil" name="profile" required;
+                    @let marked = mark(exception_error);
+                    input type="text" id="derogation-profil" name="profile" required value=(typed)
+                        aria-invalid=[marked.map(|m| m.0)] aria-describedby=[marked.map(|m| m.1)];
                     label for="derogation-action" { "Effet" }
                     select id="derogation-action" name="action" {
-                        option value="include" { "ajouter ce profil à cette machine" }
-                        option value="exclude" { "retirer ce profil de cette machine" }
+                        option value="include" selected[include] { "ajouter ce profil à cette machine" }
+                        option value="exclude" selected[!include] { "retirer ce profil de cette machine" }
                     }
                     p { button type="submit" { "Enregistrer la dérogation" } }
                 }
@@ -604,10 +656,17 @@ pub async fn action(
         }
         "retire" => {
             if form.get("confirmer") != Some("oui") {
-                return Err(WebError::bad_request(
-                    "Pour retirer cette machine de la flotte, cochez la case de confirmation : \
-                     le retrait est définitif. Rien n'a été modifié.",
-                ));
+                let error = "Pour retirer cette machine de la flotte, cochez la case de \
+                             confirmation : le retrait est définitif. Rien n'a été modifié.";
+                let page = render_page(
+                    &state,
+                    &session,
+                    &m.row.id,
+                    None,
+                    Some(Refused::Retire { error }),
+                )
+                .await?;
+                return Ok(layout::refused(page));
             }
             state
                 .store
@@ -615,7 +674,28 @@ pub async fn action(
                 .await?
         }
         a @ ("include" | "exclude") => {
-            let p = profile_name(form.get("profile").unwrap_or(""))?;
+            let typed = form.get("profile").unwrap_or("");
+            let refuse = |error: String| {
+                let (state, session, id) = (&state, &session, &m.row.id);
+                async move {
+                    // Shown again cut short, as a name in the message is.
+                    let profile: String = typed.chars().take(200).collect();
+                    let refusal = Refused::Exception {
+                        profile: &profile,
+                        include: a == "include",
+                        error: &error,
+                    };
+                    let page = render_page(state, session, id, None, Some(refusal)).await?;
+                    Ok(layout::refused(page))
+                }
+            };
+            let p = match profile_name(typed) {
+                Ok(p) => p,
+                Err(e) => match e.refusal() {
+                    Some(error) => return refuse(error.to_owned()).await,
+                    None => return Err(e),
+                },
+            };
             if a == "include" {
                 // What the machine gets now, plus this: refused if its agent
                 // would refuse it, as on the command line.
@@ -629,7 +709,7 @@ pub async fn action(
                 names.push(p.clone());
                 let verdict = crate::admin::assignability(state.store.as_ref(), &names).await?;
                 if let Some(refusal) = verdict.refusal() {
-                    return Err(WebError::bad_request(format!("{refusal}.")));
+                    return refuse(format!("{refusal}.")).await;
                 }
             }
             state

@@ -61,6 +61,20 @@ pub async fn page(
 }
 
 /// Renders the page, with an optional message on top.
+/// A refused form of the school page, shown again as typed, its reason
+/// above it.
+enum Refused<'a> {
+    /// A new enrolment token; `days` tells which field is wrong.
+    Token {
+        uses: &'a str,
+        days: &'a str,
+        days_wrong: bool,
+        error: &'a str,
+    },
+    /// The assignments.
+    Assign { profiles: &'a str, error: &'a str },
+}
+
 async fn render(
     state: &AppState,
     session: &Session,
@@ -68,6 +82,50 @@ async fn render(
     params: &TableParams,
     message: Option<Markup>,
 ) -> WebResult {
+    render_page(state, session, school, params, message, None).await
+}
+
+/// The first page again after `refusal` (status 400).
+async fn render_refused(
+    state: &AppState,
+    session: &Session,
+    school: &School,
+    refusal: Refused<'_>,
+) -> WebResult {
+    let mut params = TableParams::parse(None)?;
+    params.query.school = Some(school.uai.clone());
+    let page = render_page(state, session, school, &params, None, Some(refusal)).await?;
+    Ok(layout::refused(page))
+}
+
+async fn render_page(
+    state: &AppState,
+    session: &Session,
+    school: &School,
+    params: &TableParams,
+    message: Option<Markup>,
+    refusal: Option<Refused<'_>>,
+) -> WebResult {
+    let invalid = |wrong: bool| wrong.then_some(("true", layout::FORM_ERROR_ID));
+    let (token_error, uses_typed, days_typed, uses_mark, days_mark) = match &refusal {
+        Some(Refused::Token {
+            uses,
+            days,
+            days_wrong,
+            error,
+        }) => (
+            Some(*error),
+            *uses,
+            *days,
+            invalid(!days_wrong),
+            invalid(*days_wrong),
+        ),
+        _ => (None, "30", "7", None, None),
+    };
+    let (assign_error, profiles_typed) = match &refusal {
+        Some(Refused::Assign { profiles, error }) => (Some(*error), Some(*profiles)),
+        _ => (None, None),
+    };
     let scope = scope(session);
     let now = auth::now();
     let table = state.store.machines_in(&scope, &params.query, now).await?;
@@ -101,6 +159,12 @@ async fn render(
     let export_query = params.to_query(1, None);
     let body = html! {
         @if let Some(m) = message { (m) }
+        @if let Some(e) = token_error {
+            (layout::form_error(e, "nouveau-jeton", "Corriger le nouveau jeton"))
+        }
+        @if let Some(e) = assign_error {
+            (layout::form_error(e, "affectations", "Corriger les affectations"))
+        }
         p { (school.name) " — " (school.commune) " (" (school.departement) "), académie de "
             (school.academie) " — UAI " (school.uai) }
 
@@ -339,9 +403,11 @@ async fn render(
                 fieldset {
                     legend { "Nouveau jeton" }
                     label for="jeton-uses" { "Nombre d'inscriptions permises" }
-                    input type="number" id="jeton-uses" name="uses" min="1" max="10000" value="30" required;
+                    input type="number" id="jeton-uses" name="uses" min="1" max="10000" value=(uses_typed) required
+                        aria-invalid=[uses_mark.map(|m| m.0)] aria-describedby=[uses_mark.map(|m| m.1)];
                     label for="jeton-jours" { "Valable (jours)" }
-                    input type="number" id="jeton-jours" name="days" min="1" max="365" value="7" required;
+                    input type="number" id="jeton-jours" name="days" min="1" max="365" value=(days_typed) required
+                        aria-invalid=[days_mark.map(|m| m.0)] aria-describedby=[days_mark.map(|m| m.1)];
                     p { button type="submit" id="creer-jeton" { "Créer le jeton" } }
                 }
             }
@@ -357,7 +423,10 @@ async fn render(
             form method="post" action={(base) "/profils"} id="affectations" {
                 (csrf(session))
                 label for="profils-liste" { "Profils affectés (séparés par des espaces ou des virgules)" }
-                input type="text" id="profils-liste" name="profiles" value=(assigned.join(" ")) size="60";
+                input type="text" id="profils-liste" name="profiles" size="60"
+                    value=(profiles_typed.map_or_else(|| assigned.join(" "), str::to_owned))
+                    aria-invalid=[assign_error.map(|_| "true")]
+                    aria-describedby=[assign_error.map(|_| layout::FORM_ERROR_ID)];
                 p { button type="submit" id="enregistrer-profils" { "Enregistrer les affectations" } }
             }
         }
@@ -566,16 +635,41 @@ pub async fn token_create(
     if !can_manage(&session) {
         return Err(WebError::forbidden());
     }
-    let uses: u32 = form
-        .get("uses")
-        .and_then(|u| u.parse().ok())
+    let (uses_typed, days_typed) = (
+        form.get("uses").unwrap_or(""),
+        form.get("days").unwrap_or(""),
+    );
+    let refuse = |days_wrong, error| {
+        // Shown again cut short: the fields hold numbers.
+        let cut = |t: &str| t.chars().take(12).collect::<String>();
+        let (state, session, school) = (&state, &session, &school);
+        async move {
+            let (uses, days) = (cut(uses_typed), cut(days_typed));
+            let refusal = Refused::Token {
+                uses: &uses,
+                days: &days,
+                days_wrong,
+                error,
+            };
+            render_refused(state, session, school, refusal).await
+        }
+    };
+    let Some(uses) = uses_typed
+        .trim()
+        .parse::<u32>()
+        .ok()
         .filter(|u| (1..=10_000).contains(u))
-        .ok_or_else(|| WebError::bad_request("Nombre d'inscriptions invalide (1 à 10 000)."))?;
-    let days: i64 = form
-        .get("days")
-        .and_then(|u| u.parse().ok())
+    else {
+        return refuse(false, "Nombre d'inscriptions invalide (1 à 10 000).").await;
+    };
+    let Some(days) = days_typed
+        .trim()
+        .parse::<i64>()
+        .ok()
         .filter(|d| (1..=365).contains(d))
-        .ok_or_else(|| WebError::bad_request("Durée de validité invalide (1 à 365 jours)."))?;
+    else {
+        return refuse(true, "Durée de validité invalide (1 à 365 jours).").await;
+    };
     let token = secrets::new_secret();
     state
         .store
@@ -645,21 +739,41 @@ pub async fn assign(
     if !can_manage(&session) {
         return Err(WebError::forbidden());
     }
-    let profiles = form
-        .get("profiles")
-        .unwrap_or("")
+    let typed = form.get("profiles").unwrap_or("");
+    let refuse = |error: String| {
+        let (state, session, school) = (&state, &session, &school);
+        async move {
+            // Shown again cut short, as a name in the message is.
+            let profiles: String = typed.chars().take(4_000).collect();
+            let refusal = Refused::Assign {
+                profiles: &profiles,
+                error: &error,
+            };
+            render_refused(state, session, school, refusal).await
+        }
+    };
+    let profiles = match typed
         .split([',', ' ', '\n', '\t'])
         .filter(|p| !p.trim().is_empty())
         .map(profile_name)
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let Some(error) = e.refusal() else {
+                return Err(e);
+            };
+            return refuse(error.to_owned()).await;
+        }
+    };
     if profiles.len() > 100 {
-        return Err(WebError::bad_request("Trop de profils."));
+        return refuse("Trop de profils (100 au plus).".into()).await;
     }
     // The same judgement as the command line: refused if agents would
     // refuse it, a warning for profiles not yet published.
     let verdict = crate::admin::assignability(state.store.as_ref(), &profiles).await?;
     if let Some(refusal) = verdict.refusal() {
-        return Err(WebError::bad_request(format!("{refusal}.")));
+        return refuse(format!("{refusal}.")).await;
     }
     state
         .store

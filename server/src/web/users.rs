@@ -179,13 +179,11 @@ async fn render_page(
         |account: Option<&str>, field| draft.map(|d| d.marks(account, field)).unwrap_or_default();
     let body = html! {
         @if let Some(m) = message { (m) }
-        @if let Some(d) = draft.filter(|d| d.account.is_some()) {
-            // The account forms are far down: the error says which, and links to it.
-            div.notice.erreur role="alert" id=(FORM_ERROR_ID) {
-                p {
-                    strong { "Erreur : " } (d.error) " "
-                    a href={"#u-" (d.login)} { "Corriger le compte " (d.login) }
-                }
+        @if let Some(d) = draft {
+            @if d.account.is_some() {
+                (form_error(d.error, &format!("u-{}", d.login), &format!("Corriger le compte {}", d.login)))
+            } @else {
+                (form_error(d.error, "nouveau-compte", "Corriger le nouveau compte"))
             }
         }
         table {
@@ -204,7 +202,6 @@ async fn render_page(
             }
         }
         h2 { "Nouveau compte" }
-        @if let Some(d) = new_draft { (form_error(d.error)) }
         form method="post" action="/utilisateurs" id="nouveau-compte" {
             (csrf(session))
             @let (invalid, described) = marks(None, Field::Login);
