@@ -14,8 +14,10 @@
 //!
 //! Failed logins are stored (table `login_failures`), so the limit
 //! ([`MAX_FAILURES_PER_LOGIN`] per account, [`MAX_FAILURES_PER_ADDRESS`] per
-//! client address, over [`FAILURE_WINDOW_SECS`]) holds across every server
-//! process sharing the database and across restarts. Within a process,
+//! client address, over [`FAILURE_WINDOW_SECS`]; an account's own recent
+//! addresses are not locked out by failures elsewhere, see [`limited`])
+//! holds across every server process sharing the database and across
+//! restarts. Within a process,
 //! attempts on one account, and attempts from one address, run one after
 //! the other (check, argon2, record), so concurrent guesses cannot all pass
 //! the check before the first failure is recorded; with several server
@@ -37,7 +39,7 @@ use tokio::sync::Semaphore;
 
 use crate::secrets::{self, Argon2Memory};
 use crate::store::Store;
-use crate::store::web::{NewSession, User};
+use crate::store::web::{LoginFailures, NewSession, User};
 
 /// Name of the session cookie. The `__Host-` prefix makes browsers refuse
 /// it unless it is `Secure`, has `Path=/` and no `Domain`.
@@ -53,6 +55,9 @@ pub const MAX_FAILURES_PER_LOGIN: u64 = 5;
 pub const MAX_FAILURES_PER_ADDRESS: u64 = 20;
 /// The rate-limit window (15 min).
 pub const FAILURE_WINDOW_SECS: i64 = 15 * 60;
+/// An address a login opened a session from this recently (30 days) is
+/// known: failures of that login elsewhere do not lock it out there.
+pub const KNOWN_ADDRESS_SECS: i64 = 30 * 86_400;
 /// Prefix of personal API tokens (recognisable in logs and secret scanners).
 pub const API_TOKEN_PREFIX: &str = "nird_pat_";
 /// `last_seen` is written at most this often per session.
@@ -206,10 +211,11 @@ pub async fn login(
     let _login_turn = login_lock.lock().await;
     let address_lock = address_locks().get(&ip);
     let _address_turn = address_lock.lock().await;
-    let (by_login, by_ip) = store
-        .login_failures(login, &ip, now() - FAILURE_WINDOW_SECS)
+    let t = now();
+    let failures = store
+        .login_failures(login, &ip, t - FAILURE_WINDOW_SECS, t - KNOWN_ADDRESS_SECS)
         .await?;
-    if by_login >= MAX_FAILURES_PER_LOGIN || by_ip >= MAX_FAILURES_PER_ADDRESS {
+    if limited(&failures) {
         tracing::warn!(%ip, "login refused: rate limit");
         return Err(LoginError::RateLimited);
     }
@@ -238,6 +244,19 @@ pub async fn login(
             Err(LoginError::BadCredentials)
         }
     }
+}
+
+/// The rate limit. From an address, a login gets [`MAX_FAILURES_PER_LOGIN`]
+/// failures, and all logins together [`MAX_FAILURES_PER_ADDRESS`]. Across
+/// addresses, a login gets [`MAX_FAILURES_PER_LOGIN`] failures too, except
+/// from an address it logged in from within [`KNOWN_ADDRESS_SECS`]: someone
+/// who knows the administrator's login can no longer lock them out of
+/// their own school's network by failing from elsewhere, while guesses
+/// from unknown addresses stay bounded as before (found by review).
+fn limited(f: &LoginFailures) -> bool {
+    f.by_pair >= MAX_FAILURES_PER_LOGIN
+        || f.by_address >= MAX_FAILURES_PER_ADDRESS
+        || (f.by_login >= MAX_FAILURES_PER_LOGIN && !f.known_address)
 }
 
 /// The value of cookie `name` in a `Cookie` header.

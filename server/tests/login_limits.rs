@@ -76,6 +76,46 @@ async fn concurrent_guesses_stop_at_the_limit() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_elsewhere_do_not_lock_the_owner_out_of_a_known_address() {
+    let (_dir, store) = store_with("chef", "le-bon-mot-de-passe");
+    let school = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
+    let login = |pw: &'static str, ip: IpAddr| {
+        let store = store.clone();
+        async move { auth::login(store.as_ref(), "chef", pw, ip).await }
+    };
+    // The administrator has logged in from the school's network.
+    assert!(login("le-bon-mot-de-passe", school).await.is_ok());
+    // Someone who knows the login fails from elsewhere, from many addresses.
+    for i in 0..auth::MAX_FAILURES_PER_LOGIN as u8 {
+        let far = IpAddr::V4(Ipv4Addr::new(203, 0, 113, i));
+        assert!(matches!(
+            login("devine", far).await,
+            Err(LoginError::BadCredentials)
+        ));
+    }
+    // Guesses from a new address are refused, even the right password...
+    let new = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 200));
+    assert!(matches!(
+        login("le-bon-mot-de-passe", new).await,
+        Err(LoginError::RateLimited)
+    ));
+    // ...but the administrator still logs in from the school (it used to
+    // be locked out for as long as the failures went on).
+    assert!(login("le-bon-mot-de-passe", school).await.is_ok());
+    // Failures from the known address itself are limited there as before.
+    for _ in 0..auth::MAX_FAILURES_PER_LOGIN {
+        assert!(matches!(
+            login("faute-de-frappe", school).await,
+            Err(LoginError::BadCredentials)
+        ));
+    }
+    assert!(matches!(
+        login("le-bon-mot-de-passe", school).await,
+        Err(LoginError::RateLimited)
+    ));
+}
+
 /// Peak resident memory of this process, MiB.
 fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -14,7 +14,7 @@ use nird_proto::api::{ApplyOutcome, MachineStatus, ProfileRef};
 use nird_proto::uai::Uai;
 use nird_server::store::audit::{AuditFilter, idx};
 use nird_server::store::web::{
-    AuditQuery, MachineQuery, NewSession, ProfileState, Scope, ScopeNode,
+    AuditQuery, LoginFailures, MachineQuery, NewSession, ProfileState, Scope, ScopeNode,
 };
 use nird_server::store::{
     Checkin, NewMachine, NewRelease, NewToken, NewUser, PgStore, PublishOutcome, Role, School,
@@ -568,10 +568,36 @@ fn users_sessions_and_api_tokens() {
             .record_login_failure("alice", "192.0.2.9")
             .await
             .unwrap();
+        store
+            .record_login_failure("bob", "192.0.2.9")
+            .await
+            .unwrap();
+        store
+            .record_login_failure("alice", "192.0.2.8")
+            .await
+            .unwrap();
+        let failures = |ip: &'static str, known_since: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .login_failures("alice", ip, 0, known_since)
+                    .await
+                    .unwrap()
+            }
+        };
         assert_eq!(
-            store.login_failures("alice", "192.0.2.9", 0).await.unwrap(),
-            (1, 1)
+            failures("192.0.2.9", 0).await,
+            LoginFailures {
+                by_login: 2,
+                by_address: 2,
+                by_pair: 1,
+                known_address: false,
+            }
         );
+        // The address alice opened a session from is known, while recent.
+        let known = failures("192.0.2.1", 0).await;
+        assert!(known.known_address && known.by_pair == 0, "{known:?}");
+        assert!(!failures("192.0.2.1", s.created_at + 1).await.known_address);
         let id = store
             .create_api_token("test", "alice", "tok".into(), "script".into())
             .await

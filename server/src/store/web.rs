@@ -354,6 +354,30 @@ pub mod alert {
     ];
 }
 
+/// What the login rate limit looks at ([`WebStore::login_failures`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginFailures {
+    /// Failures for the login, from any address.
+    pub by_login: u64,
+    /// Failures from the address, for any login.
+    pub by_address: u64,
+    /// Failures for the login from the address.
+    pub by_pair: u64,
+    /// The login opened a session from the address recently.
+    pub known_address: bool,
+}
+
+impl LoginFailures {
+    /// The query, SQLite placeholders (`?1` login, `?2` address, `?3`
+    /// since, `?4` known since); PostgreSQL's is derived from it.
+    pub(crate) const SQL: &str = "SELECT \
+        (SELECT COUNT(*) FROM login_failures WHERE login = ?1 AND at >= ?3), \
+        (SELECT COUNT(*) FROM login_failures WHERE ip = ?2 AND at >= ?3), \
+        (SELECT COUNT(*) FROM login_failures WHERE login = ?1 AND ip = ?2 AND at >= ?3), \
+        EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+                WHERE u.login = ?1 AND s.ip = ?2 AND s.created_at >= ?4)";
+}
+
 /// Whether a machine has something assigned: a profile assigned to its
 /// school that the machine does not exclude, or one it includes itself —
 /// the roots of its assigned closure (`Store::assigned_closure`), without
@@ -761,13 +785,16 @@ pub struct AuditQuery {
 pub trait WebStore {
     /// A user and their password hash, by login.
     fn user_auth<'a>(&'a self, login: &'a str) -> StoreFuture<'a, Option<(User, String)>>;
-    /// Failed logins since `since`: (for this login, from this address).
+    /// Failed logins since `since` for this login, from this address, and
+    /// for this login from this address; whether this login opened a
+    /// session from this address since `known_since`.
     fn login_failures<'a>(
         &'a self,
         login: &'a str,
         ip: &'a str,
         since: i64,
-    ) -> StoreFuture<'a, (u64, u64)>;
+        known_since: i64,
+    ) -> StoreFuture<'a, LoginFailures>;
     /// Records a failed login (and its audit line).
     fn record_login_failure<'a>(&'a self, login: &'a str, ip: &'a str) -> StoreFuture<'a, ()>;
     /// Stores a new session for a successful login (and its audit line).

@@ -17,9 +17,10 @@ use crate::store::sqlite::web::{
     version_key,
 };
 use crate::store::web::{
-    ApiTokenInfo, Assignments, AuditQuery, HISTORY_SHOWN, MachineDetail, MachinePage, MachineQuery,
-    MachineRow, MachineState, NewSession, OverviewMachine, ProfileState, ReleaseOverview,
-    SchoolOverview, Scope, ScopeLevel, ScopeNode, SessionRecord, User, WebStore, alert,
+    ApiTokenInfo, Assignments, AuditQuery, HISTORY_SHOWN, LoginFailures, MachineDetail,
+    MachinePage, MachineQuery, MachineRow, MachineState, NewSession, OverviewMachine, ProfileState,
+    ReleaseOverview, SchoolOverview, Scope, ScopeLevel, ScopeNode, SessionRecord, User, WebStore,
+    alert,
 };
 use crate::store::{
     AuditEntry, NewUser, ReleaseInfo, Role, School, StoreError, StoreFuture, TokenInfo,
@@ -271,18 +272,23 @@ impl WebStore for PgStore {
         login: &'a str,
         ip: &'a str,
         since: i64,
-    ) -> StoreFuture<'a, (u64, u64)> {
+        known_since: i64,
+    ) -> StoreFuture<'a, LoginFailures> {
         Box::pin(async move {
             let client = self.client().await?;
             let r = row(
                 &client,
-                "SELECT (SELECT COUNT(*) FROM login_failures WHERE login = $1 AND at >= $3),
-                        (SELECT COUNT(*) FROM login_failures WHERE ip = $2 AND at >= $3)",
-                &[&login, &ip, &since],
+                &super::dollar(LoginFailures::SQL),
+                &[&login, &ip, &since, &known_since],
             )
             .await?
             .ok_or_else(|| StoreError::Backend("COUNT answered nothing".into()))?;
-            Ok((to_u64(r.try_get(0)?), to_u64(r.try_get(1)?)))
+            Ok(LoginFailures {
+                by_login: to_u64(r.try_get(0)?),
+                by_address: to_u64(r.try_get(1)?),
+                by_pair: to_u64(r.try_get(2)?),
+                known_address: r.try_get(3)?,
+            })
         })
     }
 

@@ -8,9 +8,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::{SqliteStore, audit, now, school_id, status_of, stored_uai, to_u64, unique_as_exists};
 use crate::store::web::{
-    ApiTokenInfo, Assignments, AuditQuery, HISTORY_SHOWN, MachineDetail, MachinePage, MachineQuery,
-    MachineRow, MachineState, NewSession, OverviewMachine, ProfileState, ReleaseOverview,
-    SchoolOverview, Scope, ScopeLevel, ScopeNode, SessionRecord, User, WebStore, alert,
+    ApiTokenInfo, Assignments, AuditQuery, HISTORY_SHOWN, LoginFailures, MachineDetail,
+    MachinePage, MachineQuery, MachineRow, MachineState, NewSession, OverviewMachine, ProfileState,
+    ReleaseOverview, SchoolOverview, Scope, ScopeLevel, ScopeNode, SessionRecord, User, WebStore,
+    alert,
 };
 use crate::store::{
     AuditEntry, NewUser, ReleaseInfo, Role, School, SchoolKind, StoreError, StoreFuture, TokenInfo,
@@ -291,18 +292,21 @@ impl WebStore for SqliteStore {
         login: &'a str,
         ip: &'a str,
         since: i64,
-    ) -> StoreFuture<'a, (u64, u64)> {
+        known_since: i64,
+    ) -> StoreFuture<'a, LoginFailures> {
         let (login, ip) = (login.to_owned(), ip.to_owned());
         Box::pin(self.read(move |conn| {
-            let by_login: i64 = conn
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM login_failures WHERE login = ?1 AND at >= ?2",
-                )?
-                .query_row(params![login, since], |r| r.get(0))?;
-            let by_ip: i64 = conn
-                .prepare_cached("SELECT COUNT(*) FROM login_failures WHERE ip = ?1 AND at >= ?2")?
-                .query_row(params![ip, since], |r| r.get(0))?;
-            Ok((to_u64(by_login), to_u64(by_ip)))
+            Ok(conn.prepare_cached(LoginFailures::SQL)?.query_row(
+                params![login, ip, since, known_since],
+                |r| {
+                    Ok(LoginFailures {
+                        by_login: to_u64(r.get(0)?),
+                        by_address: to_u64(r.get(1)?),
+                        by_pair: to_u64(r.get(2)?),
+                        known_address: r.get(3)?,
+                    })
+                },
+            )?)
         }))
     }
 
