@@ -8,7 +8,10 @@
 //! away from its image. Served on 127.0.0.1:0 over TLS in-process; times,
 //! from a client on loopback, the school's search for a package
 //! (`/etablissements/{uai}/logiciels?q=…`: every machine's latest list
-//! read) and one machine's whole list (`/machines/{id}/logiciels`).
+//! read) and one machine's whole list (`/machines/{id}/logiciels`). In
+//! that school every machine's list differs (the search's worst case); a
+//! second school has the same 300 machines upgraded with their image, as
+//! unattended upgrades do, so they share 10 lists.
 
 mod common;
 use std::time::{Duration, Instant};
@@ -23,6 +26,8 @@ const PACKAGES: usize = 2_500;
 const IMAGES: usize = 10;
 const RUNS: usize = 20;
 const UAI: &str = "0620056Z";
+/// The school whose machines share their image's list.
+const SHARED_UAI: &str = "0620057A";
 
 /// Package `p` of image `image`, upgraded `bumps` times on this machine
 /// when it is one of the machine's upgraded packages.
@@ -47,11 +52,15 @@ fn package(p: usize, image: usize, bumps: usize) -> serde_json::Value {
     })
 }
 
-fn inventory(i: usize) -> (CanonicalObject, String) {
+/// Machine `i`'s inventory; `shared`: its packages upgraded with its
+/// image's, else three of its own upgraded since its image.
+fn inventory(i: usize, shared: bool) -> (CanonicalObject, String) {
     let image = i % IMAGES;
     let packages: Vec<_> = (0..PACKAGES)
-        // Three packages upgraded on this machine since its image.
-        .map(|p| package(p, image, usize::from(p % 97 == i % 97) * (1 + i % 3)))
+        .map(|p| match shared {
+            true => package(p, image, usize::from(p % 97 == image)),
+            false => package(p, image, usize::from(p % 97 == i % 97) * (1 + i % 3)),
+        })
         .collect();
     let doc = serde_json::json!({
         "schema_version": 2,
@@ -96,62 +105,70 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let first = rt.block_on(async {
         let store = nird_server::store::open(&dir.database(), None).await?;
-        let school = nird_server::admin::school_from_args(
-            UAI,
-            "École Jean Jaurès",
-            "Calais",
-            None,
-            "Lille",
-            "ecole",
-            false,
-        )?;
-        nird_server::admin::school_add(store.as_ref(), "bench", school).await?;
-        let token = nird_server::admin::token_create(
-            store.as_ref(),
-            "bench",
-            UAI,
-            MACHINES as u32,
-            Some("1d"),
-        )
-        .await?;
-        let token_hash = nird_server::secrets::hash_secret(token.trim());
         let mut first = String::new();
-        for i in 0..MACHINES {
-            let (inventory, inventory_hash) = inventory(i);
-            let id = format!("{:032x}", i + 1);
-            if i == 0 {
-                first = id.clone();
+        for (n, uai, shared) in [(0, UAI, false), (1, SHARED_UAI, true)] {
+            let school = nird_server::admin::school_from_args(
+                uai,
+                &format!("École {uai}"),
+                "Calais",
+                None,
+                "Lille",
+                "ecole",
+                false,
+            )?;
+            nird_server::admin::school_add(store.as_ref(), "bench", school).await?;
+            let token = nird_server::admin::token_create(
+                store.as_ref(),
+                "bench",
+                uai,
+                MACHINES as u32,
+                Some("1d"),
+            )
+            .await?;
+            let token_hash = nird_server::secrets::hash_secret(token.trim());
+            for i in 0..MACHINES {
+                let (inventory, inventory_hash) = inventory(i, shared);
+                let id = format!("{:032x}", n * MACHINES + i + 1);
+                if i == 0 && n == 0 {
+                    first = id.clone();
+                }
+                store
+                    .enroll(NewMachine {
+                        token_hash: token_hash.clone(),
+                        machine_id: id,
+                        secret_hash: format!("s{n}-{i}"),
+                        hostname: format!("pc-{i:03}"),
+                        inventory,
+                        inventory_hash,
+                    })
+                    .await?;
             }
-            store
-                .enroll(NewMachine {
-                    token_hash: token_hash.clone(),
-                    machine_id: id,
-                    secret_hash: format!("s{i}"),
-                    hostname: format!("pc-{i:03}"),
-                    inventory,
-                    inventory_hash,
-                })
-                .await?;
         }
         store.close().await?;
         anyhow::Ok(first)
     })?;
     println!(
-        "enrolled {MACHINES} machines with {PACKAGES} packages each in {:.1} s",
+        "enrolled 2 × {MACHINES} machines with {PACKAGES} packages each in {:.1} s",
         t.elapsed().as_secs_f64()
     );
 
     let dashboard = common::serve_logged_in(&rt, &dir, &admin_password)?;
     let get = |path: &str| dashboard.get(path);
-    let (_, found) = get(&format!("/etablissements/{UAI}/logiciels?q=gcompris"))?;
-    anyhow::ensure!(
-        found.contains(&format!("gcompris-qt : {MACHINES} installation(s)")),
-        "every machine has gcompris-qt"
-    );
+    for uai in [UAI, SHARED_UAI] {
+        let (_, found) = get(&format!("/etablissements/{uai}/logiciels?q=gcompris"))?;
+        anyhow::ensure!(
+            found.contains(&format!("gcompris-qt : {MACHINES} installation(s)")),
+            "every machine of {uai} has gcompris-qt"
+        );
+    }
     for (name, path) in [
         (
             format!("school search, {MACHINES} machines × {PACKAGES} packages"),
             format!("/etablissements/{UAI}/logiciels?q=gcompris"),
+        ),
+        (
+            format!("school search, {MACHINES} machines sharing {IMAGES} lists"),
+            format!("/etablissements/{SHARED_UAI}/logiciels?q=gcompris"),
         ),
         (
             format!("one machine's list, {PACKAGES} packages"),

@@ -1207,3 +1207,66 @@ fn every_route_for_every_role_in_and_out_of_scope() {
     drop(conn);
     server.stop().unwrap();
 }
+
+/// A school search reads each distinct package list once: machines that
+/// share one are all found under its versions, in name order, and a
+/// machine whose latest inventory has no list is counted apart.
+#[test]
+fn a_school_search_finds_every_machine_of_a_shared_list() {
+    let f = Fixture::new();
+    let d = f.dir().to_owned();
+    let token = f.token(&["--uses", "5"]);
+    let admin_pw = password_of(&cli(&[
+        "user",
+        "add",
+        "--data-dir",
+        d.as_str(),
+        "chef",
+        "--role",
+        "admin",
+    ]));
+    let server = Server::start(&f.data);
+    let client = f.client();
+    // Two machines installed from one image (one list), one of another.
+    for (host, serial) in [
+        ("pc-b", "IMAGE-1"),
+        ("pc-a", "IMAGE-1"),
+        ("pc-c", "IMAGE-2"),
+    ] {
+        enroll(&client, &server, token.trim(), host, serial, "passed");
+    }
+    // A fourth whose agent could not read its packages.
+    let (mut inv, _) = inventory("pc-d", "IMAGE-3", "passed");
+    inv["software"] = json!({"unavailable": {"reason": "permission_denied"}});
+    let hash = nird_proto::hash::content_hash(&inv).unwrap();
+    let req = json!({"token": token.trim(), "hostname": "pc-d", "inventory": inv, "inventory_hash": hash});
+    let r = client.post(&server.api("/enroll"), None, req.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let web = Web::new(&f, &server);
+    let (cookie, _) = web.login("chef", &admin_pw);
+    let found = web.get(
+        &format!("/etablissements/{UAI}/logiciels?q=gcompris-qt"),
+        Some(&cookie),
+        None,
+    );
+    assert_eq!(found.status, 200);
+    let body = &found.body;
+    let shared = body.find("3.1-1+IMAGE-1").expect("the shared version");
+    let other = body
+        .find("3.1-1+IMAGE-2")
+        .expect("the other image's version");
+    let (a, b, c) = (
+        body.find(">pc-a<").unwrap(),
+        body.find(">pc-b<").unwrap(),
+        body.find(">pc-c<").unwrap(),
+    );
+    assert!(shared < a && a < b && b < other && other < c, "{body}");
+    assert!(body.contains("pc-d"), "the machine without a list is named");
+    let none = web.get(
+        &format!("/etablissements/{UAI}/logiciels?q=gimp"),
+        Some(&cookie),
+        None,
+    );
+    assert!(none.body.contains("Aucune des 3 machines"), "{}", none.body);
+}

@@ -572,6 +572,15 @@ pub trait Store: web::WebStore + audit::AuditStore + Send + Sync + 'static {
     fn audit_log(&self) -> StoreFuture<'_, Vec<AuditEntry>>;
     /// A machine's latest inventory (canonical JSON text), if it exists.
     fn latest_inventory<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Option<String>>;
+    /// A machine's latest inventory as stored: its package list, when it
+    /// holds one, replaced by `{"part": HASH}`
+    /// ([`sqlite::inventory::software_reference`] reads it); the pages that
+    /// need the list only read it by hash ([`Store::software_list`]), once
+    /// for all the machines that share it.
+    fn latest_inventory_core<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Option<String>>;
+    /// Package list `hash`: the canonical text of an inventory's `software`
+    /// member (`{"value": …}`), if stored.
+    fn software_list<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<String>>;
     /// Number of inventory versions recorded for a machine.
     fn inventory_history_len<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, u64>;
     /// Stores a verified keyring (its version must be the next one) and

@@ -1419,6 +1419,16 @@ impl Store for SqliteStore {
         Box::pin(self.read(move |conn| inventory::latest(conn, &machine_id)))
     }
 
+    fn latest_inventory_core<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Option<String>> {
+        let machine_id = machine_id.to_owned();
+        Box::pin(self.read(move |conn| inventory::latest_core(conn, &machine_id)))
+    }
+
+    fn software_list<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<String>> {
+        let hash = hash.to_owned();
+        Box::pin(self.read(move |conn| inventory::list(conn, &hash)))
+    }
+
     fn inventory_history_len<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, u64> {
         let machine_id = machine_id.to_owned();
         Box::pin(self.read(move |conn| {

@@ -2,14 +2,17 @@
 //! (`/machines/{id}/logiciels`) and, for a school, which machines have a
 //! package (`/etablissements/{uai}/logiciels?q=gcompris`: "which machines
 //! still have the old GCompris?"). Both read the latest inventory each
-//! machine sent (the store rebuilds it around its stored package list), so
-//! they show what the agent saw at its last change.
+//! machine sent, so they show what the agent saw at its last change: its
+//! stored core, then the package list it refers to, by hash — a school
+//! search reads and parses each distinct list once, however many machines
+//! share it (machines installed from one image and upgraded together).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
+use futures_util::StreamExt as _;
 use maud::{Markup, html};
 use nird_proto::inventory::{Reading, Software, not_reported};
 use serde::Deserialize;
@@ -19,7 +22,11 @@ use super::school::school_or_404;
 use super::{FormData, WebError, WebResult, scope};
 use crate::auth::{self, Session};
 use crate::http::AppState;
+use crate::store::sqlite::inventory::software_reference;
 use crate::store::web::{MachineQuery, MachineRow, MachineState};
+
+/// Package lists a school search reads and parses at once.
+const LISTS_AT_ONCE: usize = 4;
 
 /// Longest name filter accepted (dpkg names are far shorter).
 const MAX_FILTER_CHARS: usize = 100;
@@ -70,17 +77,56 @@ struct SoftwareOnly {
     software: Reading<Software>,
 }
 
+/// Where a machine's latest package list is.
+enum LatestList {
+    /// No inventory yet.
+    NoInventory,
+    /// Stored apart, by hash (the document held a list).
+    Stored(String),
+    /// In the stored document itself (the document held no list: the
+    /// agent's reason, or an older agent's silence).
+    Inline(String),
+}
+
+/// Where the software list of a machine's latest inventory is.
+async fn latest_list(state: &AppState, machine_id: &str) -> Result<LatestList, WebError> {
+    let Some(core) = state.store.latest_inventory_core(machine_id).await? else {
+        return Ok(LatestList::NoInventory);
+    };
+    Ok(match software_reference(&core) {
+        Ok(Some(hash)) => LatestList::Stored(hash),
+        Ok(None) => LatestList::Inline(core),
+        Err(e) => {
+            tracing::warn!(machine = machine_id, error = %e, "stored inventory unreadable");
+            LatestList::NoInventory
+        }
+    })
+}
+
 /// The software list in a machine's latest inventory: `None` when the
 /// machine has no readable inventory.
 pub(super) async fn latest_software(
     state: &AppState,
     machine_id: &str,
 ) -> Result<Option<Reading<Software>>, WebError> {
-    let Some(text) = state.store.latest_inventory(machine_id).await? else {
-        return Ok(None);
+    let parsed = match latest_list(state, machine_id).await? {
+        LatestList::NoInventory => return Ok(None),
+        LatestList::Stored(hash) => {
+            let text = state.store.software_list(&hash).await?;
+            let Some(text) = text else {
+                tracing::warn!(
+                    machine = machine_id,
+                    list = hash,
+                    "stored package list missing"
+                );
+                return Ok(None);
+            };
+            serde_json::from_str::<Reading<Software>>(&text)
+        }
+        LatestList::Inline(core) => serde_json::from_str::<SoftwareOnly>(&core).map(|d| d.software),
     };
-    match serde_json::from_str::<SoftwareOnly>(&text) {
-        Ok(doc) => Ok(Some(doc.software)),
+    match parsed {
+        Ok(software) => Ok(Some(software)),
         Err(e) => {
             tracing::warn!(machine = machine_id, error = %e, "stored inventory unreadable");
             Ok(None)
@@ -239,22 +285,13 @@ struct SoftwareRef<'a> {
     flatpaks: Vec<EntryRef<'a>>,
 }
 
-/// Only the `software` member, borrowed: a school search reads every
-/// machine's 2,500-package list, and building owned packages (five strings
-/// each) cost most of its time in the allocator.
-#[derive(Deserialize)]
-struct SoftwareOnlyRef<'a> {
-    #[serde(borrow, default)]
-    software: Option<ReadingRef<SoftwareRef<'a>>>,
-}
-
 /// The (name, version, architecture) of every package and Flatpak
-/// application in the inventory `text` whose name contains `f`; `None`
-/// when the document has no readable software list.
+/// application in the stored package list `text` (a `software` member)
+/// whose name contains `f`; `None` when it cannot be read. Borrowed: a
+/// school search reads 2,500-package lists, and building owned packages
+/// (five strings each) cost most of its time in the allocator.
 fn hits_in(text: &str, f: &str) -> Option<Vec<(String, String, String)>> {
-    let SoftwareOnlyRef {
-        software: Some(ReadingRef::Value(list)),
-    } = serde_json::from_str::<SoftwareOnlyRef>(text).ok()?
+    let ReadingRef::Value(list) = serde_json::from_str::<ReadingRef<SoftwareRef>>(text).ok()?
     else {
         return None;
     };
@@ -320,30 +357,56 @@ pub async fn school(
         Vec::new()
     };
     if let Some(f) = filter.as_deref() {
+        // Machines by the list they have: each list read and parsed once.
+        let mut by_list: BTreeMap<String, Vec<&MachineRow>> = BTreeMap::new();
         for row in &rows {
-            let text = state.store.latest_inventory(&row.id).await?;
-            // Parsing a 250 KB list is CPU work: off the async workers.
-            let wanted = f.to_owned();
-            let hits = tokio::task::spawn_blocking(move || {
-                text.as_deref().and_then(|t| hits_in(t, &wanted))
-            })
-            .await
-            .ok()
-            .flatten();
-            let Some(hits) = hits else {
-                without_list.push(row.clone());
+            match latest_list(&state, &row.id).await? {
+                LatestList::Stored(hash) => by_list.entry(hash).or_default().push(row),
+                LatestList::NoInventory | LatestList::Inline(_) => without_list.push(row.clone()),
+            }
+        }
+        // A few lists at a time (reading one waits on the database, parsing
+        // it is CPU work, off the async workers), in the lists' order.
+        let (hashes, machines_of): (Vec<String>, Vec<Vec<&MachineRow>>) =
+            by_list.into_iter().unzip();
+        let lists = futures_util::stream::iter(hashes.into_iter().map(|hash| {
+            let (store, wanted) = (state.store.clone(), f.to_owned());
+            async move {
+                let text = store.software_list(&hash).await?;
+                let hits = tokio::task::spawn_blocking(move || {
+                    text.as_deref().and_then(|t| hits_in(t, &wanted))
+                })
+                .await
+                .ok()
+                .flatten();
+                Ok::<_, WebError>(hits)
+            }
+        }))
+        .buffered(LISTS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+        for (hits, machines) in lists.into_iter().zip(machines_of) {
+            let Some(hits) = hits? else {
+                without_list.extend(machines.into_iter().cloned());
                 continue;
             };
-            searched += 1;
+            searched += machines.len();
             for (name, version, arch) in hits {
                 found
                     .entry(name)
                     .or_default()
                     .entry((version, arch))
                     .or_default()
-                    .push(row);
+                    .extend(&machines);
             }
         }
+        // The table lists machines by name, whatever list they had.
+        for versions in found.values_mut() {
+            for machines in versions.values_mut() {
+                machines.sort_by(|a, b| (&a.hostname, &a.id).cmp(&(&b.hostname, &b.id)));
+            }
+        }
+        without_list.sort_by(|a, b| (&a.hostname, &a.id).cmp(&(&b.hostname, &b.id)));
     }
     let title = format!("Logiciels — {}", school.name);
     let action = format!("/etablissements/{}/logiciels", school.uai);

@@ -11,8 +11,8 @@ use nird_proto::hash::CanonicalObject;
 use super::{exec, row};
 use crate::store::StoreError;
 use crate::store::sqlite::inventory::{
-    DELTA_BASE, DROP_UNUSED_LIST, LIST_BODY, NewList, Split, join, list_row_text, pack_list,
-    pack_row, row_text, software_reference, split,
+    DELTA_BASE, DROP_UNUSED_LIST, LIST_BODY, NewList, Split, join, list_row_text, missing_list,
+    pack_list, pack_row, row_text, software_reference, split,
 };
 
 /// Records a machine's new inventory within its daily budget (see the
@@ -222,25 +222,39 @@ pub async fn latest<C: GenericClient>(
     c: &C,
     machine_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    let Some(r) = row(
+    let Some(core) = latest_core(c, machine_id).await? else {
+        return Ok(None);
+    };
+    let Some(hash) = software_reference(&core)? else {
+        return Ok(Some(core));
+    };
+    let list = list(c, &hash).await?.ok_or_else(|| missing_list(&hash))?;
+    Ok(Some(join(&core, &list)?))
+}
+
+/// A machine's latest inventory as stored (SQLite's `latest_core`).
+pub async fn latest_core<C: GenericClient>(
+    c: &C,
+    machine_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let found = row(
         c,
         "SELECT inventory, packed FROM inventory_history WHERE machine_id = $1
          ORDER BY id DESC LIMIT 1",
         &[&machine_id],
     )
-    .await?
-    else {
+    .await?;
+    found
+        .map(|r| row_text(r.try_get(0)?, r.try_get(1)?))
+        .transpose()
+}
+
+/// Package list `hash` (SQLite's `list`).
+pub async fn list<C: GenericClient>(c: &C, hash: &str) -> Result<Option<String>, StoreError> {
+    let Some(r) = row(c, LIST_BODY, &[&hash]).await? else {
         return Ok(None);
     };
-    let core = row_text(r.try_get(0)?, r.try_get(1)?)?;
-    let Some(hash) = software_reference(&core)? else {
-        return Ok(Some(core));
-    };
-    let r = row(c, LIST_BODY, &[&hash])
-        .await?
-        .ok_or_else(|| StoreError::Backend(format!("software list {hash} missing")))?;
     let (body, base_body, base): (Vec<u8>, Option<Vec<u8>>, Option<String>) =
         (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-    let list = list_row_text(&hash, &body, base_body.as_deref(), base.as_deref())?;
-    Ok(Some(join(&core, &list)?))
+    list_row_text(hash, &body, base_body.as_deref(), base.as_deref()).map(Some)
 }

@@ -1770,6 +1770,20 @@ impl Store for PgStore {
         })
     }
 
+    fn latest_inventory_core<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            inventory::latest_core(&client, machine_id).await
+        })
+    }
+
+    fn software_list<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            inventory::list(&client, hash).await
+        })
+    }
+
     fn inventory_history_len<'a>(&'a self, machine_id: &'a str) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let client = self.client().await?;

@@ -550,6 +550,19 @@ pub fn row_text(inventory: String, packed: Option<Vec<u8>>) -> Result<String, St
 
 /// A machine's latest inventory, the exact canonical text the agent sent.
 pub fn latest(conn: &Connection, machine_id: &str) -> Result<Option<String>, StoreError> {
+    let Some(core) = latest_core(conn, machine_id)? else {
+        return Ok(None);
+    };
+    let Some(hash) = software_reference(&core)? else {
+        return Ok(Some(core));
+    };
+    let list = list(conn, &hash)?.ok_or_else(|| missing_list(&hash))?;
+    Ok(Some(join(&core, &list)?))
+}
+
+/// A machine's latest inventory as stored: its package list, if it has
+/// one, replaced by a reference to it ([`software_reference`]).
+pub fn latest_core(conn: &Connection, machine_id: &str) -> Result<Option<String>, StoreError> {
     let row: Option<(String, Option<Vec<u8>>)> = conn
         .prepare_cached(
             "SELECT inventory, packed FROM inventory_history WHERE machine_id = ?1
@@ -557,20 +570,30 @@ pub fn latest(conn: &Connection, machine_id: &str) -> Result<Option<String>, Sto
         )?
         .query_row([machine_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some((inventory, packed)) = row else {
-        return Ok(None);
-    };
-    let core = row_text(inventory, packed)?;
-    let Some(hash) = software_reference(&core)? else {
-        return Ok(Some(core));
-    };
-    let (body, base_body, base): (Vec<u8>, Option<Vec<u8>>, Option<String>) = conn
-        .prepare_cached(LIST_BODY)?
-        .query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    row.map(|(inventory, packed)| row_text(inventory, packed))
+        .transpose()
+}
+
+/// Package list `hash`: the canonical text of a `software` member.
+pub fn list(conn: &Connection, hash: &str) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached(LIST_BODY)?
+        .query_row([hash], |r| {
+            let (body, base_body, base): (Vec<u8>, Option<Vec<u8>>, Option<String>) =
+                (r.get(0)?, r.get(1)?, r.get(2)?);
+            Ok(list_row_text(
+                hash,
+                &body,
+                base_body.as_deref(),
+                base.as_deref(),
+            ))
+        })
         .optional()?
-        .ok_or_else(|| StoreError::Backend(format!("software list {hash} missing")))?;
-    let list = list_row_text(&hash, &body, base_body.as_deref(), base.as_deref())?;
-    Ok(Some(join(&core, &list)?))
+        .transpose()
+}
+
+/// A stored document names a list the database lacks: a damaged database.
+pub(crate) fn missing_list(hash: &str) -> StoreError {
+    StoreError::Backend(format!("software list {hash} missing"))
 }
 
 /// The hash of the package list a stored document refers to, if it does.
