@@ -321,6 +321,19 @@ fn disruptive_changes_wait_for_the_maintenance_window_during_a_lesson() {
     assert_eq!(outcome, ApplyOutcome::Deferred);
     assert!(!started);
 
+    // A session that cannot be read (not one that ended) leaves the list
+    // unknown: the plan waits too (found by review: it was skipped, and
+    // with every read failing the list read as « nobody »).
+    let (outcome, message, started, _) = run_lesson(
+        &[pupil_session("x11", "refused", true)],
+        datetime!(2026-11-23 10:00),
+        false,
+        LESSON,
+    );
+    assert_eq!(outcome, ApplyOutcome::Deferred);
+    assert!(message.unwrap().contains("logind ne répond pas"));
+    assert!(!started);
+
     // When logind does not answer, nobody can say whether a lesson is going
     // on: the plan waits for the window (found by review: it used to run at
     // once), and runs in it, so the machine still converges.
@@ -335,6 +348,17 @@ fn disruptive_changes_wait_for_the_maintenance_window_during_a_lesson() {
         run_lesson_with(None, datetime!(2026-11-23 12:15), |_| {}, LESSON);
     assert_eq!(outcome, ApplyOutcome::Applied);
     assert!(started);
+
+    // With no system bus at all there is no desktop, so no lesson: the
+    // plan is not held back (the packaging test's chroot has no bus); its
+    // units then fail for want of systemd.
+    let (outcome, message, _, _) = run_lesson_with(
+        Some(&lesson),
+        datetime!(2026-11-23 10:00),
+        |o| o.bus = Bus::Address("unix:path=/nonexistent/nird-bus".into()),
+        LESSON,
+    );
+    assert_eq!(outcome, ApplyOutcome::Failed, "{message:?}");
 
     // A non-disruptive plan (a file only) is applied during the lesson.
     let (outcome, _, _, changed) =

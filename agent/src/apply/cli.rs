@@ -228,7 +228,7 @@ pub fn render_plan(outcome: &PlanOutcome) -> String {
     out.push_str(&format!("Déjà conformes : {}\n", plan.unchanged_count()));
     if plan.is_disruptive() {
         out.push_str(
-            "Changements perturbants : ils attendront une fenêtre de maintenance si une session est ouverte (sauf avec --now).\n",
+            "Changements perturbants : ils attendront une fenêtre de maintenance si une session graphique est ouverte ou si logind ne répond pas (sauf avec --now).\n",
         );
     }
     out

@@ -297,17 +297,24 @@ pub struct OpenSession {
     pub user: String,
 }
 
+/// Why the sessions could not be listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionsError {
+    /// No system bus to connect to: a machine without one runs no
+    /// graphical session (a chroot, a container, a system being installed).
+    NoBus(String),
+    /// The bus is there but logind did not answer, or answered an error:
+    /// someone may be in a lesson.
+    Unknown(String),
+}
+
 /// The active graphical user sessions, from logind on `bus`.
-pub fn graphical_sessions(bus: &Bus) -> Result<Vec<OpenSession>, String> {
-    let conn = systemd::connect(bus)?;
-    let err = |e: zbus::Error| format!("logind : {e}");
+pub fn graphical_sessions(bus: &Bus) -> Result<Vec<OpenSession>, SessionsError> {
+    let conn = systemd::connect(bus).map_err(SessionsError::NoBus)?;
+    let err = |e: zbus::Error| SessionsError::Unknown(format!("logind : {e}"));
     let manager = LoginManagerProxy::new(&conn).map_err(err)?;
     let mut open = Vec::new();
     for (id, _uid, user, _seat, path) in manager.list_sessions().map_err(err)? {
-        // A session that ends between the list and its properties (a pupil
-        // logging out) is gone: skipped, not a reason to call the whole
-        // list unknown — which would read as « nobody is logged in » while
-        // the others are (found by review).
         let read = || -> zbus::Result<bool> {
             let session = SessionProxy::builder(&conn)
                 .path(path.clone())?
@@ -319,10 +326,31 @@ pub fn graphical_sessions(bus: &Bus) -> Result<Vec<OpenSession>, String> {
         match read() {
             Ok(true) => open.push(OpenSession { id, user }),
             Ok(false) => {}
-            Err(e) => tracing::debug!(session = %id, "session gone while listed: {e}"),
+            // A session that ends between the list and its properties (a
+            // pupil logging out) is gone: skipped, not a reason to call the
+            // whole list unknown (found by review).
+            Err(e) if session_gone(&e) => {
+                tracing::debug!(session = %id, "session gone while listed: {e}");
+            }
+            // Any other error leaves this session unknown, so the list too
+            // (found by review: every read failing read as « nobody »).
+            Err(e) => return Err(err(e)),
         }
     }
     Ok(open)
+}
+
+/// Whether a session's property read failed because the session is gone.
+fn session_gone(e: &zbus::Error) -> bool {
+    const GONE: [&str; 2] = [
+        "org.freedesktop.DBus.Error.UnknownObject",
+        "org.freedesktop.login1.NoSuchSession",
+    ];
+    match e {
+        zbus::Error::MethodError(name, _, _) => GONE.contains(&name.as_str()),
+        zbus::Error::FDO(e) => matches!(**e, zbus::fdo::Error::UnknownObject(_)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

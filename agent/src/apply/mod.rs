@@ -810,7 +810,8 @@ fn lock_apply(paths: &AgentPaths) -> Result<fs::File, String> {
 }
 
 /// `Some(message)` when a disruptive plan must wait: no maintenance window
-/// is open, and a graphical session is, or logind cannot tell.
+/// is open, and a graphical session is, or logind cannot tell (with no
+/// system bus at all, there is no desktop and nothing waits).
 fn lesson_in_progress(opts: &ApplyOptions) -> Option<String> {
     if opts.bus == Bus::None {
         return None;
@@ -826,7 +827,13 @@ fn lesson_in_progress(opts: &ApplyOptions) -> Option<String> {
             let who: Vec<&str> = sessions.iter().map(|s| s.user.as_str()).collect();
             format!("session graphique ouverte ({})", who.join(", "))
         }
-        Err(e) => {
+        Err(guard::SessionsError::NoBus(e)) => {
+            // No system bus, no desktop: nobody can be in a graphical
+            // session (a chroot, a machine being installed).
+            tracing::warn!("no system bus, so no graphical session: {e}");
+            return None;
+        }
+        Err(guard::SessionsError::Unknown(e)) => {
             // Unknown is not « nobody »: a lesson may be going on. The plan
             // waits for the next maintenance window, when it runs whoever
             // is logged in, so a machine whose logind is broken still

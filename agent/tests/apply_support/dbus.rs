@@ -247,9 +247,14 @@ struct SessionObject {
 
 #[zbus::interface(name = "org.freedesktop.login1.Session")]
 impl SessionObject {
+    /// A session of class "refused" cannot be read (as when the bus's
+    /// policy denies it).
     #[zbus(property, name = "Type")]
-    fn kind(&self) -> String {
-        self.session.kind.clone()
+    fn kind(&self) -> zbus::fdo::Result<String> {
+        if self.session.class == "refused" {
+            return Err(zbus::fdo::Error::AccessDenied("refusé".into()));
+        }
+        Ok(self.session.kind.clone())
     }
     #[zbus(property, name = "Class")]
     fn class(&self) -> String {
