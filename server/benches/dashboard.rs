@@ -82,7 +82,11 @@ fn populate(db: &std::path::Path) -> anyhow::Result<(String, String)> {
     // compliance columns then depend on the assignment (`HAS_ASSIGNED`).
     tx.execute_batch(
         "INSERT INTO school_assignments (school_id, profile_name)
-             SELECT id, 'nird-base' FROM schools UNION ALL SELECT id, 'primtux' FROM schools",
+             SELECT id, 'nird-base' FROM schools UNION ALL SELECT id, 'primtux' FROM schools;
+         INSERT INTO profile_releases (name, version, bytes, sha256, minisig, published_by,
+                                       published_at)
+             VALUES ('nird-base', 1, x'00', 'h1', 's', 'bench', 0),
+                    ('primtux', 1, x'00', 'h2', 's', 'bench', 0);",
     )?;
     let big_school = 1i64; // rowid of school 0
     let per_other = (MACHINES - BIG) / (SCHOOLS - 1);

@@ -749,6 +749,24 @@ fn dashboard_and_audit_figures() {
             .assign_school("test", &uai(), vec!["primtux".into()])
             .await
             .unwrap();
+        // Assigned but never published: nothing can be given, so nothing
+        // is awaited (found by review: it read « en attente » for ever).
+        let overview = store.overview(&Scope::All, now).await.unwrap();
+        assert_eq!(overview[0].profiles, [0, 0, 0, 3]);
+        let none = by_profile(ProfileState::Unassigned).await;
+        assert_eq!(none, ["m1", "m2", "m3"]);
+        let release = |name: &str| NewRelease {
+            name: name.into(),
+            version: 1,
+            bytes: format!("[profile]\nname = \"{name}\"\nversion = 1\n").into_bytes(),
+            minisig: "untrusted comment: test\n".into(),
+            blobs: vec![],
+            includes: vec![],
+            signed_by: "cle".into(),
+        };
+        for name in ["primtux", "nird-base"] {
+            store.publish_release("test", release(name)).await.unwrap();
+        }
         store
             .override_machine("test", "m3", "primtux", false)
             .await
@@ -775,6 +793,8 @@ fn dashboard_and_audit_figures() {
             .unwrap()
             .unwrap();
         assert_eq!(m3.row.profile, ProfileState::Pending);
+        let overview = store.overview(&Scope::All, now).await.unwrap();
+        assert_eq!(overview[0].profiles, [0, 2, 1, 0]);
         // m1's SMART alert and refused release, precomputed by the triggers.
         let page = smart_alerts(&store, now).await;
         assert_eq!(page.total, 1);

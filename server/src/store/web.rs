@@ -378,22 +378,43 @@ impl LoginFailures {
                 WHERE u.login = ?1 AND s.ip = ?2 AND s.created_at >= ?4)";
 }
 
-/// Whether a machine has something assigned: a profile assigned to its
-/// school that the machine does not exclude, or one it includes itself —
-/// the roots of its assigned closure (`Store::assigned_closure`), without
-/// walking the releases. SQL over `machines m`, the same text for both
-/// backends (an integer 0/1 in SQLite, a boolean in PostgreSQL: both read
-/// as `bool`).
-/// A macro so that column lists can `concat!` it.
-macro_rules! has_assigned_sql {
+/// The profiles a machine can be given now: those with a current release
+/// (the version the newest catalogue index pins, else the latest) that is
+/// not revoked — the rule of the assigned closure (`Store::assigned_closure`).
+macro_rules! deliverable_sql {
     () => {
-        "(EXISTS (SELECT 1 FROM school_assignments a \
-         WHERE a.school_id = m.school_id AND NOT EXISTS (SELECT 1 FROM machine_overrides o \
-         WHERE o.machine_id = m.id AND o.profile_name = a.profile_name AND o.include = 0)) \
-         OR EXISTS (SELECT 1 FROM machine_overrides o WHERE o.machine_id = m.id AND o.include = 1))"
+        "SELECT r.name FROM profile_releases r WHERE r.revoked_at IS NULL \
+         AND r.version = COALESCE((SELECT e.version FROM index_entries e \
+         WHERE e.index_version = (SELECT MAX(ci.version) FROM catalogue_indexes ci) \
+         AND e.name = r.name), r.version)"
     };
 }
-pub(crate) use has_assigned_sql;
+
+/// Whether a machine has something assigned: a profile assigned to its
+/// school that the machine does not exclude, or one it includes itself,
+/// with a release it can be given ([`deliverable_sql`]) — the roots of its
+/// assigned closure (`Store::assigned_closure`), without walking the
+/// includes (found by review: a profile assigned but never published, or
+/// whose releases were all revoked, read « en attente » for ever). SQL over
+/// `machines m`, the same text for both backends (an integer 0/1 in
+/// SQLite, a boolean in PostgreSQL: both read as `bool`). A macro so that
+/// column lists can `concat!` it.
+macro_rules! has_assigned_sql {
+    () => {
+        concat!(
+            "(EXISTS (SELECT 1 FROM school_assignments a \
+             WHERE a.school_id = m.school_id AND a.profile_name IN (",
+            $crate::store::web::deliverable_sql!(),
+            ") AND NOT EXISTS (SELECT 1 FROM machine_overrides o \
+             WHERE o.machine_id = m.id AND o.profile_name = a.profile_name AND o.include = 0)) \
+             OR EXISTS (SELECT 1 FROM machine_overrides o WHERE o.machine_id = m.id \
+             AND o.include = 1 AND o.profile_name IN (",
+            $crate::store::web::deliverable_sql!(),
+            ")))"
+        )
+    };
+}
+pub(crate) use {deliverable_sql, has_assigned_sql};
 
 /// See [`has_assigned_sql`].
 pub(crate) const HAS_ASSIGNED: &str = has_assigned_sql!();
@@ -409,6 +430,8 @@ pub(crate) struct Assignments {
     schools: HashMap<i64, Vec<String>>,
     /// Machine id → its exceptions (profile, include).
     overrides: HashMap<String, Vec<(String, bool)>>,
+    /// Profiles with a release machines can be given.
+    deliverable: std::collections::HashSet<String>,
 }
 
 impl Assignments {
@@ -417,6 +440,13 @@ impl Assignments {
     /// The query of the machines' exceptions: (machine id, profile, include 0/1).
     pub(crate) const OVERRIDES_SQL: &str =
         "SELECT machine_id, profile_name, include FROM machine_overrides";
+    /// The query of the profiles that can be given ([`deliverable_sql`]).
+    pub(crate) const DELIVERABLE_SQL: &str = deliverable_sql!();
+
+    /// Adds a row of [`Self::DELIVERABLE_SQL`].
+    pub(crate) fn deliverable(&mut self, profile: String) {
+        self.deliverable.insert(profile);
+    }
 
     /// Adds a row of [`Self::SCHOOLS_SQL`].
     pub(crate) fn school(&mut self, school: i64, profile: String) {
@@ -432,14 +462,15 @@ impl Assignments {
     }
 
     /// Whether the machine has something assigned: one of its school's
-    /// profiles it does not exclude, or one it includes.
+    /// profiles it does not exclude, or one it includes, that can be given.
     pub(crate) fn has_assigned(&self, school: i64, machine: &str) -> bool {
         let own: &[(String, bool)] = self.overrides.get(machine).map_or(&[], Vec::as_slice);
-        own.iter().any(|(_, include)| *include)
+        let given = |p: &String| self.deliverable.contains(p);
+        own.iter().any(|(p, include)| *include && given(p))
             || self.schools.get(&school).is_some_and(|profiles| {
                 profiles
                     .iter()
-                    .any(|p| !own.iter().any(|(n, include)| !include && n == p))
+                    .any(|p| given(p) && !own.iter().any(|(n, include)| !include && n == p))
             })
     }
 }

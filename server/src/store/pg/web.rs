@@ -767,6 +767,9 @@ impl WebStore for PgStore {
             for r in rows(&client, Assignments::OVERRIDES_SQL, &[]).await? {
                 assignments.exception(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
             }
+            for r in rows(&client, Assignments::DELIVERABLE_SQL, &[]).await? {
+                assignments.deliverable(r.try_get(0)?);
+            }
             for r in rows(
                 &client,
                 "SELECT school_id, status, COALESCE(last_seen, enrolled_at), alerts, \

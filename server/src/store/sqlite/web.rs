@@ -700,6 +700,11 @@ impl WebStore for SqliteStore {
             while let Some(r) = rows.next()? {
                 assignments.exception(r.get(0)?, r.get(1)?, r.get(2)?);
             }
+            let mut stmt = conn.prepare_cached(Assignments::DELIVERABLE_SQL)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                assignments.deliverable(r.get(0)?);
+            }
             let mut stmt = conn.prepare_cached(
                 "SELECT school_id, status, COALESCE(last_seen, enrolled_at), alerts, \
                  last_outcome, agent_version, id FROM machines",
