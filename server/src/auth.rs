@@ -55,6 +55,10 @@ pub const MAX_FAILURES_PER_LOGIN: u64 = 5;
 pub const MAX_FAILURES_PER_ADDRESS: u64 = 20;
 /// The rate-limit window (15 min).
 pub const FAILURE_WINDOW_SECS: i64 = 15 * 60;
+/// Failed logins per account within the window, all its known addresses
+/// together, before refusing there too: guesses on an account stay below
+/// this per window whatever addresses they come from.
+pub const MAX_FAILURES_PER_LOGIN_KNOWN: u64 = 20;
 /// An address a login opened a session from this recently (30 days) is
 /// known: failures of that login elsewhere do not lock it out there.
 pub const KNOWN_ADDRESS_SECS: i64 = 30 * 86_400;
@@ -204,16 +208,56 @@ pub async fn login(
     {
         return Err(LoginError::BadCredentials);
     }
+    let Some(user) = verify_limited(store, login, password, &ip).await? else {
+        return Err(LoginError::BadCredentials);
+    };
+    let cookie = secrets::new_secret();
+    let session = NewSession {
+        id_hash: secrets::hash_secret(&cookie),
+        csrf: secrets::new_secret(),
+        ip,
+    };
+    store.create_session(&user, session).await?;
+    tracing::info!(login = %user.login, "login");
+    Ok((cookie, user))
+}
+
+/// Whether `password` is `login`'s, checked under the login rate limit as
+/// a login is (a wrong one counts as a failed login): for the password
+/// change, which asks for the current one (found by review: it was a
+/// password oracle without limit for whoever held an open session).
+pub async fn check_password(
+    store: &dyn Store,
+    login: &str,
+    password: &str,
+    ip: IpAddr,
+) -> Result<bool, LoginError> {
+    if password.len() > MAX_CREDENTIAL_LEN {
+        return Ok(false);
+    }
+    Ok(verify_limited(store, login, password, &ip.to_string())
+        .await?
+        .is_some())
+}
+
+/// Checks a password under the rate limit: the user if it is theirs and
+/// the account is enabled, `None` (the failure recorded) otherwise.
+async fn verify_limited(
+    store: &dyn Store,
+    login: &str,
+    password: &str,
+    ip: &str,
+) -> Result<Option<User>, LoginError> {
     // One attempt at a time per account, then per address (always in
     // this order, so two attempts never wait for each other's lock): the
     // count below then includes every earlier attempt's failure.
     let login_lock = login_locks().get(login);
     let _login_turn = login_lock.lock().await;
-    let address_lock = address_locks().get(&ip);
+    let address_lock = address_locks().get(ip);
     let _address_turn = address_lock.lock().await;
     let t = now();
     let failures = store
-        .login_failures(login, &ip, t - FAILURE_WINDOW_SECS, t - KNOWN_ADDRESS_SECS)
+        .login_failures(login, ip, t - FAILURE_WINDOW_SECS, t - KNOWN_ADDRESS_SECS)
         .await?;
     if limited(&failures) {
         tracing::warn!(%ip, "login refused: rate limit");
@@ -227,21 +271,11 @@ pub async fn login(
     let password = password.to_owned();
     let ok = argon2(move |memory| secrets::verify_password_in(&password, &phc, memory)).await?;
     match user {
-        Some(user) if ok && user.disabled_at.is_none() => {
-            let cookie = secrets::new_secret();
-            let session = NewSession {
-                id_hash: secrets::hash_secret(&cookie),
-                csrf: secrets::new_secret(),
-                ip,
-            };
-            store.create_session(&user, session).await?;
-            tracing::info!(login = %user.login, "login");
-            Ok((cookie, user))
-        }
+        Some(user) if ok && user.disabled_at.is_none() => Ok(Some(user)),
         _ => {
-            store.record_login_failure(login, &ip).await?;
+            store.record_login_failure(login, ip).await?;
             tracing::info!(%ip, "failed login");
-            Err(LoginError::BadCredentials)
+            Ok(None)
         }
     }
 }
@@ -257,6 +291,9 @@ fn limited(f: &LoginFailures) -> bool {
     f.by_pair >= MAX_FAILURES_PER_LOGIN
         || f.by_address >= MAX_FAILURES_PER_ADDRESS
         || (f.by_login >= MAX_FAILURES_PER_LOGIN && !f.known_address)
+        // Known addresses together get a bounded number too, so shared
+        // networks do not multiply the guesses (found by review).
+        || f.by_login >= MAX_FAILURES_PER_LOGIN_KNOWN
 }
 
 /// The value of cookie `name` in a `Cookie` header.

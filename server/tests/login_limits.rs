@@ -156,3 +156,49 @@ async fn a_flood_of_logins_from_many_addresses_holds_few_argon2_at_once() {
     assert!(grown < 200, "peak RSS grew by {grown} MiB");
     assert!(refused > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_addresses_together_stay_bounded_and_the_password_change_is_limited() {
+    let (_dir, store) = store_with("chef", "le-bon-mot-de-passe");
+    let login = |pw: &'static str, ip: IpAddr| {
+        let store = store.clone();
+        async move { auth::login(store.as_ref(), "chef", pw, ip).await }
+    };
+    let known: Vec<IpAddr> = (1..=5)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)))
+        .collect();
+    for &ip in &known {
+        assert!(login("le-bon-mot-de-passe", ip).await.is_ok());
+    }
+    // Guesses from four of its known addresses (a school's shared
+    // network): each gets its own 5, but all together no more than the cap.
+    let mut checked = 0;
+    for &ip in &known[..4] {
+        for _ in 0..auth::MAX_FAILURES_PER_LOGIN {
+            if matches!(login("devine", ip).await, Err(LoginError::BadCredentials)) {
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, auth::MAX_FAILURES_PER_LOGIN_KNOWN);
+    assert!(matches!(
+        login("le-bon-mot-de-passe", known[4]).await,
+        Err(LoginError::RateLimited)
+    ));
+
+    // The password change's « current password » is a login attempt: on a
+    // fresh account, 5 wrong ones, then even the right one is refused.
+    let (_dir, store) = store_with("gest", "le-bon-mot-de-passe");
+    let ip = known[0];
+    for _ in 0..auth::MAX_FAILURES_PER_LOGIN {
+        assert!(
+            !auth::check_password(store.as_ref(), "gest", "devine", ip)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(matches!(
+        auth::check_password(store.as_ref(), "gest", "le-bon-mot-de-passe", ip).await,
+        Err(LoginError::RateLimited)
+    ));
+}

@@ -9,7 +9,6 @@ use super::layout::{FORM_ERROR_ID, csrf, date_time, form_error, html, notice, pa
 use super::{FormData, WebResult, see_other};
 use crate::auth::{self, Session};
 use crate::http::AppState;
-use crate::secrets;
 
 /// A refused form of this page: which, and why.
 enum Refused<'a> {
@@ -125,6 +124,7 @@ pub async fn page(
 pub async fn change_password(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
+    addr: Option<Extension<super::ClientAddr>>,
     Extension(form): Extension<FormData>,
 ) -> WebResult {
     let raw = |k: &str| {
@@ -135,14 +135,13 @@ pub async fn change_password(
             .unwrap_or_default()
     };
     let (current, new, confirm) = (raw("current"), raw("new"), raw("confirm"));
-    let stored = state
-        .store
-        .user_auth(&session.user.login)
-        .await?
-        .map(|(_, h)| h)
-        .unwrap_or_default();
-    let ok =
-        auth::argon2(move |memory| secrets::verify_password_in(&current, &stored, memory)).await?;
+    // Under the login rate limit: a wrong current password is a failed
+    // login of this account from this address.
+    let ip = addr.map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| {
+        a.0.0.ip()
+    });
+    let checked =
+        auth::check_password(state.store.as_ref(), &session.user.login, &current, ip).await;
     // A refusal is said above the form, on the page itself (it was an
     // error page, away from the form).
     let refuse = |field, error: String| {
@@ -157,8 +156,11 @@ pub async fn change_password(
             ))
         }
     };
-    if !ok {
-        return refuse("ancien", "Mot de passe actuel incorrect.".into()).await;
+    match checked {
+        Ok(true) => {}
+        Ok(false) => return refuse("ancien", "Mot de passe actuel incorrect.".into()).await,
+        Err(e @ auth::LoginError::RateLimited) => return refuse("ancien", e.to_string()).await,
+        Err(e) => return Err(e.into()),
     }
     if new != confirm {
         return refuse(
