@@ -17,6 +17,7 @@ pub mod config_file;
 pub mod data_dir;
 #[path = "../../packaging/generate_docs.rs"]
 pub mod docs;
+pub mod echo;
 pub mod fs_util;
 pub mod http;
 pub mod init;

@@ -129,6 +129,17 @@ impl Web {
     }
 }
 
+/// The HTML of the form with this id, up to its end.
+fn form_html<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no form {id}"));
+    let end = html[start..]
+        .find("</form>")
+        .map_or(html.len(), |e| start + e);
+    &html[start..end]
+}
+
 fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let at = html.find(marker).expect("a form with a CSRF field") + marker.len();
@@ -833,8 +844,9 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         "{}",
         r.body
     );
-    assert!(r.body.contains("<option value=\"school\" selected>"));
-    // A login already taken: the identifier is marked.
+    // A login already taken: the identifier is marked, the role chosen
+    // kept (in the new account's own form: other accounts' forms have
+    // their roles selected).
     let r = send_admin(
         "/utilisateurs",
         &[
@@ -849,6 +861,7 @@ fn every_route_for_every_role_in_and_out_of_scope() {
         "{}",
         r.body
     );
+    assert!(form_html(&r.body, "nouveau-compte").contains("<option value=\"auditor\" selected>"));
     assert!(
         r.body
             .contains(">departement:062\ncommune:062/Calais</textarea>")
@@ -971,6 +984,17 @@ fn every_route_for_every_role_in_and_out_of_scope() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("1 machine(s) retirée(s)"), "{}", r.body);
+    // Retiring it again from its page: said, nothing changed, and no link
+    // to a retire form the page no longer has.
+    let before = audit_len(&f);
+    let r = send_admin(
+        &format!("/machines/{m_out}/actions"),
+        &[("action", "retire")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("déjà retirée"), "{}", r.body);
+    assert!(!r.body.contains("href=\"#retrait\""));
+    assert_eq!(audit_len(&f), before);
     let before = audit_len(&f);
     let r = send_admin(
         &other_actions,
@@ -1109,7 +1133,7 @@ fn every_route_for_every_role_in_and_out_of_scope() {
     assert!(short.body.contains(
         "id=\"nouveau\" name=\"new\" autocomplete=\"new-password\" minlength=\"12\" required aria-invalid=\"true\""
     ));
-    assert!(!short.body.contains("court\""));
+    assert!(!short.body.contains("court\"") && !short.body.contains(gest_pw.as_str()));
     let label = web.post(
         "/compte/jetons",
         Some(&g1),

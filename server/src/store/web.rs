@@ -83,18 +83,23 @@ impl ScopeNode {
     /// Parses `level:value` (CLI and forms), e.g. `academie:Lille`,
     /// `commune:062/Calais`, `uai:0620056Z`. French message on error.
     pub fn parse(text: &str) -> Result<Self, String> {
+        let shown = |t: &str| crate::echo::quoted(t, 64);
         let (level, value) = text.trim().split_once(':').ok_or_else(|| {
             format!(
-                "périmètre « {text} » invalide : attendu niveau:valeur \
-                 (academie:Lille, departement:062, commune:062/Calais, uai:0620056Z)"
+                "périmètre « {} » invalide : attendu niveau:valeur \
+                 (academie:Lille, departement:062, commune:062/Calais, uai:0620056Z)",
+                shown(text)
             )
         })?;
         let level = ScopeLevel::parse(level.trim()).ok_or_else(|| {
-            format!("niveau « {level} » inconnu : academie, departement, commune ou uai")
+            format!(
+                "niveau « {} » inconnu : academie, departement, commune ou uai",
+                shown(level)
+            )
         })?;
         let value = value.trim();
         if value.is_empty() || value.chars().any(char::is_control) || value.len() > 200 {
-            return Err(format!("valeur de périmètre « {value} » invalide"));
+            return Err(format!("valeur de périmètre « {} » invalide", shown(value)));
         }
         let value = match level {
             ScopeLevel::Uai => Uai::parse(value)

@@ -655,6 +655,11 @@ pub async fn action(
                 .await?
         }
         "retire" => {
+            if m.row.status == MachineStatus::Retired {
+                // Its page has no retire form to correct (found by review).
+                let done = "Cette machine est déjà retirée de la flotte : rien n'a été modifié.";
+                return render(&state, &session, &m.row.id, Some(done)).await;
+            }
             if form.get("confirmer") != Some("oui") {
                 let error = "Pour retirer cette machine de la flotte, cochez la case de \
                              confirmation : le retrait est définitif. Rien n'a été modifié.";
@@ -679,7 +684,7 @@ pub async fn action(
                 let (state, session, id) = (&state, &session, &m.row.id);
                 async move {
                     // Shown again cut short, as a name in the message is.
-                    let profile: String = typed.chars().take(200).collect();
+                    let profile = crate::echo::quoted(typed, 200);
                     let refusal = Refused::Exception {
                         profile: &profile,
                         include: a == "include",

@@ -36,12 +36,10 @@ pub async fn school_or_404(
 pub fn profile_name(text: &str) -> Result<String, WebError> {
     let t = text.trim();
     if !nird_proto::profile::is_slug(t) {
-        // Echoed cut short: a 3,000-character name made the page 29,000 px wide.
-        let shown: String = t.chars().take(64).collect();
-        let more = if t.chars().count() > 64 { "…" } else { "" };
         return Err(WebError::bad_request(format!(
-            "Nom de profil « {shown}{more} » invalide : lettres minuscules, chiffres et tirets \
-             simples, 64 caractères au plus."
+            "Nom de profil « {} » invalide : lettres minuscules, chiffres et tirets \
+             simples, 64 caractères au plus.",
+            crate::echo::quoted(t, 64)
         )));
     }
     Ok(t.to_owned())
@@ -641,7 +639,7 @@ pub async fn token_create(
     );
     let refuse = |days_wrong, error| {
         // Shown again cut short: the fields hold numbers.
-        let cut = |t: &str| t.chars().take(12).collect::<String>();
+        let cut = |t: &str| crate::echo::quoted(t, 12);
         let (state, session, school) = (&state, &session, &school);
         async move {
             let (uses, days) = (cut(uses_typed), cut(days_typed));
@@ -743,10 +741,12 @@ pub async fn assign(
     let refuse = |error: String| {
         let (state, session, school) = (&state, &session, &school);
         async move {
-            // Shown again cut short, as a name in the message is.
-            let profiles: String = typed.chars().take(4_000).collect();
+            // Shown again cut short between names: 100 names of 64
+            // characters fit (found by review: cut at 4,000 characters, the
+            // last name could come back cut into another valid name).
+            let profiles = crate::echo::form_value(typed, 8_000);
             let refusal = Refused::Assign {
-                profiles: &profiles,
+                profiles,
                 error: &error,
             };
             render_refused(state, session, school, refusal).await

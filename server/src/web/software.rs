@@ -318,6 +318,47 @@ fn hits_in(text: &str, f: &str) -> Option<Vec<(String, String, String)>> {
     )
 }
 
+/// Files `hits` under each of `machines`.
+fn add_hits<'r>(
+    found: &mut BTreeMap<String, Versions<'r>>,
+    hits: Vec<(String, String, String)>,
+    machines: &[&'r MachineRow],
+) {
+    for (name, version, arch) in hits {
+        found
+            .entry(name)
+            .or_default()
+            .entry((version, arch))
+            .or_default()
+            .extend(machines);
+    }
+}
+
+/// A stored list's findings.
+enum ListHits {
+    /// Read: its hits, `None` when it cannot be parsed.
+    Read(Option<Vec<(String, String, String)>>),
+    /// No such list (any more).
+    Gone,
+}
+
+/// The hits of `wanted` in stored list `hash`, parsed on the blocking pool
+/// (a 250 KB list is CPU work).
+async fn list_hits(
+    store: &dyn crate::store::Store,
+    hash: &str,
+    wanted: String,
+) -> Result<ListHits, WebError> {
+    let Some(text) = store.software_list(hash).await? else {
+        return Ok(ListHits::Gone);
+    };
+    let hits = tokio::task::spawn_blocking(move || hits_in(&text, &wanted))
+        .await
+        .ok()
+        .flatten();
+    Ok(ListHits::Read(hits))
+}
+
 /// One package name's findings in a school: version (and architecture) →
 /// machines that have it.
 type Versions<'a> = BTreeMap<(String, String), Vec<&'a MachineRow>>;
@@ -371,33 +412,40 @@ pub async fn school(
             by_list.into_iter().unzip();
         let lists = futures_util::stream::iter(hashes.into_iter().map(|hash| {
             let (store, wanted) = (state.store.clone(), f.to_owned());
-            async move {
-                let text = store.software_list(&hash).await?;
-                let hits = tokio::task::spawn_blocking(move || {
-                    text.as_deref().and_then(|t| hits_in(t, &wanted))
-                })
-                .await
-                .ok()
-                .flatten();
-                Ok::<_, WebError>(hits)
-            }
+            async move { list_hits(store.as_ref(), &hash, wanted).await }
         }))
         .buffered(LISTS_AT_ONCE)
         .collect::<Vec<_>>()
         .await;
         for (hits, machines) in lists.into_iter().zip(machines_of) {
-            let Some(hits) = hits? else {
-                without_list.extend(machines.into_iter().cloned());
-                continue;
-            };
-            searched += machines.len();
-            for (name, version, arch) in hits {
-                found
-                    .entry(name)
-                    .or_default()
-                    .entry((version, arch))
-                    .or_default()
-                    .extend(&machines);
+            match hits? {
+                ListHits::Read(Some(hits)) => {
+                    searched += machines.len();
+                    add_hits(&mut found, hits, &machines);
+                }
+                ListHits::Read(None) => without_list.extend(machines.into_iter().cloned()),
+                // Replaced by a check-in since its machines were read (found
+                // by review: they read « sans liste »): each read again.
+                ListHits::Gone => {
+                    for row in machines {
+                        let again = match latest_list(&state, &row.id).await? {
+                            LatestList::Stored(hash) => {
+                                match list_hits(state.store.as_ref(), &hash, f.to_owned()).await? {
+                                    ListHits::Read(hits) => hits,
+                                    ListHits::Gone => None,
+                                }
+                            }
+                            LatestList::NoInventory | LatestList::Inline(_) => None,
+                        };
+                        match again {
+                            Some(hits) => {
+                                searched += 1;
+                                add_hits(&mut found, hits, &[row]);
+                            }
+                            None => without_list.push(row.clone()),
+                        }
+                    }
+                }
             }
         }
         // The table lists machines by name, whatever list they had.

@@ -294,6 +294,10 @@ pub async fn create(
     let typed = form.get("login").unwrap_or("");
     let scope = form.get("scope").unwrap_or("");
     let role = parse_role(form.get("role"));
+    // Shown back cut short (found by review: a refused page could quote
+    // a whole 256 KiB form).
+    let typed_shown = crate::echo::quoted(typed, 100);
+    let scope_shown = crate::echo::form_value(scope, 8_000);
     // A refused form is shown again with what was typed, the field in error
     // marked (found by review: the error page lost the scope's lines).
     let refuse = |field, e: WebError, role: Option<Role>| {
@@ -304,9 +308,9 @@ pub async fn create(
             };
             let draft = Draft {
                 account: None,
-                login: typed,
+                login: &typed_shown,
                 role,
-                scope,
+                scope: scope_shown,
                 field,
                 error,
             };
@@ -365,6 +369,7 @@ pub async fn set_role(
 ) -> WebResult {
     admin_only(&session)?;
     let scope = form.get("scope").unwrap_or("");
+    let scope_shown = crate::echo::form_value(scope, 8_000);
     let refuse = |field, e: WebError, role: Option<Role>| {
         let (state, session, login) = (&state, &session, &login);
         async move {
@@ -379,7 +384,7 @@ pub async fn set_role(
                 account: Some(login),
                 login,
                 role,
-                scope,
+                scope: scope_shown,
                 field,
                 error,
             };
