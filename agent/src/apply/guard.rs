@@ -202,6 +202,23 @@ impl MaintenanceWindows {
         }
         best
     }
+
+    /// How long from `now` until the next window opens, in the machine's
+    /// local time (`offset`): `None` when one is open now or none comes
+    /// within a week.
+    pub fn until_next_opening(
+        &self,
+        offset: time::UtcOffset,
+        now: time::OffsetDateTime,
+    ) -> Option<std::time::Duration> {
+        let local = now.to_offset(offset);
+        let local = PrimitiveDateTime::new(local.date(), local.time());
+        if self.contains(local) {
+            return None;
+        }
+        let opening = self.next_opening(local)?.assume_offset(offset);
+        std::time::Duration::try_from(opening - now).ok()
+    }
 }
 
 impl TryFrom<Vec<String>> for MaintenanceWindows {
@@ -357,6 +374,28 @@ fn session_gone(e: &zbus::Error) -> bool {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn the_wait_until_the_next_window_is_in_local_time() {
+        let w = MaintenanceWindows::default();
+        let paris = time::UtcOffset::from_hms(1, 0, 0).unwrap();
+        // Monday 10:00 in Paris (09:00 UTC): lunch opens in 2 hours.
+        let now = datetime!(2026-11-23 09:00 UTC);
+        assert_eq!(
+            w.until_next_opening(paris, now),
+            Some(std::time::Duration::from_secs(2 * 3600))
+        );
+        // Inside the window, nothing to wait for.
+        assert_eq!(
+            w.until_next_opening(paris, datetime!(2026-11-23 11:15 UTC)),
+            None
+        );
+        // Friday 14:00: the evening window at 18:00.
+        assert_eq!(
+            w.until_next_opening(paris, datetime!(2026-11-27 13:00 UTC)),
+            Some(std::time::Duration::from_secs(4 * 3600))
+        );
+    }
 
     #[test]
     fn default_windows_cover_lunch_evening_and_weekend() {

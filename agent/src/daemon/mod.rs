@@ -21,6 +21,9 @@
 //! check-in, oldest first) or the server asked for the inventory; after a network
 //! failure or a 5xx, exponential backoff from 30 s up to a cap (1 h by
 //! default), jittered; after a refusal (401 / 403 / TLS), the normal interval.
+//! While a plan waits for a maintenance window, the next cycle comes no
+//! later than the window's opening (plus the jitter and up to 5 minutes of
+//! spread).
 //!
 //! The server's word is bounded, not trusted: a reply assigning more than
 //! `MAX_ASSIGNED` releases is refused as a server error (nothing acked,
@@ -52,6 +55,10 @@ use crate::paths::AgentPaths;
 use crate::spool::{Spool, SpoolError, SpoolLimits};
 use crate::status::{ApplyMemo, DaemonStatus};
 use crate::transport::{Transport, TransportError};
+
+/// After a plan was deferred, how far past the window's opening the
+/// machines of a school spread their retries (seconds).
+const WINDOW_SPREAD_SECS: u64 = 300;
 
 /// Interval used before the server has said anything (the product default).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -353,7 +360,9 @@ impl Agent {
                         }
                     }
                 }
-                CycleResult::Delivered { next }
+                CycleResult::Delivered {
+                    next: self.sooner_for_deferred(next, now),
+                }
             }
             Err(e) => self.after_failure(e, now),
         };
@@ -362,6 +371,35 @@ impl Agent {
             tracing::error!(error = %e, "cannot write status file");
         }
         result
+    }
+
+    /// A plan waiting for a maintenance window is tried again when the
+    /// window opens, if that comes before the next check-in (found by
+    /// review: it waited for a check-in, which a long interval could put
+    /// past the window). Opening time plus the jitter the loop may take
+    /// off, plus a spread so that a school's machines do not all start at
+    /// once.
+    fn sooner_for_deferred(&self, next: Duration, now: time::OffsetDateTime) -> Duration {
+        let deferred = self
+            .status
+            .last_apply
+            .outcomes
+            .values()
+            .any(|o| o.outcome == nird_proto::api::ApplyOutcome::Deferred);
+        if !deferred {
+            return next;
+        }
+        let Ok(windows) = self.config.maintenance.parsed() else {
+            return next;
+        };
+        let offset = crate::apply::guard::local_offset(&self.paths, now);
+        match windows.until_next_opening(offset, now) {
+            Some(until) => {
+                let spread = Duration::from_secs(rand::random_range(0..=WINDOW_SPREAD_SECS));
+                next.min(until + Duration::from_secs(self.config.jitter_secs) + spread)
+            }
+            None => next,
+        }
     }
 
     /// Collects the inventory and spools it if its hash changed since what
