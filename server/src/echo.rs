@@ -12,15 +12,20 @@ pub fn quoted(text: &str, max: usize) -> String {
     }
 }
 
-/// `text` cut to at most `max` characters at the last separator (space,
-/// comma, line break) before the cut, so that a list shown back in its
-/// form never ends with half a name, which would read as another name.
-pub fn form_value(text: &str, max: usize) -> &str {
+/// What separates the names of a profile list (as the form reads it).
+pub const NAME_SEPARATORS: &[char] = &[' ', ',', '\n', '\r', '\t'];
+/// What separates the nodes of a scope: a commune may hold spaces.
+pub const LINE_SEPARATORS: &[char] = &[',', '\n', '\r'];
+
+/// `text` cut to at most `max` characters at the last of `separators`
+/// before the cut, so that a list shown back in its form never ends with
+/// half an item, which would read as another one.
+pub fn form_value<'t>(text: &'t str, max: usize, separators: &[char]) -> &'t str {
     let Some((at, _)) = text.char_indices().nth(max) else {
         return text;
     };
     let head = &text[..at];
-    match head.rfind([' ', ',', '\n', '\r', '\t']) {
+    match head.rfind(separators) {
         Some(sep) => &head[..sep],
         None => "",
     }
@@ -37,13 +42,20 @@ mod tests {
     }
 
     #[test]
-    fn form_values_are_cut_between_names() {
-        assert_eq!(form_value("nird-base primtux", 100), "nird-base primtux");
-        assert_eq!(form_value("nird-base primtux", 12), "nird-base");
+    fn form_values_are_cut_between_items() {
+        let names = NAME_SEPARATORS;
         assert_eq!(
-            form_value("nird-base,primtux,extra", 20),
+            form_value("nird-base primtux", 100, names),
+            "nird-base primtux"
+        );
+        assert_eq!(form_value("nird-base primtux", 12, names), "nird-base");
+        assert_eq!(
+            form_value("nird-base,primtux,extra", 20, names),
             "nird-base,primtux"
         );
-        assert_eq!(form_value("un-seul-nom-tres-long", 5), "");
+        assert_eq!(form_value("un-seul-nom-tres-long", 5, names), "");
+        // A commune keeps its spaces.
+        let scope = "uai:0620056Z\ncommune:062/Le Portel";
+        assert_eq!(form_value(scope, 30, LINE_SEPARATORS), "uai:0620056Z");
     }
 }

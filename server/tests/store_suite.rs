@@ -17,8 +17,8 @@ use nird_server::store::web::{
     AuditQuery, LoginFailures, MachineQuery, NewSession, ProfileState, Scope, ScopeNode,
 };
 use nird_server::store::{
-    Checkin, NewMachine, NewRelease, NewToken, NewUser, PgStore, PublishOutcome, Role, School,
-    SchoolKind, SqliteStore, Store, StoreError, TokenProblem,
+    Checkin, NewIndex, NewKeyring, NewMachine, NewRelease, NewToken, NewUser, PgStore,
+    PublishOutcome, Role, School, SchoolKind, SqliteStore, Store, StoreError, TokenProblem,
 };
 use serde_json::json;
 
@@ -1198,5 +1198,84 @@ fn concurrent_check_ins_are_each_answered_after_their_commit() {
             assert_eq!(m.checkins, ok[i], "{id}");
             assert_eq!(store.reports(id).await.unwrap().len() as u64, ok[i]);
         }
+    });
+}
+
+/// A release the newest index pins, then revoked by a keyring: its profile
+/// is no longer given, nor are the profiles only it included (found by
+/// review: the closure followed the revoked release's includes), and the
+/// dashboard reads « aucun profil », as the closure says.
+#[test]
+fn a_revoked_pinned_release_gives_nothing_not_even_its_includes() {
+    on_both(|store, _| async move {
+        let token = school_and_token(&store, 10, false).await;
+        enroll(&store, &token, "m1").await.unwrap();
+        let release = |name: &str, includes: Vec<String>| NewRelease {
+            name: name.into(),
+            version: 1,
+            bytes: format!("[profile]\nname = \"{name}\"\nversion = 1\n").into_bytes(),
+            minisig: "untrusted comment: test\n".into(),
+            blobs: vec![],
+            includes,
+            signed_by: "cle".into(),
+        };
+        let (a, b) = (
+            release("salle", vec!["base".into()]),
+            release("base", vec![]),
+        );
+        let entries = [&a, &b]
+            .iter()
+            .map(|r| (r.name.clone(), 1, nird_proto::hash::sha256_hex(&r.bytes)))
+            .collect();
+        for r in [b.clone(), a.clone()] {
+            store.publish_release("test", r).await.unwrap();
+        }
+        store
+            .publish_index(
+                "test",
+                NewIndex {
+                    version: 1,
+                    bytes: b"index".to_vec(),
+                    signature: "s".into(),
+                    expires: "2099-01-01".into(),
+                    entries,
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .assign_school("test", &uai(), vec!["salle".into()])
+            .await
+            .unwrap();
+        let names = |c: Vec<ProfileRef>| c.into_iter().map(|p| p.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(store.assigned_closure("m1").await.unwrap()),
+            ["base", "salle"]
+        );
+        store
+            .publish_keyring(
+                "test",
+                NewKeyring {
+                    version: 1,
+                    bytes: b"keyring".to_vec(),
+                    signatures: "s".into(),
+                    key_ids: vec![],
+                    expires: "2099-01-01".into(),
+                    revoke: vec![ProfileRef {
+                        name: "salle".into(),
+                        version: 1,
+                    }],
+                },
+            )
+            .await
+            .unwrap();
+        assert!(store.assigned_closure("m1").await.unwrap().is_empty());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let m1 = store
+            .machine_in(&Scope::All, "m1", now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m1.row.profile, ProfileState::Unassigned);
     });
 }

@@ -327,7 +327,13 @@ pub enum SessionsError {
 
 /// The active graphical user sessions, from logind on `bus`.
 pub fn graphical_sessions(bus: &Bus) -> Result<Vec<OpenSession>, SessionsError> {
-    let conn = systemd::connect(bus).map_err(SessionsError::NoBus)?;
+    // Only a bus whose socket does not exist is « no bus »: one restarting,
+    // full or refusing us may serve a desktop (found by review).
+    let conn = systemd::connect_or_absent(bus).map_err(|e| match e {
+        None => SessionsError::NoBus("aucun bus D-Bus pour cette racine".to_owned()),
+        Some(e) if systemd::bus_absent(&e) => SessionsError::NoBus(e.to_string()),
+        Some(e) => SessionsError::Unknown(format!("bus D-Bus injoignable : {e}")),
+    })?;
     let err = |e: zbus::Error| SessionsError::Unknown(format!("logind : {e}"));
     let manager = LoginManagerProxy::new(&conn).map_err(err)?;
     let mut open = Vec::new();

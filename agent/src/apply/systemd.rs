@@ -35,15 +35,31 @@ pub enum Bus {
 
 /// Connects to `bus`.
 pub fn connect(bus: &Bus) -> Result<zbus::blocking::Connection, String> {
-    let conn = match bus {
-        Bus::System => zbus::blocking::Connection::system(),
+    connect_or_absent(bus).map_err(|e| match e {
+        Some(e) => format!("bus D-Bus injoignable : {e}"),
+        None => "aucun bus D-Bus pour cette racine (systemd injoignable)".to_owned(),
+    })
+}
+
+/// Connects to `bus`; the error is `None` for [`Bus::None`].
+pub fn connect_or_absent(bus: &Bus) -> Result<zbus::blocking::Connection, Option<zbus::Error>> {
+    match bus {
+        Bus::System => zbus::blocking::Connection::system().map_err(Some),
         Bus::Address(addr) => zbus::blocking::connection::Builder::address(addr.as_str())
-            .and_then(|b| b.method_timeout(Duration::from_secs(60)).build()),
-        Bus::None => {
-            return Err("aucun bus D-Bus pour cette racine (systemd injoignable)".to_owned());
-        }
+            .and_then(|b| b.method_timeout(Duration::from_secs(60)).build())
+            .map_err(Some),
+        Bus::None => Err(None),
+    }
+}
+
+/// Whether a connection error says there is no bus at all (its socket does
+/// not exist), rather than a bus that failed to answer.
+pub fn bus_absent(e: &zbus::Error) -> bool {
+    let io = match e {
+        zbus::Error::Connection(io, _) | zbus::Error::InputOutput(io) => io,
+        _ => return false,
     };
-    conn.map_err(|e| format!("bus D-Bus injoignable : {e}"))
+    io.kind() == std::io::ErrorKind::NotFound
 }
 
 /// The `a(sss)` list of symlink changes unit-file methods return.

@@ -22,8 +22,8 @@
 //! failure or a 5xx, exponential backoff from 30 s up to a cap (1 h by
 //! default), jittered; after a refusal (401 / 403 / TLS), the normal interval.
 //! While a plan waits for a maintenance window, the next cycle comes no
-//! later than the window's opening (plus the jitter and up to 5 minutes of
-//! spread).
+//! later than the window's opening (plus up to 5 minutes of spread, no
+//! jitter).
 //!
 //! The server's word is bounded, not trusted: a reply assigning more than
 //! `MAX_ASSIGNED` releases is refused as a server error (nothing acked,
@@ -217,6 +217,8 @@ pub struct Agent {
     reexec: Option<std::path::PathBuf>,
     /// A replaced executable that did not answer: not tried again.
     refused_binary: Option<std::path::PathBuf>,
+    /// The next cycle is a maintenance window's opening, for a deferred plan.
+    window_wake: bool,
 }
 
 /// What a check-in carries from the spool.
@@ -257,6 +259,7 @@ impl Agent {
             cancel: Arc::new(AtomicBool::new(false)),
             reexec: None,
             refused_binary: None,
+            window_wake: false,
         })
     }
 
@@ -376,16 +379,21 @@ impl Agent {
     /// A plan waiting for a maintenance window is tried again when the
     /// window opens, if that comes before the next check-in (found by
     /// review: it waited for a check-in, which a long interval could put
-    /// past the window). Opening time plus the jitter the loop may take
-    /// off, plus a spread so that a school's machines do not all start at
-    /// once.
-    fn sooner_for_deferred(&self, next: Duration, now: time::OffsetDateTime) -> Duration {
-        let deferred = self
-            .status
-            .last_apply
-            .outcomes
-            .values()
-            .any(|o| o.outcome == nird_proto::api::ApplyOutcome::Deferred);
+    /// past the window): at the opening plus a spread of up to
+    /// [`WINDOW_SPREAD_SECS`], so that a school's machines do not all start
+    /// at once, and without the loop's jitter, which could carry it past a
+    /// short window ([`Agent::waits_for_window`]). Only releases assigned
+    /// now count: one deferred and then withdrawn waits for nothing.
+    fn sooner_for_deferred(&mut self, next: Duration, now: time::OffsetDateTime) -> Duration {
+        self.window_wake = false;
+        let deferred = self.status.last_apply.outcomes.iter().any(|(name, o)| {
+            o.outcome == nird_proto::api::ApplyOutcome::Deferred
+                && self
+                    .status
+                    .assigned
+                    .iter()
+                    .any(|a| a.name == *name && a.version == o.version)
+        });
         if !deferred {
             return next;
         }
@@ -394,12 +402,18 @@ impl Agent {
         };
         let offset = crate::apply::guard::local_offset(&self.paths, now);
         match windows.until_next_opening(offset, now) {
-            Some(until) => {
-                let spread = Duration::from_secs(rand::random_range(0..=WINDOW_SPREAD_SECS));
-                next.min(until + Duration::from_secs(self.config.jitter_secs) + spread)
+            Some(until) if until < next => {
+                self.window_wake = true;
+                until + Duration::from_secs(rand::random_range(0..=WINDOW_SPREAD_SECS))
             }
-            None => next,
+            _ => next,
         }
+    }
+
+    /// Whether the next cycle is a maintenance window's opening
+    /// ([`Agent::sooner_for_deferred`]): the loop does not jitter it.
+    pub fn waits_for_window(&self) -> bool {
+        self.window_wake
     }
 
     /// Collects the inventory and spools it if its hash changed since what
@@ -951,7 +965,11 @@ pub async fn run(
             None => {}
         }
         let wait = match &result {
-            CycleResult::Delivered { next } if *next > FOLLOW_UP_DELAY => agent.jittered(*next),
+            CycleResult::Delivered { next }
+                if *next > FOLLOW_UP_DELAY && !agent.waits_for_window() =>
+            {
+                agent.jittered(*next)
+            }
             other => other.wait(),
         };
         // Wait, staying responsive to control messages and the watchdog.

@@ -535,7 +535,8 @@ fn assigned_closure(
              UNION SELECT profile_name FROM machine_overrides WHERE machine_id = ?2 AND include = 1
              UNION SELECT i.name FROM wanted w
                JOIN release_includes i ON i.release_id = (
-                 SELECT id FROM profile_releases WHERE name = w.name AND version = COALESCE(
+                 SELECT id FROM profile_releases WHERE name = w.name AND revoked_at IS NULL
+                   AND version = COALESCE(
                    (SELECT e.version FROM index_entries e, current_index c
                     WHERE e.index_version = c.v AND e.name = w.name),
                    (SELECT MAX(version) FROM profile_releases

@@ -744,7 +744,7 @@ pub async fn assign(
             // Shown again cut short between names: 100 names of 64
             // characters fit (found by review: cut at 4,000 characters, the
             // last name could come back cut into another valid name).
-            let profiles = crate::echo::form_value(typed, 8_000);
+            let profiles = crate::echo::form_value(typed, 8_000, crate::echo::NAME_SEPARATORS);
             let refusal = Refused::Assign {
                 profiles,
                 error: &error,

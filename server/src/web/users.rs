@@ -297,7 +297,7 @@ pub async fn create(
     // Shown back cut short (found by review: a refused page could quote
     // a whole 256 KiB form).
     let typed_shown = crate::echo::quoted(typed, 100);
-    let scope_shown = crate::echo::form_value(scope, 8_000);
+    let scope_shown = crate::echo::form_value(scope, 8_000, crate::echo::LINE_SEPARATORS);
     // A refused form is shown again with what was typed, the field in error
     // marked (found by review: the error page lost the scope's lines).
     let refuse = |field, e: WebError, role: Option<Role>| {
@@ -369,7 +369,7 @@ pub async fn set_role(
 ) -> WebResult {
     admin_only(&session)?;
     let scope = form.get("scope").unwrap_or("");
-    let scope_shown = crate::echo::form_value(scope, 8_000);
+    let scope_shown = crate::echo::form_value(scope, 8_000, crate::echo::LINE_SEPARATORS);
     let refuse = |field, e: WebError, role: Option<Role>| {
         let (state, session, login) = (&state, &session, &login);
         async move {

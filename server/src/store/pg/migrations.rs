@@ -510,7 +510,8 @@ WITH RECURSIVE
       WHERE o.machine_id = p_machine AND o.include = 1
     UNION SELECT i.name FROM wanted w
       JOIN release_includes i ON i.release_id = (
-        SELECT r.id FROM profile_releases r WHERE r.name = w.n AND r.version = COALESCE(
+        SELECT r.id FROM profile_releases r WHERE r.name = w.n AND r.revoked_at IS NULL
+          AND r.version = COALESCE(
           (SELECT e.version FROM index_entries e, current_index c
            WHERE e.index_version = c.v AND e.name = w.n),
           (SELECT MAX(r2.version) FROM profile_releases r2
