@@ -11,15 +11,12 @@
 //! the client discards what it reads — sampled every 5 ms during the
 //! export). Prints the median and 95th percentile of each page.
 
-use std::io::Read as _;
+mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nird_proto::uai::Uai;
-use nird_server::data_dir::DataDir;
-use nird_server::http::{ServeConfig, run};
-use nird_server::init::{InitOptions, InitOutcome, init};
 
 const SCHOOLS: usize = 2_000;
 const MACHINES: usize = 100_000;
@@ -188,21 +185,12 @@ fn rss_kib() -> u64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = DataDir::new(tmp.path().join("data"));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let InitOutcome::Created { admin_password, .. } = rt.block_on(init(&InitOptions {
-        data_dir: dir.clone(),
-        hostnames: vec![],
-        keyring: None,
-        database: None,
-    }))?
-    else {
-        anyhow::bail!("fresh directory expected");
-    };
+    let common::Fresh {
+        tmp: _tmp,
+        dir,
+        admin_password,
+        rt,
+    } = common::fresh()?;
     let t = Instant::now();
     let machine_id = populate(&dir.database())?;
     println!(
@@ -210,58 +198,8 @@ fn main() -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let config = ServeConfig::from_data_dir(&dir, None, None)?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(run(listener, config, async {
-        let _ = stop_rx.await;
-    }));
-
-    let pem = std::fs::read(dir.ca_cert())?;
-    let cert = ureq::tls::Certificate::from_pem(&pem)?;
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
-        .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
-    let base = format!("https://127.0.0.1:{}", addr.port());
-    let login = agent
-        .post(format!("{base}/connexion"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send(format!("login=admin&password={admin_password}"))?;
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("login failed: {}", login.status()))?;
-    // Downloads `path`, discarding the body (counting its lines).
-    let get = |path: &str| -> anyhow::Result<(Duration, u64, u64)> {
-        let t = Instant::now();
-        let mut r = agent
-            .get(format!("{base}{path}"))
-            .header("cookie", &cookie)
-            .call()?;
-        anyhow::ensure!(r.status() == 200, "{path}: {}", r.status());
-        let mut reader = r.body_mut().with_config().limit(u64::MAX).reader();
-        let mut buf = vec![0u8; 64 * 1024];
-        let (mut bytes, mut lines) = (0u64, 0u64);
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            bytes += n as u64;
-            lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
-        }
-        Ok((t.elapsed(), bytes, lines))
-    };
+    let dashboard = common::serve_logged_in(&rt, &dir, &admin_password)?;
+    let get = |path: &str| dashboard.stream(path);
     let year = time::OffsetDateTime::now_utc().year();
     for (name, path) in [
         (
@@ -321,7 +259,5 @@ fn main() -> anyhow::Result<()> {
         before / 1024,
         peak.load(Ordering::Relaxed).saturating_sub(before) as f64 / 1024.0
     );
-    let _ = stop_tx.send(());
-    rt.block_on(server)??;
-    Ok(())
+    dashboard.stop(&rt)
 }

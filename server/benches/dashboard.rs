@@ -16,8 +16,6 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use nird_proto::uai::Uai;
-use nird_server::data_dir::DataDir;
-use nird_server::init::{InitOptions, InitOutcome, init};
 
 const SCHOOLS: usize = 2_000;
 const MACHINES: usize = 100_000;
@@ -183,21 +181,12 @@ fn stats(name: &str, mut samples: Vec<Duration>, out: &mut String) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = DataDir::new(tmp.path().join("data"));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let InitOutcome::Created { admin_password, .. } = rt.block_on(init(&InitOptions {
-        data_dir: dir.clone(),
-        hostnames: vec![],
-        keyring: None,
-        database: None,
-    }))?
-    else {
-        anyhow::bail!("fresh directory expected");
-    };
+    let common::Fresh {
+        tmp: _tmp,
+        dir,
+        admin_password,
+        rt,
+    } = common::fresh()?;
     let t = Instant::now();
     let (big_uai, machine_id) = populate(&dir.database())?;
     println!(

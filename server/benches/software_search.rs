@@ -17,8 +17,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use nird_proto::hash::{CanonicalObject, canonical_json};
-use nird_server::data_dir::DataDir;
-use nird_server::init::{InitOptions, InitOutcome, init};
 use nird_server::store::NewMachine;
 
 const MACHINES: usize = 300;
@@ -87,21 +85,12 @@ fn stats(name: &str, mut samples: Vec<Duration>) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = DataDir::new(tmp.path().join("data"));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let InitOutcome::Created { admin_password, .. } = rt.block_on(init(&InitOptions {
-        data_dir: dir.clone(),
-        hostnames: vec![],
-        keyring: None,
-        database: None,
-    }))?
-    else {
-        anyhow::bail!("fresh directory expected");
-    };
+    let common::Fresh {
+        tmp: _tmp,
+        dir,
+        admin_password,
+        rt,
+    } = common::fresh()?;
     let t = Instant::now();
     let first = rt.block_on(async {
         let store = nird_server::store::open(&dir.database(), None).await?;

@@ -1,12 +1,52 @@
-//! What the dashboard benches share: the server of a data directory served
-//! on 127.0.0.1:0 over TLS in-process, an admin logged in from a client on
+//! What the dashboard benches share: a fresh data directory (`init`) and a
+//! runtime of 2 workers, the server of that directory served on
+//! 127.0.0.1:0 over TLS in-process, an admin logged in from a client on
 //! loopback, and timed page downloads.
 #![allow(dead_code)] // each bench uses a subset
 
+use std::io::Read as _;
 use std::time::{Duration, Instant};
 
 use nird_server::data_dir::DataDir;
 use nird_server::http::{ServeConfig, run};
+use nird_server::init::{InitOptions, InitOutcome, init};
+
+/// A fresh data directory, made by `init` on SQLite.
+pub struct Fresh {
+    /// Keeps the directory alive.
+    pub tmp: tempfile::TempDir,
+    /// The data directory.
+    pub dir: DataDir,
+    /// The admin's generated password.
+    pub admin_password: String,
+    /// A runtime of 2 workers (the machine's cores).
+    pub rt: tokio::runtime::Runtime,
+}
+
+/// Initialises a data directory in a temporary directory.
+pub fn fresh() -> anyhow::Result<Fresh> {
+    let tmp = tempfile::tempdir()?;
+    let dir = DataDir::new(tmp.path().join("data"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let InitOutcome::Created { admin_password, .. } = rt.block_on(init(&InitOptions {
+        data_dir: dir.clone(),
+        hostnames: vec![],
+        keyring: None,
+        database: None,
+    }))?
+    else {
+        anyhow::bail!("fresh directory expected");
+    };
+    Ok(Fresh {
+        tmp,
+        dir,
+        admin_password,
+        rt,
+    })
+}
 
 /// A served data directory and an admin session on it.
 pub struct Dashboard {
@@ -86,6 +126,30 @@ impl Dashboard {
         let elapsed = t.elapsed();
         anyhow::ensure!(r.status() == 200, "{path}: {}", r.status());
         Ok((elapsed, body))
+    }
+
+    /// Downloads `path` with the admin's session without keeping the body
+    /// (an export may be hundreds of MB): time taken, bytes and lines.
+    pub fn stream(&self, path: &str) -> anyhow::Result<(Duration, u64, u64)> {
+        let t = Instant::now();
+        let mut r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .call()?;
+        anyhow::ensure!(r.status() == 200, "{path}: {}", r.status());
+        let mut reader = r.body_mut().with_config().limit(u64::MAX).reader();
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut bytes, mut lines) = (0u64, 0u64);
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            bytes += n as u64;
+            lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        }
+        Ok((t.elapsed(), bytes, lines))
     }
 
     /// Stops the server and waits for it.
