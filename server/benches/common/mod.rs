@@ -109,15 +109,19 @@ pub fn serve_logged_in(
 }
 
 impl Dashboard {
+    /// A GET of `path` with the admin's session.
+    fn call(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        self.agent
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .call()
+    }
+
     /// Downloads `path` with the admin's session: time taken and body
     /// (an error unless 200).
     pub fn get(&self, path: &str) -> anyhow::Result<(Duration, String)> {
         let t = Instant::now();
-        let mut r = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .call()?;
+        let mut r = self.call(path)?;
         let body = r
             .body_mut()
             .with_config()
@@ -132,11 +136,7 @@ impl Dashboard {
     /// (an export may be hundreds of MB): time taken, bytes and lines.
     pub fn stream(&self, path: &str) -> anyhow::Result<(Duration, u64, u64)> {
         let t = Instant::now();
-        let mut r = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .call()?;
+        let mut r = self.call(path)?;
         anyhow::ensure!(r.status() == 200, "{path}: {}", r.status());
         let mut reader = r.body_mut().with_config().limit(u64::MAX).reader();
         let mut buf = vec![0u8; 64 * 1024];
