@@ -5,7 +5,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use maud::{Markup, html};
 
-use super::layout::{FORM_ERROR_ID, csrf, date_time, form_error, html, notice, page_at, refused};
+use super::layout::{csrf, date_time, error_marks, form_error, html, notice, page_at, refused};
 use super::{FormData, WebResult, see_other};
 use crate::auth::{self, Session};
 use crate::http::AppState;
@@ -38,13 +38,7 @@ async fn render_page(
         Some(Refused::Token { label, error }) => (Some(error), Some(label)),
         _ => (None, None),
     };
-    let marks = |id: &str| {
-        if password_field == Some(id) {
-            (Some("true"), Some(FORM_ERROR_ID))
-        } else {
-            (None, None)
-        }
-    };
+    let marks = |id: &str| error_marks(password_field == Some(id));
     let body = html! {
         @if let Some(m) = message { (m) }
         @if let Some(e) = password_error {
@@ -103,8 +97,9 @@ async fn render_page(
         form method="post" action="/compte/jetons" id="nouveau-jeton-api" {
             (csrf(session))
             label for="jeton-libelle" { "Libellé du nouveau jeton" }
+            @let (invalid, described) = error_marks(token_error.is_some());
             input type="text" id="jeton-libelle" name="label" required maxlength="100" value=[label]
-                aria-invalid=[token_error.map(|_| "true")] aria-describedby=[token_error.map(|_| FORM_ERROR_ID)];
+                aria-invalid=[invalid] aria-describedby=[described];
             p { button type="submit" id="creer-jeton-api" { "Créer un jeton d'API" } }
         }
     };

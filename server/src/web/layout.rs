@@ -197,6 +197,16 @@ pub fn notice(text: &str) -> Markup {
 /// The id of [`form_error`]'s message, for the fields' `aria-describedby`.
 pub const FORM_ERROR_ID: &str = "erreur-formulaire";
 
+/// The `aria-invalid` and `aria-describedby` of a form field: set to mark
+/// it and point at [`form_error`]'s message when it is the one `wrong`.
+pub fn error_marks(wrong: bool) -> (Option<&'static str>, Option<&'static str>) {
+    if wrong {
+        (Some("true"), Some(FORM_ERROR_ID))
+    } else {
+        (None, None)
+    }
+}
+
 /// Why a form was refused, announced (`role="alert"`) at the top of the
 /// page, with a link to the form (`#form`), which is shown again with what
 /// was typed and its field in error marked (RGAA 11.10, 11.11).

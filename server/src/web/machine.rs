@@ -332,7 +332,6 @@ fn body(
         }) => (Some(*error), *profile, *include),
         _ => (None, "", true),
     };
-    let mark = |error: Option<&str>| error.map(|_| ("true", layout::FORM_ERROR_ID));
     let docs: Vec<(i64, Value)> = m
         .history
         .iter()
@@ -570,9 +569,9 @@ fn body(
                         legend { "Retirer de la flotte" }
                         p { "La machine ne recevra plus rien et ne comptera plus dans l'audit. C'est définitif : pour la reprendre, il faudra la réinscrire." }
                         p.check {
-                            @let marked = mark(retire_error);
+                            @let (invalid, described) = layout::error_marks(retire_error.is_some());
                             input type="checkbox" id="confirmer-retrait" name="confirmer" value="oui" required
-                                aria-invalid=[marked.map(|m| m.0)] aria-describedby=[marked.map(|m| m.1)];
+                                aria-invalid=[invalid] aria-describedby=[described];
                             label.check for="confirmer-retrait" { "Je confirme le retrait définitif de " (r.hostname) }
                         }
                         p { button.danger type="submit" id="action-retire" { "Retirer de la flotte" } }
@@ -584,9 +583,9 @@ fn body(
                 fieldset {
                     legend { "Dérogation de profil" }
                     label for="derogation-profil" { "Profil" }
-                    @let marked = mark(exception_error);
+                    @let (invalid, described) = layout::error_marks(exception_error.is_some());
                     input type="text" id="derogation-profil" name="profile" required value=(typed)
-                        aria-invalid=[marked.map(|m| m.0)] aria-describedby=[marked.map(|m| m.1)];
+                        aria-invalid=[invalid] aria-describedby=[described];
                     label for="derogation-action" { "Effet" }
                     select id="derogation-action" name="action" {
                         option value="include" selected[include] { "ajouter ce profil à cette machine" }

@@ -104,21 +104,14 @@ async fn render_page(
     message: Option<Markup>,
     refusal: Option<Refused<'_>>,
 ) -> WebResult {
-    let invalid = |wrong: bool| wrong.then_some(("true", layout::FORM_ERROR_ID));
-    let (token_error, uses_typed, days_typed, uses_mark, days_mark) = match &refusal {
+    let (token_error, uses_typed, days_typed, uses_wrong, days_wrong) = match &refusal {
         Some(Refused::Token {
             uses,
             days,
             days_wrong,
             error,
-        }) => (
-            Some(*error),
-            *uses,
-            *days,
-            invalid(!days_wrong),
-            invalid(*days_wrong),
-        ),
-        _ => (None, "30", "7", None, None),
+        }) => (Some(*error), *uses, *days, !days_wrong, *days_wrong),
+        _ => (None, "30", "7", false, false),
     };
     let (assign_error, profiles_typed) = match &refusal {
         Some(Refused::Assign { profiles, error }) => (Some(*error), Some(*profiles)),
@@ -400,12 +393,14 @@ async fn render_page(
                 (csrf(session))
                 fieldset {
                     legend { "Nouveau jeton" }
+                    @let (invalid, described) = layout::error_marks(uses_wrong);
                     label for="jeton-uses" { "Nombre d'inscriptions permises" }
                     input type="number" id="jeton-uses" name="uses" min="1" max="10000" value=(uses_typed) required
-                        aria-invalid=[uses_mark.map(|m| m.0)] aria-describedby=[uses_mark.map(|m| m.1)];
+                        aria-invalid=[invalid] aria-describedby=[described];
+                    @let (invalid, described) = layout::error_marks(days_wrong);
                     label for="jeton-jours" { "Valable (jours)" }
                     input type="number" id="jeton-jours" name="days" min="1" max="365" value=(days_typed) required
-                        aria-invalid=[days_mark.map(|m| m.0)] aria-describedby=[days_mark.map(|m| m.1)];
+                        aria-invalid=[invalid] aria-describedby=[described];
                     p { button type="submit" id="creer-jeton" { "Créer le jeton" } }
                 }
             }
@@ -420,11 +415,11 @@ async fn render_page(
         @if manage {
             form method="post" action={(base) "/profils"} id="affectations" {
                 (csrf(session))
+                @let (invalid, described) = layout::error_marks(assign_error.is_some());
                 label for="profils-liste" { "Profils affectés (séparés par des espaces ou des virgules)" }
                 input type="text" id="profils-liste" name="profiles" size="60"
                     value=(profiles_typed.map_or_else(|| assigned.join(" "), str::to_owned))
-                    aria-invalid=[assign_error.map(|_| "true")]
-                    aria-describedby=[assign_error.map(|_| layout::FORM_ERROR_ID)];
+                    aria-invalid=[invalid] aria-describedby=[described];
                 p { button type="submit" id="enregistrer-profils" { "Enregistrer les affectations" } }
             }
         }

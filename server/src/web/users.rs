@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use maud::{Markup, html};
 
 use super::layout::{
-    FORM_ERROR_ID, csrf, date, form_error, html, notice, page_at, refused, role_label,
+    csrf, date, error_marks, form_error, html, notice, page_at, refused, role_label,
 };
 use super::{FormData, WebError, WebResult, see_other};
 use crate::auth::Session;
@@ -147,11 +147,7 @@ impl Draft<'_> {
         account: Option<&str>,
         field: Field,
     ) -> (Option<&'static str>, Option<&'static str>) {
-        if self.account == account && self.field == field {
-            (Some("true"), Some(FORM_ERROR_ID))
-        } else {
-            (None, None)
-        }
+        error_marks(self.account == account && self.field == field)
     }
 }
 
