@@ -132,9 +132,7 @@ pub async fn change_password(
     let (current, new, confirm) = (raw("current"), raw("new"), raw("confirm"));
     // Under the login rate limit: a wrong current password is a failed
     // login of this account from this address.
-    let ip = addr.map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| {
-        a.0.0.ip()
-    });
+    let ip = super::addr_ip(addr.as_ref().map(|a| &a.0));
     let checked =
         auth::check_password(state.store.as_ref(), &session.user.login, &current, ip).await;
     // A refusal is said above the form, on the page itself (it was an

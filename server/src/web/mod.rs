@@ -285,9 +285,12 @@ pub fn router(state: AppState) -> Router<AppState> {
 
 /// The client's address (for rate limiting and the audit log).
 pub fn client_ip(req_ext: &axum::http::Extensions) -> IpAddr {
-    req_ext
-        .get::<ClientAddr>()
-        .map(|a| a.0.ip())
+    addr_ip(req_ext.get::<ClientAddr>())
+}
+
+/// The address of a connection's peer, as [`client_ip`] reads it.
+pub fn addr_ip(addr: Option<&ClientAddr>) -> IpAddr {
+    addr.map(|a| a.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
