@@ -51,7 +51,7 @@ fn name_filter(raw: Option<&str>) -> Result<Option<String>, WebError> {
         return Err(WebError::bad_request(format!(
             "Nom de logiciel « {} » invalide : lettres, chiffres et « + - . _ » seulement, \
              {MAX_FILTER_CHARS} caractères au plus.",
-            text.chars().take(MAX_FILTER_CHARS).collect::<String>()
+            crate::echo::quoted(text, MAX_FILTER_CHARS)
         )));
     }
     Ok(Some(text.to_ascii_lowercase()))
